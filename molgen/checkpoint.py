@@ -1,0 +1,78 @@
+"""Load a trained model for inference from a Lightning checkpoint, safely.
+
+Checkpoints are read with ``torch.load(weights_only=True)``: only tensors and
+plain Python containers are accepted, so a checkpoint can never execute code.
+Their ``state_dict`` holds the EMA weights (see ``molgen.training.train``).
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from molgen.diffusion import GaussianDiffusion
+from molgen.models import build_denoiser
+from molgen.training.module import build_diffusion
+
+_PREFIX = "denoiser."
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, or not a molgen checkpoint."""
+
+
+@dataclass
+class TrainedModel:
+    """A denoiser ready for sampling with the diffusion it was trained under.
+
+    Attributes:
+        denoiser: the network in eval mode, EMA weights loaded.
+        diffusion: forward process (schedule, which channels are diffused).
+        dataset_info: plain dict from training data (feature decoding,
+            node-count histogram, feature width).
+        path: where it was loaded from.
+    """
+
+    denoiser: torch.nn.Module
+    diffusion: GaussianDiffusion
+    dataset_info: dict
+    path: Path
+
+    def to(self, device: torch.device | str) -> "TrainedModel":
+        self.denoiser.to(device)
+        return self
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> TrainedModel:
+    """Read a molgen checkpoint; raises :class:`CheckpointError` with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"refusing to load {path}: not a PyTorch checkpoint, or it holds objects other than "
+            "tensors and plain containers (unpickling those could run code)"
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from err
+
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(hparams, dict) or not isinstance(state, dict) or "model" not in hparams:
+        raise CheckpointError(f"not a molgen checkpoint (no model hyperparameters or weights): {path}")
+
+    info = hparams["dataset_info"]
+    denoiser = build_denoiser(hparams["model"], in_node_dim=int(info["num_features"]))
+    weights = {k[len(_PREFIX):]: v for k, v in state.items() if k.startswith(_PREFIX)}
+    try:
+        denoiser.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint weights do not match its model config: {path}") from err
+    denoiser.eval().to(device)
+    return TrainedModel(denoiser, build_diffusion(hparams["diffusion"]), info, path)

@@ -1,0 +1,25 @@
+"""Domain-agnostic diffusion core: schedules, the Gaussian process, samplers."""
+
+from molgen.diffusion.gaussian import GaussianDiffusion, remove_mean, zero_com_noise
+from molgen.diffusion.samplers import AncestralSampler, Sampler, make_sampler
+from molgen.diffusion.schedules import (
+    CosineSchedule,
+    NoiseSchedule,
+    PolynomialSchedule,
+    make_schedule,
+    schedule_from_dict,
+)
+
+__all__ = [
+    "AncestralSampler",
+    "CosineSchedule",
+    "GaussianDiffusion",
+    "NoiseSchedule",
+    "PolynomialSchedule",
+    "Sampler",
+    "make_sampler",
+    "make_schedule",
+    "remove_mean",
+    "schedule_from_dict",
+    "zero_com_noise",
+]

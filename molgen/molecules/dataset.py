@@ -1,0 +1,207 @@
+"""In-memory datasets of 3D molecules in the PyG layout.
+
+:class:`MoleculeDataset` stores all atoms of all molecules in flat tensors
+(``pos`` [A, 3] Å, ``z`` [A], ``ptr`` [M + 1]) and serves each molecule as a
+``torch_geometric.data.Data``; dataset-specific loaders (QM9) build on it, and
+tests build tiny ones in code with :meth:`MoleculeDataset.from_lists`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from molgen.molecules.featurize import AtomFeaturizer
+
+
+class MoleculeDataset(torch.utils.data.Dataset):
+    """Molecules stored as concatenated atom arrays plus offsets.
+
+    Molecule ``i`` owns atoms ``ptr[i]:ptr[i+1]``. Positions are centred once at
+    construction so that every molecule has zero centroid (the unweighted mean of
+    atom positions, i.e. EDM's "centre of gravity"; the diffusion model lives in
+    this zero-mean subspace). Node features are precomputed once, so
+    ``__getitem__`` only slices.
+
+    Args:
+        pos: Float tensor [A, 3], atom positions in Å (A = total number of atoms).
+        z: Integer tensor [A], atomic numbers.
+        ptr: Integer tensor [M + 1], molecule offsets into the atom arrays
+            (``ptr[0] == 0``, non-decreasing, ``ptr[-1] == A``).
+        featurizer: Maps atomic numbers to node features ``h``.
+        smiles: Optional list of M SMILES strings (e.g. for novelty metrics).
+        remove_h: Drop hydrogen atoms before centring.
+
+    Raises:
+        ValueError: on inconsistent shapes, non-finite coordinates, empty
+            molecules or elements the featurizer does not support.
+    """
+
+    def __init__(
+        self,
+        pos: torch.Tensor,
+        z: torch.Tensor,
+        ptr: torch.Tensor,
+        *,
+        featurizer: AtomFeaturizer = AtomFeaturizer(),
+        smiles: Sequence[str] | None = None,
+        remove_h: bool = False,
+    ) -> None:
+        pos, z, ptr = _check_atom_arrays(pos, z, ptr)
+        if smiles is not None and len(smiles) != len(ptr) - 1:
+            raise ValueError(
+                f"got {len(smiles)} SMILES strings for {len(ptr) - 1} molecules"
+            )
+        if remove_h:
+            pos, z, ptr = _drop_hydrogens(pos, z, ptr)
+        counts = ptr.diff()
+        if (counts == 0).any():
+            empty = torch.nonzero(counts == 0).flatten()[:5].tolist()
+            raise ValueError(f"molecules without atoms at indices {empty} (first 5 shown)")
+
+        self.featurizer = featurizer
+        self._pos = _center_per_molecule(pos, counts)
+        self._z = z
+        self._h = featurizer.encode(z)
+        self._ptr = ptr
+        self._ptr_list: list[int] = ptr.tolist()  # Python ints: fastest slicing bounds
+        self._smiles = list(smiles) if smiles is not None else None
+
+    @staticmethod
+    def from_lists(
+        positions: Sequence[Any],
+        atomic_numbers: Sequence[Any],
+        *,
+        featurizer: AtomFeaturizer = AtomFeaturizer(),
+        smiles: Sequence[str] | None = None,
+        remove_h: bool = False,
+    ) -> MoleculeDataset:
+        """Build a dataset from per-molecule arrays.
+
+        Args:
+            positions: M array-likes of shape [n_i, 3] (Å).
+            atomic_numbers: M integer array-likes of shape [n_i].
+            featurizer, smiles, remove_h: as in the constructor.
+        """
+        if len(positions) != len(atomic_numbers):
+            raise ValueError(
+                f"got {len(positions)} position arrays but {len(atomic_numbers)} "
+                "atomic-number arrays"
+            )
+        if len(positions) == 0:
+            raise ValueError("cannot build a dataset from zero molecules")
+        pos_list = [torch.as_tensor(np.asarray(p, dtype=np.float64)) for p in positions]
+        z_list = [torch.as_tensor(np.asarray(a)) for a in atomic_numbers]
+        for i, (p, a) in enumerate(zip(pos_list, z_list)):
+            if p.dim() != 2 or p.shape[1] != 3 or a.dim() != 1 or len(a) != len(p):
+                raise ValueError(
+                    f"molecule {i}: positions must be [n, 3] and atomic numbers [n], got "
+                    f"{tuple(p.shape)} and {tuple(a.shape)}"
+                )
+        ptr = torch.zeros(len(pos_list) + 1, dtype=torch.long)
+        ptr[1:] = torch.tensor([len(p) for p in pos_list]).cumsum(0)
+        return MoleculeDataset(
+            torch.cat(pos_list),
+            torch.cat(z_list),
+            ptr,
+            featurizer=featurizer,
+            smiles=smiles,
+            remove_h=remove_h,
+        )
+
+    def __len__(self) -> int:
+        return len(self._ptr_list) - 1
+
+    def __getitem__(self, idx: int) -> Data:
+        """Molecule ``idx`` as ``Data(pos=[n, 3] Å, z=[n] long, h=[n, K+1], num_nodes=n)``."""
+        i = int(idx)
+        n_mol = len(self)
+        if not -n_mol <= i < n_mol:
+            raise IndexError(f"index {i} out of range for dataset of {n_mol} molecules")
+        i %= n_mol
+        a, b = self._ptr_list[i], self._ptr_list[i + 1]
+        # Clone so in-place edits by transforms cannot corrupt the shared arrays.
+        return Data(
+            pos=self._pos[a:b].clone(),
+            z=self._z[a:b].clone(),
+            h=self._h[a:b].clone(),
+            num_nodes=b - a,
+        )
+
+    @property
+    def num_atoms(self) -> torch.Tensor:
+        """LongTensor [M]: number of atoms of each molecule."""
+        return self._ptr.diff()
+
+    @property
+    def smiles(self) -> list[str] | None:
+        """SMILES of each molecule (None if the dataset was built without them)."""
+        return self._smiles
+
+    def num_atoms_histogram(self) -> torch.Tensor:
+        """LongTensor [max_n + 1]: entry n counts the molecules with n atoms."""
+        return torch.bincount(self.num_atoms)
+
+
+def _check_atom_arrays(
+    pos: torch.Tensor, z: torch.Tensor, ptr: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validate and normalise dtypes: pos float64 [A, 3], z long [A], ptr long [M + 1]."""
+    pos, z, ptr = torch.as_tensor(pos), torch.as_tensor(z), torch.as_tensor(ptr)
+    if pos.dim() != 2 or pos.shape[1] != 3 or not pos.is_floating_point():
+        raise ValueError(f"pos must be a float tensor [A, 3], got {pos.dtype} {tuple(pos.shape)}")
+    if z.dim() != 1 or len(z) != len(pos) or z.is_floating_point():
+        raise ValueError(
+            f"z must be an integer tensor [{len(pos)}], got {z.dtype} {tuple(z.shape)}"
+        )
+    if ptr.dim() != 1 or len(ptr) < 2 or ptr.is_floating_point():
+        raise ValueError(
+            f"ptr must be an integer tensor [M + 1], got {ptr.dtype} {tuple(ptr.shape)}"
+        )
+    ptr = ptr.long()
+    if ptr[0] != 0 or ptr[-1] != len(pos) or (ptr.diff() < 0).any():
+        raise ValueError(
+            f"ptr must start at 0, be non-decreasing and end at the atom count {len(pos)}"
+        )
+    finite = torch.isfinite(pos).all(dim=1)
+    if not finite.all():
+        atom = int(torch.nonzero(~finite)[0])
+        mol = int(torch.searchsorted(ptr, atom, right=True)) - 1
+        raise ValueError(f"non-finite (NaN/inf) coordinates in molecule {mol}")
+    return pos.double(), z.long(), ptr
+
+
+def _drop_hydrogens(
+    pos: torch.Tensor, z: torch.Tensor, ptr: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Remove atoms with z == 1 and recompute the molecule offsets."""
+    keep = z != 1
+    kept_before = torch.zeros(len(z) + 1, dtype=torch.long)
+    kept_before[1:] = keep.long().cumsum(0)
+    return pos[keep], z[keep], kept_before[ptr]
+
+
+def _center_per_molecule(pos: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Subtract each molecule's centroid (computed in float64); returns float32 [A, 3]."""
+    mol_id = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    sums = torch.zeros(len(counts), 3, dtype=torch.float64).index_add_(0, mol_id, pos)
+    centroids = sums / counts.unsqueeze(1)
+    return (pos - centroids[mol_id]).float()
+
+
+def gather_molecules(
+    pos: torch.Tensor, z: torch.Tensor, ptr: torch.Tensor, select: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Atom arrays and offsets of the molecules ``select`` (LongTensor [S]), in that order."""
+    starts = ptr[select]
+    counts = ptr[select + 1] - starts
+    new_ptr = torch.zeros(len(select) + 1, dtype=torch.long)
+    new_ptr[1:] = counts.cumsum(0)
+    # Atom j of the output comes from start-of-its-molecule + offset-within-molecule.
+    offset = torch.arange(int(new_ptr[-1])) - torch.repeat_interleave(new_ptr[:-1], counts)
+    atoms = torch.repeat_interleave(starts, counts) + offset
+    return pos[atoms], z[atoms], new_ptr

@@ -1,0 +1,101 @@
+"""`molgen train`: compose the Hydra config, build objects, run Lightning.
+
+Everything a run writes goes under its run directory (``hydra.run.dir``):
+
+    .hydra/                      Hydra's composed config and overrides
+    config_resolved.yaml         the config with interpolations resolved
+    logs/metrics.csv             CSV log;  logs/events.*  TensorBoard log
+    checkpoints/last.ckpt        latest state (resume point)
+    checkpoints/best.ckpt        lowest validation loss
+
+Starting the same command again on the same run directory resumes from
+``checkpoints/last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import (
+    EMAWeightAveraging,
+    ModelCheckpoint,
+    TQDMProgressBar,
+)
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from molgen.training.data import build_datamodule
+from molgen.training.module import DiffusionModule
+
+log = logging.getLogger(__name__)
+
+
+def _container(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """The checkpoint to resume from: ``ckpt_path`` if set, else the run's last.ckpt if present."""
+    if cfg.ckpt_path:
+        path = Path(cfg.ckpt_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ckpt_path does not exist: {path}")
+        return path
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return last if last.is_file() else None
+
+
+def train(cfg: DictConfig, run_dir: Path) -> Path:
+    """Train a diffusion model as configured; returns the checkpoint directory."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config_resolved.yaml", resolve=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = build_datamodule(_container(cfg.data))
+    module = DiffusionModule(
+        model=_container(cfg.model),
+        diffusion=_container(cfg.diffusion),
+        optim=_container(cfg.optim),
+        dataset_info=datamodule.dataset_info,
+    )
+    log.info("denoiser: %s parameters", f"{sum(p.numel() for p in module.denoiser.parameters()):,}")
+
+    tcfg = cfg.trainer
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks = [
+        # best.ckpt on validation loss, and last.ckpt after each validation
+        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min",
+                        save_top_k=1, save_last=True, auto_insert_metric_name=False, enable_version_counter=False),
+        # last.ckpt between validations as well, so an interrupted run loses little
+        ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=tcfg.checkpoint_every_n_steps,
+                        save_top_k=1, enable_version_counter=False),
+        EMAWeightAveraging(decay=tcfg.ema_decay),
+    ]
+    if tcfg.progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=10))
+    loggers = [
+        CSVLogger(run_dir, name="logs", version=""),
+        TensorBoardLogger(run_dir, name="logs", version="", default_hp_metric=False),
+    ]
+    trainer = L.Trainer(
+        default_root_dir=run_dir,
+        accelerator=tcfg.accelerator,
+        devices=tcfg.devices,
+        precision=tcfg.precision,
+        max_steps=tcfg.max_steps,
+        gradient_clip_val=tcfg.gradient_clip_val,
+        val_check_interval=tcfg.val_check_interval,
+        check_val_every_n_epoch=None,
+        log_every_n_steps=tcfg.log_every_n_steps,
+        callbacks=callbacks,
+        logger=loggers,
+        enable_progress_bar=tcfg.progress_bar,
+        enable_model_summary=False,
+    )
+    ckpt = resume_checkpoint(cfg, run_dir)
+    if ckpt is not None:
+        log.info("resuming from %s", ckpt)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+    return ckpt_dir

@@ -1,0 +1,59 @@
+import math
+
+import pytest
+import torch
+
+from molgen.diffusion.schedules import (
+    CosineSchedule,
+    PolynomialSchedule,
+    make_schedule,
+    schedule_from_dict,
+)
+
+SCHEDULES = [PolynomialSchedule(power=2.0, precision=1e-5), CosineSchedule(precision=1e-5)]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: s.name)
+def test_bounds_and_variance_preserving(schedule):
+    t = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    a2 = schedule.alpha_sq(t)
+    assert torch.all(a2 >= schedule.precision - 1e-15) and torch.all(a2 <= 1 - schedule.precision + 1e-15)
+    torch.testing.assert_close(schedule.alpha(t) ** 2 + schedule.sigma(t) ** 2, torch.ones_like(t))
+    assert a2[0] == pytest.approx(1 - schedule.precision)
+    assert a2[-1] == pytest.approx(schedule.precision, abs=1e-12)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: s.name)
+def test_monotone(schedule):
+    t = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    assert torch.all(torch.diff(schedule.alpha_sq(t)) <= 0)
+    assert torch.all(torch.diff(schedule.log_snr(t)) < 0)
+    assert torch.isfinite(schedule.log_snr(t)).all()
+
+
+def test_polynomial_matches_edm_closed_form():
+    # EDM polynomial_2: alpha^2 = (1 - 2s)(1 - t^2)^2 + s
+    s = 1e-5
+    sched = PolynomialSchedule(power=2.0, precision=s)
+    for t in (0.0, 0.1, 0.5, 0.9, 1.0):
+        expected = (1 - 2 * s) * (1 - t**2) ** 2 + s
+        assert sched.alpha_sq(torch.tensor(t, dtype=torch.float64)).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_cosine_midpoint():
+    sched = CosineSchedule(offset=0.0, precision=1e-5)
+    # a(0.5) = cos(pi/4)^2 = 0.5
+    expected = (1 - 2e-5) * 0.5 + 1e-5
+    assert sched.alpha_sq(torch.tensor(0.5, dtype=torch.float64)).item() == pytest.approx(expected)
+    assert math.isclose(sched.log_snr(torch.tensor(0.5, dtype=torch.float64)).item(), 0.0, abs_tol=1e-9)
+
+
+def test_roundtrip_and_errors():
+    sched = make_schedule("polynomial", power=3.0, precision=1e-4)
+    again = schedule_from_dict(sched.to_dict())
+    t = torch.rand(10)
+    torch.testing.assert_close(again.alpha_sq(t), sched.alpha_sq(t))
+    with pytest.raises(ValueError, match="unknown noise schedule"):
+        make_schedule("linear")
+    with pytest.raises(ValueError, match="precision"):
+        PolynomialSchedule(precision=0.0)

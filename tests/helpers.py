@@ -1,0 +1,32 @@
+"""Small objects built in code for tests: a tiny untrained molecule checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from molgen.molecules.featurize import AtomFeaturizer
+from molgen.training.module import DiffusionModule
+
+TINY_MODEL = {"name": "egnn", "hidden_dim": 16, "num_layers": 2}
+DIFFUSION = {"schedule": {"name": "polynomial", "power": 2.0, "precision": 1e-5}, "diffuse_features": True}
+
+
+def tiny_molecule_module(seed: int = 0) -> DiffusionModule:
+    torch.manual_seed(seed)
+    featurizer = AtomFeaturizer()
+    info = {
+        "domain": "molecules",
+        "featurizer": featurizer.to_dict(),
+        "num_features": featurizer.num_features,
+        "num_atoms_histogram": [0, 0, 0, 2, 5, 3],
+    }
+    return DiffusionModule(model=TINY_MODEL, diffusion=DIFFUSION, optim={"lr": 1e-3}, dataset_info=info)
+
+
+def save_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A checkpoint with the keys molgen reads from Lightning checkpoints."""
+    module = tiny_molecule_module(seed)
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    return path

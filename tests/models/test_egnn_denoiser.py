@@ -1,0 +1,181 @@
+"""Tests for molgen.models.egnn_denoiser.EGNNDenoiser and the shared equivariance helper."""
+
+import pytest
+import torch
+from torch import nn
+from torch_geometric.utils import scatter
+
+from molgen.models.egnn_denoiser import EGNNDenoiser
+from tests.equivariance_utils import assert_denoiser_equivariant, random_rotation
+
+F = 6
+SIZES = [5, 9, 3]
+SMALL = {"hidden_dim": 16, "num_layers": 3}
+
+
+def make_inputs(seed=0, sizes=SIZES, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    pos = torch.randn(batch.numel(), 3, generator=gen, dtype=dtype)
+    pos = pos - scatter(pos, batch, dim=0, reduce="mean")[batch]
+    h = torch.randn(batch.numel(), F, generator=gen, dtype=dtype)
+    t = torch.rand(len(sizes), generator=gen, dtype=dtype)
+    return pos, h, t, batch
+
+
+def make_model(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return EGNNDenoiser(in_node_dim=F, **{**SMALL, **kwargs})
+
+
+def amplify_coordinate_updates(model, factor=300.0):
+    """Scale up the tiny-gain coordinate heads so that eps_pos is O(0.1-1):
+    otherwise an absolute tolerance of 1e-4 would barely test eps_pos."""
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.phi_x[-1].weight.mul_(factor)
+    return model
+
+
+CONFIGS = [
+    {},
+    {"attention": False, "tanh": False, "aggregation": "mean"},
+    {"time_embedding": "sinusoidal", "normalization_factor": 10.0},
+    {"graph": "knn", "knn_k": 4},
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
+def test_denoiser_equivariance(config, dtype):
+    model = amplify_coordinate_updates(make_model(**config))
+    pos, h, t, batch = make_inputs()
+    eps_pos, _ = model.to(dtype)(pos.to(dtype), h.to(dtype), t.to(dtype), batch)
+    assert eps_pos.abs().max() > 1e-2, "coordinates barely move: the test would be vacuous"
+    assert_denoiser_equivariant(model, pos, h, t, batch, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_output_shapes_dtype_and_zero_com(dtype):
+    model = make_model().to(dtype)
+    pos, h, t, batch = make_inputs(dtype=dtype)
+    eps_pos, eps_h = model(pos, h, t, batch)
+    assert eps_pos.shape == pos.shape and eps_h.shape == h.shape
+    assert eps_pos.dtype == dtype and eps_h.dtype == dtype
+    com = scatter(eps_pos, batch, dim=0, reduce="mean")
+    torch.testing.assert_close(com, torch.zeros_like(com), atol=1e-6 if dtype == torch.float32 else 1e-12, rtol=0)
+    assert eps_pos.abs().max() > 0, "eps_pos identically zero"
+
+
+def test_output_depends_on_time():
+    model = make_model().double()
+    pos, h, t, batch = make_inputs()
+    _, eps_h_a = model(pos, h, t, batch)
+    _, eps_h_b = model(pos, h, 1.0 - t, batch)
+    assert not torch.allclose(eps_h_a, eps_h_b)
+
+
+def test_single_node_and_coincident_atoms_are_finite():
+    model = make_model()
+    # Graph 0: one node (no edges); graph 1: two coincident atoms plus one more.
+    batch = torch.tensor([0, 1, 1, 1])
+    pos = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.3, 0.3], [0.3, 0.3, 0.3], [-0.6, -0.6, -0.6]], requires_grad=True)
+    h = torch.randn(4, F, requires_grad=True)
+    t = torch.tensor([0.2, 0.7])
+    eps_pos, eps_h = model(pos, h, t, batch)
+    assert torch.isfinite(eps_pos).all() and torch.isfinite(eps_h).all()
+    torch.testing.assert_close(eps_pos[0], torch.zeros(3))  # single node: zero CoM => zero
+    (eps_pos.square().sum() + eps_h.square().sum()).backward()
+    assert torch.isfinite(pos.grad).all() and torch.isfinite(h.grad).all()
+
+
+def test_deterministic_given_seed():
+    pos, h, t, batch = make_inputs(dtype=torch.float32)
+    out_a = make_model(seed=3)(pos, h, t, batch)
+    out_b = make_model(seed=3)(pos, h, t, batch)
+    for a, b in zip(out_a, out_b):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_gradients_flow_to_all_parameters():
+    model = make_model()
+    pos, h, t, batch = make_inputs(dtype=torch.float32)
+    eps_pos, eps_h = model(pos, h, t, batch)
+    loss = (eps_pos - torch.randn_like(eps_pos)).square().mean() + (eps_h - torch.randn_like(eps_h)).square().mean()
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"no gradient for {name}"
+        assert torch.isfinite(p.grad).all(), f"non-finite gradient for {name}"
+    assert model.num_parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_invalid_options_raise():
+    with pytest.raises(ValueError):
+        EGNNDenoiser(in_node_dim=F, time_embedding="learned")
+    with pytest.raises(ValueError):
+        EGNNDenoiser(in_node_dim=F, graph="radius")
+
+
+# --- The helper must be able to fail ------------------------------------------
+
+
+class ShiftedDenoiser(nn.Module):
+    """Adds a fixed vector to eps_pos: translation-invariant but not rotation-equivariant."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pos, h, t, batch):
+        eps_pos, eps_h = self.model(pos, h, t, batch)
+        return eps_pos + torch.tensor([1.0, 0.0, 0.0], dtype=pos.dtype), eps_h
+
+
+class GraphMixingDenoiser(nn.Module):
+    """eps_h depends on the absolute node index: not permutation-equivariant."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pos, h, t, batch):
+        eps_pos, eps_h = self.model(pos, h, t, batch)
+        return eps_pos, eps_h + torch.arange(h.shape[0], dtype=h.dtype)[:, None]
+
+
+class ChiralToy(nn.Module):
+    """SE(3)- but not E(3)-invariant: eps_h scaled by a per-graph pseudoscalar.
+
+    s_g = (sum_i a_i x_i  x  sum_i b_i x_i) . sum_i c_i x_i over centred x, with
+    a, b, c the first three features of h: rotation-, translation- and
+    permutation-invariant, but flips sign under reflections.
+    """
+
+    def forward(self, pos, h, t, batch):
+        centred = pos - scatter(pos, batch, dim=0, reduce="mean")[batch]
+        u, v, w = (scatter(h[:, k : k + 1] * centred, batch, dim=0, reduce="sum") for k in range(3))
+        s = (torch.linalg.cross(u, v) * w).sum(-1)
+        return torch.zeros_like(pos), h * s[batch, None]
+
+
+@pytest.mark.parametrize("broken", [ShiftedDenoiser, GraphMixingDenoiser])
+def test_helper_detects_broken_models(broken):
+    pos, h, t, batch = make_inputs()
+    model = make_model()
+    assert_denoiser_equivariant(model, pos, h, t, batch, torch.float64)  # sanity: the wrapped model passes
+    with pytest.raises(AssertionError):
+        assert_denoiser_equivariant(broken(model), pos, h, t, batch, torch.float64)
+
+
+def test_helper_reflection_flag():
+    pos, h, t, batch = make_inputs()
+    assert_denoiser_equivariant(ChiralToy(), pos, h, t, batch, torch.float64, reflections=False)
+    with pytest.raises(AssertionError, match="reflection"):
+        assert_denoiser_equivariant(ChiralToy(), pos, h, t, batch, torch.float64, reflections=True)
+
+
+def test_random_rotation_is_orthogonal():
+    for reflect, det in [(False, 1.0), (True, -1.0)]:
+        r = random_rotation(torch.float64, reflect=reflect)
+        torch.testing.assert_close(r @ r.T, torch.eye(3, dtype=torch.float64))
+        assert torch.linalg.det(r).item() == pytest.approx(det)

@@ -1,0 +1,107 @@
+"""Tests for molgen.nn.egnn.EGNNLayer."""
+
+import pytest
+import torch
+from torch import nn
+
+from molgen.nn.egnn import EGNNLayer
+from molgen.nn.graphs import fully_connected_edges
+from tests.equivariance_utils import assert_denoiser_equivariant
+
+HIDDEN = 16
+SIZES = [5, 9, 3]
+
+
+def make_inputs(seed=0, sizes=SIZES, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    pos = torch.randn(batch.numel(), 3, generator=gen, dtype=dtype)
+    h = torch.randn(batch.numel(), HIDDEN, generator=gen, dtype=dtype)
+    t = torch.rand(len(sizes), generator=gen, dtype=dtype)
+    return pos, h, t, batch
+
+
+class LayerStack(nn.Module):
+    """Two EGNN layers behind the denoiser signature, so the shared helper applies.
+
+    Edge features are the input squared distances (an invariant ``a_ij``).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__()
+        self.layers = nn.ModuleList(EGNNLayer(HIDDEN, edge_attr_dim=1, **kwargs) for _ in range(2))
+
+    def forward(self, pos, h, t, batch):
+        edge_index = fully_connected_edges(batch)
+        edge_attr = (pos[edge_index[1]] - pos[edge_index[0]]).square().sum(-1, keepdim=True)
+        x = pos
+        for layer in self.layers:
+            h, x = layer(h, x, edge_index, edge_attr)
+        return x - pos, h
+
+
+CONFIGS = [
+    {},
+    {"attention": True, "tanh": True},
+    {"aggregation": "mean"},
+    {"aggregation": "sum", "normalization_factor": 4.0, "norm_constant": 0.0},
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
+def test_layer_equivariance(config, dtype):
+    torch.manual_seed(0)
+    model = LayerStack(**config)
+    # Scale up phi_x so that coordinates really move (its init gain is tiny).
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.phi_x[-1].weight.mul_(1000.0)
+    pos, h, t, batch = make_inputs()
+    eps_pos, _ = model.to(dtype)(pos.to(dtype), h.to(dtype), t, batch)
+    assert eps_pos.abs().max() > 1e-3, "coordinates barely move: the test would be vacuous"
+    assert_denoiser_equivariant(model, pos, h, t, batch, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_layer_shapes_and_dtype(dtype):
+    torch.manual_seed(0)
+    layer = EGNNLayer(HIDDEN, attention=True).to(dtype)
+    pos, h, _, batch = make_inputs(dtype=dtype)
+    h_out, pos_out = layer(h, pos, fully_connected_edges(batch))
+    assert h_out.shape == h.shape and pos_out.shape == pos.shape
+    assert h_out.dtype == dtype and pos_out.dtype == dtype
+
+
+def test_layer_isolated_and_coincident_nodes_are_finite():
+    torch.manual_seed(0)
+    layer = EGNNLayer(HIDDEN, attention=True, tanh=True)
+    # Graph 0: a single node (no edges). Graph 1: two coincident atoms.
+    batch = torch.tensor([0, 1, 1])
+    pos = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]], requires_grad=True)
+    h = torch.randn(3, HIDDEN, requires_grad=True)
+    h_out, pos_out = layer(h, pos, fully_connected_edges(batch))
+    assert torch.isfinite(h_out).all() and torch.isfinite(pos_out).all()
+    torch.testing.assert_close(pos_out[0], pos[0])  # no neighbours -> no move
+    (h_out.square().sum() + pos_out.square().sum()).backward()
+    for tensor in [pos.grad, h.grad, *(p.grad for p in layer.parameters())]:
+        assert tensor is not None and torch.isfinite(tensor).all()
+
+
+def test_layer_rejects_bad_options():
+    with pytest.raises(ValueError):
+        EGNNLayer(HIDDEN, aggregation="max")
+    layer = EGNNLayer(HIDDEN, edge_attr_dim=2)
+    pos, h, _, batch = make_inputs(dtype=torch.float32)
+    with pytest.raises(ValueError):
+        layer(h, pos, fully_connected_edges(batch))  # edge_attr missing
+
+
+def test_reset_parameters_reinitialises():
+    torch.manual_seed(0)
+    layer = EGNNLayer(HIDDEN, attention=True)
+    before = [p.detach().clone() for p in layer.parameters()]
+    layer.reset_parameters()
+    after = list(layer.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))
+    assert layer.phi_x[-1].weight.abs().max() < 1e-2  # small-gain init of the coordinate head

@@ -1,0 +1,129 @@
+"""The `molgen` command as a user runs it (subprocesses, real configs)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from rdkit import Chem
+
+from molgen.cli import main
+from tests.helpers import save_tiny_checkpoint
+
+
+def molgen(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "molgen.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture
+def tiny_ckpt(tmp_path):
+    return save_tiny_checkpoint(tmp_path / "tiny.ckpt")
+
+
+def _sample(ckpt, out, *extra):
+    return main(["sample", "--ckpt", str(ckpt), "--out", str(out), "--steps", "5", "--no-progress", *extra])
+
+
+def test_sample_writes_titled_tagged_sdf(tiny_ckpt, tmp_path):
+    out = tmp_path / "s.sdf"
+    assert _sample(tiny_ckpt, out, "--num-samples", "7", "--batch-size", "3", "--seed", "4") == 0
+    mols = [m for m in Chem.SDMolSupplier(str(out), removeHs=False, sanitize=False)]
+    assert len(mols) == 7 and all(m is not None for m in mols)
+    for i, m in enumerate(mols):
+        assert m.GetProp("_Name") == f"molgen_{i}"
+        assert m.GetProp("index") == str(i) and m.GetProp("seed") == "4"
+        assert m.GetProp("checkpoint") == str(tiny_ckpt.resolve())
+        assert m.HasProp("bonds_perceived")
+        assert 3 <= m.GetNumAtoms() <= 5  # drawn from the checkpoint's histogram
+        assert all(a.GetSymbol() in "HCNOF" for a in m.GetAtoms())
+
+
+def test_same_seed_same_file_and_fixed_size(tiny_ckpt, tmp_path):
+    a, b, c = tmp_path / "a.sdf", tmp_path / "b.sdf", tmp_path / "c.sdf"
+    for path, seed in ((a, "1"), (b, "1"), (c, "2")):
+        assert _sample(tiny_ckpt, path, "--num-samples", "4", "--seed", seed, "--num-atoms", "6") == 0
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() != c.read_bytes()
+    assert all(m.GetNumAtoms() == 6 for m in Chem.SDMolSupplier(str(a), removeHs=False, sanitize=False))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--num-samples", "0"], "must be a positive integer"),
+        (["--num-samples", "-3"], "must be a positive integer"),
+        (["--num-atoms", "0"], "must be a positive integer"),
+    ],
+)
+def test_sample_rejects_bad_numbers(tiny_ckpt, tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        _sample(tiny_ckpt, tmp_path / "x.sdf", *args)
+    assert exit_info.value.code != 0
+    assert message in capsys.readouterr().err
+
+
+def test_sample_errors_keep_existing_output(tiny_ckpt, tmp_path, capsys):
+    out = tmp_path / "keep.sdf"
+    out.write_text("precious\n")
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"\x00garbage")
+    assert _sample(tmp_path / "missing.ckpt", out) == 1
+    assert _sample(bad, out) == 1
+    assert _sample(tiny_ckpt, tmp_path / "no_such_dir" / "x.sdf") == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("molgen sample: error: ") for line in errors)
+    assert "checkpoint not found" in errors[0] and "refusing to load" in errors[1]
+    assert "does not exist" in errors[2]
+    assert out.read_text() == "precious\n"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.no_such_key=1", "Key 'no_such_key' is not in struct"),
+        ("model=unknown_model", "Could not find 'model/unknown_model'"),
+        ("model.hidden_dim=wide", "model.hidden_dim must be int"),
+    ],
+)
+def test_train_rejects_bad_overrides(override, message, capsys):
+    assert main(["train", override]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("molgen train: error:") and message in err and "\n" not in err
+
+
+def test_unknown_command(capsys):
+    assert main(["fly"]) == 2
+    assert "unknown command" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_resume_sample_end_to_end(tmp_path):
+    """Real configs + real QM9 subset: train, resume on the same run dir, sample, read back."""
+    run_dir = tmp_path / "run"
+    common = [
+        "train", "experiment=qm9", "model.hidden_dim=16", "model.num_layers=2", "data.subset=300",
+        "data.val_subset=64", "data.batch_size=32", "trainer.val_check_interval=8",
+        "trainer.checkpoint_every_n_steps=4", "trainer.progress_bar=false", f"hydra.run.dir={run_dir}",
+    ]
+    first = molgen(*common, "trainer.max_steps=12")
+    assert first.returncode == 0, first.stderr[-2000:]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 12
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert (run_dir / "config_resolved.yaml").is_file() and (run_dir / "logs" / "metrics.csv").is_file()
+    assert list((run_dir / "logs").glob("events.out.tfevents.*"))
+
+    second = molgen(*common, "trainer.max_steps=20")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "Restored all states" in second.stderr + second.stdout
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["global_step"] == 20
+    assert ckpt["hyper_parameters"]["model"]["hidden_dim"] == 16
+
+    out = tmp_path / "samples.sdf"
+    sample = molgen("sample", "--ckpt", str(last), "--num-samples", "5", "--steps", "10", "--out", str(out), "--device", "cpu")
+    assert sample.returncode == 0, sample.stderr[-2000:]
+    mols = list(Chem.SDMolSupplier(str(out), removeHs=False, sanitize=False))
+    assert len(mols) == 5 and all(m is not None and m.GetNumConformers() == 1 for m in mols)
