@@ -85,6 +85,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
         devices=tcfg.devices,
         precision=tcfg.precision,
         max_steps=tcfg.max_steps,
+        max_time=tcfg.max_time,
         gradient_clip_val=tcfg.gradient_clip_val,
         val_check_interval=tcfg.val_check_interval,
         check_val_every_n_epoch=None,

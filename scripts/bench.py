@@ -1,0 +1,157 @@
+#!/usr/bin/env python
+"""Throughput benchmark: training and sampling speed of the molecule model.
+
+Prints a table and optionally writes JSON (``--json out.json``):
+
+    train_mol_per_s_small / _paper   training molecules/s (forward, loss,
+                                     backward, AdamW step), batch 64 QM9
+    train_peak_mem_mb_small / _paper peak memory (CUDA: allocator peak;
+                                     CPU: process peak RSS) in MiB
+    sample_mol_per_s_50steps         ancestral sampling, small config,
+    sample_mol_per_s_1000steps       batch of 100 QM9-size molecules
+
+Each configuration runs in its own subprocess so peak memory is its own.
+Figures are medians over timed repetitions after warm-up; run on an idle
+machine. Molecules are real QM9 training molecules when the QM9 cache or
+qm9pack is available, otherwise the run stops with an error.
+
+Usage: python scripts/bench.py [--quick] [--device cpu|cuda] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+CONFIGS = {
+    "small": {"name": "egnn", "hidden_dim": 128, "num_layers": 6},
+    "paper": {"name": "egnn", "hidden_dim": 256, "num_layers": 9},
+}
+DIFFUSION = {"schedule": {"name": "polynomial", "power": 2.0, "precision": 1e-5}, "diffuse_features": True}
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _peak_mem_mb(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _module(config: str, device: str):
+    from molgen.molecules.qm9 import qm9_train_val
+    from molgen.training.module import DiffusionModule
+
+    train, _, info = qm9_train_val(subset=6400, val_subset=1)
+    torch.manual_seed(0)
+    module = DiffusionModule(CONFIGS[config], DIFFUSION, {"lr": 1e-4}, info).to(device)
+    return module, train, info
+
+
+def bench_train(config: str, device: str, steps: int, warmup: int = 3) -> dict:
+    from torch_geometric.loader import DataLoader
+
+    module, train, _ = _module(config, device)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4, amsgrad=True)
+    loader = iter(DataLoader(train, batch_size=64, shuffle=True))
+    times = []
+    for i in range(warmup + steps):
+        data = next(loader).to(device)
+        _sync(device)
+        start = time.perf_counter()
+        loss = module.diffusion.per_graph_loss(module.denoiser, data.pos, data.h, data.batch, data.num_graphs).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {"s_per_batch": median, "mol_per_s": 64 / median, "peak_mem_mb": _peak_mem_mb(device)}
+
+
+def bench_sample(device: str, num_steps: int, repeats: int) -> dict:
+    from molgen.diffusion import make_sampler
+    from molgen.molecules.generate import sample_num_atoms
+
+    module, _, info = _module("small", device)
+    module.eval()
+    sizes = sample_num_atoms(info["num_atoms_histogram"], 100, seed=0)
+    def run(steps: int) -> float:
+        sampler = make_sampler("ddpm", module.diffusion, steps)
+        _sync(device)
+        start = time.perf_counter()
+        sampler.sample(module.denoiser, sizes, int(info["num_features"]), device=device,
+                       generator=torch.Generator(device).manual_seed(0))
+        _sync(device)
+        return time.perf_counter() - start
+
+    run(3)  # warm-up
+    median = statistics.median(run(num_steps) for _ in range(repeats))
+    return {"s_per_batch": median, "mol_per_s": 100 / median, "s_per_step": median / (num_steps + 1)}
+
+
+def _worker(task: str, device: str, quick: bool) -> dict:
+    kind, arg = task.split(":")
+    if kind == "train":
+        return bench_train(arg, device, steps=5 if quick else 20)
+    return bench_sample(device, int(arg), repeats=1 if (quick or int(arg) >= 1000) else 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions; the 1000-step figure is extrapolated")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--json", help="write the figures to this JSON file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        print(json.dumps(_worker(args.worker, args.device, args.quick)))
+        return
+
+    def run(task: str) -> dict:
+        cmd = [sys.executable, __file__, "--worker", task, "--device", args.device] + (["--quick"] if args.quick else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"bench: {task} failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    results: dict = {"device": device_name, "torch": torch.__version__, "quick": args.quick}
+    for config in CONFIGS:
+        r = run(f"train:{config}")
+        results[f"train_mol_per_s_{config}"] = r["mol_per_s"]
+        results[f"train_s_per_batch_{config}"] = r["s_per_batch"]
+        results[f"train_peak_mem_mb_{config}"] = r["peak_mem_mb"]
+    r50 = run("sample:50")
+    results["sample_mol_per_s_50steps"] = r50["mol_per_s"]
+    if args.quick:
+        results["sample_mol_per_s_1000steps"] = 100 / (r50["s_per_step"] * 1001)
+        results["sample_1000steps_extrapolated"] = True
+    else:
+        results["sample_mol_per_s_1000steps"] = run("sample:1000")["mol_per_s"]
+        results["sample_1000steps_extrapolated"] = False
+
+    print(f"device: {device_name}  torch {torch.__version__}")
+    print(f"{'figure':32s} {'value':>12s}")
+    for key, value in results.items():
+        if isinstance(value, float):
+            print(f"{key:32s} {value:12.3f}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
