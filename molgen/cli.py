@@ -91,7 +91,14 @@ def _train(args: list[str]) -> int:
 
     @hydra.main(config_path="conf", config_name="config", version_base="1.3")
     def run(cfg) -> None:
+        import logging
+
         from molgen.training.train import train
+
+        # Hydra's handlers already print and file Lightning's records; drop Lightning's own duplicate.
+        for name in ("lightning", "lightning.pytorch"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
 
         try:
             train(cfg, Path(HydraConfig.get().runtime.output_dir))
