@@ -16,6 +16,7 @@ USAGE = """usage: molgen <command> [options]
 commands:
   train    train a diffusion model (Hydra overrides, e.g. experiment=qm9 trainer.max_steps=200)
   sample   sample molecules from a checkpoint into an SDF file
+  evaluate validate molecules in an SDF file (EDM, RDKit, PoseBusters, distribution)
 
 Run `molgen <command> --help` for the options of a command."""
 
@@ -100,9 +101,11 @@ def _train(args: list[str]) -> int:
             logging.getLogger(name).handlers.clear()
             logging.getLogger(name).propagate = True
 
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
         try:
             train(cfg, Path(HydraConfig.get().runtime.output_dir))
-        except (ValueError, TypeError, OSError, FloatingPointError) as err:
+        except (ValueError, TypeError, OSError, FloatingPointError, MisconfigurationException) as err:
             # TypeError: a config value of the wrong type reached a constructor
             print(f"molgen train: error: {type(err).__name__}: {err}", file=sys.stderr)
             sys.exit(1)
@@ -112,12 +115,68 @@ def _train(args: list[str]) -> int:
     return 0
 
 
-# ----- sample ------------------------------------------------------------
+# ----- shared options ---------------------------------------------------
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _add_evaluation_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", default="qm9",
+                   help="novelty/distribution reference: qm9 (training split, cached after the first use), "
+                        "none, or an SDF file (default qm9)")
+    p.add_argument("--posebusters", type=_non_negative, default=0, metavar="N",
+                   help="run PoseBusters' mol checks on a seeded random subset of N molecules (0 = skip; default 0)")
+    p.add_argument("--posebusters-energy", action="store_true",
+                   help="include PoseBusters' internal-energy check (slow: ~1.6 s per molecule)")
+    p.add_argument("--workers", type=_positive, default=1, help="processes for PoseBusters (default 1)")
+    p.add_argument("--json", dest="json_out", help="also write the report as JSON to this file")
+
+
+def _load_reference(spec: str, progress: bool):
+    from molgen.molecules.metrics.reference import Reference, qm9_reference
+    from molgen.molecules.sdf import read_records
+
+    if spec == "none":
+        return None
+    if spec == "qm9":
+        return qm9_reference(progress=progress)
+    records, _ = read_records(spec)
+    return Reference.from_records(Path(spec).name, records, progress=progress)
+
+
+def _evaluate_and_report(records, opts, problems=None):
+    """Evaluate, print the table, write --json; returns the Evaluation."""
+    import json
+    import os
+
+    from molgen.molecules.evaluate import evaluate_molecules, format_report
+
+    evaluation = evaluate_molecules(
+        records, reference=_load_reference(opts.reference, progress=not opts.no_progress), problems=problems,
+        posebusters_max=opts.posebusters, posebusters_energy=opts.posebusters_energy,
+        posebusters_workers=opts.workers,
+    )
+    print(format_report(evaluation.report))
+    if opts.json_out:
+        tmp = f"{opts.json_out}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump(evaluation.report, fh, indent=2)
+        os.replace(tmp, opts.json_out)
+    return evaluation
+
+
+# ----- sample ------------------------------------------------------------
+FILTERS = {"valid": "rdkit_valid", "stable": "edm_mol_stable"}
 
 
 def _sample_parser() -> argparse.ArgumentParser:
@@ -132,6 +191,11 @@ def _sample_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-atoms", type=_positive, default=None,
                    help="atoms per molecule (default: drawn from the training set's histogram)")
     p.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
+    p.add_argument("--evaluate", action="store_true", help="print the `molgen evaluate` report of the samples")
+    p.add_argument("--filter", choices=sorted(FILTERS), default=None,
+                   help="write only molecules that are valid (RDKit protocol: the written bonds sanitize) "
+                        "or stable (EDM molecule stability); implies --evaluate")
+    _add_evaluation_options(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
@@ -144,17 +208,16 @@ def _sample(args: list[str]) -> int:
 
     from molgen.checkpoint import CheckpointError, load_checkpoint
     from molgen.molecules.generate import generate_molecules
-    from molgen.molecules.sdf import (
-        check_writable,
-        molecule_from_coordinates,
-        write_sdf,
-    )
+    from molgen.molecules.metrics.record import MoleculeRecord
+    from molgen.molecules.sdf import check_writable, molecule_from_coordinates, write_sdf
 
     device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         return _fail("sample", "--device cuda requested but CUDA is not available")
     try:
         check_writable(opts.out)
+        if opts.json_out:
+            check_writable(opts.json_out)
         model = load_checkpoint(opts.ckpt, device=device)
         molecules = generate_molecules(
             model, opts.num_samples, num_atoms=opts.num_atoms, steps=opts.steps, sampler=opts.sampler,
@@ -163,7 +226,7 @@ def _sample(args: list[str]) -> int:
     except (CheckpointError, OSError, ValueError) as err:
         return _fail("sample", str(err))
 
-    records, unperceived, nonfinite = [], 0, 0
+    sdf_records, molecule_records, unperceived, nonfinite = [], [], 0, 0
     for index, molecule in enumerate(molecules):
         tags = {"index": str(index), "seed": str(opts.seed), "checkpoint": str(Path(opts.ckpt).resolve()),
                 "steps": str(opts.steps), "sampler": opts.sampler}
@@ -174,13 +237,56 @@ def _sample(args: list[str]) -> int:
             tags["finite_coordinates"] = "0"
         mol, bonds_ok = molecule_from_coordinates(molecule.atomic_numbers, positions)
         unperceived += not bonds_ok
-        records.append((mol, f"molgen_{index}", tags))
+        sdf_records.append((mol, f"molgen_{index}", tags))
+        molecule_records.append(MoleculeRecord(molecule.atomic_numbers, positions, mol if bonds_ok else None, str(index)))
+
+    if opts.evaluate or opts.filter:
+        try:
+            evaluation = _evaluate_and_report(molecule_records, opts)
+        except (OSError, ValueError, ImportError) as err:
+            return _fail("sample", str(err))
+        if opts.filter:
+            key = FILTERS[opts.filter]
+            sdf_records = [r for r, row in zip(sdf_records, evaluation.per_molecule) if row.get(key)]
+            print(f"--filter {opts.filter}: kept {len(sdf_records)}, dropped {len(molecule_records) - len(sdf_records)}")
     try:
-        write_sdf(opts.out, records)
+        write_sdf(opts.out, sdf_records)
     except OSError as err:
         return _fail("sample", str(err))
-    print(f"wrote {len(records)} molecules to {opts.out} ({unperceived} without perceived bond orders"
-          + (f", {nonfinite} with non-finite coordinates set to 0" if nonfinite else "") + ")")
+    print(f"wrote {len(sdf_records)} molecules to {opts.out} ({unperceived} of {len(molecules)} generated without "
+          "perceived bond orders" + (f", {nonfinite} with non-finite coordinates set to 0" if nonfinite else "") + ")")
+    return 0
+
+
+# ----- evaluate ----------------------------------------------------------
+def _evaluate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="molgen evaluate",
+                                description="Validate 3D molecules in an SDF file (any SDF, with or without bonds).")
+    p.add_argument("path", help="SDF file")
+    _add_evaluation_options(p)
+    p.add_argument("--annotate", help="write every molecule back to this SDF with its per-molecule results as SD tags")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return p
+
+
+def _evaluate(args: list[str]) -> int:
+    opts = _evaluate_parser().parse_args(args)
+
+    from molgen.molecules.sdf import SDFRecord, check_writable, read_records, write_sdf
+
+    try:
+        for out in (opts.annotate, opts.json_out):
+            if out:
+                check_writable(out)
+        records, problems = read_records(opts.path)
+        evaluation = _evaluate_and_report(records, opts, problems)
+        if opts.annotate:
+            write_sdf(opts.annotate, (
+                SDFRecord(r.mol, r.name, {k: int(v) if isinstance(v, bool) else v for k, v in row.items()})
+                for r, row in zip(records, evaluation.per_molecule)
+            ))
+    except (OSError, ValueError, ImportError) as err:
+        return _fail("evaluate", str(err))
     return 0
 
 
@@ -189,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
-    commands = {"train": _train, "sample": _sample}
+    commands = {"train": _train, "sample": _sample, "evaluate": _evaluate}
     if argv[0] not in commands:
         print(USAGE, file=sys.stderr)
         return _fail(argv[0], f"unknown command {argv[0]!r}", status=2)

@@ -19,11 +19,14 @@ import numpy as np
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdDetermineBonds
 
+from molgen.molecules.metrics.record import MoleculeRecord
+
 __all__ = [
     "BONDS_PERCEIVED_TAG",
     "SDFRecord",
     "check_writable",
     "molecule_from_coordinates",
+    "read_records",
     "read_sdf",
     "write_sdf",
 ]
@@ -249,3 +252,62 @@ def read_sdf(path: str | os.PathLike) -> list[Chem.Mol]:
                 pass
             mols.append(mol)
     return mols
+
+
+def read_records(path: str | os.PathLike) -> tuple[list[MoleculeRecord], list[str]]:
+    """Read any SDF (molgen's or not) into :class:`MoleculeRecord` s for evaluation.
+
+    Bonds in the file are kept on ``record.mol``; coordinates come from the
+    first conformer. Records that cannot be used (unparsable blocks, no
+    atoms, no coordinates, NaN/inf coordinates) are skipped and described in
+    the returned problem list, so one bad record never hides the rest.
+    Hydrogens the bond block implies but does not place are counted in
+    ``implicit_hydrogens`` (a bond-less record is taken as given).
+
+    Returns:
+        ``(records, problems)``; problems are one-line strings naming the record.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file holds no records at all.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"SDF file not found: {path}")
+    records: list[MoleculeRecord] = []
+    problems: list[str] = []
+    with rdBase.BlockLogs(), open(path, "rb") as handle:
+        for i, mol in enumerate(Chem.ForwardSDMolSupplier(handle, removeHs=False, sanitize=False)):
+            label = f"record {i}"
+            if mol is None:
+                problems.append(f"{label}: unparsable")
+                continue
+            name = mol.GetProp("_Name") if mol.HasProp("_Name") else ""
+            label += f" ({name})" if name else ""
+            if mol.GetNumAtoms() == 0:
+                problems.append(f"{label}: no atoms")
+                continue
+            if mol.GetNumConformers() == 0:
+                problems.append(f"{label}: no coordinates")
+                continue
+            positions = np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64)
+            if not np.isfinite(positions).all():
+                problems.append(f"{label}: NaN or infinite coordinates")
+                continue
+            implicit = 0
+            if mol.GetNumBonds() > 0:
+                mol.UpdatePropertyCache(strict=False)
+                implicit = sum(atom.GetNumImplicitHs() for atom in mol.GetAtoms())
+            records.append(
+                MoleculeRecord(
+                    atomic_numbers=np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64),
+                    positions=positions,
+                    mol=mol,
+                    name=name or str(i),
+                    implicit_hydrogens=implicit,
+                    properties={k: mol.GetProp(k) for k in mol.GetPropNames()},
+                )
+            )
+    if not records and not problems:
+        raise ValueError(f"no molecules in {path}")
+    return records, problems
