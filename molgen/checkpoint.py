@@ -69,7 +69,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Tra
 
     info = hparams["dataset_info"]
     denoiser = build_denoiser(hparams["model"], in_node_dim=int(info["num_features"]))
-    weights = {k[len(_PREFIX):]: v for k, v in state.items() if k.startswith(_PREFIX)}
+    weights = {k[len(_PREFIX) :]: v for k, v in state.items() if k.startswith(_PREFIX)}
     try:
         denoiser.load_state_dict(weights)
     except RuntimeError as err:

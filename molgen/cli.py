@@ -75,11 +75,13 @@ def _validate_overrides(overrides: list[str]) -> str | None:
 
 def _train(args: list[str]) -> int:
     if any(a in ("-h", "--help") for a in args):
-        print("usage: molgen train [key=value ...]\n\n"
-              "Hydra overrides of molgen/conf/config.yaml; groups: data, model, diffusion, trainer, experiment.\n"
-              "Example: molgen train experiment=qm9 trainer.max_steps=200 model.hidden_dim=64 "
-              "data.subset=2000 hydra.run.dir=runs/try1\n"
-              "Use --cfg job to print the composed config.")
+        print(
+            "usage: molgen train [key=value ...]\n\n"
+            "Hydra overrides of molgen/conf/config.yaml; groups: data, model, diffusion, trainer, experiment.\n"
+            "Example: molgen train experiment=qm9 trainer.max_steps=200 model.hidden_dim=64 "
+            "data.subset=2000 hydra.run.dir=runs/try1\n"
+            "Use --cfg job to print the composed config."
+        )
         return 0
     multirun = any(a in ("-m", "--multirun") for a in args)
     if not multirun and not any(a.startswith("-") for a in args):
@@ -131,13 +133,24 @@ def _non_negative(text: str) -> int:
 
 
 def _add_evaluation_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--reference", default="qm9",
-                   help="novelty/distribution reference: qm9 (training split, cached after the first use), "
-                        "none, or an SDF file (default qm9)")
-    p.add_argument("--posebusters", type=_non_negative, default=0, metavar="N",
-                   help="run PoseBusters' mol checks on a seeded random subset of N molecules (0 = skip; default 0)")
-    p.add_argument("--posebusters-energy", action="store_true",
-                   help="include PoseBusters' internal-energy check (slow: ~1.6 s per molecule)")
+    p.add_argument(
+        "--reference",
+        default="qm9",
+        help="novelty/distribution reference: qm9 (training split, cached after the first use), "
+        "none, or an SDF file (default qm9)",
+    )
+    p.add_argument(
+        "--posebusters",
+        type=_non_negative,
+        default=0,
+        metavar="N",
+        help="run PoseBusters' mol checks on a seeded random subset of N molecules (0 = skip; default 0)",
+    )
+    p.add_argument(
+        "--posebusters-energy",
+        action="store_true",
+        help="include PoseBusters' internal-energy check (slow: ~1.6 s per molecule)",
+    )
     p.add_argument("--workers", type=_positive, default=1, help="processes for PoseBusters (default 1)")
     p.add_argument("--json", dest="json_out", help="also write the report as JSON to this file")
 
@@ -162,8 +175,11 @@ def _evaluate_and_report(records, opts, problems=None):
     from molgen.molecules.evaluate import evaluate_molecules, format_report
 
     evaluation = evaluate_molecules(
-        records, reference=_load_reference(opts.reference, progress=not opts.no_progress), problems=problems,
-        posebusters_max=opts.posebusters, posebusters_energy=opts.posebusters_energy,
+        records,
+        reference=_load_reference(opts.reference, progress=not opts.no_progress),
+        problems=problems,
+        posebusters_max=opts.posebusters,
+        posebusters_energy=opts.posebusters_energy,
         posebusters_workers=opts.workers,
     )
     print(format_report(evaluation.report))
@@ -180,21 +196,35 @@ FILTERS = {"valid": "rdkit_valid", "stable": "edm_mol_stable"}
 
 
 def _sample_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="molgen sample", description="Sample 3D molecules from a trained checkpoint into an SDF file.")
-    p.add_argument("--ckpt", required=True, help="checkpoint written by `molgen train` (e.g. <run dir>/checkpoints/last.ckpt)")
+    p = argparse.ArgumentParser(
+        prog="molgen sample", description="Sample 3D molecules from a trained checkpoint into an SDF file."
+    )
+    p.add_argument(
+        "--ckpt", required=True, help="checkpoint written by `molgen train` (e.g. <run dir>/checkpoints/last.ckpt)"
+    )
     p.add_argument("--num-samples", type=_positive, default=100, help="number of molecules (default 100)")
     p.add_argument("--out", default="samples.sdf", help="output SDF path, written atomically (default samples.sdf)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; same seed and batch size give the same file (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed; same seed and batch size give the same file (default 0)"
+    )
     p.add_argument("--steps", type=_positive, default=1000, help="reverse-diffusion steps (default 1000)")
     p.add_argument("--sampler", default="ddpm", choices=["ddpm"], help="reverse-process sampler (default ddpm)")
     p.add_argument("--batch-size", type=_positive, default=100, help="molecules sampled together (default 100)")
-    p.add_argument("--num-atoms", type=_positive, default=None,
-                   help="atoms per molecule (default: drawn from the training set's histogram)")
+    p.add_argument(
+        "--num-atoms",
+        type=_positive,
+        default=None,
+        help="atoms per molecule (default: drawn from the training set's histogram)",
+    )
     p.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
     p.add_argument("--evaluate", action="store_true", help="print the `molgen evaluate` report of the samples")
-    p.add_argument("--filter", choices=sorted(FILTERS), default=None,
-                   help="write only molecules that are valid (RDKit protocol: the written bonds sanitize) "
-                        "or stable (EDM molecule stability); implies --evaluate")
+    p.add_argument(
+        "--filter",
+        choices=sorted(FILTERS),
+        default=None,
+        help="write only molecules that are valid (RDKit protocol: the written bonds sanitize) "
+        "or stable (EDM molecule stability); implies --evaluate",
+    )
     _add_evaluation_options(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
@@ -220,16 +250,28 @@ def _sample(args: list[str]) -> int:
             check_writable(opts.json_out)
         model = load_checkpoint(opts.ckpt, device=device)
         molecules = generate_molecules(
-            model, opts.num_samples, num_atoms=opts.num_atoms, steps=opts.steps, sampler=opts.sampler,
-            batch_size=opts.batch_size, seed=opts.seed, device=device, progress=not opts.no_progress,
+            model,
+            opts.num_samples,
+            num_atoms=opts.num_atoms,
+            steps=opts.steps,
+            sampler=opts.sampler,
+            batch_size=opts.batch_size,
+            seed=opts.seed,
+            device=device,
+            progress=not opts.no_progress,
         )
     except (CheckpointError, OSError, ValueError) as err:
         return _fail("sample", str(err))
 
     sdf_records, molecule_records, unperceived, nonfinite = [], [], 0, 0
     for index, molecule in enumerate(molecules):
-        tags = {"index": str(index), "seed": str(opts.seed), "checkpoint": str(Path(opts.ckpt).resolve()),
-                "steps": str(opts.steps), "sampler": opts.sampler}
+        tags = {
+            "index": str(index),
+            "seed": str(opts.seed),
+            "checkpoint": str(Path(opts.ckpt).resolve()),
+            "steps": str(opts.steps),
+            "sampler": opts.sampler,
+        }
         positions = molecule.positions
         if not molecule.finite:
             nonfinite += 1
@@ -238,7 +280,9 @@ def _sample(args: list[str]) -> int:
         mol, bonds_ok = molecule_from_coordinates(molecule.atomic_numbers, positions)
         unperceived += not bonds_ok
         sdf_records.append((mol, f"molgen_{index}", tags))
-        molecule_records.append(MoleculeRecord(molecule.atomic_numbers, positions, mol if bonds_ok else None, str(index)))
+        molecule_records.append(
+            MoleculeRecord(molecule.atomic_numbers, positions, mol if bonds_ok else None, str(index))
+        )
 
     if opts.evaluate or opts.filter:
         try:
@@ -248,20 +292,25 @@ def _sample(args: list[str]) -> int:
         if opts.filter:
             key = FILTERS[opts.filter]
             sdf_records = [r for r, row in zip(sdf_records, evaluation.per_molecule) if row.get(key)]
-            print(f"--filter {opts.filter}: kept {len(sdf_records)}, dropped {len(molecule_records) - len(sdf_records)}")
+            print(
+                f"--filter {opts.filter}: kept {len(sdf_records)}, dropped {len(molecule_records) - len(sdf_records)}"
+            )
     try:
         write_sdf(opts.out, sdf_records)
     except OSError as err:
         return _fail("sample", str(err))
-    print(f"wrote {len(sdf_records)} molecules to {opts.out} ({unperceived} of {len(molecules)} generated without "
-          "perceived bond orders" + (f", {nonfinite} with non-finite coordinates set to 0" if nonfinite else "") + ")")
+    print(
+        f"wrote {len(sdf_records)} molecules to {opts.out} ({unperceived} of {len(molecules)} generated without "
+        "perceived bond orders" + (f", {nonfinite} with non-finite coordinates set to 0" if nonfinite else "") + ")"
+    )
     return 0
 
 
 # ----- evaluate ----------------------------------------------------------
 def _evaluate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="molgen evaluate",
-                                description="Validate 3D molecules in an SDF file (any SDF, with or without bonds).")
+    p = argparse.ArgumentParser(
+        prog="molgen evaluate", description="Validate 3D molecules in an SDF file (any SDF, with or without bonds)."
+    )
     p.add_argument("path", help="SDF file")
     _add_evaluation_options(p)
     p.add_argument("--annotate", help="write every molecule back to this SDF with its per-molecule results as SD tags")
@@ -281,10 +330,13 @@ def _evaluate(args: list[str]) -> int:
         records, problems = read_records(opts.path)
         evaluation = _evaluate_and_report(records, opts, problems)
         if opts.annotate:
-            write_sdf(opts.annotate, (
-                SDFRecord(r.mol, r.name, {k: int(v) if isinstance(v, bool) else v for k, v in row.items()})
-                for r, row in zip(records, evaluation.per_molecule)
-            ))
+            write_sdf(
+                opts.annotate,
+                (
+                    SDFRecord(r.mol, r.name, {k: int(v) if isinstance(v, bool) else v for k, v in row.items()})
+                    for r, row in zip(records, evaluation.per_molecule)
+                ),
+            )
     except (OSError, ValueError, ImportError) as err:
         return _fail("evaluate", str(err))
     return 0

@@ -87,12 +87,18 @@ def bench_sample(device: str, num_steps: int, repeats: int) -> dict:
     module, _, info = _module("small", device)
     module.eval()
     sizes = sample_num_atoms(info["num_atoms_histogram"], 100, seed=0)
+
     def run(steps: int) -> float:
         sampler = make_sampler("ddpm", module.diffusion, steps)
         _sync(device)
         start = time.perf_counter()
-        sampler.sample(module.denoiser, sizes, int(info["num_features"]), device=device,
-                       generator=torch.Generator(device).manual_seed(0))
+        sampler.sample(
+            module.denoiser,
+            sizes,
+            int(info["num_features"]),
+            device=device,
+            generator=torch.Generator(device).manual_seed(0),
+        )
         _sync(device)
         return time.perf_counter() - start
 
@@ -121,7 +127,9 @@ def main() -> None:
         return
 
     def run(task: str) -> dict:
-        cmd = [sys.executable, __file__, "--worker", task, "--device", args.device] + (["--quick"] if args.quick else [])
+        cmd = [sys.executable, __file__, "--worker", task, "--device", args.device] + (
+            ["--quick"] if args.quick else []
+        )
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             sys.exit(f"bench: {task} failed:\n{proc.stderr[-3000:]}")

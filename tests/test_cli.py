@@ -103,9 +103,17 @@ def test_train_resume_sample_end_to_end(tmp_path):
     """Real configs + real QM9 subset: train, resume on the same run dir, sample, read back."""
     run_dir = tmp_path / "run"
     common = [
-        "train", "experiment=qm9", "model.hidden_dim=16", "model.num_layers=2", "data.subset=300",
-        "data.val_subset=64", "data.batch_size=32", "trainer.val_check_interval=8",
-        "trainer.checkpoint_every_n_steps=4", "trainer.progress_bar=false", f"hydra.run.dir={run_dir}",
+        "train",
+        "experiment=qm9",
+        "model.hidden_dim=16",
+        "model.num_layers=2",
+        "data.subset=300",
+        "data.val_subset=64",
+        "data.batch_size=32",
+        "trainer.val_check_interval=8",
+        "trainer.checkpoint_every_n_steps=4",
+        "trainer.progress_bar=false",
+        f"hydra.run.dir={run_dir}",
     ]
     first = molgen(*common, "trainer.max_steps=12")
     assert first.returncode == 0, first.stderr[-2000:]
@@ -123,7 +131,9 @@ def test_train_resume_sample_end_to_end(tmp_path):
     assert ckpt["hyper_parameters"]["model"]["hidden_dim"] == 16
 
     out = tmp_path / "samples.sdf"
-    sample = molgen("sample", "--ckpt", str(last), "--num-samples", "5", "--steps", "10", "--out", str(out), "--device", "cpu")
+    sample = molgen(
+        "sample", "--ckpt", str(last), "--num-samples", "5", "--steps", "10", "--out", str(out), "--device", "cpu"
+    )
     assert sample.returncode == 0, sample.stderr[-2000:]
     mols = list(Chem.SDMolSupplier(str(out), removeHs=False, sanitize=False))
     assert len(mols) == 5 and all(m is not None and m.GetNumConformers() == 1 for m in mols)

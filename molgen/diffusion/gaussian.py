@@ -57,9 +57,7 @@ def position_dof(num_nodes: Tensor) -> Tensor:
     return 3 * (num_nodes - 1)
 
 
-def zero_com_noise(
-    num_nodes_like: Tensor, batch: Tensor, generator: torch.Generator | None = None
-) -> Tensor:
+def zero_com_noise(num_nodes_like: Tensor, batch: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Standard Gaussian noise in the zero-CoM subspace, shaped like ``num_nodes_like`` [N, 3].
 
     Projecting isotropic noise is exactly the standard normal of the

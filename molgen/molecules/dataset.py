@@ -53,9 +53,7 @@ class MoleculeDataset(torch.utils.data.Dataset):
     ) -> None:
         pos, z, ptr = _check_atom_arrays(pos, z, ptr)
         if smiles is not None and len(smiles) != len(ptr) - 1:
-            raise ValueError(
-                f"got {len(smiles)} SMILES strings for {len(ptr) - 1} molecules"
-            )
+            raise ValueError(f"got {len(smiles)} SMILES strings for {len(ptr) - 1} molecules")
         if remove_h:
             pos, z, ptr = _drop_hydrogens(pos, z, ptr)
         counts = ptr.diff()
@@ -88,10 +86,7 @@ class MoleculeDataset(torch.utils.data.Dataset):
             featurizer, smiles, remove_h: as in the constructor.
         """
         if len(positions) != len(atomic_numbers):
-            raise ValueError(
-                f"got {len(positions)} position arrays but {len(atomic_numbers)} "
-                "atomic-number arrays"
-            )
+            raise ValueError(f"got {len(positions)} position arrays but {len(atomic_numbers)} atomic-number arrays")
         if len(positions) == 0:
             raise ValueError("cannot build a dataset from zero molecules")
         pos_list = [torch.as_tensor(np.asarray(p, dtype=np.float64)) for p in positions]
@@ -155,18 +150,12 @@ def _check_atom_arrays(
     if pos.dim() != 2 or pos.shape[1] != 3 or not pos.is_floating_point():
         raise ValueError(f"pos must be a float tensor [A, 3], got {pos.dtype} {tuple(pos.shape)}")
     if z.dim() != 1 or len(z) != len(pos) or z.is_floating_point():
-        raise ValueError(
-            f"z must be an integer tensor [{len(pos)}], got {z.dtype} {tuple(z.shape)}"
-        )
+        raise ValueError(f"z must be an integer tensor [{len(pos)}], got {z.dtype} {tuple(z.shape)}")
     if ptr.dim() != 1 or len(ptr) < 2 or ptr.is_floating_point():
-        raise ValueError(
-            f"ptr must be an integer tensor [M + 1], got {ptr.dtype} {tuple(ptr.shape)}"
-        )
+        raise ValueError(f"ptr must be an integer tensor [M + 1], got {ptr.dtype} {tuple(ptr.shape)}")
     ptr = ptr.long()
     if ptr[0] != 0 or ptr[-1] != len(pos) or (ptr.diff() < 0).any():
-        raise ValueError(
-            f"ptr must start at 0, be non-decreasing and end at the atom count {len(pos)}"
-        )
+        raise ValueError(f"ptr must start at 0, be non-decreasing and end at the atom count {len(pos)}")
     finite = torch.isfinite(pos).all(dim=1)
     if not finite.all():
         atom = int(torch.nonzero(~finite)[0])

@@ -93,8 +93,7 @@ class AtomFeaturizer:
         """
         if z.dim() != 1 or z.is_floating_point() or z.is_complex():
             raise ValueError(
-                f"atomic numbers must be a 1-D integer tensor, got shape "
-                f"{tuple(z.shape)} and dtype {z.dtype}"
+                f"atomic numbers must be a 1-D integer tensor, got shape {tuple(z.shape)} and dtype {z.dtype}"
             )
         z = z.long()
         in_range = (z >= 0) & (z <= _MAX_Z)
@@ -103,9 +102,7 @@ class AtomFeaturizer:
         if (idx < 0).any():
             bad = sorted(set(z[idx < 0].tolist()))
             names = [element_symbol(v) if 1 <= v <= _MAX_Z else str(v) for v in bad]
-            raise ValueError(
-                f"unsupported element(s) {names}; allowed atom types are {list(self.atom_types)}"
-            )
+            raise ValueError(f"unsupported element(s) {names}; allowed atom types are {list(self.atom_types)}")
         return idx
 
     def encode(self, z: torch.Tensor) -> torch.Tensor:
@@ -137,9 +134,7 @@ class AtomFeaturizer:
             LongTensor [N] of atomic numbers, on ``h``'s device.
         """
         if h.dim() != 2 or h.shape[1] != self.num_features:
-            raise ValueError(
-                f"features must have shape [N, {self.num_features}], got {tuple(h.shape)}"
-            )
+            raise ValueError(f"features must have shape [N, {self.num_features}], got {tuple(h.shape)}")
         idx = h[:, : len(self.atom_types)].argmax(dim=-1)
         return torch.tensor(self.atomic_numbers, device=h.device)[idx]
 
@@ -156,9 +151,7 @@ class AtomFeaturizer:
         """Inverse of :meth:`to_dict`; ValueError on missing or unexpected keys."""
         expected = {"atom_types", "one_hot_scale", "charge_scale"}
         if set(d) != expected:
-            raise ValueError(
-                f"featurizer dict must have keys {sorted(expected)}, got {sorted(d)}"
-            )
+            raise ValueError(f"featurizer dict must have keys {sorted(expected)}, got {sorted(d)}")
         return cls(
             atom_types=tuple(d["atom_types"]),
             one_hot_scale=float(d["one_hot_scale"]),

@@ -99,9 +99,7 @@ def locate_qm9pack_csvs() -> list[Path]:
     paths = [data_dir / name for name in _QM9PACK_CSVS]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
-            f"qm9pack is installed but its data files are missing: {', '.join(missing)}"
-        )
+        raise FileNotFoundError(f"qm9pack is installed but its data files are missing: {', '.join(missing)}")
     return paths
 
 
@@ -126,8 +124,7 @@ def parse_qm9_row(row: Mapping[str, str]) -> QM9Record:
         raise ValueError(f"malformed qm9pack row (Index={row.get('Index')!r}): {e}") from None
     if len(z) != n_atoms or len(flat) != 3 * n_atoms:
         raise ValueError(
-            f"qm9pack row Index={index}: N_atoms={n_atoms} but {len(z)} elements and "
-            f"{len(flat)} coordinates"
+            f"qm9pack row Index={index}: N_atoms={n_atoms} but {len(z)} elements and {len(flat)} coordinates"
         )
     pos = [flat[i : i + 3] for i in range(0, len(flat), 3)]
     return QM9Record(index=index, smiles=smiles, z=z, pos=pos)
@@ -307,9 +304,7 @@ class QM9Dataset(MoleculeDataset):
         select = torch.from_numpy(edm_split(n_total)[split])
         if subset is not None:
             if not 1 <= subset <= len(select):
-                raise ValueError(
-                    f"subset must be between 1 and {len(select)} for split {split!r}, got {subset}"
-                )
+                raise ValueError(f"subset must be between 1 and {len(select)} for split {split!r}, got {subset}")
             select = select[:subset]
         pos, z, ptr = gather_molecules(data["pos"], data["z"], data["ptr"], select)
         super().__init__(

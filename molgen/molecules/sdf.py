@@ -76,8 +76,7 @@ def molecule_from_coordinates(
     pos_arr = np.asarray(pos, dtype=np.float64)
     if z_arr.ndim != 1 or len(z_arr) == 0 or pos_arr.shape != (len(z_arr), 3):
         raise ValueError(
-            f"expected atomic numbers [n] and positions [n, 3] with n >= 1, got "
-            f"{z_arr.shape} and {pos_arr.shape}"
+            f"expected atomic numbers [n] and positions [n, 3] with n >= 1, got {z_arr.shape} and {pos_arr.shape}"
         )
     if not np.issubdtype(z_arr.dtype, np.integer) or z_arr.min() < 1 or z_arr.max() > 118:
         raise ValueError(f"atomic numbers must be integers in 1..118, got {z_arr.tolist()}")
@@ -101,9 +100,7 @@ def molecule_from_coordinates(
         try:
             bonded = Chem.Mol(bare)
             rdDetermineBonds.DetermineConnectivity(bonded, charge=charge)
-            rdDetermineBonds.DetermineBondOrders(
-                bonded, charge=charge, maxIterations=max_iterations
-            )
+            rdDetermineBonds.DetermineBondOrders(bonded, charge=charge, maxIterations=max_iterations)
             mol, ok = bonded, True
         except (ValueError, RuntimeError):  # incl. valence/kekulize and iteration-cap errors
             pass

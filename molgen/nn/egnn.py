@@ -120,9 +120,7 @@ class EGNNLayer(MessagePassing):
     ) -> tuple[Tensor, Tensor]:
         """Apply the layer; see the class docstring for shapes."""
         if (edge_attr is None) != (self.edge_attr_dim == 0):
-            raise ValueError(
-                f"edge_attr must be given iff edge_attr_dim > 0 (edge_attr_dim={self.edge_attr_dim})"
-            )
+            raise ValueError(f"edge_attr must be given iff edge_attr_dim > 0 (edge_attr_dim={self.edge_attr_dim})")
         # One aggregation for both updates: columns [:H] are m_ij, [H:] the
         # coordinate steps.
         agg = self.propagate(edge_index, h=h, pos=pos, edge_attr=edge_attr)

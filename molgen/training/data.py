@@ -26,13 +26,18 @@ class GraphDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         return DataLoader(
-            self.train, batch_size=self.batch_size, shuffle=True, drop_last=len(self.train) > self.batch_size,
-            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+            self.train,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=len(self.train) > self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
         )
 
     def val_dataloader(self):
-        return DataLoader(self.val, batch_size=self.batch_size, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            self.val, batch_size=self.batch_size, num_workers=self.num_workers, persistent_workers=self.num_workers > 0
+        )
 
 
 def build_datamodule(config: dict) -> GraphDataModule:

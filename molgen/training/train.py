@@ -66,11 +66,24 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
         # best.ckpt on validation loss, and last.ckpt after each validation
-        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min",
-                        save_top_k=1, save_last=True, auto_insert_metric_name=False, enable_version_counter=False),
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="best",
+            monitor="val/loss",
+            mode="min",
+            save_top_k=1,
+            save_last=True,
+            auto_insert_metric_name=False,
+            enable_version_counter=False,
+        ),
         # last.ckpt between validations as well, so an interrupted run loses little
-        ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=tcfg.checkpoint_every_n_steps,
-                        save_top_k=1, enable_version_counter=False),
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="last",
+            every_n_train_steps=tcfg.checkpoint_every_n_steps,
+            save_top_k=1,
+            enable_version_counter=False,
+        ),
         EMAWeightAveraging(decay=tcfg.ema_decay),
     ]
     if tcfg.progress_bar:

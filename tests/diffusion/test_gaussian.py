@@ -51,7 +51,9 @@ def test_forward_process_moments_match_closed_form():
     h_t = h_t.view(reps, n, 2)
     x0c = x0 - x0.mean(0)
     torch.testing.assert_close(pos_t.mean(0), alpha * x0c, atol=0.02, rtol=0)
-    torch.testing.assert_close(pos_t.var(0), torch.full((n, 3), sigma**2 * (1 - 1 / n), dtype=torch.float64), atol=0.02, rtol=0)
+    torch.testing.assert_close(
+        pos_t.var(0), torch.full((n, 3), sigma**2 * (1 - 1 / n), dtype=torch.float64), atol=0.02, rtol=0
+    )
     torch.testing.assert_close(h_t.mean(0), alpha * h0, atol=0.02, rtol=0)
     torch.testing.assert_close(h_t.var(0), torch.full((n, 2), sigma**2, dtype=torch.float64), atol=0.02, rtol=0)
     assert graph_mean(pos_t.view(-1, 3), batch).abs().max() < 1e-10

@@ -46,8 +46,13 @@ def test_sampler_is_reproducible_and_conditions():
     sampler = make_sampler("ddpm", GaussianDiffusion(schedule, diffuse_features=False), num_steps=20)
     h_cond = torch.randn(7, 2)
     runs = [
-        sampler.sample(gaussian_oracle(schedule), torch.tensor([3, 4]), 2, h_condition=h_cond,
-                       generator=torch.Generator().manual_seed(3))
+        sampler.sample(
+            gaussian_oracle(schedule),
+            torch.tensor([3, 4]),
+            2,
+            h_condition=h_cond,
+            generator=torch.Generator().manual_seed(3),
+        )
         for _ in range(2)
     ]
     torch.testing.assert_close(runs[0][0], runs[1][0], rtol=0, atol=0)

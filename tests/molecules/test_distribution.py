@@ -17,9 +17,7 @@ from molgen.molecules.metrics.distribution import (
 )
 from molgen.molecules.metrics.record import MoleculeRecord
 
-needs_qm9pack = pytest.mark.skipif(
-    importlib.util.find_spec("qm9pack") is None, reason="qm9pack is not installed"
-)
+needs_qm9pack = pytest.mark.skipif(importlib.util.find_spec("qm9pack") is None, reason="qm9pack is not installed")
 
 SMILES = ["CCO", "c1ccccc1", "CC(N)=O", "CC(F)C#N", "OCC(O)CO"]
 
@@ -101,9 +99,7 @@ def test_stretched_bonds_shift_w1_by_the_stretch(molecules):
 
     distances = compare_statistics(sample, reference)
     # Binning moves each length by less than one bin.
-    assert distances["bond_length_w1"] == pytest.approx(
-        0.1 * true_lengths.mean(), abs=BOND_LENGTH_BIN_WIDTH
-    )
+    assert distances["bond_length_w1"] == pytest.approx(0.1 * true_lengths.mean(), abs=BOND_LENGTH_BIN_WIDTH)
     assert distances["atom_type_tv"] == distances["num_atoms_tv"] == 0.0
     assert distances["bond_type_tv"] == 0.0
 
@@ -114,9 +110,7 @@ def test_element_swap_gives_the_exact_total_variation():
     water = MoleculeRecord(np.array([8, 1, 1]), np.zeros((3, 3)))
     ammonia_like = MoleculeRecord(np.array([7, 1, 1]), np.zeros((3, 3)))
     # C 1/8, H 6/8, O 1/8 vs C 1/8, H 6/8, N 1/8: TV = (1/8 + 1/8) / 2.
-    distances = compare_statistics(
-        molecule_statistics([methane, ammonia_like]), molecule_statistics([methane, water])
-    )
+    distances = compare_statistics(molecule_statistics([methane, ammonia_like]), molecule_statistics([methane, water]))
     assert distances["atom_type_tv"] == pytest.approx(1 / 8)
     assert distances["num_atoms_tv"] == 0.0
 
@@ -155,9 +149,7 @@ def test_qm9_halves_have_close_distributions():
 
     data = QM9Dataset("test", subset=1000)
     records = [MoleculeRecord(d.z.numpy(), d.pos.numpy()) for d in (data[i] for i in range(1000))]
-    distances = compare_statistics(
-        molecule_statistics(records[:500]), molecule_statistics(records[500:])
-    )
+    distances = compare_statistics(molecule_statistics(records[:500]), molecule_statistics(records[500:]))
     # Measured: atom_type_tv 0.007, num_atoms_tv 0.11 (~25 sizes, 500 molecules each),
     # bond_length_w1 0.002 Å. The bounds leave room for sampling noise, yet a sample with
     # a wrong element mix, molecule size or 0.05 Å bond error would fail.

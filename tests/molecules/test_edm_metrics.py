@@ -16,9 +16,7 @@ from molgen.molecules.metrics.edm import (
 from molgen.molecules.metrics.record import MoleculeRecord
 
 # `import qm9pack` fails (it needs pkg_resources), so probe without importing it.
-needs_qm9pack = pytest.mark.skipif(
-    importlib.util.find_spec("qm9pack") is None, reason="qm9pack is not installed"
-)
+needs_qm9pack = pytest.mark.skipif(importlib.util.find_spec("qm9pack") is None, reason="qm9pack is not installed")
 
 # --------------------------------------------------------------------------- #
 # Small molecules built with textbook bond lengths (Å)
@@ -38,9 +36,7 @@ def ammonium():
 
 def ethene():
     c = np.array([[-0.67, 0, 0], [0.67, 0, 0]])
-    h_dirs = np.array(
-        [[np.cos(np.pi / 3), np.sin(np.pi / 3), 0], [np.cos(np.pi / 3), -np.sin(np.pi / 3), 0]]
-    )
+    h_dirs = np.array([[np.cos(np.pi / 3), np.sin(np.pi / 3), 0], [np.cos(np.pi / 3), -np.sin(np.pi / 3), 0]])
     h = np.vstack([c[1] + 1.09 * h_dirs, c[0] - 1.09 * h_dirs])
     return np.array([6, 6, 1, 1, 1, 1]), np.vstack([c, h])
 
@@ -213,9 +209,7 @@ def test_canonical_smiles_sanitizes_a_copy():
     ring = np.stack([np.cos(angles), np.sin(angles), np.zeros(6)], axis=1)
     z = np.array([6] * 6 + [1] * 6)
     pos = np.vstack([1.39 * ring, 2.48 * ring])
-    orders = bonds_matrix(
-        12, {**{(i, (i + 1) % 6): 1 + i % 2 for i in range(6)}, **{(i, i + 6): 1 for i in range(6)}}
-    )
+    orders = bonds_matrix(12, {**{(i, (i + 1) % 6): 1 + i % 2 for i in range(6)}, **{(i, i + 6): 1 for i in range(6)}})
     mol = edm_molecule(z, pos, orders)
     assert canonical_smiles(mol) == "c1ccccc1"
     assert not any(b.GetIsAromatic() for b in mol.GetBonds())

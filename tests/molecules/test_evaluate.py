@@ -76,8 +76,22 @@ def test_implicit_hydrogens_skip_edm_with_a_note(tmp_path):
 
 def test_cli_evaluate_json_and_annotate(good_sdf, tmp_path, capsys):
     out_json, annotated = tmp_path / "r.json", tmp_path / "a.sdf"
-    assert main(["evaluate", str(good_sdf), "--reference", str(good_sdf), "--json", str(out_json),
-                 "--annotate", str(annotated), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(good_sdf),
+                "--reference",
+                str(good_sdf),
+                "--json",
+                str(out_json),
+                "--annotate",
+                str(annotated),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "[edm]" in capsys.readouterr().out
     report = json.loads(out_json.read_text())
     assert report["edm"]["novelty"] == 0.0  # every molecule is in its own reference
@@ -117,8 +131,29 @@ def test_cli_evaluate_counts_unreadable_and_nan_records(good_sdf, tmp_path, caps
 def test_sample_evaluate_and_filter(tmp_path, capsys):
     ckpt = save_tiny_checkpoint(tmp_path / "tiny.ckpt")
     out, report_path = tmp_path / "s.sdf", tmp_path / "s.json"
-    assert main(["sample", "--ckpt", str(ckpt), "--out", str(out), "--steps", "3", "--num-samples", "6",
-                 "--reference", "none", "--filter", "valid", "--json", str(report_path), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--ckpt",
+                str(ckpt),
+                "--out",
+                str(out),
+                "--steps",
+                "3",
+                "--num-samples",
+                "6",
+                "--reference",
+                "none",
+                "--filter",
+                "valid",
+                "--json",
+                str(report_path),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     report = json.loads(report_path.read_text())
     kept = round(report["rdkit"]["validity"] * 6)

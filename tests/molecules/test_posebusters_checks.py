@@ -9,9 +9,7 @@ from rdkit.Chem import AllChem
 from molgen.molecules.metrics.posebusters_checks import evaluate_posebusters
 from molgen.molecules.metrics.record import MoleculeRecord
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("posebusters") is None, reason="posebusters not installed"
-)
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("posebusters") is None, reason="posebusters not installed")
 
 
 def _embedded(smiles):

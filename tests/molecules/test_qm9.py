@@ -23,9 +23,7 @@ from molgen.molecules.qm9 import (
 )
 
 # `import qm9pack` fails (it needs pkg_resources), so probe without importing it.
-needs_qm9pack = pytest.mark.skipif(
-    importlib.util.find_spec("qm9pack") is None, reason="qm9pack is not installed"
-)
+needs_qm9pack = pytest.mark.skipif(importlib.util.find_spec("qm9pack") is None, reason="qm9pack is not installed")
 
 
 def _random_molecules(num, seed=0):

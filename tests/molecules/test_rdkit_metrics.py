@@ -10,9 +10,7 @@ from molgen.molecules.metrics.record import MoleculeRecord
 from molgen.molecules.sdf import SDFRecord, read_sdf, write_sdf
 
 # `import qm9pack` fails (it needs pkg_resources), so probe without importing it.
-needs_qm9pack = pytest.mark.skipif(
-    importlib.util.find_spec("qm9pack") is None, reason="qm9pack is not installed"
-)
+needs_qm9pack = pytest.mark.skipif(importlib.util.find_spec("qm9pack") is None, reason="qm9pack is not installed")
 
 
 def _embedded(smiles, add_hs=True):
@@ -79,16 +77,12 @@ def test_bonds_from_the_file_are_kept():
     # Pull the hydroxyl 6 Å away: geometry alone now says two fragments.
     conf = mol.GetConformer()
     hydroxyl = [a.GetIdx() for a in mol.GetAtoms() if a.GetSymbol() == "O"]
-    hydroxyl += [
-        n.GetIdx() for n in mol.GetAtomWithIdx(hydroxyl[0]).GetNeighbors() if n.GetSymbol() == "H"
-    ]
+    hydroxyl += [n.GetIdx() for n in mol.GetAtomWithIdx(hydroxyl[0]).GetNeighbors() if n.GetSymbol() == "H"]
     for i in hydroxyl:
         conf.SetAtomPosition(i, conf.GetAtomPosition(i) + Chem.rdGeometry.Point3D(6.0, 0.0, 0.0))
     z, pos = _arrays(mol)
 
-    with_bonds, geometry_only = evaluate_rdkit(
-        [MoleculeRecord(z, pos, mol=mol), MoleculeRecord(z, pos)]
-    ).per_molecule
+    with_bonds, geometry_only = evaluate_rdkit([MoleculeRecord(z, pos, mol=mol), MoleculeRecord(z, pos)]).per_molecule
     assert with_bonds["bonds_from_file"] and with_bonds["valid"] and with_bonds["connected"]
     assert with_bonds["smiles"] == "CCO"
     assert not geometry_only["connected"]

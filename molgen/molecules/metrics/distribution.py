@@ -100,9 +100,7 @@ class MoleculeStatistics:
             "num_molecules": int(self.num_molecules),
             "atom_counts": {k: int(v) for k, v in self.atom_counts.items()},
             "num_atoms_counts": [int(c) for c in self.num_atoms_counts],
-            "bond_length_counts": {
-                k: [int(c) for c in v] for k, v in self.bond_length_counts.items()
-            },
+            "bond_length_counts": {k: [int(c) for c in v] for k, v in self.bond_length_counts.items()},
             "bond_length_range": [float(x) for x in self.bond_length_range],
             "bin_width": float(self.bin_width),
         }
@@ -114,9 +112,7 @@ class MoleculeStatistics:
             num_molecules=int(d["num_molecules"]),
             atom_counts={str(k): int(v) for k, v in d["atom_counts"].items()},
             num_atoms_counts=np.asarray(d["num_atoms_counts"], dtype=np.int64),
-            bond_length_counts={
-                str(k): np.asarray(v, dtype=np.int64) for k, v in d["bond_length_counts"].items()
-            },
+            bond_length_counts={str(k): np.asarray(v, dtype=np.int64) for k, v in d["bond_length_counts"].items()},
             bond_length_range=tuple(float(x) for x in d["bond_length_range"]),
             bin_width=float(d["bin_width"]),
         )
@@ -195,14 +191,9 @@ def molecule_statistics(
     bond_counts = flat_counts.reshape(len(type_names), num_bins)
     return MoleculeStatistics(
         num_molecules=len(sizes),
-        atom_counts={
-            _PERIODIC_TABLE.GetElementSymbol(int(z)): int(z_counts[z])
-            for z in np.flatnonzero(z_counts)
-        },
+        atom_counts={_PERIODIC_TABLE.GetElementSymbol(int(z)): int(z_counts[z]) for z in np.flatnonzero(z_counts)},
         num_atoms_counts=np.bincount(np.asarray(sizes, dtype=np.int64)),
-        bond_length_counts={
-            name: bond_counts[k] for k, name in enumerate(type_names) if bond_counts[k].any()
-        },
+        bond_length_counts={name: bond_counts[k] for k, name in enumerate(type_names) if bond_counts[k].any()},
     )
 
 
@@ -230,9 +221,7 @@ def _total_variation(counts_a: Mapping[Any, float], counts_b: Mapping[Any, float
     return 0.5 * sum(abs(counts_a.get(k, 0) / total_a - counts_b.get(k, 0) / total_b) for k in keys)
 
 
-def compare_statistics(
-    sample: MoleculeStatistics, reference: MoleculeStatistics
-) -> dict[str, float]:
+def compare_statistics(sample: MoleculeStatistics, reference: MoleculeStatistics) -> dict[str, float]:
     """Distances of the sample's distribution from the reference's.
 
     Returns:
@@ -274,9 +263,7 @@ def compare_statistics(
     if total_reference == 0:
         result["bond_type_tv"] = result["bond_length_w1"] = float("nan")
         return result
-    result["bond_type_tv"] = (
-        _total_variation(sample_types, reference_types) if sample_types else 1.0
-    )
+    result["bond_type_tv"] = _total_variation(sample_types, reference_types) if sample_types else 1.0
 
     weighted_sum = 0.0
     for name, count in reference_types.items():

@@ -110,9 +110,7 @@ _BONDING_Z = frozenset(atomic_number(s) for pair in SINGLE_BOND_PM for s in pair
 # Every element named by a table gets a row in the lookup matrices; the extra
 # last row stands for all other elements (no bond lengths, no valence).
 _TABLE_ELEMENTS = tuple(
-    dict.fromkeys(
-        [s for table in _BOND_TABLES for pair in table for s in pair] + list(ALLOWED_VALENCES)
-    )
+    dict.fromkeys([s for table in _BOND_TABLES for pair in table for s in pair] + list(ALLOWED_VALENCES))
 )
 _OTHER = len(_TABLE_ELEMENTS)
 _Z_TO_INDEX = np.full(119, _OTHER, dtype=np.intp)  # atomic number -> table row
@@ -168,16 +166,12 @@ def _check_atomic_numbers(atomic_numbers: np.ndarray) -> np.ndarray:
     return z
 
 
-def _check_molecule(
-    atomic_numbers: np.ndarray, positions: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _check_molecule(atomic_numbers: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Atomic numbers as int64 [n] and positions as float64 [n, 3] Å; ValueError on bad input."""
     z = _check_atomic_numbers(atomic_numbers)
     pos = np.asarray(positions, dtype=np.float64)
     if pos.shape != (len(z), 3):
-        raise ValueError(
-            f"positions must have shape ({len(z)}, 3) for {len(z)} atoms, got {pos.shape}"
-        )
+        raise ValueError(f"positions must have shape ({len(z)}, 3) for {len(z)} atoms, got {pos.shape}")
     if not np.isfinite(pos).all():
         raise ValueError("positions contain NaN or inf")
     return z, pos
@@ -218,9 +212,7 @@ def edm_atom_stability(atomic_numbers: np.ndarray, bond_orders: np.ndarray) -> n
     return _ALLOWED[idx, np.clip(valence, 0, _ALLOWED.shape[1] - 1)]
 
 
-def edm_molecule(
-    atomic_numbers: np.ndarray, positions: np.ndarray, bond_orders: np.ndarray
-) -> Chem.Mol:
+def edm_molecule(atomic_numbers: np.ndarray, positions: np.ndarray, bond_orders: np.ndarray) -> Chem.Mol:
     """RDKit molecule with the given bonds, unsanitized.
 
     Args:
@@ -314,9 +306,7 @@ class EDMResult:
     per_molecule: list[dict]
 
 
-def evaluate_edm(
-    records: Sequence[MoleculeRecord], reference_smiles: set[str] | None = None
-) -> EDMResult:
+def evaluate_edm(records: Sequence[MoleculeRecord], reference_smiles: set[str] | None = None) -> EDMResult:
     """Evaluate molecules by the EDM protocol.
 
     Args:
@@ -353,17 +343,11 @@ def evaluate_edm(
     valid_smiles = [m["smiles"] for m in per_molecule if m["valid"]]
     unique = set(valid_smiles)
     summary: dict[str, float | int | None] = {
-        "atom_stability": sum(m["stable_atoms"] for m in per_molecule) / num_atoms
-        if num_atoms
-        else None,
+        "atom_stability": sum(m["stable_atoms"] for m in per_molecule) / num_atoms if num_atoms else None,
         "mol_stability": sum(m["mol_stable"] for m in per_molecule) / num_molecules,
         "validity": len(valid_smiles) / num_molecules,
         "uniqueness": len(unique) / len(valid_smiles) if valid_smiles else None,
-        "novelty": (
-            len(unique - reference_smiles) / len(unique)
-            if reference_smiles is not None and unique
-            else None
-        ),
+        "novelty": (len(unique - reference_smiles) / len(unique) if reference_smiles is not None and unique else None),
         "num_molecules": num_molecules,
         "num_atoms": num_atoms,
         "num_valid": len(valid_smiles),

@@ -89,9 +89,7 @@ def _require_posebusters() -> Any:
     try:
         import posebusters
     except ImportError as error:
-        raise ImportError(
-            "PoseBusters checks need the posebusters package: pip install posebusters"
-        ) from error
+        raise ImportError("PoseBusters checks need the posebusters package: pip install posebusters") from error
     return posebusters
 
 

@@ -117,9 +117,7 @@ def rdkit_smiles_of(atomic_numbers: Any, positions: Any) -> str | None:
     return _evaluate_one(record)["smiles"]
 
 
-def evaluate_rdkit(
-    records: list[MoleculeRecord], reference_smiles: set[str] | None = None
-) -> RDKitResult:
+def evaluate_rdkit(records: list[MoleculeRecord], reference_smiles: set[str] | None = None) -> RDKitResult:
     """Run the RDKit protocol (see the module docstring) on a set of molecules.
 
     Args:
