@@ -85,8 +85,8 @@ def assert_denoiser_equivariant(
 
     The model (if an ``nn.Module``) and inputs are cast to ``dtype`` and the
     model is put in eval mode; inputs may live on any device (the model must
-    already be there). Random draws use a CPU generator seeded with ``seed``. Raises ``AssertionError`` naming the failed
-    check.
+    already be there). Random draws use a CPU generator seeded with ``seed``.
+    Raises ``AssertionError`` naming the failed check.
     """
     if isinstance(model, torch.nn.Module):
         model = model.to(dtype).eval()
