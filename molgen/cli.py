@@ -142,14 +142,14 @@ def _add_evaluation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--posebusters",
         type=_non_negative,
-        default=0,
+        default=100,
         metavar="N",
-        help="run PoseBusters' mol checks on a seeded random subset of N molecules (0 = skip; default 0)",
+        help="PoseBusters' mol checks on a seeded random subset of N molecules (0 = skip; default 100)",
     )
     p.add_argument(
         "--posebusters-energy",
         action="store_true",
-        help="include PoseBusters' internal-energy check (slow: ~1.6 s per molecule)",
+        help="include PoseBusters' internal-energy check (slow: ~0.5-1 s per molecule)",
     )
     p.add_argument("--workers", type=_positive, default=1, help="processes for PoseBusters (default 1)")
     p.add_argument("--json", dest="json_out", help="also write the report as JSON to this file")

@@ -50,7 +50,7 @@ def evaluate_molecules(
         problems: records of the input that could not be read (reported).
         posebusters_max: molecules to bust (a seeded random subset); None =
             all, 0 = skip PoseBusters.
-        posebusters_energy: include PoseBusters' internal-energy check (~1.6 s per molecule).
+        posebusters_energy: include PoseBusters' internal-energy check (~0.5-1 s per molecule here).
     """
     if not records:
         raise ValueError("no readable molecules to evaluate" + (f" ({len(problems)} unreadable)" if problems else ""))
@@ -90,7 +90,7 @@ def evaluate_molecules(
 
     if posebusters_max == 0:
         report["posebusters"] = {}
-        report["notes"].append("posebusters: skipped (enable with --posebusters N)")
+        report["notes"].append("posebusters: skipped (--posebusters 0)")
     else:
         from molgen.molecules.metrics.posebusters_checks import evaluate_posebusters
 
