@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from rdkit import Chem
 
+from molgen.molecules.metrics.edm import BOND_MARGINS_PM, SINGLE_BOND_PM
 from molgen.molecules.metrics.record import MoleculeRecord
 
 __all__ = [
@@ -39,14 +40,11 @@ __all__ = [
 ]
 
 EDM_SINGLE_BOND_LENGTHS: Mapping[tuple[str, str], float] = {
-    ("H", "H"): 0.74, ("C", "H"): 1.09, ("H", "N"): 1.01, ("H", "O"): 0.96, ("F", "H"): 0.92,
-    ("C", "C"): 1.54, ("C", "N"): 1.47, ("C", "O"): 1.43, ("C", "F"): 1.35,
-    ("N", "N"): 1.45, ("N", "O"): 1.40, ("F", "N"): 1.36,
-    ("O", "O"): 1.48, ("F", "O"): 1.42, ("F", "F"): 1.42,
-}  # fmt: skip
+    pair: length / 100.0 for pair, length in SINGLE_BOND_PM.items()
+}
 """Single-bond lengths in Å of the EDM evaluation protocol, keyed by element pair."""
 
-EDM_BOND_MARGIN = 0.1
+EDM_BOND_MARGIN = BOND_MARGINS_PM[0] / 100.0
 """Å added to the single-bond length to get the bonding distance cutoff (EDM: 10 pm)."""
 
 BOND_LENGTH_RANGE = (0.5, 2.5)
