@@ -82,6 +82,13 @@ def evaluate_molecules(
     else:
         edm = evaluate_edm(records, reference.edm_smiles if reference else None)
         report["edm"] = {k: v for k, v in edm.summary.items() if v is not None}
+        unsupported = sorted({e for row in edm.per_molecule for e in row["unsupported_elements"]})
+        if unsupported:
+            count = sum(bool(row["unsupported_elements"]) for row in edm.per_molecule)
+            report["notes"].append(
+                f"edm: {count} molecules contain elements outside the protocol's bond tables "
+                f"({', '.join(unsupported)}); counted invalid and unstable"
+            )
         merge("edm", edm.per_molecule, ("mol_stable", "stable_atoms", "valid", "smiles"))
 
     rdkit = evaluate_rdkit(records, reference.rdkit_smiles if reference else None)

@@ -65,6 +65,14 @@ def test_corrupted_molecules_score_lower():
     assert worse["rdkit"]["validity"] < base["rdkit"]["validity"]
 
 
+def test_unsupported_elements_are_invalid_and_reported():
+    records = [record(embedded(s), keep_bonds=False) for s in ("CCO", "CCCl")]
+    evaluation = evaluate_molecules(records)
+    assert evaluation.report["edm"]["validity"] == 0.5
+    assert any("Cl" in note and "1 molecules" in note for note in evaluation.report["notes"])
+    assert not evaluation.per_molecule[1]["edm_valid"]
+
+
 def test_implicit_hydrogens_skip_edm_with_a_note(tmp_path):
     path = tmp_path / "implicit.sdf"
     write_sdf(path, [SDFRecord(embedded(s, hydrogens=False), s) for s in SMILES])
