@@ -7,8 +7,8 @@ Prints a table and optionally writes JSON (``--json out.json``):
                                      backward, AdamW step), batch 64 QM9
     train_peak_mem_mb_small / _paper peak memory (CUDA: allocator peak;
                                      CPU: process peak RSS) in MiB
-    sample_mol_per_s_50steps         ancestral sampling, small config,
-    sample_mol_per_s_1000steps       batch of 100 QM9-size molecules
+    sample_mol_per_s_50steps         DPM-Solver++(2M), 50 steps  } small config, batch of
+    sample_mol_per_s_1000steps       ancestral (DDPM), 1000 steps } 100 QM9-size molecules
 
 Each configuration runs in its own subprocess so peak memory is its own.
 Figures are medians over timed repetitions after warm-up; run on an idle
@@ -80,7 +80,7 @@ def bench_train(config: str, device: str, steps: int, warmup: int = 3) -> dict:
     return {"s_per_batch": median, "mol_per_s": 64 / median, "peak_mem_mb": _peak_mem_mb(device)}
 
 
-def bench_sample(device: str, num_steps: int, repeats: int) -> dict:
+def bench_sample(device: str, sampler_name: str, num_steps: int, repeats: int) -> dict:
     from molgen.diffusion import make_sampler
     from molgen.molecules.generate import sample_num_atoms
 
@@ -89,7 +89,7 @@ def bench_sample(device: str, num_steps: int, repeats: int) -> dict:
     sizes = sample_num_atoms(info["num_atoms_histogram"], 100, seed=0)
 
     def run(steps: int) -> float:
-        sampler = make_sampler("ddpm", module.diffusion, steps)
+        sampler = make_sampler(sampler_name, module.diffusion, steps)
         _sync(device)
         start = time.perf_counter()
         sampler.sample(
@@ -111,7 +111,8 @@ def _worker(task: str, device: str, quick: bool) -> dict:
     kind, arg = task.split(":")
     if kind == "train":
         return bench_train(arg, device, steps=5 if quick else 20)
-    return bench_sample(device, int(arg), repeats=1 if (quick or int(arg) >= 1000) else 3)
+    name, steps = arg.split("@")
+    return bench_sample(device, name, int(steps), repeats=1 if (quick or int(steps) >= 1000) else 3)
 
 
 def main() -> None:
@@ -142,13 +143,13 @@ def main() -> None:
         results[f"train_mol_per_s_{config}"] = r["mol_per_s"]
         results[f"train_s_per_batch_{config}"] = r["s_per_batch"]
         results[f"train_peak_mem_mb_{config}"] = r["peak_mem_mb"]
-    r50 = run("sample:50")
+    r50 = run("sample:dpm-solver@50")
     results["sample_mol_per_s_50steps"] = r50["mol_per_s"]
     if args.quick:
         results["sample_mol_per_s_1000steps"] = 100 / (r50["s_per_step"] * 1001)
         results["sample_1000steps_extrapolated"] = True
     else:
-        results["sample_mol_per_s_1000steps"] = run("sample:1000")["mol_per_s"]
+        results["sample_mol_per_s_1000steps"] = run("sample:ddpm@1000")["mol_per_s"]
         results["sample_1000steps_extrapolated"] = False
 
     print(f"device: {device_name}  torch {torch.__version__}")

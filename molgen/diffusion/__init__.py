@@ -1,7 +1,7 @@
 """Domain-agnostic diffusion core: schedules, the Gaussian process, samplers."""
 
 from molgen.diffusion.gaussian import GaussianDiffusion, remove_mean, zero_com_noise
-from molgen.diffusion.samplers import AncestralSampler, Sampler, make_sampler
+from molgen.diffusion.samplers import AncestralSampler, DDIMSampler, DPMSolverSampler, Sampler, make_sampler
 from molgen.diffusion.schedules import (
     CosineSchedule,
     NoiseSchedule,
@@ -13,6 +13,8 @@ from molgen.diffusion.schedules import (
 __all__ = [
     "AncestralSampler",
     "CosineSchedule",
+    "DDIMSampler",
+    "DPMSolverSampler",
     "GaussianDiffusion",
     "NoiseSchedule",
     "PolynomialSchedule",

@@ -2,13 +2,31 @@
 
 A sampler owns a time grid from 1 (noise) to 0 (data) and a ``step`` that
 moves the state from one grid time ``t`` to the next ``s < t`` given the
-denoiser's noise prediction. :meth:`Sampler.sample` is the shared loop: draw
-the prior, step through the grid, and finish with the clean prediction at
-``t = 0``. A new algorithm (DDIM, multistep solvers) subclasses
-:class:`Sampler` and overrides :meth:`step`.
+denoiser's noise prediction. :meth:`Sampler.sample` is the shared loop: call
+:meth:`Sampler.reset`, draw the prior, step through the grid, and finish with
+the clean prediction at ``t = 0``. A new algorithm subclasses :class:`Sampler`
+and overrides :meth:`step` (and :meth:`reset` if it carries state between
+steps, like a multistep solver).
+
+Registered samplers (:func:`make_sampler`):
+
+==============  ================  =============  ============
+name            class             options        default grid
+==============  ================  =============  ============
+``ddpm``        AncestralSampler  ``grid``       ``time``
+``ddim``        DDIMSampler       ``eta, grid``  ``time``
+``dpm-solver``  DPMSolverSampler  ``grid``       ``logsnr``
+==============  ================  =============  ============
+
+(``ancestral`` is an alias of ``ddpm``.) Grids: ``time`` is uniform in
+``t``; ``logsnr`` is uniform in the log-SNR ``log(alpha**2 / sigma**2)``
+(equivalently in the half log-SNR ``lambda = log(alpha / sigma)``), which
+spreads few steps evenly over the signal-to-noise range.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 from torch import Tensor
@@ -20,6 +38,28 @@ from molgen.diffusion.gaussian import (
     remove_mean,
     zero_com_noise,
 )
+from molgen.diffusion.schedules import NoiseSchedule
+
+GRIDS = ("time", "logsnr")
+
+
+def invert_log_snr(schedule: NoiseSchedule, log_snr: Tensor, iterations: int = 60) -> Tensor:
+    """Times ``t`` in [0, 1] with ``schedule.log_snr(t) == log_snr`` (same shape), by bisection.
+
+    Works for any schedule because the log-SNR is strictly decreasing in ``t``;
+    60 halvings of [0, 1] reach float64 resolution.
+    """
+    lo, hi = torch.zeros_like(log_snr), torch.ones_like(log_snr)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        too_early = schedule.log_snr(mid) > log_snr  # still too clean: the target lies later
+        lo, hi = torch.where(too_early, mid, lo), torch.where(too_early, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def half_log_snr(schedule: NoiseSchedule, t: Tensor) -> Tensor:
+    """``lambda_t = log(alpha_t / sigma_t)``, DPM-Solver's time variable."""
+    return 0.5 * schedule.log_snr(t)
 
 
 class Sampler:
@@ -29,17 +69,43 @@ class Sampler:
         diffusion: the forward process being inverted.
         num_steps: number of reverse steps ``T``; the denoiser is called
             ``T + 1`` times (the last call turns ``z_0`` into the sample).
+        grid: ``"time"`` (uniform in ``t``) or ``"logsnr"`` (uniform in
+            log-SNR); None takes the class's ``default_grid``.
     """
 
-    def __init__(self, diffusion: GaussianDiffusion, num_steps: int) -> None:
+    default_grid = "time"
+
+    def __init__(self, diffusion: GaussianDiffusion, num_steps: int, grid: str | None = None) -> None:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        grid = self.default_grid if grid is None else grid
+        if grid not in GRIDS:
+            raise ValueError(f"unknown time grid {grid!r}; choose from {list(GRIDS)}")
         self.diffusion = diffusion
         self.num_steps = num_steps
+        self.grid = grid
 
     def timesteps(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
-        """Uniform grid ``[1, (T-1)/T, ..., 0]``, [T + 1]."""
-        return torch.linspace(1.0, 0.0, self.num_steps + 1, device=device, dtype=dtype)
+        """Decreasing grid of ``T + 1`` times from exactly 1 to exactly 0, [T + 1].
+
+        ``time``: ``[1, (T-1)/T, ..., 0]``. ``logsnr``: the times whose
+        log-SNR is evenly spaced between ``log_snr(1)`` and ``log_snr(0)``
+        (both finite, see :mod:`molgen.diffusion.schedules`).
+        """
+        if self.grid == "time":
+            return torch.linspace(1.0, 0.0, self.num_steps + 1, device=device, dtype=dtype)
+        schedule = self.diffusion.schedule
+        first, last = schedule.log_snr(torch.tensor([1.0, 0.0], dtype=torch.float64)).tolist()
+        t = invert_log_snr(schedule, torch.linspace(first, last, self.num_steps + 1, dtype=torch.float64))
+        t[0], t[-1] = 1.0, 0.0  # exact ends: the loop's final clean prediction is at t = 0
+        return t.to(device=device, dtype=dtype)
+
+    def reset(self) -> None:
+        """Clear state carried between steps; :meth:`sample` calls it before the first step.
+
+        Stateless samplers do nothing; multistep solvers forget their history
+        so that consecutive :meth:`sample` calls are independent.
+        """
 
     def step(
         self,
@@ -52,7 +118,12 @@ class Sampler:
         batch: Tensor,
         generator: torch.Generator | None,
     ) -> tuple[Tensor, Tensor]:
-        """Move ``(pos_t, h_t)`` from time ``t`` to ``s < t`` (scalars, 0-dim tensors)."""
+        """Move ``(pos_t, h_t)`` from time ``t`` to ``s < t`` (scalars, 0-dim tensors).
+
+        ``eps_pos`` [N, 3] is already projected to zero CoM per graph;
+        ``eps_h`` [N, F] is the feature prediction (ignored when features
+        are clean conditioning, which must be returned unchanged).
+        """
         raise NotImplementedError
 
     @torch.inference_mode()
@@ -93,6 +164,7 @@ class Sampler:
         else:
             h = h_condition.to(device=device, dtype=dtype)
 
+        self.reset()
         grid = self.timesteps(device, dtype)
         for i in tqdm(range(self.num_steps), desc="sampling", disable=not progress, leave=False):
             t, s = grid[i], grid[i + 1]
@@ -119,11 +191,137 @@ class AncestralSampler(Sampler):
         return pos_s, diffusion.posterior_step(h_t, eps_h, t, s, noise_h)
 
 
-_SAMPLERS = {"ddpm": AncestralSampler, "ancestral": AncestralSampler}
+class DDIMSampler(Sampler):
+    """DDIM (Song, Meng & Ermon 2021): denoise to ``x0_hat``, then re-noise to time ``s``.
+
+    With ``x0_hat = (z_t - sigma_t * eps) / alpha_t`` and the ancestral
+    standard deviation ``c = sigma_s / sigma_t * sqrt(1 - alpha_t**2 / alpha_s**2)``::
+
+        z_s = alpha_s * x0_hat + sqrt(sigma_s**2 - (eta * c)**2) * eps + eta * c * noise
+
+    ``eta = 0`` is the deterministic first-order solver of the
+    probability-flow ODE (given the prior draw, no randomness is used);
+    ``eta = 1`` has exactly the ancestral step's variance and, drawing its
+    noise in the same order, reproduces :class:`AncestralSampler`.
+    Position noise is projected to zero CoM, so positions stay in that subspace.
+
+    Args:
+        eta: noise scale in [0, 1] (default 0).
+        grid: time grid (default ``time``).
+    """
+
+    def __init__(self, diffusion: GaussianDiffusion, num_steps: int, eta: float = 0.0, grid: str | None = None) -> None:
+        super().__init__(diffusion, num_steps, grid)
+        if not 0.0 <= eta <= 1.0:
+            raise ValueError(f"eta must be in [0, 1], got {eta}")
+        self.eta = eta
+
+    def _update(self, z_t: Tensor, eps: Tensor, t: Tensor, s: Tensor, noise: Tensor | None) -> Tensor:
+        schedule = self.diffusion.schedule
+        alpha_t, sigma_t = schedule.alpha(t), schedule.sigma(t)
+        alpha_s, sigma_s = schedule.alpha(s), schedule.sigma(s)
+        x0 = self.diffusion.predict_clean(z_t, eps, t)
+        if noise is None:
+            return alpha_s * x0 + sigma_s * eps
+        # sigma_t**2 - (alpha_t/alpha_s)**2 * sigma_s**2 == 1 - (alpha_t/alpha_s)**2 for a VP process
+        std = self.eta * sigma_s / sigma_t * (sigma_t**2 - (alpha_t / alpha_s) ** 2 * sigma_s**2).clamp(min=0.0).sqrt()
+        return alpha_s * x0 + (sigma_s**2 - std**2).clamp(min=0.0).sqrt() * eps + std * noise
+
+    def step(self, pos_t, h_t, eps_pos, eps_h, t, s, batch, generator):
+        # eta = 0 draws nothing; otherwise positions then features, in AncestralSampler's order
+        noise_pos = zero_com_noise(pos_t, batch, generator) if self.eta > 0 else None
+        pos_s = self._update(pos_t, eps_pos, t, s, noise_pos)
+        if not self.diffusion.diffuse_features:
+            return pos_s, h_t
+        noise_h = None
+        if self.eta > 0:
+            noise_h = torch.randn(h_t.shape, generator=generator, device=h_t.device, dtype=h_t.dtype)
+        return pos_s, self._update(h_t, eps_h, t, s, noise_h)
 
 
-def make_sampler(name: str, diffusion: GaussianDiffusion, num_steps: int) -> Sampler:
-    """Build a sampler by name (``ddpm``/``ancestral``)."""
+class DPMSolverSampler(Sampler):
+    """DPM-Solver++(2M) (Lu et al. 2022): second-order multistep ODE solver in the data prediction.
+
+    In the half log-SNR ``lambda = log(alpha / sigma)`` the probability-flow
+    ODE integrates exactly up to the data prediction ``x0_hat``. A step
+    from ``t`` to ``s`` with ``dlambda = lambda_s - lambda_t > 0``::
+
+        z_s = sigma_s / sigma_t * z_t - alpha_s * expm1(-dlambda) * D
+
+    First step: ``D = x0_hat(t)`` (first order, DDIM). Later steps
+    extrapolate linearly in ``lambda`` through the previous step's
+    prediction ``x0_prev`` at ``t_prev``, with ``r = (lambda_t - lambda_prev) / dlambda``::
+
+        D = x0_hat(t) + (x0_hat(t) - x0_prev) / (2 r)
+
+    Deterministic given the prior draw. Positions stay in the zero-CoM
+    subspace (every term is a combination of zero-CoM states/predictions);
+    clean conditioning features are passed through unchanged.
+
+    Args:
+        grid: time grid (default ``logsnr``: uniform steps in ``lambda``,
+            the variable the solver's error is expanded in).
+    """
+
+    default_grid = "logsnr"
+
+    def __init__(self, diffusion: GaussianDiffusion, num_steps: int, grid: str | None = None) -> None:
+        super().__init__(diffusion, num_steps, grid)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous step's ``(lambda_t, x0_pos, x0_h)``."""
+        self._previous: tuple[Tensor, Tensor, Tensor | None] | None = None
+
+    def step(self, pos_t, h_t, eps_pos, eps_h, t, s, batch, generator):
+        diffusion, schedule = self.diffusion, self.diffusion.schedule
+        lambda_t, lambda_s = half_log_snr(schedule, t), half_log_snr(schedule, s)
+        dlambda = lambda_s - lambda_t
+        x0_pos = diffusion.predict_clean(pos_t, eps_pos, t)
+        x0_h = diffusion.predict_clean(h_t, eps_h, t) if diffusion.diffuse_features else None
+
+        d_pos, d_h = x0_pos, x0_h
+        if self._previous is not None:
+            lambda_prev, prev_pos, prev_h = self._previous
+            weight = dlambda / (2.0 * (lambda_t - lambda_prev))  # 1 / (2 r)
+            d_pos = x0_pos + weight * (x0_pos - prev_pos)
+            if x0_h is not None:
+                d_h = x0_h + weight * (x0_h - prev_h)
+        self._previous = (lambda_t, x0_pos, x0_h)
+
+        decay = schedule.sigma(s) / schedule.sigma(t)
+        gain = -schedule.alpha(s) * torch.expm1(-dlambda)
+        pos_s = decay * pos_t + gain * d_pos
+        if d_h is None:
+            return pos_s, h_t
+        return pos_s, decay * h_t + gain * d_h
+
+
+_SAMPLERS = {
+    "ddpm": AncestralSampler,
+    "ancestral": AncestralSampler,
+    "ddim": DDIMSampler,
+    "dpm-solver": DPMSolverSampler,
+}
+
+
+def sampler_names() -> list[str]:
+    """Names :func:`make_sampler` accepts, sorted."""
+    return sorted(_SAMPLERS)
+
+
+def make_sampler(name: str, diffusion: GaussianDiffusion, num_steps: int, **options) -> Sampler:
+    """Build a sampler by name (see the module docstring); ``options`` go to its constructor.
+
+    Raises:
+        ValueError: unknown name, or an option the sampler does not take
+            (the message lists the valid choices).
+    """
     if name not in _SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose from {sorted(_SAMPLERS)}")
-    return _SAMPLERS[name](diffusion, num_steps)
+        raise ValueError(f"unknown sampler {name!r}; choose from {sampler_names()}")
+    cls = _SAMPLERS[name]
+    valid = [p for p in inspect.signature(cls).parameters if p not in ("diffusion", "num_steps")]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for sampler {name!r}; valid options: {valid}")
+    return cls(diffusion, num_steps, **options)
