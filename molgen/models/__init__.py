@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from molgen.models.e3nn_denoiser import E3NNDenoiser
 from molgen.models.egnn_denoiser import EGNNDenoiser
 
-DENOISERS: dict[str, type[torch.nn.Module]] = {"egnn": EGNNDenoiser}
+DENOISERS: dict[str, type[torch.nn.Module]] = {"egnn": EGNNDenoiser, "e3nn": E3NNDenoiser}
 
 
 def build_denoiser(config: dict, in_node_dim: int) -> torch.nn.Module:
