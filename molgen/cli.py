@@ -27,6 +27,10 @@ def _fail(command: str, message: str, status: int = 1) -> int:
 
 
 # ----- train -------------------------------------------------------------
+# Keys Lightning takes in several types (devices: 2, auto or [0, 1]; precision: 32 or bf16-mixed).
+_ANY_TYPE_KEYS = {"trainer.devices", "trainer.precision"}
+
+
 def _type_errors(base, full, prefix: str = "") -> list[str]:
     """Keys whose overridden value has another type than the default (null defaults accept anything)."""
     from omegaconf import DictConfig
@@ -38,7 +42,7 @@ def _type_errors(base, full, prefix: str = "") -> list[str]:
         default, value = base[key], full[key]
         if isinstance(default, DictConfig) and isinstance(value, DictConfig):
             errors += _type_errors(default, value, f"{prefix}{key}.")
-        elif default is not None and value is not None:
+        elif default is not None and value is not None and f"{prefix}{key}" not in _ANY_TYPE_KEYS:
             expected = (int, float) if isinstance(default, float) else type(default)
             if not isinstance(value, expected) or (isinstance(value, bool) and not isinstance(default, bool)):
                 errors.append(f"{prefix}{key} must be {type(default).__name__}, got {value!r}")
@@ -91,6 +95,7 @@ def _train(args: list[str]) -> int:
 
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     @hydra.main(config_path="conf", config_name="config", version_base="1.3")
     def run(cfg) -> None:
@@ -105,14 +110,18 @@ def _train(args: list[str]) -> int:
 
         from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+        # Lightning's DDP launcher starts the other ranks by re-running this command line: give it back.
+        sys.argv = command
         try:
-            train(cfg, Path(HydraConfig.get().runtime.output_dir))
+            hydra_cfg = HydraConfig.get()
+            train(cfg, Path(hydra_cfg.runtime.output_dir), sweep=hydra_cfg.mode == RunMode.MULTIRUN)
         except (ValueError, TypeError, OSError, FloatingPointError, MisconfigurationException) as err:
             # TypeError: a config value of the wrong type reached a constructor
             print(f"molgen train: error: {type(err).__name__}: {err}", file=sys.stderr)
             sys.exit(1)
 
-    sys.argv = ["molgen-train", *args]
+    command = [sys.argv[0], "train", *args]
+    sys.argv = ["molgen-train", *args]  # Hydra parses the overrides from sys.argv
     run()
     return 0
 
@@ -197,7 +206,11 @@ FILTERS = {"valid": "rdkit_valid", "stable": "edm_mol_stable"}
 
 def _sample_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="molgen sample", description="Sample 3D molecules from a trained checkpoint into an SDF file."
+        prog="molgen sample",
+        description="Sample 3D molecules from a trained checkpoint into an SDF file.",
+        epilog="Sharded sampling: `torchrun --nproc_per_node N -m molgen.cli sample ...` splits the batches over N "
+        "processes (with --device cuda, local rank i uses cuda:i); rank 0 writes one SDF, the same file as a "
+        "single-process run with the same --seed and --batch-size. See docs/distributed.md.",
     )
     p.add_argument(
         "--ckpt", required=True, help="checkpoint written by `molgen train` (e.g. <run dir>/checkpoints/last.ckpt)"
@@ -208,7 +221,13 @@ def _sample_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="random seed; same seed and batch size give the same file (default 0)"
     )
     p.add_argument("--steps", type=_positive, default=1000, help="reverse-diffusion steps (default 1000)")
-    p.add_argument("--sampler", default="ddpm", choices=["ddpm"], help="reverse-process sampler (default ddpm)")
+    p.add_argument(
+        "--sampler",
+        default="ddpm",
+        choices=["ddpm", "ddim", "dpm-solver"],
+        help="reverse-process sampler: ancestral ddpm, deterministic ddim, or dpm-solver (DPM-Solver++(2M), "
+        "good in few steps, e.g. --steps 50); default ddpm",
+    )
     p.add_argument("--batch-size", type=_positive, default=100, help="molecules sampled together (default 100)")
     p.add_argument(
         "--num-atoms",
@@ -237,15 +256,19 @@ def _sample(args: list[str]) -> int:
     import torch
 
     from molgen.checkpoint import CheckpointError, load_checkpoint
-    from molgen.molecules.generate import generate_molecules
+    from molgen.distributed import gather_to_first, join_torchrun
+    from molgen.molecules.generate import generate_molecules, merge_shards
     from molgen.molecules.metrics.record import MoleculeRecord
     from molgen.molecules.sdf import check_writable, molecule_from_coordinates, write_sdf
 
     device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         return _fail("sample", "--device cuda requested but CUDA is not available")
+    rank = join_torchrun()  # processes started by torchrun each sample a share of the batches
+    if device == "cuda" and rank.world_size > 1:
+        device = f"cuda:{rank.local_rank % torch.cuda.device_count()}"
     try:
-        check_writable(opts.out)
+        check_writable(opts.out)  # on every rank, so that all of them stop alike
         if opts.json_out:
             check_writable(opts.json_out)
         model = load_checkpoint(opts.ckpt, device=device)
@@ -258,10 +281,15 @@ def _sample(args: list[str]) -> int:
             batch_size=opts.batch_size,
             seed=opts.seed,
             device=device,
-            progress=not opts.no_progress,
+            progress=not opts.no_progress and rank.rank == 0,
+            shard=(rank.rank, rank.world_size),
         )
     except (CheckpointError, OSError, ValueError) as err:
         return _fail("sample", str(err))
+    shards = gather_to_first(molecules, rank)
+    if shards is None:  # rank 0 writes the file
+        return 0
+    molecules = merge_shards(shards, opts.batch_size)
 
     sdf_records, molecule_records, unperceived, nonfinite = [], [], 0, 0
     for index, molecule in enumerate(molecules):

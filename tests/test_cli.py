@@ -49,6 +49,14 @@ def test_same_seed_same_file_and_fixed_size(tiny_ckpt, tmp_path):
     assert all(m.GetNumAtoms() == 6 for m in Chem.SDMolSupplier(str(a), removeHs=False, sanitize=False))
 
 
+@pytest.mark.parametrize("sampler", ["ddim", "dpm-solver"])
+def test_sample_with_other_samplers(tiny_ckpt, tmp_path, sampler):
+    out = tmp_path / f"{sampler}.sdf"
+    assert _sample(tiny_ckpt, out, "--num-samples", "3", "--sampler", sampler, "--num-atoms", "5") == 0
+    mols = list(Chem.SDMolSupplier(str(out), removeHs=False, sanitize=False))
+    assert len(mols) == 3 and all(m.GetProp("sampler") == sampler for m in mols)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -2,11 +2,14 @@
 
 Seeding: node counts come from ``SeedSequence([seed])`` and batch ``i`` from
 ``SeedSequence([seed, i])``, so a seed fixes the output for a given batch
-size whatever device order or process split is used later.
+size whatever device order or process split is used later: a run sharded
+over processes (``shard``) and put back together with :func:`merge_shards`
+gives the molecules of a single-process run.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +57,7 @@ def generate_molecules(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    shard: tuple[int, int] = (0, 1),
 ) -> list[GeneratedMolecule]:
     """Sample ``num_samples`` molecules.
 
@@ -62,6 +66,8 @@ def generate_molecules(
             training set's histogram stored in the checkpoint.
         steps: reverse-diffusion steps.
         batch_size: molecules denoised together.
+        shard: ``(rank, world_size)``: generate only the batches ``i`` with
+            ``i % world_size == rank``, in order.
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -69,6 +75,9 @@ def generate_molecules(
         raise ValueError(f"num_atoms must be >= 1, got {num_atoms}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    rank, world_size = shard
+    if not 0 <= rank < world_size:
+        raise ValueError(f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard}")
     info = model.dataset_info
     featurizer = AtomFeaturizer.from_dict(info["featurizer"])
     if num_atoms is None:
@@ -78,10 +87,10 @@ def generate_molecules(
 
     reverse = make_sampler(sampler, model.diffusion, steps)
     model.to(device)
+    batches = list(enumerate(sizes.split(batch_size)))[rank::world_size]
     molecules: list[GeneratedMolecule] = []
-    with tqdm(total=num_samples, desc="molecules", unit="mol", disable=not progress) as bar:
-        for i, start in enumerate(range(0, num_samples, batch_size)):
-            chunk = sizes[start : start + batch_size]
+    with tqdm(total=sum(len(c) for _, c in batches), desc="molecules", unit="mol", disable=not progress) as bar:
+        for i, chunk in batches:
             generator = torch.Generator(device=device).manual_seed(_seed(seed, i))
             pos, h, batch = reverse.sample(
                 model.denoiser, chunk, int(info["num_features"]), generator=generator, device=device, progress=progress
@@ -92,3 +101,14 @@ def generate_molecules(
             molecules += [GeneratedMolecule(z[a:b], pos[a:b]) for a, b in zip(ptr[:-1], ptr[1:])]
             bar.update(len(chunk))
     return molecules
+
+
+def merge_shards(shards: list[list[GeneratedMolecule]], batch_size: int) -> list[GeneratedMolecule]:
+    """Interleave the outputs of ranks ``0 .. len(shards) - 1`` back into single-process order."""
+    remaining = [iter(shard) for shard in shards]
+    molecules: list[GeneratedMolecule] = []
+    for i in itertools.count():
+        batch = list(itertools.islice(remaining[i % len(shards)], batch_size))
+        if not batch:
+            return molecules
+        molecules += batch

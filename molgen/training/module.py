@@ -45,6 +45,11 @@ class DiffusionModule(L.LightningModule):
     def forward(self, pos, h, t, batch):
         return self.denoiser(pos, h, t, batch)
 
+    def on_train_start(self) -> None:
+        # All processes of a distributed run share one seed; offset it so that each rank draws its own noise.
+        if self.trainer.world_size > 1:
+            torch.manual_seed(torch.initial_seed() + self.global_rank)
+
     def _loss(self, data: Any, generator: torch.Generator | None = None) -> torch.Tensor:
         per_graph = self.diffusion.per_graph_loss(
             self.denoiser, data.pos, data.h, data.batch, data.num_graphs, generator=generator

@@ -10,6 +10,9 @@ Everything a run writes goes under its run directory (``hydra.run.dir``):
 
 Starting the same command again on the same run directory resumes from
 ``checkpoints/last.ckpt``.
+
+With ``trainer=ddp`` every process runs :func:`train`; Lightning shards the
+data, averages gradients, and only rank 0 writes files (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from lightning.pytorch.callbacks import (
     TQDMProgressBar,
 )
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from molgen.training.data import build_datamodule
@@ -47,10 +52,25 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
     return last if last.is_file() else None
 
 
-def train(cfg: DictConfig, run_dir: Path) -> Path:
-    """Train a diffusion model as configured; returns the checkpoint directory."""
+def _relaunches_command(trainer: L.Trainer) -> bool:
+    """Whether Lightning starts this node's other ranks by re-running the command line (local DDP)."""
+    launcher = trainer.strategy.launcher
+    return (
+        isinstance(launcher, _SubprocessScriptLauncher)
+        and launcher.num_processes > 1
+        and not launcher.cluster_environment.creates_processes_externally
+    )
+
+
+def train(cfg: DictConfig, run_dir: Path, sweep: bool = False) -> Path:
+    """Train a diffusion model as configured; returns the checkpoint directory.
+
+    ``sweep`` marks a job of a Hydra multirun, which local DDP cannot serve:
+    its re-run command line would start the whole sweep again.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config_resolved.yaml", resolve=True)
+    if rank_zero_only.rank == 0:
+        OmegaConf.save(cfg, run_dir / "config_resolved.yaml", resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(_container(cfg.data))
@@ -96,6 +116,8 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
         default_root_dir=run_dir,
         accelerator=tcfg.accelerator,
         devices=tcfg.devices,
+        strategy=tcfg.strategy,
+        num_nodes=tcfg.num_nodes,
         precision=tcfg.precision,
         max_steps=tcfg.max_steps,
         max_time=tcfg.max_time,
@@ -108,6 +130,11 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
         enable_progress_bar=tcfg.progress_bar,
         enable_model_summary=False,
     )
+    if sweep and _relaunches_command(trainer):
+        raise ValueError(
+            "a multirun sweep cannot start local DDP processes (each would re-run the whole sweep); "
+            "run one `molgen train` per configuration, or submit the jobs to SLURM (docs/distributed.md)"
+        )
     ckpt = resume_checkpoint(cfg, run_dir)
     if ckpt is not None:
         log.info("resuming from %s", ckpt)
