@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Sample quality against the number of steps, for each sampler, on one checkpoint.
+
+For every (sampler, steps) cell: sample N molecules with a fixed seed, run
+the EDM and RDKit protocols, and append one JSON line to ``--out`` (cells
+already in the file are skipped, so an interrupted run resumes). Prints a
+Markdown table of what the file holds at the end.
+
+Usage: python scripts/quality_per_step.py --ckpt CKPT --out quality.jsonl
+           [--num-samples 100] [--cells ddpm:1000,dpm-solver:50,...] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from molgen.checkpoint import load_checkpoint
+from molgen.molecules.generate import generate_molecules
+from molgen.molecules.metrics.edm import evaluate_edm
+from molgen.molecules.metrics.rdkit_protocol import evaluate_rdkit
+from molgen.molecules.metrics.record import MoleculeRecord
+
+DEFAULT_CELLS = (
+    "dpm-solver:10,dpm-solver:25,dpm-solver:50,ddim:25,ddim:50,ddpm:50,dpm-solver:100,ddim:100,ddpm:100,"
+    "ddpm:250,ddpm:1000"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True)
+    parser.add_argument("--out", required=True, help="JSON-lines file of results (appended)")
+    parser.add_argument("--num-samples", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cells", default=DEFAULT_CELLS, help="comma-separated sampler:steps")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    done = (
+        {(r["sampler"], r["steps"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
+    )
+    model = load_checkpoint(args.ckpt, device=args.device)
+    for cell in args.cells.split(","):
+        sampler, steps = cell.split(":")
+        if (sampler, int(steps)) in done:
+            continue
+        start = time.perf_counter()
+        molecules = generate_molecules(
+            model,
+            args.num_samples,
+            steps=int(steps),
+            sampler=sampler,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            device=args.device,
+            progress=False,
+        )
+        seconds = time.perf_counter() - start
+        records = [MoleculeRecord(m.atomic_numbers, m.positions) for m in molecules if m.finite]
+        edm, rdkit = evaluate_edm(records).summary, evaluate_rdkit(records).summary
+        row = {
+            "sampler": sampler,
+            "steps": int(steps),
+            "num_samples": args.num_samples,
+            "seconds": seconds,
+            "finite": len(records),
+            "atom_stability": edm["atom_stability"],
+            "mol_stability": edm["mol_stability"],
+            "edm_validity": edm["validity"],
+            "rdkit_validity": rdkit["validity"],
+        }
+        with out.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+    rows = sorted(map(json.loads, out.read_text().splitlines()), key=lambda r: (r["sampler"], r["steps"]))
+    print("| sampler | steps | atom stab. | mol stab. | EDM validity | RDKit validity | s per 100 mol |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(
+            f"| {r['sampler']} | {r['steps']} | {r['atom_stability']:.3f} | {r['mol_stability']:.3f} | "
+            f"{r['edm_validity']:.3f} | {r['rdkit_validity']:.3f} | {100 * r['seconds'] / r['num_samples']:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
