@@ -112,3 +112,17 @@ def assert_denoiser_equivariant(
     out_x, out_h = model(pos[perm], h[perm], t, batch[perm])
     _check(out_x, eps_x[perm], "permutation (eps_pos)", tol)
     _check(out_h, eps_h[perm], "permutation (eps_h)", tol)
+
+
+def assert_finite_on_degenerate_graphs(model, num_features: int) -> None:
+    """A one-node graph and two coincident atoms give finite outputs and gradients,
+    and the one-node graph's eps_pos is zero (its zero-CoM subspace is empty)."""
+    batch = torch.tensor([0, 1, 1, 1])
+    pos = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.3, 0.3], [0.3, 0.3, 0.3], [-0.6, -0.6, -0.6]], requires_grad=True)
+    h = torch.randn(4, num_features, requires_grad=True)
+    t = torch.tensor([0.2, 0.7])
+    eps_pos, eps_h = model(pos, h, t, batch)
+    assert torch.isfinite(eps_pos).all() and torch.isfinite(eps_h).all()
+    torch.testing.assert_close(eps_pos[0], torch.zeros(3))
+    (eps_pos.square().sum() + eps_h.square().sum()).backward()
+    assert torch.isfinite(pos.grad).all() and torch.isfinite(h.grad).all()

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from molgen.nn.e3nn_conv import E3NNConv, EdgeEmbedding
-from molgen.nn.graphs import fully_connected_edges, knn_edges
+from molgen.nn.graphs import GRAPH_KINDS, build_edges
 
 __all__ = ["E3NNDenoiser"]
 
@@ -112,8 +112,8 @@ class E3NNDenoiser(nn.Module):
         super().__init__()
         if time_embedding != "scalar":
             raise ValueError(f"time_embedding must be 'scalar', got {time_embedding!r}")
-        if graph not in ("full", "knn"):
-            raise ValueError(f"graph must be 'full' or 'knn', got {graph!r}")
+        if graph not in GRAPH_KINDS:
+            raise ValueError(f"graph must be one of {GRAPH_KINDS}, got {graph!r}")
         if lmax < 1 or hidden_vectors < 1:
             raise ValueError(f"need lmax >= 1 and hidden_vectors >= 1, got {lmax=}, {hidden_vectors=}")
         if hidden_l2 > 0 and lmax < 2:
@@ -155,11 +155,6 @@ class E3NNDenoiser(nn.Module):
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def _edges(self, pos: Tensor, batch: Tensor) -> Tensor:
-        if self.graph == "full":
-            return fully_connected_edges(batch)
-        return knn_edges(pos, batch, self.knn_k)
-
     def forward(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]:
         """Predict the noise of the noisy sample ``(pos, h)`` at time ``t``.
 
@@ -174,7 +169,7 @@ class E3NNDenoiser(nn.Module):
             within each graph. NaNs are not masked here.
         """
         num_graphs = t.shape[0]
-        edge_index, edge_sh, edge_radial = self.edge_embedding(pos, self._edges(pos, batch))
+        edge_index, edge_sh, edge_radial = self.edge_embedding(pos, build_edges(pos, batch, self.graph, self.knn_k))
 
         t_node = t.to(h.dtype)[batch, None]
         x = self.embedding(torch.cat([h, t_node], dim=-1))

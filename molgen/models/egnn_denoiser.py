@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from molgen.nn.egnn import EGNNLayer
-from molgen.nn.graphs import fully_connected_edges, knn_edges
+from molgen.nn.graphs import GRAPH_KINDS, build_edges
 
 __all__ = ["EGNNDenoiser"]
 
@@ -70,8 +70,8 @@ class EGNNDenoiser(nn.Module):
         super().__init__()
         if time_embedding not in ("scalar", "sinusoidal"):
             raise ValueError(f"time_embedding must be 'scalar' or 'sinusoidal', got {time_embedding!r}")
-        if graph not in ("full", "knn"):
-            raise ValueError(f"graph must be 'full' or 'knn', got {graph!r}")
+        if graph not in GRAPH_KINDS:
+            raise ValueError(f"graph must be one of {GRAPH_KINDS}, got {graph!r}")
         self.in_node_dim = in_node_dim
         self.time_embedding = time_embedding
         self.graph = graph
@@ -112,11 +112,6 @@ class EGNNDenoiser(nn.Module):
         angles = t_node[:, None] * self.time_frequencies
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
-    def _edges(self, pos: Tensor, batch: Tensor) -> Tensor:
-        if self.graph == "full":
-            return fully_connected_edges(batch)
-        return knn_edges(pos, batch, self.knn_k)
-
     def forward(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]:
         """Predict the noise of the noisy sample ``(pos, h)`` at time ``t``.
 
@@ -131,7 +126,7 @@ class EGNNDenoiser(nn.Module):
             within each graph. NaNs are not masked here.
         """
         num_graphs = t.shape[0]
-        edge_index = self._edges(pos, batch)
+        edge_index = build_edges(pos, batch, self.graph, self.knn_k)
         src, dst = edge_index
         # Invariant edge feature shared by all layers: input squared distances.
         edge_attr = (pos[dst] - pos[src]).square().sum(dim=-1, keepdim=True)

@@ -100,3 +100,16 @@ def knn_edges(pos: Tensor, batch: Tensor, k: int) -> Tensor:
     # cannot silently remove edges).
     valid = mask[:, :, None] & ~invalid.gather(-1, nbr_local)
     return torch.stack([source[valid], target.expand_as(source)[valid]])
+
+
+GRAPH_KINDS = ("full", "knn")
+
+
+def build_edges(pos: Tensor, batch: Tensor, graph: str, knn_k: int) -> Tensor:
+    """Edges of kind ``graph``: ``"full"`` (:func:`fully_connected_edges`) or
+    ``"knn"`` (:func:`knn_edges` with ``knn_k`` neighbours); ``[2, E]``."""
+    if graph == "full":
+        return fully_connected_edges(batch)
+    if graph == "knn":
+        return knn_edges(pos, batch, knn_k)
+    raise ValueError(f"graph must be one of {GRAPH_KINDS}, got {graph!r}")
