@@ -42,6 +42,9 @@ BONDS_PERCEIVED_TAG = "bonds_perceived"
 # ground-truth geometry we tried needed < 100 iterations; 1000 costs a few ms.
 _DEFAULT_MAX_ITERATIONS = 1000
 
+# Å; the shortest real bond (H-H) is 0.74 Å.
+_MIN_HUECKEL_DISTANCE = 0.5
+
 
 @contextmanager
 def _native_output_silenced() -> Iterator[None]:
@@ -126,7 +129,12 @@ def molecule_from_coordinates(
     # fails: radii over-connect strained cages (QM9 has C...C contacts of up to 1.97 Å
     # across small bicyclic rings), which 4% of real QM9 test geometries hit.
     with rdBase.BlockLogs():  # failures are expected for poor samples; keep stderr quiet
-        for use_hueckel in (False, True):
+        # YAeHMOP (behind useHueckel) crashes the process on near-coincident atoms: only
+        # geometries with every pair >= _MIN_HUECKEL_DISTANCE apart get the fallback.
+        pair_dist = np.linalg.norm(pos_arr[:, None, :] - pos_arr[None, :, :], axis=-1)
+        np.fill_diagonal(pair_dist, np.inf)
+        attempts = (False, True) if len(pos_arr) < 2 or pair_dist.min() >= _MIN_HUECKEL_DISTANCE else (False,)
+        for use_hueckel in attempts:
             try:
                 bonded = Chem.Mol(bare)
                 with _native_output_silenced() if use_hueckel else nullcontext():

@@ -154,3 +154,11 @@ def test_read_only_directory(tmp_path):
 def test_read_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_sdf(tmp_path / "nope.sdf")
+
+
+def test_near_coincident_atoms_do_not_crash_bond_perception():
+    # The extended-Hückel fallback segfaults on coincident atoms; it must be skipped for them.
+    z = np.array([6, 6, 1, 1, 8])
+    pos = np.array([[0.0, 0, 0], [1e-4, 0, 0], [0, 1.0, 0], [0, 1.0, 0], [5, 5, 5]])
+    mol, ok = molecule_from_coordinates(z, pos)
+    assert mol.GetNumAtoms() == 5 and not ok
