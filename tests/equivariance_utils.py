@@ -126,3 +126,14 @@ def assert_finite_on_degenerate_graphs(model, num_features: int) -> None:
     torch.testing.assert_close(eps_pos[0], torch.zeros(3))
     (eps_pos.square().sum() + eps_h.square().sum()).backward()
     assert torch.isfinite(pos.grad).all() and torch.isfinite(h.grad).all()
+
+
+def assert_output_contract(model, pos, h, t, batch, dtype) -> tuple:
+    """Outputs keep the inputs' shapes and dtype and eps_pos has zero mean per graph; returns them."""
+    eps_pos, eps_h = model(pos, h, t, batch)
+    assert eps_pos.shape == pos.shape and eps_h.shape == h.shape
+    assert eps_pos.dtype == dtype and eps_h.dtype == dtype
+    num_graphs = int(batch.max()) + 1
+    com = eps_pos.new_zeros(num_graphs, 3).index_add_(0, batch, eps_pos) / torch.bincount(batch)[:, None].to(dtype)
+    torch.testing.assert_close(com, torch.zeros_like(com), atol=1e-6 if dtype == torch.float32 else 1e-12, rtol=0)
+    return eps_pos, eps_h

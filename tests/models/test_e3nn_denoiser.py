@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
-from torch_geometric.utils import scatter
 
 import molgen
 from molgen.models import build_denoiser
 from molgen.models.e3nn_denoiser import E3NNDenoiser
-from tests.equivariance_utils import assert_denoiser_equivariant, assert_finite_on_degenerate_graphs
+from tests.equivariance_utils import (
+    assert_denoiser_equivariant,
+    assert_finite_on_degenerate_graphs,
+    assert_output_contract,
+)
 
 F = 6
 SIZES = [5, 9, 3]
@@ -89,11 +92,7 @@ def test_without_parity_is_not_reflection_equivariant():
 def test_output_shapes_dtype_and_zero_com(dtype):
     model = make_model(dtype=dtype)
     pos, h, t, batch = make_inputs(dtype=dtype)
-    eps_pos, eps_h = model(pos, h, t, batch)
-    assert eps_pos.shape == pos.shape and eps_h.shape == h.shape
-    assert eps_pos.dtype == dtype and eps_h.dtype == dtype
-    com = scatter(eps_pos, batch, dim=0, reduce="mean")
-    torch.testing.assert_close(com, torch.zeros_like(com), atol=1e-6 if dtype == torch.float32 else 1e-12, rtol=0)
+    eps_pos, eps_h = assert_output_contract(model, pos, h, t, batch, dtype)
 
 
 def test_output_depends_on_time():

@@ -6,7 +6,12 @@ from torch import nn
 from torch_geometric.utils import scatter
 
 from molgen.models.egnn_denoiser import EGNNDenoiser
-from tests.equivariance_utils import assert_denoiser_equivariant, assert_finite_on_degenerate_graphs, random_rotation
+from tests.equivariance_utils import (
+    assert_denoiser_equivariant,
+    assert_finite_on_degenerate_graphs,
+    assert_output_contract,
+    random_rotation,
+)
 
 F = 6
 SIZES = [5, 9, 3]
@@ -59,11 +64,7 @@ def test_denoiser_equivariance(config, dtype):
 def test_output_shapes_dtype_and_zero_com(dtype):
     model = make_model().to(dtype)
     pos, h, t, batch = make_inputs(dtype=dtype)
-    eps_pos, eps_h = model(pos, h, t, batch)
-    assert eps_pos.shape == pos.shape and eps_h.shape == h.shape
-    assert eps_pos.dtype == dtype and eps_h.dtype == dtype
-    com = scatter(eps_pos, batch, dim=0, reduce="mean")
-    torch.testing.assert_close(com, torch.zeros_like(com), atol=1e-6 if dtype == torch.float32 else 1e-12, rtol=0)
+    eps_pos, eps_h = assert_output_contract(model, pos, h, t, batch, dtype)
     assert eps_pos.abs().max() > 0, "eps_pos identically zero"
 
 
