@@ -1,0 +1,1 @@
+"""Protein backbones: structure files, ideal geometry, datasets, validation, generation."""
