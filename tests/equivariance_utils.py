@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["random_rotation", "tolerance", "permute_within_graphs", "assert_denoiser_equivariant"]
+__all__ = ["random_rotation", "tolerance", "permute_within_graphs", "permute_graphs", "assert_denoiser_equivariant"]
 
 Denoiser = Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 
@@ -57,6 +57,22 @@ def permute_within_graphs(batch: Tensor, generator=None) -> Tensor:
     return torch.argsort(batch.to(torch.float64) + 0.5 * noise)
 
 
+def permute_graphs(batch: Tensor, generator=None) -> tuple[Tensor, Tensor, Tensor]:
+    """Reorder whole graphs of a batch, keeping the node order inside each graph.
+
+    Returns ``(node_perm [N], graph_perm [B], new_batch [N])``: the new batch
+    holds old graph ``graph_perm[b]`` as graph ``b``, its nodes are
+    ``old_nodes[node_perm]``, and ``new_batch`` is sorted.
+    """
+    num_graphs = int(batch.max()) + 1
+    graph_perm = torch.randperm(num_graphs, generator=generator).to(batch.device)
+    rank = torch.empty_like(graph_perm)
+    rank[graph_perm] = torch.arange(num_graphs, device=batch.device)
+    new_graph_of_node = rank[batch]
+    node_perm = torch.argsort(new_graph_of_node * batch.numel() + torch.arange(batch.numel(), device=batch.device))
+    return node_perm, graph_perm, new_graph_of_node[node_perm]
+
+
 def _check(actual: Tensor, expected: Tensor, what: str, tol: dict[str, float]) -> None:
     torch.testing.assert_close(actual, expected, **tol, msg=lambda m: f"{what}: {m}")
 
@@ -71,6 +87,7 @@ def assert_denoiser_equivariant(
     dtype: torch.dtype,
     *,
     reflections: bool = True,
+    node_permutations: bool = True,
     seed: int = 0,
 ) -> None:
     """Assert E(3) (or SE(3)) and permutation equivariance of a denoiser.
@@ -81,7 +98,9 @@ def assert_denoiser_equivariant(
     - reflection (``det = -1``), only if ``reflections`` (an SE(3)-only model,
       e.g. one using cross products, may legitimately fail it);
     - translation by a different vector per graph: outputs unchanged;
-    - a permutation of nodes within each graph: outputs permuted likewise.
+    - a permutation of nodes within each graph: outputs permuted likewise;
+      with ``node_permutations=False`` (models of chains, whose node order is
+      the sequence) a reordering of whole graphs in the batch instead.
 
     The model (if an ``nn.Module``) and inputs are cast to ``dtype`` and the
     model is put in eval mode; inputs may live on any device (the model must
@@ -108,8 +127,12 @@ def assert_denoiser_equivariant(
     _check(out_x, eps_x, "translation (eps_pos)", tol)
     _check(out_h, eps_h, "translation (eps_h)", tol)
 
-    perm = permute_within_graphs(batch, generator=gen)
-    out_x, out_h = model(pos[perm], h[perm], t, batch[perm])
+    if node_permutations:
+        perm = permute_within_graphs(batch, generator=gen)
+        out_x, out_h = model(pos[perm], h[perm], t, batch[perm])
+    else:
+        perm, graph_perm, new_batch = permute_graphs(batch, generator=gen)
+        out_x, out_h = model(pos[perm], h[perm], t[graph_perm], new_batch)
     _check(out_x, eps_x[perm], "permutation (eps_pos)", tol)
     _check(out_h, eps_h[perm], "permutation (eps_h)", tol)
 

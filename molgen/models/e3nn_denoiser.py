@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from molgen.nn.e3nn_conv import E3NNConv, EdgeEmbedding
-from molgen.nn.graphs import GRAPH_KINDS, build_edges
+from molgen.nn.graphs import GraphBuilder
 
 __all__ = ["E3NNDenoiser"]
 
@@ -40,9 +40,12 @@ class E3NNDenoiser(nn.Module):
       subspace;
     - ``eps_h``: ``in_node_dim`` ``0e`` scalars (with biases).
 
-    Edges are built once per forward pass: fully connected within each graph
-    (``graph="full"``) or the ``knn_k`` nearest neighbours of the input
-    coordinates (``graph="knn"``). Messages are summed and divided by
+    Edges are built once per forward pass by a
+    :class:`~molgen.nn.graphs.GraphBuilder`: fully connected within each graph
+    (``graph="full"``), the ``knn_k`` nearest neighbours of the input
+    coordinates (``graph="knn"``), or kNN plus sequence neighbours
+    (``graph="knn+chain"``, whose sequence-separation features are appended
+    to the radial basis). Messages are summed and divided by
     ``normalization_factor``.
 
     Radial basis: ``num_radial`` Gaussians centred on ``[0, r_max]`` (see
@@ -83,8 +86,10 @@ class E3NNDenoiser(nn.Module):
         num_radial: number of radial basis functions.
         cutoff: interaction cutoff (Å), or ``None`` for none.
         time_embedding: only ``"scalar"`` (``t`` appended as one feature).
-        graph: ``"full"`` or ``"knn"``.
-        knn_k: neighbours per node when ``graph="knn"``.
+        graph: ``"full"``, ``"knn"`` or ``"knn+chain"``.
+        knn_k: neighbours per node for the kNN kinds.
+        atoms_per_residue, chain_window, max_residue_offset: chain layout,
+            sequence window and offset clamp of ``graph="knn+chain"``.
         parity: O(3) irreps (E(3)-equivariant) if true, SO(3) only if false.
         normalization_factor: divisor of the summed messages, ~ the typical
             number of neighbours (QM9 full graphs: ~17; knn: ``knn_k``).
@@ -106,14 +111,15 @@ class E3NNDenoiser(nn.Module):
         time_embedding: str = "scalar",
         graph: str = "full",
         knn_k: int = 16,
+        atoms_per_residue: int = 4,
+        chain_window: int = 2,
+        max_residue_offset: int = 16,
         parity: bool = True,
         normalization_factor: float = 16.0,
     ) -> None:
         super().__init__()
         if time_embedding != "scalar":
             raise ValueError(f"time_embedding must be 'scalar', got {time_embedding!r}")
-        if graph not in GRAPH_KINDS:
-            raise ValueError(f"graph must be one of {GRAPH_KINDS}, got {graph!r}")
         if lmax < 1 or hidden_vectors < 1:
             raise ValueError(f"need lmax >= 1 and hidden_vectors >= 1, got {lmax=}, {hidden_vectors=}")
         if hidden_l2 > 0 and lmax < 2:
@@ -121,8 +127,7 @@ class E3NNDenoiser(nn.Module):
         if cutoff is not None and cutoff <= 0:
             raise ValueError(f"cutoff must be positive or None, got {cutoff}")
         self.in_node_dim = in_node_dim
-        self.graph = graph
-        self.knn_k = knn_k
+        self.graph = GraphBuilder(graph, knn_k, atoms_per_residue, chain_window, max_residue_offset)
         self.parity = parity
 
         # Parity of a degree-l feature: (-1)^l for true vectors/tensors, +1 when parity is ignored.
@@ -141,7 +146,7 @@ class E3NNDenoiser(nn.Module):
                 irreps_embed if k == 0 else self.irreps_hidden,
                 self.irreps_hidden,
                 self.irreps_sh,
-                num_radial=num_radial,
+                num_radial=num_radial + self.graph.num_edge_features,
                 radial_hidden=hidden_scalars,
                 normalization_factor=normalization_factor,
             )
@@ -169,7 +174,8 @@ class E3NNDenoiser(nn.Module):
             within each graph. NaNs are not masked here.
         """
         num_graphs = t.shape[0]
-        edge_index, edge_sh, edge_radial = self.edge_embedding(pos, build_edges(pos, batch, self.graph, self.knn_k))
+        edge_index, edge_features = self.graph(pos, batch)
+        edge_index, edge_sh, edge_radial = self.edge_embedding(pos, edge_index, edge_features)
 
         t_node = t.to(h.dtype)[batch, None]
         x = self.embedding(torch.cat([h, t_node], dim=-1))

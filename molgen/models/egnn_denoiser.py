@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from molgen.nn.egnn import EGNNLayer
-from molgen.nn.graphs import GRAPH_KINDS, build_edges
+from molgen.nn.graphs import GraphBuilder
 
 __all__ = ["EGNNDenoiser"]
 
@@ -29,9 +29,12 @@ class EGNNDenoiser(nn.Module):
     - ``eps_h = Linear(h_final)`` (E(3)-invariant). The readout maps straight
       to ``in_node_dim`` channels, so no time channel has to be dropped.
 
-    Edges are built once per forward pass: fully connected within each graph
-    (``graph="full"``) or the ``knn_k`` nearest neighbours of the input
-    coordinates (``graph="knn"``, for large systems such as proteins).
+    Edges are built once per forward pass by a
+    :class:`~molgen.nn.graphs.GraphBuilder`: fully connected within each graph
+    (``graph="full"``), the ``knn_k`` nearest neighbours of the input
+    coordinates (``graph="knn"``), or kNN plus sequence neighbours with
+    sequence-separation edge features (``graph="knn+chain"``, protein
+    backbones); those features join the squared distance as edge attributes.
 
     Args:
         in_node_dim: number ``F`` of invariant node features in ``h``.
@@ -47,8 +50,10 @@ class EGNNDenoiser(nn.Module):
             ``"sinusoidal"`` (append ``sin``/``cos`` of ``t`` at
             ``num_time_frequencies`` frequencies ``2 pi 2^k``).
         num_time_frequencies: frequencies for ``"sinusoidal"``.
-        graph: ``"full"`` or ``"knn"``.
-        knn_k: neighbours per node when ``graph="knn"``.
+        graph: ``"full"``, ``"knn"`` or ``"knn+chain"``.
+        knn_k: neighbours per node for the kNN kinds.
+        atoms_per_residue, chain_window, max_residue_offset: chain layout,
+            sequence window and offset clamp of ``graph="knn+chain"``.
     """
 
     def __init__(
@@ -66,16 +71,16 @@ class EGNNDenoiser(nn.Module):
         num_time_frequencies: int = 8,
         graph: str = "full",
         knn_k: int = 16,
+        atoms_per_residue: int = 4,
+        chain_window: int = 2,
+        max_residue_offset: int = 16,
     ) -> None:
         super().__init__()
         if time_embedding not in ("scalar", "sinusoidal"):
             raise ValueError(f"time_embedding must be 'scalar' or 'sinusoidal', got {time_embedding!r}")
-        if graph not in GRAPH_KINDS:
-            raise ValueError(f"graph must be one of {GRAPH_KINDS}, got {graph!r}")
         self.in_node_dim = in_node_dim
         self.time_embedding = time_embedding
-        self.graph = graph
-        self.knn_k = knn_k
+        self.graph = GraphBuilder(graph, knn_k, atoms_per_residue, chain_window, max_residue_offset)
 
         if time_embedding == "scalar":
             time_dim = 1
@@ -88,7 +93,7 @@ class EGNNDenoiser(nn.Module):
         self.layers = nn.ModuleList(
             EGNNLayer(
                 hidden_dim,
-                edge_attr_dim=1,
+                edge_attr_dim=1 + self.graph.num_edge_features,
                 attention=attention,
                 aggregation=aggregation,
                 normalization_factor=normalization_factor,
@@ -126,10 +131,10 @@ class EGNNDenoiser(nn.Module):
             within each graph. NaNs are not masked here.
         """
         num_graphs = t.shape[0]
-        edge_index = build_edges(pos, batch, self.graph, self.knn_k)
+        edge_index, edge_features = self.graph(pos, batch)
         src, dst = edge_index
-        # Invariant edge feature shared by all layers: input squared distances.
-        edge_attr = (pos[dst] - pos[src]).square().sum(dim=-1, keepdim=True)
+        # Invariant edge features shared by all layers: input squared distances (plus the graph's own).
+        edge_attr = torch.cat([(pos[dst] - pos[src]).square().sum(dim=-1, keepdim=True), edge_features], dim=-1)
 
         t_node = t.to(h.dtype)[batch]
         x = pos

@@ -46,7 +46,8 @@ class EdgeEmbedding(nn.Module):
           ``cutoff`` in the same unit).
         - edge_index: ``LongTensor[2, E]``.
         - output: ``(edge_index [2, E'], edge_sh [E', irreps_sh.dim],
-          edge_radial [E', num_radial])`` with ``E' = E`` without cutoff.
+          edge_radial [E', num_radial + D])`` with ``E' = E`` without cutoff
+          (``D`` columns of optional ``edge_features``).
 
     The harmonics are component-normalised (``|Y^l|^2 = 2l + 1``) and ordered
     ``(x, y, z)`` for ``l = 1``; for coincident atoms ``Y^l = 0`` for
@@ -73,8 +74,15 @@ class EdgeEmbedding(nn.Module):
         # normalize=True maps a zero vector to zero harmonics instead of NaN.
         self.sh = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
 
-    def forward(self, pos: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Embed the edges; see the class docstring for shapes."""
+    def forward(
+        self, pos: Tensor, edge_index: Tensor, edge_features: Optional[Tensor] = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Embed the edges; see the class docstring for shapes.
+
+        ``edge_features`` ``[E, D]`` (invariant, e.g. sequence separation) are
+        appended to the radial basis, after the cutoff filter, so that the
+        radial MLP sees them.
+        """
         src, dst = edge_index
         vec = pos[src] - pos[dst]
         # vector_norm has a zero (not NaN) gradient at zero length.
@@ -82,6 +90,7 @@ class EdgeEmbedding(nn.Module):
         if self.cutoff is not None:
             keep = dist < self.cutoff
             edge_index, vec, dist = edge_index[:, keep], vec[keep], dist[keep]
+            edge_features = None if edge_features is None else edge_features[keep]
         edge_sh = self.sh(vec)
         basis = soft_one_hot_linspace(dist, 0.0, self.max_radius, self.num_radial, basis="gaussian", cutoff=False)
         edge_radial = basis * math.sqrt(self.num_radial)
@@ -89,6 +98,8 @@ class EdgeEmbedding(nn.Module):
             d = dist / self.cutoff
             envelope = 1.0 - 28.0 * d**6 + 48.0 * d**7 - 21.0 * d**8
             edge_radial = edge_radial * envelope[:, None]
+        if edge_features is not None:
+            edge_radial = torch.cat([edge_radial, edge_features], dim=-1)
         return edge_index, edge_sh, edge_radial
 
 

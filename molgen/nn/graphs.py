@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import to_dense_batch
 
-__all__ = ["fully_connected_edges", "knn_edges"]
+__all__ = ["GRAPH_KINDS", "GraphBuilder", "chain_edges", "fully_connected_edges", "knn_edges", "union_edges"]
 
 
 def _graph_sizes(batch: Tensor) -> Tensor:
@@ -102,14 +102,114 @@ def knn_edges(pos: Tensor, batch: Tensor, k: int) -> Tensor:
     return torch.stack([source[valid], target.expand_as(source)[valid]])
 
 
-GRAPH_KINDS = ("full", "knn")
+def _local_index(batch: Tensor) -> Tensor:
+    """Index of every node inside its own graph, ``[N]``."""
+    sizes = _graph_sizes(batch)
+    ptr = torch.cumsum(sizes, 0) - sizes
+    return torch.arange(batch.numel(), device=batch.device) - ptr[batch]
 
 
-def build_edges(pos: Tensor, batch: Tensor, graph: str, knn_k: int) -> Tensor:
-    """Edges of kind ``graph``: ``"full"`` (:func:`fully_connected_edges`) or
-    ``"knn"`` (:func:`knn_edges` with ``knn_k`` neighbours); ``[2, E]``."""
-    if graph == "full":
-        return fully_connected_edges(batch)
-    if graph == "knn":
-        return knn_edges(pos, batch, knn_k)
-    raise ValueError(f"graph must be one of {GRAPH_KINDS}, got {graph!r}")
+def chain_edges(batch: Tensor, atoms_per_residue: int, window: int) -> Tensor:
+    """Edges between atoms of residues at most ``window`` apart in sequence.
+
+    Nodes are assumed in residue-major chain order: node ``k`` of a graph is
+    atom ``k % atoms_per_residue`` of residue ``k // atoms_per_residue`` (the
+    layout of :class:`molgen.proteins.dataset.BackboneDataset`). Atoms of the
+    same residue are connected too (``window >= 0``); self-loops are not.
+
+    Returns:
+        ``LongTensor[2, E]`` (row 0 source, row 1 target), grouped by target.
+    """
+    if atoms_per_residue < 1 or window < 0:
+        raise ValueError(f"need atoms_per_residue >= 1 and window >= 0, got {atoms_per_residue}, {window}")
+    if batch.numel() == 0:
+        return batch.new_zeros(2, 0)
+    sizes = _graph_sizes(batch)
+    local = _local_index(batch)
+    residue = local // atoms_per_residue
+    # Candidate sources of each target: one contiguous block of local indices.
+    start = ((residue - window) * atoms_per_residue).clamp(min=0)
+    stop = torch.minimum((residue + window + 1) * atoms_per_residue, sizes[batch])
+    counts = stop - start
+    target = torch.repeat_interleave(torch.arange(batch.numel(), device=batch.device), counts)
+    block_start = torch.cumsum(counts, 0) - counts
+    offset = torch.arange(target.numel(), device=batch.device) - block_start[target]
+    source = target - local[target] + start[target] + offset
+    keep = source != target
+    return torch.stack([source[keep], target[keep]])
+
+
+def union_edges(*edge_indices: Tensor, num_nodes: int) -> Tensor:
+    """Union of edge sets without duplicates, grouped by target then source; ``[2, E]``."""
+    edges = torch.cat(edge_indices, dim=1)
+    key = torch.unique(edges[1] * num_nodes + edges[0])  # sorted: by target, then source
+    return torch.stack([key % num_nodes, key // num_nodes])
+
+
+GRAPH_KINDS = ("full", "knn", "knn+chain")
+
+
+class GraphBuilder:
+    """Edges and invariant edge features of a denoiser's graph, built once per forward pass.
+
+    Kinds:
+        - ``"full"``: every pair inside a graph (small molecules);
+        - ``"knn"``: the ``knn_k`` nearest neighbours of each node;
+        - ``"knn+chain"``: ``knn`` plus every pair of atoms of residues at
+          most ``chain_window`` apart in sequence (polymers in residue-major
+          node order, see :func:`chain_edges`), so that the chain stays
+          connected whatever the noisy coordinates look like. Each edge also
+          carries its sequence separation, one-hot over
+          ``[-max_residue_offset, max_residue_offset]`` (clamped): at high
+          noise the geometry says nothing about which atoms are bonded.
+
+    Cost is ``O(N (knn_k + atoms_per_residue (2 chain_window + 1)))`` edges
+    for the sparse kinds (plus the per-graph ``cdist`` of the kNN search).
+    """
+
+    def __init__(
+        self,
+        kind: str = "full",
+        knn_k: int = 16,
+        atoms_per_residue: int = 4,
+        chain_window: int = 2,
+        max_residue_offset: int = 16,
+    ) -> None:
+        if kind not in GRAPH_KINDS:
+            raise ValueError(f"graph must be one of {GRAPH_KINDS}, got {kind!r}")
+        if kind == "knn+chain" and (atoms_per_residue < 1 or chain_window < 0 or max_residue_offset < 1):
+            raise ValueError(
+                "knn+chain needs atoms_per_residue >= 1, chain_window >= 0 and max_residue_offset >= 1, got "
+                f"{atoms_per_residue}, {chain_window}, {max_residue_offset}"
+            )
+        self.kind, self.knn_k = kind, knn_k
+        self.atoms_per_residue, self.chain_window = atoms_per_residue, chain_window
+        self.max_residue_offset = max_residue_offset
+
+    @property
+    def num_edge_features(self) -> int:
+        """Width of the invariant edge features returned with the edges."""
+        return 2 * self.max_residue_offset + 1 if self.kind == "knn+chain" else 0
+
+    def __call__(self, pos: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]:
+        """Edges of ``pos [N, 3]`` / ``batch [N]``.
+
+        Returns:
+            ``(edge_index [2, E], edge_features [E, num_edge_features])``, in
+            ``pos``'s dtype; the features are empty columns for full and kNN graphs.
+        """
+        if self.kind == "full":
+            edge_index = fully_connected_edges(batch)
+        else:
+            edge_index = knn_edges(pos, batch, self.knn_k)
+        if self.kind != "knn+chain":
+            return edge_index, pos.new_zeros(edge_index.shape[1], 0)
+        edge_index = union_edges(
+            edge_index, chain_edges(batch, self.atoms_per_residue, self.chain_window), num_nodes=batch.numel()
+        )
+        residue = _local_index(batch) // self.atoms_per_residue
+        offset = (residue[edge_index[1]] - residue[edge_index[0]]).clamp(
+            -self.max_residue_offset, self.max_residue_offset
+        )
+        features = torch.nn.functional.one_hot(offset + self.max_residue_offset, self.num_edge_features)
+        return edge_index, features.to(pos.dtype)

@@ -80,6 +80,18 @@ def test_denoiser_equivariance(config, dtype):
     assert_denoiser_equivariant(model, pos, h, t, batch, dtype, reflections=reflections)
 
 
+@pytest.mark.parametrize("cutoff", [None, 3.0])
+def test_chain_graph_denoiser_is_e3_equivariant(cutoff):
+    """kNN + sequence-neighbour graphs (backbones): E(3)-equivariant and
+    equivariant to reordering whole chains; the sequence features reach the
+    radial MLP (also after the cutoff filter)."""
+    model = make_model(
+        dtype=torch.float64, graph="knn+chain", knn_k=3, atoms_per_residue=2, chain_window=1, cutoff=cutoff
+    )
+    pos, h, t, batch = make_inputs()
+    assert_denoiser_equivariant(model, pos, h, t, batch, torch.float64, node_permutations=False)
+
+
 def test_without_parity_is_not_reflection_equivariant():
     """parity=False admits chiral (cross-product) paths, so the reflection check
     is skipped for a reason, not to hide a bug."""

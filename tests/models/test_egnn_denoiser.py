@@ -60,6 +60,27 @@ def test_denoiser_equivariance(config, dtype):
     assert_denoiser_equivariant(model, pos, h, t, batch, dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_chain_graph_denoiser_is_e3_equivariant(dtype):
+    """Backbone graphs (kNN + sequence neighbours): E(3)-equivariant, and
+    equivariant to reordering the chains of a batch (not their atoms)."""
+    model = amplify_coordinate_updates(make_model(graph="knn+chain", knn_k=3, atoms_per_residue=2, chain_window=1))
+    pos, h, t, batch = make_inputs(sizes=[8, 12, 6])
+    assert_denoiser_equivariant(model, pos, h, t, batch, dtype, node_permutations=False)
+
+
+def test_chain_graph_uses_sequence_order():
+    """Swapping two residues' atoms changes the prediction beyond the permutation:
+    the model sees the chain, not just a point cloud."""
+    model = amplify_coordinate_updates(make_model(graph="knn+chain", knn_k=3, atoms_per_residue=2, chain_window=1))
+    model = model.double()
+    pos, h, t, batch = make_inputs(sizes=[8])
+    perm = torch.tensor([0, 1, 6, 7, 4, 5, 2, 3])
+    eps_pos, _ = model(pos, h, t, batch)
+    out_pos, _ = model(pos[perm], h[perm], t, batch)
+    assert not torch.allclose(out_pos, eps_pos[perm], atol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_output_shapes_dtype_and_zero_com(dtype):
     model = make_model().to(dtype)

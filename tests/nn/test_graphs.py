@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from molgen.nn.graphs import fully_connected_edges, knn_edges
+from molgen.nn.graphs import GraphBuilder, chain_edges, fully_connected_edges, knn_edges, union_edges
 
 
 def make_batch(sizes):
@@ -89,3 +89,54 @@ def test_knn_edge_cases():
     assert knn_edges(torch.randn(4, 3), make_batch([4]), 0).shape == (2, 0)
     with pytest.raises(ValueError):
         knn_edges(pos, batch, -1)
+
+
+def naive_chain(sizes, atoms_per_residue, window):
+    edges, start = set(), 0
+    for n in sizes:
+        for i in range(n):
+            for j in range(n):
+                if i != j and abs(i // atoms_per_residue - j // atoms_per_residue) <= window:
+                    edges.add((start + j, start + i))
+        start += n
+    return edges
+
+
+@pytest.mark.parametrize("sizes,apr,window", [([8, 12, 5], 4, 1), ([7], 2, 0), ([1, 9, 4], 3, 2), ([10], 1, 20)])
+def test_chain_edges_match_naive(sizes, apr, window):
+    edges = chain_edges(make_batch(sizes), apr, window)
+    assert edge_set(edges) == naive_chain(sizes, apr, window)
+    assert edges.shape[1] == len(edge_set(edges)), "duplicate edges"
+    assert (edges[1].diff() >= 0).all(), "not grouped by target"
+
+
+def test_union_edges_deduplicates_and_sorts_by_target():
+    a = torch.tensor([[1, 2, 0], [0, 0, 2]])
+    b = torch.tensor([[2, 1], [0, 2]])
+    union = union_edges(a, b, num_nodes=3)
+    assert union.t().tolist() == [[1, 0], [2, 0], [0, 2], [1, 2]]
+
+
+def test_knn_chain_builder_features_encode_sequence_offset():
+    sizes = [12, 8]
+    batch = make_batch(sizes)
+    pos = torch.randn(batch.numel(), 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    builder = GraphBuilder("knn+chain", knn_k=3, atoms_per_residue=2, chain_window=1, max_residue_offset=2)
+    edges, features = builder(pos, batch)
+    assert edge_set(edges) == edge_set(knn_edges(pos, batch, 3)) | naive_chain(sizes, 2, 1)
+    assert features.shape == (edges.shape[1], 5) and features.dtype == torch.float64
+    assert torch.equal(features.sum(dim=1), torch.ones(edges.shape[1], dtype=torch.float64))
+    local = torch.cat([torch.arange(n) for n in sizes]) // 2
+    offset = (local[edges[1]] - local[edges[0]]).clamp(-2, 2)
+    assert torch.equal(features.argmax(dim=1) - 2, offset)
+    assert (batch[edges[0]] == batch[edges[1]]).all(), "edge across graphs"
+
+
+def test_builder_without_chain_has_no_edge_features():
+    batch = make_batch([4, 3])
+    edges, features = GraphBuilder("full")(torch.randn(7, 3), batch)
+    assert features.shape == (edges.shape[1], 0)
+    with pytest.raises(ValueError, match="graph must be one of"):
+        GraphBuilder("radius")
+    with pytest.raises(ValueError, match="knn\\+chain needs"):
+        GraphBuilder("knn+chain", chain_window=-1)
