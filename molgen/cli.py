@@ -1,4 +1,4 @@
-"""The ``molgen`` command: ``molgen train`` and ``molgen sample``.
+"""The ``molgen`` command: ``molgen train``, ``molgen sample`` and ``molgen evaluate``.
 
 The CLI only wires arguments and configs to library objects; every error a
 user can cause is reported as one ``molgen <command>: error: ...`` line with
@@ -15,8 +15,9 @@ USAGE = """usage: molgen <command> [options]
 
 commands:
   train    train a diffusion model (Hydra overrides, e.g. experiment=qm9 trainer.max_steps=200)
-  sample   sample molecules from a checkpoint into an SDF file
+  sample   sample molecules (SDF) or protein backbones (PDB files) from a checkpoint
   evaluate validate molecules in an SDF file (EDM, RDKit, PoseBusters, distribution)
+           or protein backbones in PDB/mmCIF files (geometry, DSSP, radius of gyration)
 
 Run `molgen <command> --help` for the options of a command."""
 
@@ -178,9 +179,6 @@ def _load_reference(spec: str, progress: bool):
 
 def _evaluate_and_report(records, opts, problems=None):
     """Evaluate, print the table, write --json; returns the Evaluation."""
-    import json
-    import os
-
     from molgen.molecules.evaluate import evaluate_molecules, format_report
 
     evaluation = evaluate_molecules(
@@ -193,11 +191,16 @@ def _evaluate_and_report(records, opts, problems=None):
     )
     print(format_report(evaluation.report))
     if opts.json_out:
-        tmp = f"{opts.json_out}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump(evaluation.report, fh, indent=2)
-        os.replace(tmp, opts.json_out)
+        _write_json(opts.json_out, evaluation.report)
     return evaluation
+
+
+def _write_json(path: str, report: dict) -> None:
+    import json
+
+    from molgen.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(report, indent=2))
 
 
 # ----- sample ------------------------------------------------------------
@@ -207,18 +210,24 @@ FILTERS = {"valid": "rdkit_valid", "stable": "edm_mol_stable"}
 def _sample_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="molgen sample",
-        description="Sample 3D molecules from a trained checkpoint into an SDF file.",
+        description="Sample from a trained checkpoint: 3D molecules into one SDF file, or protein backbones into "
+        "one PDB file each (the checkpoint knows which it generates).",
         epilog="Sharded sampling: `torchrun --nproc_per_node N -m molgen.cli sample ...` splits the batches over N "
-        "processes (with --device cuda, local rank i uses cuda:i); rank 0 writes one SDF, the same file as a "
+        "processes (with --device cuda, local rank i uses cuda:i); rank 0 writes the output, the same as a "
         "single-process run with the same --seed and --batch-size. See docs/distributed.md.",
     )
     p.add_argument(
         "--ckpt", required=True, help="checkpoint written by `molgen train` (e.g. <run dir>/checkpoints/last.ckpt)"
     )
-    p.add_argument("--num-samples", type=_positive, default=100, help="number of molecules (default 100)")
-    p.add_argument("--out", default="samples.sdf", help="output SDF path, written atomically (default samples.sdf)")
+    p.add_argument("--num-samples", type=_positive, default=100, help="number of molecules or backbones (default 100)")
     p.add_argument(
-        "--seed", type=int, default=0, help="random seed; same seed and batch size give the same file (default 0)"
+        "--out",
+        default=None,
+        help="molecules: output SDF, written atomically (default samples.sdf); backbones: output folder, one "
+        "backbone_NNNN.pdb per sample, created if needed (default designs)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed; same seed and batch size give the same output (default 0)"
     )
     p.add_argument("--steps", type=_positive, default=1000, help="reverse-diffusion steps (default 1000)")
     p.add_argument(
@@ -228,12 +237,23 @@ def _sample_parser() -> argparse.ArgumentParser:
         help="reverse-process sampler: ancestral ddpm, deterministic ddim, or dpm-solver (DPM-Solver++(2M), "
         "good in few steps, e.g. --steps 50); default ddpm",
     )
-    p.add_argument("--batch-size", type=_positive, default=100, help="molecules sampled together (default 100)")
+    p.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=None,
+        help="samples denoised together (default 100 molecules or 16 backbones)",
+    )
     p.add_argument(
         "--num-atoms",
         type=_positive,
         default=None,
-        help="atoms per molecule (default: drawn from the training set's histogram)",
+        help="molecules: atoms per molecule (default: drawn from the training set's histogram)",
+    )
+    p.add_argument(
+        "--length",
+        default=None,
+        help="backbones: residues per backbone, N or a range MIN-MAX drawn uniformly (default: drawn from the "
+        "training set's histogram)",
     )
     p.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
     p.add_argument("--evaluate", action="store_true", help="print the `molgen evaluate` report of the samples")
@@ -241,7 +261,7 @@ def _sample_parser() -> argparse.ArgumentParser:
         "--filter",
         choices=sorted(FILTERS),
         default=None,
-        help="write only molecules that are valid (RDKit protocol: the written bonds sanitize) "
+        help="molecules: write only those that are valid (RDKit protocol: the written bonds sanitize) "
         "or stable (EDM molecule stability); implies --evaluate",
     )
     _add_evaluation_options(p)
@@ -252,14 +272,10 @@ def _sample_parser() -> argparse.ArgumentParser:
 def _sample(args: list[str]) -> int:
     opts = _sample_parser().parse_args(args)
 
-    import numpy as np
     import torch
 
     from molgen.checkpoint import CheckpointError, load_checkpoint
-    from molgen.distributed import gather_to_first, join_torchrun
-    from molgen.molecules.generate import generate_molecules, merge_shards
-    from molgen.molecules.metrics.record import MoleculeRecord
-    from molgen.molecules.sdf import check_writable, molecule_from_coordinates, write_sdf
+    from molgen.distributed import join_torchrun
 
     device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -268,10 +284,32 @@ def _sample(args: list[str]) -> int:
     if device == "cuda" and rank.world_size > 1:
         device = f"cuda:{rank.local_rank % torch.cuda.device_count()}"
     try:
+        model = load_checkpoint(opts.ckpt, device=device)
+    except CheckpointError as err:
+        return _fail("sample", str(err))
+    if model.dataset_info.get("domain", "molecules") == "backbone":
+        return _sample_backbones(opts, model, device, rank)
+    return _sample_molecules(opts, model, device, rank)
+
+
+def _sample_molecules(opts, model, device, rank) -> int:
+    import numpy as np
+
+    from molgen.distributed import gather_to_first
+    from molgen.generation import merge_shards
+    from molgen.io import check_writable
+    from molgen.molecules.generate import generate_molecules
+    from molgen.molecules.metrics.record import MoleculeRecord
+    from molgen.molecules.sdf import molecule_from_coordinates, molecule_from_graph, write_sdf
+
+    if opts.length is not None:
+        return _fail("sample", "--length is for backbone checkpoints; this one generates molecules (--num-atoms)")
+    opts.out = opts.out or "samples.sdf"
+    opts.batch_size = opts.batch_size or 100
+    try:
         check_writable(opts.out)  # on every rank, so that all of them stop alike
         if opts.json_out:
             check_writable(opts.json_out)
-        model = load_checkpoint(opts.ckpt, device=device)
         molecules = generate_molecules(
             model,
             opts.num_samples,
@@ -284,14 +322,14 @@ def _sample(args: list[str]) -> int:
             progress=not opts.no_progress and rank.rank == 0,
             shard=(rank.rank, rank.world_size),
         )
-    except (CheckpointError, OSError, ValueError) as err:
+    except (OSError, ValueError) as err:
         return _fail("sample", str(err))
     shards = gather_to_first(molecules, rank)
     if shards is None:  # rank 0 writes the file
         return 0
     molecules = merge_shards(shards, opts.batch_size)
 
-    sdf_records, molecule_records, unperceived, nonfinite = [], [], 0, 0
+    sdf_records, molecule_records, unperceived, nonfinite, generated = [], [], 0, 0, 0
     for index, molecule in enumerate(molecules):
         tags = {
             "index": str(index),
@@ -305,8 +343,13 @@ def _sample(args: list[str]) -> int:
             nonfinite += 1
             positions = np.nan_to_num(positions, nan=0.0, posinf=0.0, neginf=0.0)
             tags["finite_coordinates"] = "0"
-        mol, bonds_ok = molecule_from_coordinates(molecule.atomic_numbers, positions)
-        unperceived += not bonds_ok
+        if molecule.bonds is not None:  # joint model: its own bonds and charges, no perception
+            mol = molecule_from_graph(molecule.atomic_numbers, positions, molecule.bonds, molecule.charges)
+            generated += 1
+            bonds_ok = True  # the generated graph is the molecule, even without bonds (never perceived)
+        else:
+            mol, bonds_ok = molecule_from_coordinates(molecule.atomic_numbers, positions)
+            unperceived += not bonds_ok
         sdf_records.append((mol, f"molgen_{index}", tags))
         molecule_records.append(
             MoleculeRecord(molecule.atomic_numbers, positions, mol if bonds_ok else None, str(index))
@@ -319,6 +362,8 @@ def _sample(args: list[str]) -> int:
             return _fail("sample", str(err))
         if opts.filter:
             key = FILTERS[opts.filter]
+            if generated and opts.filter == "stable":  # joint models: the stability of the generated graph
+                key = "graph_mol_stable"
             sdf_records = [r for r, row in zip(sdf_records, evaluation.per_molecule) if row.get(key)]
             print(
                 f"--filter {opts.filter}: kept {len(sdf_records)}, dropped {len(molecule_records) - len(sdf_records)}"
@@ -327,29 +372,115 @@ def _sample(args: list[str]) -> int:
         write_sdf(opts.out, sdf_records)
     except OSError as err:
         return _fail("sample", str(err))
+    bonds_note = (
+        "bonds and charges generated by the model"
+        if generated
+        else f"{unperceived} of {len(molecules)} generated without perceived bond orders"
+    )
     print(
-        f"wrote {len(sdf_records)} molecules to {opts.out} ({unperceived} of {len(molecules)} generated without "
-        "perceived bond orders" + (f", {nonfinite} with non-finite coordinates set to 0" if nonfinite else "") + ")"
+        f"wrote {len(sdf_records)} molecules to {opts.out} ({bonds_note}"
+        + (f", {nonfinite} with non-finite coordinates set to 0" if nonfinite else "")
+        + ")"
     )
     return 0
+
+
+def _sample_backbones(opts, model, device, rank) -> int:
+    from molgen.distributed import gather_to_first
+    from molgen.generation import merge_shards
+    from molgen.io import check_writable
+    from molgen.proteins.generate import generate_backbones, parse_length
+    from molgen.proteins.pdb import write_backbone_pdb
+
+    if opts.num_atoms is not None or opts.filter is not None:
+        return _fail("sample", "--num-atoms and --filter are for molecule checkpoints; this one generates backbones")
+    out = Path(opts.out or "designs")
+    opts.batch_size = opts.batch_size or 16
+    try:
+        length = parse_length(opts.length) if opts.length is not None else None
+        _check_output_folder(out)
+        if opts.json_out:
+            check_writable(opts.json_out)
+        backbones = generate_backbones(
+            model,
+            opts.num_samples,
+            length=length,
+            steps=opts.steps,
+            sampler=opts.sampler,
+            batch_size=opts.batch_size,
+            seed=opts.seed,
+            device=device,
+            progress=not opts.no_progress and rank.rank == 0,
+            shard=(rank.rank, rank.world_size),
+        )
+    except (OSError, ValueError) as err:
+        return _fail("sample", str(err))
+    shards = gather_to_first(backbones, rank)
+    if shards is None:
+        return 0
+    backbones = merge_shards(shards, opts.batch_size)
+    if opts.evaluate:
+        _report_backbones(backbones, opts)
+    try:
+        out.mkdir(exist_ok=True)
+        for index, coords in enumerate(backbones):
+            write_backbone_pdb(out / f"backbone_{index:04d}.pdb", coords)
+    except (OSError, ValueError) as err:
+        return _fail("sample", str(err))
+    lengths = sorted(len(b) for b in backbones)
+    print(f"wrote {len(backbones)} backbones of {lengths[0]}-{lengths[-1]} residues to {out}/")
+    return 0
+
+
+def _check_output_folder(out: Path) -> None:
+    """Fail before sampling if ``out`` cannot become a folder of output files."""
+    from molgen.io import check_writable
+
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out must be a folder for backbones, but {out} is a file")
+    check_writable(out / ".molgen_probe" if out.is_dir() else out)
+
+
+def _report_backbones(backbones, opts) -> None:
+    """Print the backbone validation report (and write --json)."""
+    from molgen.proteins.metrics import evaluate_backbones, format_backbone_report
+
+    report = evaluate_backbones(backbones, progress=not opts.no_progress)
+    print(format_backbone_report(report))
+    if opts.json_out:
+        _write_json(opts.json_out, {"backbone": report})
 
 
 # ----- evaluate ----------------------------------------------------------
 def _evaluate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="molgen evaluate", description="Validate 3D molecules in an SDF file (any SDF, with or without bonds)."
+        prog="molgen evaluate",
+        description="Validate 3D molecules in an SDF file (any SDF, with or without bonds), or protein backbones in "
+        "a PDB/mmCIF file or a folder of them (e.g. the output of `molgen sample` with a backbone checkpoint).",
     )
-    p.add_argument("path", help="SDF file")
+    p.add_argument("path", help="SDF file; or a structure file (.pdb, .ent, .cif, .mmcif, optionally .gz) or folder")
     _add_evaluation_options(p)
-    p.add_argument("--annotate", help="write every molecule back to this SDF with its per-molecule results as SD tags")
+    p.add_argument(
+        "--annotate", help="molecules: write every molecule back to this SDF with its per-molecule results as SD tags"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
 
+def _is_structure_input(path: Path) -> bool:
+    from molgen.proteins.pdb import STRUCTURE_SUFFIXES
+
+    name = path.name.lower().removesuffix(".gz")
+    return path.is_dir() or name.endswith(STRUCTURE_SUFFIXES)
+
+
 def _evaluate(args: list[str]) -> int:
     opts = _evaluate_parser().parse_args(args)
+    if _is_structure_input(Path(opts.path)):
+        return _evaluate_backbones(opts)
 
-    from molgen.molecules.sdf import SDFRecord, check_writable, read_records, write_sdf
+    from molgen.io import check_writable
+    from molgen.molecules.sdf import SDFRecord, read_records, write_sdf
 
     try:
         for out in (opts.annotate, opts.json_out):
@@ -367,6 +498,31 @@ def _evaluate(args: list[str]) -> int:
             )
     except (OSError, ValueError, ImportError) as err:
         return _fail("evaluate", str(err))
+    return 0
+
+
+def _evaluate_backbones(opts) -> int:
+    """Backbone validation of every chain in a structure file or folder."""
+    from molgen.io import check_writable
+    from molgen.proteins.pdb import read_backbone_folder, read_backbones
+
+    if opts.annotate:
+        return _fail("evaluate", "--annotate is for SDF files of molecules")
+    path = Path(opts.path)
+    try:
+        if opts.json_out:
+            check_writable(opts.json_out)
+        if path.is_dir():
+            chains, parse_report = read_backbone_folder(path, progress=not opts.no_progress)
+        else:
+            chains, parse_report = read_backbones(path)
+            if not chains:
+                raise ValueError(f"{path}: no chain with a complete N, CA, C, O residue")
+        if parse_report.files_failed:
+            print(parse_report.format())
+        _report_backbones([c.coords for c in chains], opts)
+    except (OSError, ValueError, ImportError) as err:
+        return _fail("evaluate", str(err).splitlines()[0])
     return 0
 
 

@@ -9,6 +9,9 @@ Prints a table and optionally writes JSON (``--json out.json``):
                                      CPU: process peak RSS) in MiB
     sample_mol_per_s_50steps         DPM-Solver++(2M), 50 steps  } small config, batch of
     sample_mol_per_s_1000steps       ancestral (DDPM), 1000 steps } 100 QM9-size molecules
+    sample_backbones_per_s_len100    backbones of 100 residues per second: the
+                                     experiment=backbone model (kNN + chain
+                                     graph), DPM-Solver++(2M) 50 steps, batch 16
 
 Each configuration runs in its own subprocess so peak memory is its own.
 Figures are medians over timed repetitions after warm-up; run on an idle
@@ -82,11 +85,11 @@ def bench_train(config: str, device: str, steps: int, warmup: int = 3) -> dict:
 
 def bench_sample(device: str, sampler_name: str, num_steps: int, repeats: int) -> dict:
     from molgen.diffusion import make_sampler
-    from molgen.molecules.generate import sample_num_atoms
+    from molgen.generation import sample_from_histogram
 
     module, _, info = _module("small", device)
     module.eval()
-    sizes = sample_num_atoms(info["num_atoms_histogram"], 100, seed=0)
+    sizes = sample_from_histogram(info["num_atoms_histogram"], 100, seed=0)
 
     def run(steps: int) -> float:
         sampler = make_sampler(sampler_name, module.diffusion, steps)
@@ -107,8 +110,45 @@ def bench_sample(device: str, sampler_name: str, num_steps: int, repeats: int) -
     return {"s_per_batch": median, "mol_per_s": 100 / median, "s_per_step": median / (num_steps + 1)}
 
 
+def bench_backbones(device: str, num_steps: int, repeats: int, length: int = 100, batch: int = 16) -> dict:
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from molgen.diffusion import make_sampler
+    from molgen.models import build_denoiser
+    from molgen.proteins.generate import backbone_features
+    from molgen.training.module import build_diffusion
+
+    with initialize_config_module("molgen.conf", version_base=None):
+        cfg = compose("config", overrides=["experiment=backbone"])
+    torch.manual_seed(0)
+    denoiser = build_denoiser(OmegaConf.to_container(cfg.model), in_node_dim=4).to(device).eval()
+    sampler = make_sampler("dpm-solver", build_diffusion(OmegaConf.to_container(cfg.diffusion)), num_steps)
+    residues = torch.full((batch,), length)
+
+    def run() -> float:
+        _sync(device)
+        start = time.perf_counter()
+        sampler.sample(
+            denoiser,
+            residues * 4,
+            4,
+            h_condition=backbone_features(residues),
+            device=device,
+            generator=torch.Generator(device).manual_seed(0),
+        )
+        _sync(device)
+        return time.perf_counter() - start
+
+    run()  # warm-up
+    median = statistics.median(run() for _ in range(repeats))
+    return {"s_per_batch": median, "backbones_per_s": batch / median}
+
+
 def _worker(task: str, device: str, quick: bool) -> dict:
     kind, arg = task.split(":")
+    if kind == "backbones":
+        return bench_backbones(device, int(arg), repeats=1 if quick else 3)
     if kind == "train":
         return bench_train(arg, device, steps=5 if quick else 20)
     name, steps = arg.split("@")
@@ -151,6 +191,7 @@ def main() -> None:
     else:
         results["sample_mol_per_s_1000steps"] = run("sample:ddpm@1000")["mol_per_s"]
         results["sample_1000steps_extrapolated"] = False
+    results["sample_backbones_per_s_len100"] = run("backbones:50")["backbones_per_s"]
 
     print(f"device: {device_name}  torch {torch.__version__}")
     print(f"{'figure':32s} {'value':>12s}")

@@ -1,4 +1,4 @@
-"""Small objects built in code for tests: a tiny untrained molecule checkpoint."""
+"""Small objects built in code for tests: tiny untrained molecule and backbone checkpoints."""
 
 from __future__ import annotations
 
@@ -25,8 +25,25 @@ def tiny_molecule_module(seed: int = 0) -> DiffusionModule:
     return DiffusionModule(model=TINY_MODEL, diffusion=DIFFUSION, optim={"lr": 1e-3}, dataset_info=info)
 
 
-def save_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A checkpoint with the keys molgen reads from Lightning checkpoints."""
-    module = tiny_molecule_module(seed)
+TINY_BACKBONE_MODEL = {"name": "egnn", "hidden_dim": 16, "num_layers": 2, "graph": "knn+chain", "knn_k": 8}
+
+
+def tiny_backbone_module(seed: int = 0) -> DiffusionModule:
+    torch.manual_seed(seed)
+    info = {
+        "domain": "backbone",
+        "num_features": 4,
+        "atom_types": ["N", "CA", "C", "O"],
+        "length_scale": 10.0,
+        "num_residues_histogram": [0] * 6 + [3, 0, 2],
+    }
+    diffusion = {**DIFFUSION, "diffuse_features": False}
+    return DiffusionModule(model=TINY_BACKBONE_MODEL, diffusion=diffusion, optim={"lr": 1e-3}, dataset_info=info)
+
+
+def save_tiny_checkpoint(path: Path, seed: int = 0, domain: str = "molecules") -> Path:
+    """A checkpoint with the keys molgen reads from Lightning checkpoints
+    (``domain``: ``"molecules"`` or ``"backbone"``)."""
+    module = tiny_molecule_module(seed) if domain == "molecules" else tiny_backbone_module(seed)
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
     return path

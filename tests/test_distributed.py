@@ -13,7 +13,8 @@ import torch
 
 from molgen.checkpoint import load_checkpoint
 from molgen.cli import _validate_overrides, main
-from molgen.molecules.generate import generate_molecules, merge_shards
+from molgen.generation import merge_shards
+from molgen.molecules.generate import generate_molecules
 from molgen.training.train import _relaunches_command
 from tests.helpers import save_tiny_checkpoint
 

@@ -1,15 +1,13 @@
-"""Generate molecules with a trained model: node counts, sampling, decoding.
+"""Generate molecules with a trained model: atom counts, sampling, decoding.
 
-Seeding: node counts come from ``SeedSequence([seed])`` and batch ``i`` from
-``SeedSequence([seed, i])``, so a seed fixes the output for a given batch
-size whatever device order or process split is used later: a run sharded
-over processes (``shard``) and put back together with :func:`merge_shards`
-gives the molecules of a single-process run.
+Seeding and sharding follow :mod:`molgen.generation`: a seed and batch size
+fix the molecules whatever the device or process split. Joint models
+(:class:`~molgen.diffusion.joint.JointDiffusion`, docs/bonds.md) also
+generate bonds and formal charges, with the same seeding per batch.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,33 +15,28 @@ import torch
 from tqdm.auto import tqdm
 
 from molgen.checkpoint import TrainedModel
-from molgen.diffusion import make_sampler
+from molgen.diffusion.joint import JointDiffusion, JointSampler
+from molgen.generation import check_shard, derived_seed, sample_batches, sample_from_histogram
 from molgen.molecules.featurize import AtomFeaturizer
 
 
 @dataclass
 class GeneratedMolecule:
-    """One sample: atomic numbers [n] and coordinates [n, 3] in Å (zero CoM)."""
+    """One sample: atomic numbers [n] and coordinates [n, 3] in Å (zero CoM).
+
+    Joint models also give ``bonds`` [b, 3] int (rows ``(i, j, order)``,
+    ``i < j``, order 1-3, Kekulé) and formal ``charges`` [n] int; both are
+    None for coordinate-only models (bonds are then perceived from the geometry).
+    """
 
     atomic_numbers: np.ndarray
     positions: np.ndarray
+    bonds: np.ndarray | None = None
+    charges: np.ndarray | None = None
 
     @property
     def finite(self) -> bool:
         return bool(np.isfinite(self.positions).all())
-
-
-def _seed(*entropy: int) -> int:
-    return int(np.random.SeedSequence(list(entropy)).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def sample_num_atoms(histogram: list[int] | torch.Tensor, num_samples: int, seed: int) -> torch.Tensor:
-    """Draw node counts [num_samples] from a histogram indexed by node count."""
-    weights = torch.as_tensor(histogram, dtype=torch.float64)
-    if weights.sum() <= 0:
-        raise ValueError("the checkpoint's node-count histogram is empty")
-    generator = torch.Generator().manual_seed(_seed(seed))
-    return torch.multinomial(weights, num_samples, replacement=True, generator=generator)
 
 
 def generate_molecules(
@@ -67,48 +60,99 @@ def generate_molecules(
         steps: reverse-diffusion steps.
         batch_size: molecules denoised together.
         shard: ``(rank, world_size)``: generate only the batches ``i`` with
-            ``i % world_size == rank``, in order.
+            ``i % world_size == rank``, in order (see :func:`molgen.generation.merge_shards`).
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     if num_atoms is not None and num_atoms < 1:
         raise ValueError(f"num_atoms must be >= 1, got {num_atoms}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    rank, world_size = shard
-    if not 0 <= rank < world_size:
-        raise ValueError(f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard}")
+    check_shard(shard)
     info = model.dataset_info
+    if info.get("domain", "molecules") != "molecules":
+        raise ValueError(f"this checkpoint generates {info['domain']}, not molecules")
     featurizer = AtomFeaturizer.from_dict(info["featurizer"])
     if num_atoms is None:
-        sizes = sample_num_atoms(info["num_atoms_histogram"], num_samples, seed)
+        sizes = sample_from_histogram(info["num_atoms_histogram"], num_samples, seed)
     else:
         sizes = torch.full((num_samples,), num_atoms, dtype=torch.long)
 
-    reverse = make_sampler(sampler, model.diffusion, steps)
+    if isinstance(model.diffusion, JointDiffusion):
+        return _generate_joint(model, sizes, steps, sampler, batch_size, seed, device, progress, shard)
+
+    molecules: list[GeneratedMolecule] = []
+    batches = sample_batches(
+        model,
+        sizes,
+        steps=steps,
+        sampler=sampler,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        progress=progress,
+        shard=shard,
+        unit="molecules",
+    )
+    for chunk, pos, h in batches:
+        z = featurizer.decode(h).numpy()
+        pos = pos.numpy()
+        ptr = np.concatenate([[0], np.cumsum(chunk.numpy())])
+        molecules += [GeneratedMolecule(z[a:b], pos[a:b]) for a, b in zip(ptr[:-1], ptr[1:])]
+    return molecules
+
+
+def _channel_classes(info: dict, kind: str, name: str) -> list:
+    channels = info["categorical"]["node"] if kind == "node" else [info["categorical"]["edge"]]
+    for channel in channels:
+        if channel["name"] == name:
+            return list(channel["classes"])
+    raise ValueError(f"this joint checkpoint has no {kind} channel {name!r}")
+
+
+def _generate_joint(
+    model: TrainedModel,
+    sizes: torch.Tensor,
+    steps: int,
+    sampler: str,
+    batch_size: int,
+    seed: int,
+    device: torch.device | str,
+    progress: bool,
+    shard: tuple[int, int],
+) -> list[GeneratedMolecule]:
+    """Molecules with generated atom types, charges and bonds.
+
+    Batches are seeded and sharded as in :func:`molgen.generation.sample_batches`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    info, diffusion = model.dataset_info, model.diffusion
+    node_names = list(diffusion.node_channels)
+    elements = np.array(
+        [AtomFeaturizer(atom_types=tuple(_channel_classes(info, "node", "atom_type"))).atomic_numbers], dtype=np.int64
+    ).reshape(-1)
+    charge_values = np.array(_channel_classes(info, "node", "charge"), dtype=np.int64)
+    bond_orders = np.array(_channel_classes(info, "edge", diffusion.edge_name), dtype=np.int64)
+    atom_col, charge_col = node_names.index("atom_type"), node_names.index("charge")
+
+    reverse = JointSampler.make(sampler, diffusion, steps)
     model.to(device)
+    rank, world_size = shard
     batches = list(enumerate(sizes.split(batch_size)))[rank::world_size]
     molecules: list[GeneratedMolecule] = []
     with tqdm(total=sum(len(c) for _, c in batches), desc="molecules", unit="mol", disable=not progress) as bar:
         for i, chunk in batches:
-            generator = torch.Generator(device=device).manual_seed(_seed(seed, i))
-            pos, h, batch = reverse.sample(
-                model.denoiser, chunk, int(info["num_features"]), generator=generator, device=device, progress=progress
-            )
-            z = featurizer.decode(h).cpu().numpy()
-            pos = pos.double().cpu().numpy()
+            generator = torch.Generator(device=device).manual_seed(derived_seed(seed, i))
+            out = reverse.sample(model.denoiser, chunk, generator=generator, device=device, progress=progress)
+            pos = out.pos.double().cpu().numpy()
+            z = elements[out.node_classes[:, atom_col].cpu().numpy()]
+            charges = charge_values[out.node_classes[:, charge_col].cpu().numpy()]
+            orders = bond_orders[out.edge_classes.cpu().numpy()]
+            pairs = out.pair_index.cpu().numpy()
+            pair_graph = out.batch.cpu().numpy()[pairs[0]]
             ptr = np.concatenate([[0], np.cumsum(chunk.numpy())])
-            molecules += [GeneratedMolecule(z[a:b], pos[a:b]) for a, b in zip(ptr[:-1], ptr[1:])]
+            for g, (a, b) in enumerate(zip(ptr[:-1], ptr[1:])):
+                keep = (pair_graph == g) & (orders > 0)
+                bonds = np.stack([pairs[0][keep] - a, pairs[1][keep] - a, orders[keep]], axis=1)
+                molecules.append(GeneratedMolecule(z[a:b], pos[a:b], bonds.astype(np.int64), charges[a:b]))
             bar.update(len(chunk))
     return molecules
-
-
-def merge_shards(shards: list[list[GeneratedMolecule]], batch_size: int) -> list[GeneratedMolecule]:
-    """Interleave the outputs of ranks ``0 .. len(shards) - 1`` back into single-process order."""
-    remaining = [iter(shard) for shard in shards]
-    molecules: list[GeneratedMolecule] = []
-    for i in itertools.count():
-        batch = list(itertools.islice(remaining[i % len(shards)], batch_size))
-        if not batch:
-            return molecules
-        molecules += batch

@@ -6,10 +6,10 @@ import pytest
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
+from molgen.io import check_writable
 from molgen.molecules.sdf import (
     BONDS_PERCEIVED_TAG,
     SDFRecord,
-    check_writable,
     molecule_from_coordinates,
     read_sdf,
     write_sdf,
