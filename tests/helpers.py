@@ -25,7 +25,14 @@ def tiny_molecule_module(seed: int = 0) -> DiffusionModule:
     return DiffusionModule(model=TINY_MODEL, diffusion=DIFFUSION, optim={"lr": 1e-3}, dataset_info=info)
 
 
-TINY_BACKBONE_MODEL = {"name": "egnn", "hidden_dim": 16, "num_layers": 2, "graph": "knn+chain", "knn_k": 8}
+TINY_BACKBONE_MODEL = {
+    "name": "egnn",
+    "hidden_dim": 16,
+    "num_layers": 2,
+    "graph": "knn+chain",
+    "knn_k": 8,
+    "normalization_factor": 32.0,
+}
 
 
 def tiny_backbone_module(seed: int = 0) -> DiffusionModule:
@@ -34,7 +41,8 @@ def tiny_backbone_module(seed: int = 0) -> DiffusionModule:
         "domain": "backbone",
         "num_features": 4,
         "atom_types": ["N", "CA", "C", "O"],
-        "length_scale": 10.0,
+        # Untrained samples are hundreds of model units wide: a small scale keeps them within PDB columns.
+        "length_scale": 0.1,
         "num_residues_histogram": [0] * 6 + [3, 0, 2],
     }
     diffusion = {**DIFFUSION, "diffuse_features": False}

@@ -1,0 +1,203 @@
+"""`molgen sample` / `molgen evaluate` / `molgen train` on protein backbones, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from Bio.PDB import PDBParser
+
+from molgen.cli import main
+from molgen.proteins.geometry import ideal_helix, ideal_strand
+from molgen.proteins.pdb import read_backbones, write_backbone_pdb
+from tests.helpers import save_tiny_checkpoint
+from tests.test_cli import molgen
+
+
+@pytest.fixture
+def backbone_ckpt(tmp_path):
+    return save_tiny_checkpoint(tmp_path / "bb.ckpt", domain="backbone")
+
+
+def _sample(ckpt, out, *extra):
+    return main(["sample", "--ckpt", str(ckpt), "--out", str(out), "--steps", "4", "--no-progress", *extra])
+
+
+def test_sample_writes_one_pdb_per_backbone(backbone_ckpt, tmp_path):
+    out = tmp_path / "designs"
+    assert _sample(backbone_ckpt, out, "--num-samples", "3", "--length", "7-9", "--batch-size", "2") == 0
+    files = sorted(out.glob("*.pdb"))
+    assert [f.name for f in files] == ["backbone_0000.pdb", "backbone_0001.pdb", "backbone_0002.pdb"]
+    for path in files:
+        lines = path.read_text().splitlines()
+        atoms = [line for line in lines if line.startswith("ATOM")]
+        length = len(atoms) // 4
+        assert 7 <= length <= 9
+        assert [line[12:16] for line in atoms[:4]] == [" N  ", " CA ", " C  ", " O  "]
+        assert {line[17:20] for line in atoms} == {"GLY"} and {line[21] for line in atoms} == {"A"}
+        assert [int(line[22:26]) for line in atoms[::4]] == list(range(1, length + 1))
+        assert lines[-2].startswith("TER") and lines[-1] == "END"
+        structure = PDBParser(QUIET=True).get_structure("x", str(path))
+        assert len(list(structure.get_residues())) == length
+
+
+def test_sample_fixed_length_is_reproducible(backbone_ckpt, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert _sample(backbone_ckpt, out, "--num-samples", "2", "--length", "8", "--seed", "3") == 0
+    for name in ("backbone_0000.pdb", "backbone_0001.pdb"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+        chains, _ = read_backbones(a / name)
+        assert chains[0].length == 8
+
+
+def test_sample_evaluate_prints_and_writes_backbone_report(backbone_ckpt, tmp_path, capsys):
+    report = tmp_path / "report.json"
+    args = ["--num-samples", "2", "--length", "10", "--evaluate", "--json", str(report)]
+    assert _sample(backbone_ckpt, tmp_path / "d", *args) == 0
+    assert "secondary" in capsys.readouterr().out.lower()
+    section = json.loads(report.read_text())["backbone"]
+    assert section["input"]["num_structures"] == 2
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--length", "9-3"], "length range"),
+        (["--length", "x"], "length must be"),
+        (["--num-atoms", "5"], "--num-atoms and --filter are for molecule checkpoints"),
+    ],
+)
+def test_sample_backbone_argument_errors(backbone_ckpt, tmp_path, capsys, args, message):
+    assert _sample(backbone_ckpt, tmp_path / "d", "--num-samples", "1", *args) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "d").exists()
+
+
+def test_sample_backbone_out_must_be_a_folder(backbone_ckpt, tmp_path, capsys):
+    out = tmp_path / "existing.pdb"
+    out.write_text("keep me")
+    assert _sample(backbone_ckpt, out, "--num-samples", "1", "--length", "5") == 1
+    assert "must be a folder" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+
+
+def test_diverged_samples_are_reported_not_written(tmp_path, capsys, monkeypatch):
+    import molgen.proteins.generate as generate
+
+    ckpt = save_tiny_checkpoint(tmp_path / "bb.ckpt", domain="backbone")
+    real = generate.generate_backbones
+
+    def diverging(*args, **kwargs):
+        backbones = real(*args, **kwargs)
+        backbones[1] = backbones[1] * 1e6
+        return backbones
+
+    monkeypatch.setattr(generate, "generate_backbones", diverging)
+    out = tmp_path / "d"
+    assert _sample(ckpt, out, "--num-samples", "3", "--length", "6") == 0
+    assert sorted(f.name for f in out.iterdir()) == ["backbone_0000.pdb", "backbone_0002.pdb"]
+    assert "1 backbones not written: 1 (coordinates must lie" in capsys.readouterr().err
+
+
+def test_length_option_is_refused_for_molecule_checkpoints(tmp_path, capsys):
+    ckpt = save_tiny_checkpoint(tmp_path / "mol.ckpt")
+    assert _sample(ckpt, tmp_path / "s.sdf", "--num-samples", "1", "--length", "10") == 1
+    assert "--length is for backbone checkpoints" in capsys.readouterr().err
+
+
+def test_evaluate_folder_and_file(tmp_path, capsys):
+    folder = tmp_path / "structures"
+    folder.mkdir()
+    write_backbone_pdb(folder / "helix.pdb", ideal_helix(30))
+    write_backbone_pdb(folder / "strand.pdb", ideal_strand(20))
+    report = tmp_path / "r.json"
+    assert main(["evaluate", str(folder), "--json", str(report), "--no-progress"]) == 0
+    section = json.loads(report.read_text())["backbone"]
+    assert section["input"]["num_structures"] == 2
+    assert section["validity"]["passing_fraction"] == 1.0
+    capsys.readouterr()
+    assert main(["evaluate", str(folder / "helix.pdb"), "--no-progress"]) == 0
+    assert "helix" in capsys.readouterr().out.lower()
+
+
+@pytest.mark.parametrize("content,message", [("", "empty file"), ("HETATM    1  O   HOH A   1\n", "")])
+def test_evaluate_bad_structure_file(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.pdb"
+    path.write_text(content)
+    assert main(["evaluate", str(path), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("molgen evaluate: error:") and message in err and err.count("\n") == 1
+
+
+def _write_training_folder(folder):
+    """Four small chains (helices and strands of 12-16 residues), two PDB entries each side."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (name, coords) in enumerate(
+        [
+            ("1AAA_l", ideal_helix(16)),
+            ("1AAA_r", ideal_strand(12)),
+            ("2BBB_l", ideal_helix(14)),
+            ("3CCC_r", ideal_strand(13)),
+        ]
+    ):
+        write_backbone_pdb(folder / f"{name}.pdb", coords + rng.normal(scale=0.05, size=coords.shape) + i)
+
+
+@pytest.mark.slow
+def test_train_sample_evaluate_backbones_end_to_end(tmp_path):
+    """experiment=backbone on a code-built folder: train, sample PDBs, evaluate them."""
+    data = tmp_path / "pdbs"
+    _write_training_folder(data)
+    run_dir = tmp_path / "run"
+    train = molgen(
+        "train",
+        "experiment=backbone",
+        f"data.root={data}",
+        "data.min_length=10",
+        "data.max_length=12",
+        "data.val_fraction=0.34",
+        "data.batch_size=2",
+        # Model units of 1 Å: an untrained model's samples (hundreds of units wide) then fit PDB columns.
+        "data.length_scale=1.0",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "model.hidden_dim=16",
+        "model.num_layers=2",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=2",
+        "trainer.progress_bar=false",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert train.returncode == 0, train.stderr[-2000:]
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    info = torch.load(ckpt, weights_only=True)["hyper_parameters"]["dataset_info"]
+    assert info["domain"] == "backbone" and info["length_scale"] == 1.0
+    designs = tmp_path / "designs"
+    sample = molgen(
+        "sample",
+        "--ckpt",
+        str(ckpt),
+        "--length",
+        "12",
+        "--num-samples",
+        "2",
+        "--steps",
+        "5",
+        "--out",
+        str(designs),
+        "--no-progress",
+    )
+    assert sample.returncode == 0, sample.stderr[-2000:]
+    evaluate = molgen("evaluate", str(designs), "--no-progress")
+    assert evaluate.returncode == 0, evaluate.stderr[-2000:]
+    assert len(list(designs.glob("*.pdb"))) == 2
+
+
+def test_train_backbone_requires_root(capsys):
+    result = molgen("train", "experiment=backbone", "trainer.max_steps=1")
+    assert result.returncode != 0
+    assert "data.root" in result.stderr
