@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from molgen.diffusion import GaussianDiffusion
-from molgen.models import build_denoiser
-from molgen.training.module import build_diffusion
+from molgen.diffusion.joint import JointDiffusion
+from molgen.training.module import build_model
 
 _PREFIX = "denoiser."
 
@@ -31,14 +31,16 @@ class TrainedModel:
 
     Attributes:
         denoiser: the network in eval mode, EMA weights loaded.
-        diffusion: forward process (schedule, which channels are diffused).
+        diffusion: forward process (schedule, which channels are diffused);
+            a :class:`~molgen.diffusion.joint.JointDiffusion` for models that
+            also generate categorical channels (bonds, charges).
         dataset_info: plain dict from training data (feature decoding,
             node-count histogram, feature width).
         path: where it was loaded from.
     """
 
     denoiser: torch.nn.Module
-    diffusion: GaussianDiffusion
+    diffusion: GaussianDiffusion | JointDiffusion
     dataset_info: dict
     path: Path
 
@@ -68,11 +70,14 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Tra
         raise CheckpointError(f"not a molgen checkpoint (no model hyperparameters or weights): {path}")
 
     info = hparams["dataset_info"]
-    denoiser = build_denoiser(hparams["model"], in_node_dim=int(info["num_features"]))
+    try:
+        denoiser, diffusion = build_model(hparams["model"], hparams["diffusion"], info)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint's model or diffusion config is unusable ({err}): {path}") from err
     weights = {k[len(_PREFIX) :]: v for k, v in state.items() if k.startswith(_PREFIX)}
     try:
         denoiser.load_state_dict(weights)
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint weights do not match its model config: {path}") from err
     denoiser.eval().to(device)
-    return TrainedModel(denoiser, build_diffusion(hparams["diffusion"]), info, path)
+    return TrainedModel(denoiser, diffusion, info, path)

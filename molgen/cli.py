@@ -262,7 +262,8 @@ def _sample_parser() -> argparse.ArgumentParser:
         choices=sorted(FILTERS),
         default=None,
         help="molecules: write only those that are valid (RDKit protocol: the written bonds sanitize) "
-        "or stable (EDM molecule stability); implies --evaluate",
+        "or stable (molecule stability: of the generated graph for bond models, EDM protocol otherwise); "
+        "implies --evaluate",
     )
     _add_evaluation_options(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -421,14 +422,23 @@ def _sample_backbones(opts, model, device, rank) -> int:
     backbones = merge_shards(shards, opts.batch_size)
     if opts.evaluate:
         _report_backbones(backbones, opts)
+    unwritable = []  # a diverged sample (non-finite, or beyond the PDB columns) is reported, not written
     try:
         out.mkdir(exist_ok=True)
         for index, coords in enumerate(backbones):
-            write_backbone_pdb(out / f"backbone_{index:04d}.pdb", coords)
-    except (OSError, ValueError) as err:
+            try:
+                write_backbone_pdb(out / f"backbone_{index:04d}.pdb", coords)
+            except ValueError as err:
+                unwritable.append(f"{index} ({err})")
+    except OSError as err:
         return _fail("sample", str(err))
+    written = len(backbones) - len(unwritable)
+    if unwritable:
+        print(f"molgen sample: {len(unwritable)} backbones not written: " + "; ".join(unwritable), file=sys.stderr)
+    if not written:
+        return _fail("sample", "no backbone could be written (the model's samples diverged)")
     lengths = sorted(len(b) for b in backbones)
-    print(f"wrote {len(backbones)} backbones of {lengths[0]}-{lengths[-1]} residues to {out}/")
+    print(f"wrote {written} backbones of {lengths[0]}-{lengths[-1]} residues to {out}/")
     return 0
 
 

@@ -6,6 +6,8 @@ names to numbers (fractions in [0, 1] unless the name says otherwise):
     input         counts: records, evaluated, unreadable, bonds in file, ...
     edm           EDM protocol (bonds from distances): atom_stability, mol_stability,
                   validity, uniqueness, novelty
+    graph         stability of the file's own bonds and formal charges (when the file has
+                  bonds): atom_stability, mol_stability, counts
     rdkit         RDKit protocol (file bonds or rdDetermineBonds): validity,
                   connectivity, valid_and_connected, uniqueness, novelty
     posebusters   PoseBusters "mol" checks: pass rate per check, all_passed
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 
 from molgen.molecules.metrics.distribution import compare_statistics, molecule_statistics
 from molgen.molecules.metrics.edm import evaluate_edm
+from molgen.molecules.metrics.graph_stability import evaluate_graph_stability
 from molgen.molecules.metrics.rdkit_protocol import evaluate_rdkit
 from molgen.molecules.metrics.record import MoleculeRecord
 from molgen.molecules.metrics.reference import Reference
@@ -90,6 +93,21 @@ def evaluate_molecules(
                 f"({', '.join(unsupported)}); counted invalid and unstable"
             )
         merge("edm", edm.per_molecule, ("mol_stable", "stable_atoms", "valid", "smiles"))
+
+    if any(r.has_bonds or r.bonds_generated for r in records):
+        if implicit:
+            report["notes"].append(
+                f"graph: skipped, {implicit} molecules have implicit hydrogens; graph stability counts placed atoms"
+            )
+        else:
+            graph = evaluate_graph_stability(records)
+            report["graph"] = graph.summary
+            merge("graph", graph.per_molecule, ("mol_stable", "stable_atoms"))
+            if graph.summary["num_bonds_generated"] < len(records):
+                report["notes"].append(
+                    "graph: bonds of records not tagged bonds_generated=1 were perceived or given by the file, "
+                    "so their graph stability says more about perception than about the geometry"
+                )
 
     rdkit = evaluate_rdkit(records, reference.rdkit_smiles if reference else None)
     report["rdkit"] = {k: v for k, v in rdkit.summary.items() if v is not None}

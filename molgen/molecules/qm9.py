@@ -19,7 +19,6 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from molgen.io import atomic_output, default_cache_root
 from molgen.molecules.dataset import MoleculeDataset, gather_molecules
 from molgen.molecules.featurize import AtomFeaturizer, atomic_number
 
@@ -139,9 +139,7 @@ def read_qm9_csv(path: str | os.PathLike) -> Iterable[QM9Record]:
 
 def default_cache_dir() -> Path:
     """``$MOLGEN_CACHE/qm9`` if ``MOLGEN_CACHE`` is set, else ``~/.cache/molgen/qm9``."""
-    root = os.environ.get("MOLGEN_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "molgen"
-    return base / "qm9"
+    return default_cache_root() / "qm9"
 
 
 def _read_cache(path: Path) -> dict[str, Any] | None:
@@ -223,13 +221,8 @@ def process_qm9(
     }
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    # Unique temp name: concurrent builders (e.g. DDP ranks) never clobber each other.
-    tmp = cache_dir / f".{CACHE_FILENAME}.{uuid.uuid4().hex}.tmp"
-    try:
+    with atomic_output(cache_path) as tmp:  # concurrent builders (e.g. DDP ranks) never clobber each other
         torch.save(data, tmp)
-        os.replace(tmp, cache_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("wrote QM9 cache with %d molecules to %s", len(indices), cache_path)
     return cache_path
 

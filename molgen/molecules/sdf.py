@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -22,13 +21,15 @@ import numpy as np
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdDetermineBonds
 
+from molgen.io import atomic_output
 from molgen.molecules.metrics.record import MoleculeRecord
 
 __all__ = [
+    "BONDS_GENERATED_TAG",
     "BONDS_PERCEIVED_TAG",
     "SDFRecord",
-    "check_writable",
     "molecule_from_coordinates",
+    "molecule_from_graph",
     "read_records",
     "read_sdf",
     "write_sdf",
@@ -36,6 +37,8 @@ __all__ = [
 
 BONDS_PERCEIVED_TAG = "bonds_perceived"
 """Integer property (1/0) set by :func:`molecule_from_coordinates`; written as an SD tag."""
+BONDS_GENERATED_TAG = "bonds_generated"
+"""Integer property (1) set by :func:`molecule_from_graph`: bonds and charges come from the model."""
 
 # Bond-order assignment enumerates valence combinations and is exponential in the
 # number of multi-valent atoms (e.g. 20 unbonded N/O atoms took ~20 s). Every QM9
@@ -148,45 +151,68 @@ def molecule_from_coordinates(
     return mol, ok
 
 
+def molecule_from_graph(z: Any, pos: Any, bonds: Any, charges: Any | None = None) -> Chem.Mol:
+    """Build an RDKit molecule from a given graph (no perception), with a 3D conformer.
+
+    Every atom is explicit and ``NoImplicit``; bonds are single, double or
+    triple as given (Kekulé form), formal charges as given. The molecule is
+    not sanitized (an invalid graph is kept as generated, for evaluation to
+    judge); its property cache is updated leniently so it can be written.
+    It carries the int property ``bonds_generated`` = 1.
+
+    Args:
+        z: [n] atomic numbers.
+        pos: [n, 3] positions, Å.
+        bonds: [b, 3] integer rows ``(i, j, order)``, order 1-3, ``i != j``.
+        charges: [n] formal charges (default all 0).
+
+    Raises:
+        ValueError: on mismatched shapes, invalid atomic numbers, bond
+            orders or atom indices, or repeated pairs.
+    """
+    z_arr = np.asarray(z)
+    pos_arr = np.asarray(pos, dtype=np.float64)
+    bond_arr = np.asarray(bonds, dtype=np.int64).reshape(-1, 3)
+    charge_arr = np.zeros(len(z_arr), dtype=np.int64) if charges is None else np.asarray(charges, dtype=np.int64)
+    if z_arr.ndim != 1 or len(z_arr) == 0 or pos_arr.shape != (len(z_arr), 3) or charge_arr.shape != z_arr.shape:
+        raise ValueError(
+            f"expected atomic numbers [n], positions [n, 3] and charges [n] with n >= 1, got {z_arr.shape}, "
+            f"{pos_arr.shape} and {charge_arr.shape}"
+        )
+    if not np.issubdtype(z_arr.dtype, np.integer) or z_arr.min() < 1 or z_arr.max() > 118:
+        raise ValueError(f"atomic numbers must be integers in 1..118, got {z_arr.tolist()}")
+    i, j, order = bond_arr.T
+    in_range = len(bond_arr) == 0 or (min(i.min(), j.min()) >= 0 and max(i.max(), j.max()) < len(z_arr))
+    if not in_range or (i == j).any() or not np.isin(order, (1, 2, 3)).all():
+        raise ValueError("bonds must be rows (i, j, order) of distinct atoms with order 1, 2 or 3")
+    rw = Chem.RWMol()
+    for atomic_num, charge in zip(z_arr.tolist(), charge_arr.tolist()):
+        atom = Chem.Atom(atomic_num)
+        atom.SetNoImplicit(True)
+        atom.SetFormalCharge(charge)
+        rw.AddAtom(atom)
+    types = {1: Chem.BondType.SINGLE, 2: Chem.BondType.DOUBLE, 3: Chem.BondType.TRIPLE}
+    for a, b, k in bond_arr.tolist():
+        if rw.GetBondBetweenAtoms(a, b) is not None:
+            raise ValueError(f"bond between atoms {a} and {b} given twice")
+        rw.AddBond(a, b, types[k])
+    conf = Chem.Conformer(len(z_arr))
+    for index, xyz in enumerate(pos_arr.tolist()):
+        conf.SetAtomPosition(index, xyz)
+    conf.Set3D(True)
+    rw.AddConformer(conf, assignId=True)
+    mol = rw.GetMol()
+    mol.UpdatePropertyCache(strict=False)
+    mol.SetIntProp(BONDS_GENERATED_TAG, 1)
+    return mol
+
+
 class SDFRecord(NamedTuple):
     """One SDF entry: a molecule, its title line and extra SD tags."""
 
     mol: Chem.Mol
     title: str = ""
     properties: Mapping[str, Any] = MappingProxyType({})
-
-
-def check_writable(path: str | os.PathLike) -> Path:
-    """Fail early if ``path`` cannot be (over)written as a file.
-
-    Call this before expensive work (e.g. sampling) whose result goes to ``path``.
-    The check creates and deletes a small probe file in the target directory.
-
-    Returns:
-        ``path`` as an absolute :class:`Path`.
-
-    Raises:
-        FileNotFoundError: if the directory does not exist.
-        NotADirectoryError: if the parent path is not a directory.
-        IsADirectoryError: if ``path`` itself is a directory.
-        PermissionError: if the directory is not writable.
-    """
-    path = Path(path).expanduser().absolute()
-    parent = path.parent
-    if path.is_dir():
-        raise IsADirectoryError(f"output path is a directory: {path}")
-    if not parent.exists():
-        raise FileNotFoundError(f"output directory does not exist: {parent}")
-    if not parent.is_dir():
-        raise NotADirectoryError(f"output path's parent is not a directory: {parent}")
-    probe = parent / f".{path.name}.{uuid.uuid4().hex}.probe"
-    try:
-        with open(probe, "x"):
-            pass
-    except OSError as e:
-        raise PermissionError(f"cannot write to directory {parent}: {e.strerror}") from None
-    probe.unlink()
-    return path
 
 
 def _check_tag(key: str, value: str) -> None:
@@ -222,13 +248,11 @@ def write_sdf(path: str | os.PathLike, records: Iterable[SDFRecord | tuple]) -> 
 
     Raises:
         FileNotFoundError / NotADirectoryError / IsADirectoryError / PermissionError:
-            see :func:`check_writable`.
+            see :func:`molgen.io.check_writable`.
         ValueError: on a multi-line title or an invalid SD tag.
     """
-    path = check_writable(path)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     count = 0
-    try:
+    with atomic_output(path) as tmp:
         # Let RDKit own the file: a Python stream wrapper can leave a stale Python
         # error behind when the writer is torn down during exception propagation.
         writer = Chem.SDWriter(str(tmp))
@@ -254,11 +278,6 @@ def write_sdf(path: str | os.PathLike, records: Iterable[SDFRecord | tuple]) -> 
                 count += 1
         finally:
             writer.close()
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())  # data on disk before the rename makes it visible
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return count
 
 

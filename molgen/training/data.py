@@ -49,6 +49,16 @@ def build_datamodule(config: dict) -> GraphDataModule:
         from molgen.molecules.qm9 import qm9_train_val
 
         train, val, info = qm9_train_val(**config)
+    elif name == "qm9_bonds":  # QM9 with perceived bonds and charges, for joint models (docs/bonds.md)
+        from molgen.molecules.qm9_bonds import qm9_bonds_train_val
+
+        train, val, info = qm9_bonds_train_val(**config)
+    elif name == "backbone":
+        from molgen.proteins.dataset import backbone_train_val
+
+        if config.get("root") is None:
+            raise ValueError("the backbone dataset needs a folder of structure files: set data.root=...")
+        train, val, info = backbone_train_val(**config)
     else:
-        raise ValueError(f"unknown dataset {name!r}; available: qm9")
+        raise ValueError(f"unknown dataset {name!r}; available: qm9, qm9_bonds, backbone")
     return GraphDataModule(train, val, info, batch_size=batch_size, num_workers=num_workers)

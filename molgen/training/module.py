@@ -1,7 +1,11 @@
 """LightningModule wrapping a denoiser and the diffusion core.
 
 Domain-agnostic: a batch is any torch_geometric ``Batch`` with ``pos`` [N, 3],
-``h`` [N, F] and ``batch`` [N]. What the sampler later needs to turn noise
+``h`` [N, F] and ``batch`` [N]; for a joint diffusion (coordinates plus
+categorical node and pair classes, :mod:`molgen.diffusion.joint`) it holds
+``node_classes`` [N, C] long, ``pair_class_index`` [2, Q] (the listed pairs,
+e.g. bonds) and ``pair_class`` [Q] long (their classes; unlisted pairs are
+class 0) instead of ``h``. What the sampler later needs to turn noise
 back into domain objects (feature decoding, node-count histogram) travels as
 ``dataset_info``, a plain dict saved in the hyperparameters so checkpoints
 load with ``torch.load(weights_only=True)``.
@@ -15,14 +19,62 @@ import lightning as L
 import torch
 
 from molgen.diffusion import GaussianDiffusion, make_schedule
+from molgen.diffusion.joint import JointDiffusion, build_joint_diffusion, edge_classes_from_list, pair_index
 from molgen.models import build_denoiser
 
+DIFFUSION_KINDS = ("gaussian", "joint")
 
-def build_diffusion(config: dict) -> GaussianDiffusion:
-    """``{"schedule": {"name": ..., **kwargs}, "diffuse_features": bool}`` -> diffusion."""
-    schedule_config = dict(config["schedule"])
-    schedule = make_schedule(schedule_config.pop("name"), **schedule_config)
-    return GaussianDiffusion(schedule, diffuse_features=bool(config.get("diffuse_features", True)))
+
+def _schedule(config: dict):
+    config = dict(config)
+    return make_schedule(config.pop("name"), **config)
+
+
+def build_diffusion(config: dict, dataset_info: dict | None = None) -> GaussianDiffusion | JointDiffusion:
+    """Diffusion from its config.
+
+    ``kind: gaussian`` (the default; configs from before joint models have no
+    ``kind``): ``{"schedule": {"name": ..., **kwargs}, "diffuse_features": bool}``.
+    ``kind: joint``: ``schedule`` (positions), ``categorical_schedule``,
+    ``categorical_power`` and ``loss_weights`` (per channel name); the
+    channels, their classes and marginals come from ``dataset_info["categorical"]``
+    (see :func:`molgen.molecules.qm9_bonds.qm9_bonds_train_val`).
+    """
+    kind = config.get("kind", "gaussian")
+    if kind not in DIFFUSION_KINDS:
+        raise ValueError(f"unknown diffusion kind {kind!r}; choose from {list(DIFFUSION_KINDS)}")
+    if kind == "gaussian":
+        return GaussianDiffusion(
+            _schedule(config["schedule"]), diffuse_features=bool(config.get("diffuse_features", True))
+        )
+    categorical = (dataset_info or {}).get("categorical")
+    if not categorical:
+        raise ValueError(
+            "diffusion=joint generates categorical channels (e.g. bonds) that this dataset does not provide; "
+            "use data with bonds (e.g. experiment=qm9_bonds)"
+        )
+    return build_joint_diffusion(
+        _schedule(config["schedule"]),
+        _schedule(config["categorical_schedule"]),
+        {c["name"]: c["marginals"] for c in categorical["node"]},
+        (categorical["edge"]["name"], categorical["edge"]["marginals"]),
+        powers=config.get("categorical_power"),
+        loss_weights=config.get("loss_weights"),
+    )
+
+
+def build_model(
+    model: dict, diffusion: dict, dataset_info: dict
+) -> tuple[torch.nn.Module, GaussianDiffusion | JointDiffusion]:
+    """``(denoiser, diffusion)`` from the configs and the data's ``dataset_info``."""
+    process = build_diffusion(diffusion, dataset_info)
+    if isinstance(process, JointDiffusion):
+        denoiser = build_denoiser(
+            model, in_node_dim=process.num_node_features, num_edge_classes=process.num_edge_classes
+        )
+    else:
+        denoiser = build_denoiser(model, in_node_dim=int(dataset_info["num_features"]))
+    return denoiser, process
 
 
 class DiffusionModule(L.LightningModule):
@@ -39,8 +91,7 @@ class DiffusionModule(L.LightningModule):
     def __init__(self, model: dict, diffusion: dict, optim: dict, dataset_info: dict) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.denoiser = build_denoiser(model, in_node_dim=int(dataset_info["num_features"]))
-        self.diffusion = build_diffusion(diffusion)
+        self.denoiser, self.diffusion = build_model(model, diffusion, dataset_info)
 
     def forward(self, pos, h, t, batch):
         return self.denoiser(pos, h, t, batch)
@@ -50,24 +101,45 @@ class DiffusionModule(L.LightningModule):
         if self.trainer.world_size > 1:
             torch.manual_seed(torch.initial_seed() + self.global_rank)
 
-    def _loss(self, data: Any, generator: torch.Generator | None = None) -> torch.Tensor:
+    def _loss(self, data: Any, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+        """Mean loss over the batch's graphs, and the mean of each component (joint models; else empty)."""
+        if isinstance(self.diffusion, JointDiffusion):
+            pairs = pair_index(data.batch)
+            edge_classes = edge_classes_from_list(
+                pairs, data.pair_class_index, data.pair_class, data.num_nodes, self.diffusion.num_edge_classes
+            )
+            per_graph, parts = self.diffusion.per_graph_loss(
+                self.denoiser,
+                data.pos,
+                data.node_classes,
+                pairs,
+                edge_classes,
+                data.batch,
+                data.num_graphs,
+                generator=generator,
+            )
+            return per_graph.mean(), {name: value.mean() for name, value in parts.items()}
         per_graph = self.diffusion.per_graph_loss(
             self.denoiser, data.pos, data.h, data.batch, data.num_graphs, generator=generator
         )
-        return per_graph.mean()
+        return per_graph.mean(), {}
 
     def training_step(self, data, batch_idx):
-        loss = self._loss(data)
+        loss, parts = self._loss(data)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite training loss at step {self.global_step}: {loss.item()}")
         self.log("train/loss", loss, prog_bar=True, batch_size=data.num_graphs)
+        for name, value in parts.items():
+            self.log(f"train/loss_{name}", value, batch_size=data.num_graphs)
         return loss
 
     def validation_step(self, data, batch_idx):
         # Fixed noise per validation batch, so that successive evaluations compare the model, not the draw.
         generator = torch.Generator(device=data.pos.device).manual_seed(batch_idx)
-        loss = self._loss(data, generator)
+        loss, parts = self._loss(data, generator)
         self.log("val/loss", loss, prog_bar=True, batch_size=data.num_graphs, sync_dist=True)
+        for name, value in parts.items():
+            self.log(f"val/loss_{name}", value, batch_size=data.num_graphs, sync_dist=True)
 
     def configure_optimizers(self):
         optim = self.hparams.optim

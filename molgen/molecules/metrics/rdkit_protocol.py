@@ -5,7 +5,10 @@ For every molecule a bonded RDKit graph is obtained, either
 * from the record itself when it carries bonds (``record.has_bonds``, e.g. an
   SDF bond block; such bonds are trusted and kept as they are), or
 * perceived from the 3D geometry with
-  :func:`molgen.molecules.sdf.molecule_from_coordinates`.
+  :func:`molgen.molecules.sdf.molecule_from_coordinates`, except for
+  molecules whose graph a model generated (SD tag ``bonds_generated`` = 1):
+  a generated graph is judged as it is, and one without any bond (of more
+  than one atom) is invalid and disconnected.
 
 A molecule is **valid** when bonds were available and its largest fragment
 passes ``Chem.SanitizeMol`` (valences, aromaticity, ...). It is **connected**
@@ -72,6 +75,8 @@ def _bonded_molecule(record: MoleculeRecord) -> tuple[Chem.Mol | None, bool]:
     """
     if record.has_bonds:
         return record.mol, True
+    if record.bonds_generated:  # a generated graph without bonds: judged as it is, never perceived
+        return record.mol, record.num_atoms == 1
     positions = np.asarray(record.positions, dtype=np.float64)
     if record.num_atoms == 0 or not np.isfinite(positions).all():
         return None, False

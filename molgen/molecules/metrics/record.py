@@ -39,6 +39,14 @@ class MoleculeRecord:
         return self.mol is not None and self.mol.GetNumBonds() > 0
 
     @property
+    def bonds_generated(self) -> bool:
+        """True when a model generated the bonds (property or SD tag ``bonds_generated`` = 1), so they
+        are the molecule as it is, not to be perceived again."""
+        if self.mol is not None and self.mol.HasProp("bonds_generated"):
+            return self.mol.GetProp("bonds_generated").strip() == "1"
+        return str(self.properties.get("bonds_generated", "")).strip() == "1"
+
+    @property
     def explicit_hydrogens(self) -> bool:
         """True when hydrogens are placed as atoms (or the molecule needs none)."""
         return self.implicit_hydrogens == 0

@@ -1,0 +1,399 @@
+"""Joint diffusion of continuous coordinates and discrete node and pair (edge) classes.
+
+The state of a batch of graphs (torch_geometric layout, no padding) is
+
+    pos           [N, 3]  coordinates, zero centre of mass per graph (Gaussian diffusion)
+    node_classes  [N, C]  long, one column per categorical node channel (e.g. atom type, charge)
+    pair_index    [2, P]  every unordered node pair (i < j) of each graph, see :func:`pair_index`
+    edge_classes  [P]     long, class of each pair (e.g. bond order; class 0 = no edge)
+
+All channels share one time ``t`` in [0, 1]. Positions follow the existing
+:class:`~molgen.diffusion.gaussian.GaussianDiffusion` (features not
+diffused: it only sees positions); every categorical channel is a
+:class:`~molgen.diffusion.categorical.CategoricalDiffusion` with its own
+marginals and schedule exponent. Pairs are unordered, so an edge state is
+symmetric by construction (a dense matrix is the upper triangle mirrored).
+
+The denoiser (see :class:`JointDenoiser`) sees the noisy positions, the
+noisy classes as one-hots and ``t``, and predicts the position noise and
+logits of the clean classes. The training loss of a graph is the weighted sum
+
+    w_pos * ||eps_pred - eps||^2 / (3 (n - 1))  +  sum_c w_c * mean cross-entropy of channel c
+
+(node channels averaged over the graph's nodes, the edge channel over its
+pairs). Sampling (:class:`JointSampler`) walks one time grid: coordinates
+move with a position sampler's ``step`` (ddpm, ddim or dpm-solver, from
+:func:`~molgen.diffusion.samplers.make_sampler`), and every categorical
+channel takes an ancestral step from the posterior marginalised over the
+predicted clean classes.
+
+Nothing here knows about chemistry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from molgen.diffusion.categorical import CategoricalDiffusion
+from molgen.diffusion.gaussian import GaussianDiffusion, graph_sizes, position_dof, remove_mean, zero_com_noise
+from molgen.diffusion.samplers import Sampler, make_sampler
+from molgen.diffusion.schedules import NoiseSchedule
+
+__all__ = [
+    "POSITIONS",
+    "JointDenoiser",
+    "JointDiffusion",
+    "JointSample",
+    "JointSampler",
+    "edge_classes_from_list",
+    "pair_index",
+    "pair_lookup",
+]
+
+POSITIONS = "positions"
+"""Name of the coordinate term in loss weights and loss components."""
+
+
+class JointDenoiser(Protocol):
+    """What the joint diffusion calls.
+
+    Shapes: pos [N, 3], node_features [N, sum K_c] (one-hots of the node
+    channels, concatenated in channel order), edge_features [P, K_e],
+    pair_index [2, P], t [B], batch [N] ->
+    ``(eps_pos [N, 3], node_logits [N, sum K_c], edge_logits [P, K_e])``.
+    """
+
+    def __call__(
+        self, pos: Tensor, node_features: Tensor, edge_features: Tensor, pair_index: Tensor, t: Tensor, batch: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]: ...
+
+
+# --------------------------------------------------------------------------- #
+# Unordered pairs of a batch
+# --------------------------------------------------------------------------- #
+
+
+def pair_index(batch: Tensor) -> Tensor:
+    """Every unordered pair ``(i, j)``, ``i < j``, of nodes of the same graph: ``[2, P]`` long.
+
+    ``P = sum_g n_g (n_g - 1) / 2``; pairs are sorted by ``i`` then ``j``
+    (so by graph), which makes them a pure function of the graph sizes.
+    ``batch`` must be sorted.
+    """
+    sizes = graph_sizes(batch)
+    if batch.numel() == 0:
+        return batch.new_zeros(2, 0)
+    ptr = torch.cumsum(sizes, 0) - sizes
+    # node i pairs with the later nodes of its graph: end_of_graph - i - 1 of them
+    last = (ptr + sizes)[batch]  # one past the last node of each node's graph
+    node = torch.arange(batch.numel(), device=batch.device)
+    counts = last - node - 1
+    first = torch.repeat_interleave(node, counts)
+    start = torch.cumsum(counts, 0) - counts
+    second = first + 1 + torch.arange(first.numel(), device=batch.device) - start[first]
+    return torch.stack([first, second])
+
+
+def pair_lookup(pairs: Tensor, query: Tensor, num_nodes: int) -> Tensor:
+    """Column of ``pairs`` [2, P] holding each unordered pair of ``query`` [2, Q] (either orientation): [Q] long.
+
+    Raises:
+        ValueError: a query pair is not among ``pairs`` (e.g. nodes of different graphs, or a self-pair).
+    """
+    keys = pairs.min(dim=0).values * num_nodes + pairs.max(dim=0).values
+    order = torch.argsort(keys)
+    sorted_keys = keys[order]
+    wanted = query.min(dim=0).values * num_nodes + query.max(dim=0).values
+    pos = torch.searchsorted(sorted_keys, wanted).clamp(max=max(keys.numel() - 1, 0))
+    if keys.numel() == 0 and wanted.numel() > 0 or (wanted.numel() and (sorted_keys[pos] != wanted).any()):
+        raise ValueError("some edges join nodes that are not a pair of the same graph (or a node to itself)")
+    return order[pos]
+
+
+def edge_classes_from_list(
+    pairs: Tensor, edge_index: Tensor, edge_class: Tensor, num_nodes: int, num_classes: int | None = None
+) -> Tensor:
+    """Class of every pair: ``edge_class`` [Q] for the listed edges ``edge_index`` [2, Q], 0 elsewhere; [P] long."""
+    classes = torch.zeros(pairs.shape[1], dtype=torch.long, device=pairs.device)
+    if edge_index.numel():
+        if num_classes is not None and ((edge_class < 0) | (edge_class >= num_classes)).any():
+            raise ValueError(f"edge classes must be in 0..{num_classes - 1}, got {edge_class.unique().tolist()}")
+        classes[pair_lookup(pairs, edge_index, num_nodes)] = edge_class.long()
+    return classes
+
+
+# --------------------------------------------------------------------------- #
+# The joint process
+# --------------------------------------------------------------------------- #
+
+
+class JointDiffusion(torch.nn.Module):
+    """Gaussian positions plus categorical node and edge channels under one time.
+
+    Args:
+        schedule: the positions' noise schedule.
+        node_channels: ``{name: CategoricalDiffusion}`` in the column order of ``node_classes``.
+        edge_channel: ``(name, CategoricalDiffusion)`` of the pair classes.
+        loss_weights: weight of ``"positions"`` and of each channel name
+            (missing names weigh 1).
+    """
+
+    def __init__(
+        self,
+        schedule: NoiseSchedule,
+        node_channels: Mapping[str, CategoricalDiffusion],
+        edge_channel: tuple[str, CategoricalDiffusion],
+        loss_weights: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__()
+        if not node_channels:
+            raise ValueError("a joint diffusion needs at least one categorical node channel")
+        self.gaussian = GaussianDiffusion(schedule, diffuse_features=False)
+        self.schedule = schedule
+        self.node_channels = dict(node_channels)
+        self.edge_name, self.edge_channel = edge_channel
+        names = [POSITIONS, *self.node_channels, self.edge_name]
+        if len(set(names)) != len(names):
+            raise ValueError(f"channel names must be distinct and not {POSITIONS!r}, got {names[1:]}")
+        weights = dict(loss_weights or {})
+        unknown = sorted(set(weights) - set(names))
+        if unknown:
+            raise ValueError(f"loss weights for unknown channels {unknown}; channels are {names}")
+        self.loss_weights = {name: float(weights.get(name, 1.0)) for name in names}
+
+    @property
+    def node_sizes(self) -> list[int]:
+        """Number of classes of each node channel, in column order."""
+        return [c.num_classes for c in self.node_channels.values()]
+
+    @property
+    def num_node_features(self) -> int:
+        return sum(self.node_sizes)
+
+    @property
+    def num_edge_classes(self) -> int:
+        return self.edge_channel.num_classes
+
+    def node_features(self, node_classes: Tensor, dtype: torch.dtype) -> Tensor:
+        """Concatenated one-hots of the node channels: [N, C] long -> [N, sum K_c]."""
+        return torch.cat(
+            [F.one_hot(node_classes[:, c], k).to(dtype) for c, k in enumerate(self.node_sizes)], dim=-1
+        ).reshape(node_classes.shape[0], self.num_node_features)
+
+    def edge_features(self, edge_classes: Tensor, dtype: torch.dtype) -> Tensor:
+        return F.one_hot(edge_classes, self.num_edge_classes).to(dtype)
+
+    def split_node_logits(self, logits: Tensor) -> list[Tensor]:
+        return list(logits.split(self.node_sizes, dim=-1))
+
+    def _check_classes(self, node_classes: Tensor, edge_classes: Tensor) -> None:
+        if node_classes.dim() != 2 or node_classes.shape[1] != len(self.node_channels):
+            raise ValueError(
+                f"node_classes must be [N, {len(self.node_channels)}] (channels {list(self.node_channels)}), "
+                f"got {tuple(node_classes.shape)}"
+            )
+        for c, (name, k) in enumerate(zip(self.node_channels, self.node_sizes)):
+            if node_classes.numel() and (node_classes[:, c].min() < 0 or node_classes[:, c].max() >= k):
+                raise ValueError(f"node channel {name!r} has classes outside 0..{k - 1}")
+        if edge_classes.numel() and (edge_classes.min() < 0 or edge_classes.max() >= self.num_edge_classes):
+            raise ValueError(f"edge channel {self.edge_name!r} has classes outside 0..{self.num_edge_classes - 1}")
+
+    # ----- forward process -------------------------------------------------
+    def add_noise(
+        self,
+        pos: Tensor,
+        node_classes: Tensor,
+        pairs: Tensor,
+        edge_classes: Tensor,
+        t: Tensor,
+        batch: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Sample the whole state at time ``t`` [B]: ``(pos_t, eps_pos, node_classes_t, edge_classes_t)``.
+
+        Draws in this order: position noise, each node channel, the edge channel.
+        """
+        empty = pos.new_zeros(pos.shape[0], 0)
+        pos_t, _, eps_pos, _ = self.gaussian.add_noise(pos, empty, t, batch, generator)
+        t_node = t[batch]
+        noisy_nodes = [
+            channel.add_noise(node_classes[:, c], t_node, generator)
+            for c, channel in enumerate(self.node_channels.values())
+        ]
+        node_t = torch.stack(noisy_nodes, dim=1) if noisy_nodes else node_classes
+        edge_t = self.edge_channel.add_noise(edge_classes, t_node[pairs[0]], generator)
+        return pos_t, eps_pos, node_t, edge_t
+
+    def sample_time(self, num_graphs: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+        return self.gaussian.sample_time(num_graphs, device, generator)
+
+    # ----- training objective ---------------------------------------------
+    def per_graph_loss(
+        self,
+        denoiser: JointDenoiser,
+        pos: Tensor,
+        node_classes: Tensor,
+        pairs: Tensor,
+        edge_classes: Tensor,
+        batch: Tensor,
+        num_graphs: int,
+        t: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Weighted joint loss per graph, [B], and its unweighted components ``{name: [B]}``.
+
+        ``positions``: epsilon squared error per zero-CoM degree of freedom
+        (the prediction is projected first, as in
+        :meth:`GaussianDiffusion.per_graph_loss`); each channel: the mean
+        cross-entropy of its clean-class prediction over the graph's nodes
+        (or pairs; a graph without pairs contributes 0).
+        """
+        self._check_classes(node_classes, edge_classes)
+        if t is None:
+            t = self.sample_time(num_graphs, pos.device, generator).to(pos.dtype)
+        pos_t, eps_pos, node_t, edge_t = self.add_noise(pos, node_classes, pairs, edge_classes, t, batch, generator)
+        eps_pred, node_logits, edge_logits = denoiser(
+            pos_t, self.node_features(node_t, pos.dtype), self.edge_features(edge_t, pos.dtype), pairs, t, batch
+        )
+        eps_pred = remove_mean(eps_pred, batch, num_graphs)
+
+        num_nodes = graph_sizes(batch, num_graphs)
+        sq_err = pos.new_zeros(num_graphs).index_add_(0, batch, ((eps_pred - eps_pos) ** 2).sum(dim=1))
+        parts = {POSITIONS: sq_err / position_dof(num_nodes).clamp(min=1).to(pos.dtype)}
+        node_count = num_nodes.clamp(min=1).to(pos.dtype)
+        for c, (name, logits) in enumerate(zip(self.node_channels, self.split_node_logits(node_logits))):
+            ce = CategoricalDiffusion.loss(logits, node_classes[:, c]).to(pos.dtype)
+            parts[name] = pos.new_zeros(num_graphs).index_add_(0, batch, ce) / node_count
+        pair_graph = batch[pairs[0]]
+        pair_count = graph_sizes(pair_graph, num_graphs).clamp(min=1).to(pos.dtype)
+        ce = CategoricalDiffusion.loss(edge_logits, edge_classes).to(pos.dtype)
+        parts[self.edge_name] = pos.new_zeros(num_graphs).index_add_(0, pair_graph, ce) / pair_count
+        total = sum(self.loss_weights[name] * value for name, value in parts.items())
+        return total, parts
+
+
+class JointSample(NamedTuple):
+    """A generated batch: positions with zero CoM per graph, classes, pairs, and the graph index of each node."""
+
+    pos: Tensor
+    node_classes: Tensor
+    pair_index: Tensor
+    edge_classes: Tensor
+    batch: Tensor
+
+
+class JointSampler:
+    """Reverse process of a :class:`JointDiffusion`.
+
+    Positions move with ``positions``' step (any registered position
+    sampler over the joint model's Gaussian part) on that sampler's time
+    grid; at every grid step each categorical channel draws ``x_s`` from
+    ``p(x_s | x_t)`` (:meth:`CategoricalDiffusion.posterior` with the
+    predicted clean-class probabilities). The chain ends at ``s = 0``, where
+    the posterior is (up to the schedule's precision) the predicted clean
+    distribution itself; a last network call turns the positions into their
+    clean prediction, as in :meth:`Sampler.sample`.
+    """
+
+    def __init__(self, diffusion: JointDiffusion, positions: Sampler) -> None:
+        if positions.diffusion is not diffusion.gaussian:
+            raise ValueError("the position sampler must run the joint diffusion's Gaussian part")
+        self.diffusion = diffusion
+        self.positions = positions
+        self.num_steps = positions.num_steps
+
+    @classmethod
+    def make(cls, name: str, diffusion: JointDiffusion, num_steps: int, **options) -> JointSampler:
+        """A joint sampler whose positions use the position sampler ``name`` (see :func:`make_sampler`)."""
+        return cls(diffusion, make_sampler(name, diffusion.gaussian, num_steps, **options))
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        denoiser: JointDenoiser,
+        num_nodes: Tensor,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        progress: bool = False,
+    ) -> JointSample:
+        """Generate graphs with ``num_nodes`` [B] nodes each.
+
+        Random draws from ``generator``, in order: prior positions, prior
+        node classes (channel by channel), prior pair classes; then per step
+        the position sampler's draws, the node channels', the edge channel's.
+        """
+        diffusion = self.diffusion
+        num_nodes = num_nodes.to(device)
+        num_graphs = num_nodes.numel()
+        batch = torch.repeat_interleave(torch.arange(num_graphs, device=device), num_nodes)
+        pairs = pair_index(batch)
+        n_total = int(num_nodes.sum())
+
+        pos = zero_com_noise(torch.empty(n_total, 3, device=device, dtype=dtype), batch, generator)
+        nodes = [c.sample_prior(n_total, generator, device, dtype) for c in diffusion.node_channels.values()]
+        node_classes = torch.stack(nodes, dim=1)
+        edge_classes = diffusion.edge_channel.sample_prior(pairs.shape[1], generator, device, dtype)
+        empty = pos.new_zeros(n_total, 0)
+
+        def predict(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            eps, node_logits, edge_logits = denoiser(
+                pos,
+                diffusion.node_features(node_classes, dtype),
+                diffusion.edge_features(edge_classes, dtype),
+                pairs,
+                t.expand(num_graphs),
+                batch,
+            )
+            return remove_mean(eps, batch, num_graphs), node_logits, edge_logits
+
+        self.positions.reset()
+        grid = self.positions.timesteps(device, dtype)
+        for i in tqdm(range(self.num_steps), desc="sampling", disable=not progress, leave=False):
+            t, s = grid[i], grid[i + 1]
+            eps, node_logits, edge_logits = predict(t)
+            pos, _ = self.positions.step(pos, empty, eps, empty, t, s, batch, generator)
+            node_classes = torch.stack(
+                [
+                    channel.reverse_step(node_classes[:, c], logits, t, s, generator)
+                    for c, (channel, logits) in enumerate(
+                        zip(diffusion.node_channels.values(), diffusion.split_node_logits(node_logits))
+                    )
+                ],
+                dim=1,
+            )
+            edge_classes = diffusion.edge_channel.reverse_step(edge_classes, edge_logits, t, s, generator)
+
+        t0 = grid[-1]
+        eps, _, _ = predict(t0)
+        pos = remove_mean(diffusion.gaussian.predict_clean(pos, eps, t0), batch, num_graphs)
+        return JointSample(pos, node_classes, pairs, edge_classes, batch)
+
+
+def build_joint_diffusion(
+    schedule: NoiseSchedule,
+    categorical_schedule: NoiseSchedule,
+    node_marginals: Mapping[str, Sequence[float]],
+    edge_marginals: tuple[str, Sequence[float]],
+    powers: Mapping[str, float] | None = None,
+    loss_weights: Mapping[str, float] | None = None,
+) -> JointDiffusion:
+    """A :class:`JointDiffusion` from marginals per channel name and per-channel schedule exponents."""
+    powers = dict(powers or {})
+    names = [*node_marginals, edge_marginals[0]]
+    unknown = sorted(set(powers) - set(names))
+    if unknown:
+        raise ValueError(f"schedule powers for unknown channels {unknown}; channels are {names}")
+    nodes = {
+        name: CategoricalDiffusion(m, categorical_schedule, float(powers.get(name, 1.0)))
+        for name, m in node_marginals.items()
+    }
+    edge_name, edge_m = edge_marginals
+    edge = CategoricalDiffusion(edge_m, categorical_schedule, float(powers.get(edge_name, 1.0)))
+    return JointDiffusion(schedule, nodes, (edge_name, edge), loss_weights)

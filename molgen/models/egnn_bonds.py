@@ -1,0 +1,167 @@
+"""EGNN denoiser of a joint model: coordinates, node classes and pair (bond) classes."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import scatter
+
+from molgen.nn.egnn import EGNNLayer
+
+__all__ = ["EGNNBondDenoiser"]
+
+
+def _mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, out_dim))
+
+
+class EGNNBondDenoiser(nn.Module):
+    """Predicts ``(eps_pos, node_logits, edge_logits)`` for a :class:`~molgen.diffusion.joint.JointDiffusion`.
+
+    Architecture: the noisy node one-hots (all node channels concatenated)
+    and a time embedding are embedded to ``hidden_dim``; the noisy pair
+    one-hots and the squared input distance are embedded to ``edge_dim``
+    pair features ``e_ij``. ``num_layers`` :class:`~molgen.nn.egnn.EGNNLayer` s
+    run over both directions of every listed pair (the fully connected
+    graph, as the joint diffusion lists all pairs), each edge carrying
+    ``[d0_ij^2, e_ij]`` as invariant attributes. After each layer (if
+    ``update_edges``) the pair features are updated with a residual MLP of
+    ``[a_i + a_j, a_i * a_j, e_ij, d_ij^2]``, where ``a = Linear(h)`` projects
+    the node features to ``edge_dim`` and ``d_ij`` uses the current
+    coordinates. Readouts:
+
+    - ``eps_pos = x_final - pos``, mean removed per graph (E(3)-equivariant);
+    - node logits ``Linear(h_final)`` (invariant);
+    - pair logits ``MLP([h_i + h_j, h_i * h_j, e_ij, d_ij^2, d0_ij^2])``:
+      invariant, and symmetric in ``i, j`` (every input is), so a pair has
+      one set of logits whichever way round it is listed.
+
+    Args:
+        in_node_dim: width of the node one-hots (sum of the node channels' classes).
+        num_edge_classes: classes of the pair channel (e.g. none, single, double, triple).
+        hidden_dim, num_layers, attention, aggregation, normalization_factor, tanh,
+            coords_range, norm_constant, time_embedding, num_time_frequencies:
+            as in :class:`~molgen.models.egnn_denoiser.EGNNDenoiser`.
+        edge_dim: width of the pair features.
+        update_edges: update pair features after every layer.
+    """
+
+    joint = True
+    """Marks a denoiser of the joint (coordinates + classes) diffusion."""
+
+    def __init__(
+        self,
+        in_node_dim: int,
+        num_edge_classes: int,
+        hidden_dim: int = 256,
+        num_layers: int = 9,
+        edge_dim: int = 64,
+        update_edges: bool = True,
+        attention: bool = True,
+        aggregation: str = "sum",
+        normalization_factor: float = 1.0,
+        tanh: bool = True,
+        coords_range: float = 15.0,
+        norm_constant: float = 1.0,
+        time_embedding: str = "scalar",
+        num_time_frequencies: int = 8,
+    ) -> None:
+        super().__init__()
+        if time_embedding not in ("scalar", "sinusoidal"):
+            raise ValueError(f"time_embedding must be 'scalar' or 'sinusoidal', got {time_embedding!r}")
+        if num_edge_classes < 2 or edge_dim < 1:
+            raise ValueError(f"need num_edge_classes >= 2 and edge_dim >= 1, got {num_edge_classes}, {edge_dim}")
+        self.in_node_dim, self.num_edge_classes = in_node_dim, num_edge_classes
+        self.time_embedding = time_embedding
+        if time_embedding == "scalar":
+            time_dim = 1
+        else:
+            time_dim = 2 * num_time_frequencies
+            freqs = 2 * math.pi * 2.0 ** torch.arange(num_time_frequencies)
+            self.register_buffer("time_frequencies", freqs, persistent=False)
+
+        self.node_embedding = nn.Linear(in_node_dim + time_dim, hidden_dim)
+        self.edge_embedding = nn.Linear(num_edge_classes + 1, edge_dim)
+        self.layers = nn.ModuleList(
+            EGNNLayer(
+                hidden_dim,
+                edge_attr_dim=1 + edge_dim,
+                attention=attention,
+                aggregation=aggregation,
+                normalization_factor=normalization_factor,
+                norm_constant=norm_constant,
+                tanh=tanh,
+                coords_range=coords_range,
+            )
+            for _ in range(num_layers)
+        )
+        # Pair updates work at the pair width: nodes are projected to edge_dim first (cheap, per node).
+        self.edge_node_proj = (
+            nn.ModuleList(nn.Linear(hidden_dim, edge_dim) for _ in range(num_layers)) if update_edges else None
+        )
+        self.edge_updates = (
+            nn.ModuleList(_mlp(3 * edge_dim + 1, edge_dim, edge_dim) for _ in range(num_layers))
+            if update_edges
+            else None
+        )
+        self.node_readout = nn.Linear(hidden_dim, in_node_dim)
+        self.edge_readout = _mlp(2 * hidden_dim + edge_dim + 2, hidden_dim, num_edge_classes)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def _embed_time(self, t_node: Tensor) -> Tensor:
+        if self.time_embedding == "scalar":
+            return t_node[:, None]
+        angles = t_node[:, None] * self.time_frequencies
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+    @staticmethod
+    def _pair_input(hidden: Tensor, e: Tensor, x: Tensor, pairs: Tensor) -> Tensor:
+        """``[h_i + h_j, h_i * h_j, e_ij, d_ij^2]``: symmetric in i and j."""
+        h_i, h_j = hidden[pairs[0]], hidden[pairs[1]]
+        d2 = (x[pairs[0]] - x[pairs[1]]).square().sum(dim=-1, keepdim=True)
+        return torch.cat([h_i + h_j, h_i * h_j, e, d2], dim=-1)
+
+    def forward(
+        self, pos: Tensor, h: Tensor, e: Tensor, pairs: Tensor, t: Tensor, batch: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Predict the position noise and clean-class logits.
+
+        Args:
+            pos: ``[N, 3]`` noisy coordinates.
+            h: ``[N, in_node_dim]`` noisy node one-hots.
+            e: ``[P, num_edge_classes]`` noisy pair one-hots.
+            pairs: ``[2, P]`` unordered pairs (i < j) of nodes of the same graph
+                (all of them: the graph is fully connected).
+            t: ``[B]`` diffusion times.
+            batch: ``[N]`` sorted graph index of each node.
+
+        Returns:
+            ``(eps_pos [N, 3] zero mean per graph, node_logits [N, in_node_dim],
+            edge_logits [P, num_edge_classes])``.
+        """
+        num_graphs = t.shape[0]
+        # Both directions of every pair (j -> i and i -> j): the fully connected graph when `pairs` lists all pairs.
+        edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
+        pair_of_edge = torch.arange(pairs.shape[1], device=pairs.device).repeat(2)
+        d0 = (pos[pairs[0]] - pos[pairs[1]]).square().sum(dim=-1, keepdim=True)
+        e_hidden = self.edge_embedding(torch.cat([e, d0], dim=-1))
+
+        x = pos
+        hidden = self.node_embedding(torch.cat([h, self._embed_time(t.to(h.dtype)[batch])], dim=-1))
+        for k, layer in enumerate(self.layers):
+            edge_attr = torch.cat([d0, e_hidden], dim=-1)[pair_of_edge]
+            hidden, x = layer(hidden, x, edge_index, edge_attr)
+            if self.edge_updates is not None:
+                node_part = self.edge_node_proj[k](hidden)
+                e_hidden = e_hidden + self.edge_updates[k](self._pair_input(node_part, e_hidden, x, pairs))
+
+        eps_pos = x - pos
+        eps_pos = eps_pos - scatter(eps_pos, batch, dim=0, dim_size=num_graphs, reduce="mean")[batch]
+        node_logits = self.node_readout(hidden)
+        edge_logits = self.edge_readout(torch.cat([self._pair_input(hidden, e_hidden, x, pairs), d0], dim=-1))
+        return eps_pos, node_logits, edge_logits
