@@ -69,15 +69,23 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Tra
     if not isinstance(hparams, dict) or not isinstance(state, dict) or "model" not in hparams:
         raise CheckpointError(f"not a molgen checkpoint (no model hyperparameters or weights): {path}")
 
+    weights = {k[len(_PREFIX) :]: v for k, v in state.items() if k.startswith(_PREFIX)}
+    return model_from_parts(hparams, weights, path, device)
+
+
+def model_from_parts(
+    hparams: dict, weights: dict[str, torch.Tensor], source: Path, device: torch.device | str = "cpu"
+) -> TrainedModel:
+    """Build the denoiser and diffusion of ``hparams`` (``model``, ``diffusion``,
+    ``dataset_info``) and load the denoiser's ``weights``; errors name ``source``."""
     info = hparams["dataset_info"]
     try:
         denoiser, diffusion = build_model(hparams["model"], hparams["diffusion"], info)
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"checkpoint's model or diffusion config is unusable ({err}): {path}") from err
-    weights = {k[len(_PREFIX) :]: v for k, v in state.items() if k.startswith(_PREFIX)}
+        raise CheckpointError(f"checkpoint's model or diffusion config is unusable ({err}): {source}") from err
     try:
         denoiser.load_state_dict(weights)
     except RuntimeError as err:
-        raise CheckpointError(f"checkpoint weights do not match its model config: {path}") from err
+        raise CheckpointError(f"checkpoint weights do not match its model config: {source}") from err
     denoiser.eval().to(device)
-    return TrainedModel(denoiser, diffusion, info, path)
+    return TrainedModel(denoiser, diffusion, info, Path(source))

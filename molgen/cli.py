@@ -8,6 +8,7 @@ a non-zero exit status.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -15,9 +16,10 @@ USAGE = """usage: molgen <command> [options]
 
 commands:
   train    train a diffusion model (Hydra overrides, e.g. experiment=qm9 trainer.max_steps=200)
-  sample   sample molecules (SDF) or protein backbones (PDB files) from a checkpoint
+  sample   sample molecules (SDF) or protein backbones (PDB files) from a checkpoint or shipped model
   evaluate validate molecules in an SDF file (EDM, RDKit, PoseBusters, distribution)
            or protein backbones in PDB/mmCIF files (geometry, DSSP, radius of gyration)
+  models   list the pretrained models shipped with molgen
 
 Run `molgen <command> --help` for the options of a command."""
 
@@ -196,8 +198,6 @@ def _evaluate_and_report(records, opts, problems=None):
 
 
 def _write_json(path: str, report: dict) -> None:
-    import json
-
     from molgen.io import atomic_write_text
 
     atomic_write_text(path, json.dumps(report, indent=2))
@@ -216,8 +216,12 @@ def _sample_parser() -> argparse.ArgumentParser:
         "processes (with --device cuda, local rank i uses cuda:i); rank 0 writes the output, the same as a "
         "single-process run with the same --seed and --batch-size. See docs/distributed.md.",
     )
-    p.add_argument(
-        "--ckpt", required=True, help="checkpoint written by `molgen train` (e.g. <run dir>/checkpoints/last.ckpt)"
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--ckpt", help="checkpoint written by `molgen train` (e.g. <run dir>/checkpoints/last.ckpt)")
+    source.add_argument(
+        "--model",
+        help="a pretrained model shipped with molgen (`molgen models` lists them); the default when --ckpt is "
+        "not given is the QM9 model",
     )
     p.add_argument("--num-samples", type=_positive, default=100, help="number of molecules or backbones (default 100)")
     p.add_argument(
@@ -285,7 +289,15 @@ def _sample(args: list[str]) -> int:
     if device == "cuda" and rank.world_size > 1:
         device = f"cuda:{rank.local_rank % torch.cuda.device_count()}"
     try:
-        model = load_checkpoint(opts.ckpt, device=device)
+        if opts.ckpt:
+            model = load_checkpoint(opts.ckpt, device=device)
+            opts.source = str(Path(opts.ckpt).resolve())
+        else:
+            from molgen.pretrained import DEFAULT_MODEL, load_pretrained_model
+
+            opts.model = opts.model or DEFAULT_MODEL
+            model = load_pretrained_model(opts.model, device=device)
+            opts.source = f"pretrained:{opts.model}"
     except CheckpointError as err:
         return _fail("sample", str(err))
     if model.dataset_info.get("domain", "molecules") == "backbone":
@@ -294,14 +306,13 @@ def _sample(args: list[str]) -> int:
 
 
 def _sample_molecules(opts, model, device, rank) -> int:
-    import numpy as np
 
     from molgen.distributed import gather_to_first
     from molgen.generation import merge_shards
     from molgen.io import check_writable
     from molgen.molecules.generate import generate_molecules
     from molgen.molecules.metrics.record import MoleculeRecord
-    from molgen.molecules.sdf import molecule_from_coordinates, molecule_from_graph, write_sdf
+    from molgen.molecules.sdf import write_sdf
 
     if opts.length is not None:
         return _fail("sample", "--length is for backbone checkpoints; this one generates molecules (--num-atoms)")
@@ -335,25 +346,19 @@ def _sample_molecules(opts, model, device, rank) -> int:
         tags = {
             "index": str(index),
             "seed": str(opts.seed),
-            "checkpoint": str(Path(opts.ckpt).resolve()),
+            "checkpoint": opts.source,
             "steps": str(opts.steps),
             "sampler": opts.sampler,
         }
-        positions = molecule.positions
         if not molecule.finite:
             nonfinite += 1
-            positions = np.nan_to_num(positions, nan=0.0, posinf=0.0, neginf=0.0)
             tags["finite_coordinates"] = "0"
-        if molecule.bonds is not None:  # joint model: its own bonds and charges, no perception
-            mol = molecule_from_graph(molecule.atomic_numbers, positions, molecule.bonds, molecule.charges)
-            generated += 1
-            bonds_ok = True  # the generated graph is the molecule, even without bonds (never perceived)
-        else:
-            mol, bonds_ok = molecule_from_coordinates(molecule.atomic_numbers, positions)
-            unperceived += not bonds_ok
+        mol, bonds_ok = molecule.to_rdkit()
+        generated += molecule.bonds is not None
+        unperceived += not bonds_ok
         sdf_records.append((mol, f"molgen_{index}", tags))
         molecule_records.append(
-            MoleculeRecord(molecule.atomic_numbers, positions, mol if bonds_ok else None, str(index))
+            MoleculeRecord(molecule.atomic_numbers, molecule.finite_positions, mol if bonds_ok else None, str(index))
         )
 
     if opts.evaluate or opts.filter:
@@ -536,12 +541,31 @@ def _evaluate_backbones(opts) -> int:
     return 0
 
 
+# ----- models ------------------------------------------------------------
+def _models(args: list[str]) -> int:
+    argparse.ArgumentParser(
+        prog="molgen models", description="List the pretrained models shipped with molgen (`molgen sample --model`)."
+    ).parse_args(args)
+    from molgen.pretrained import DEFAULT_MODEL, available_models
+
+    cards = available_models()
+    if not cards:
+        print("no pretrained models are installed")
+    for name, card in cards.items():
+        default = " (default)" if name == DEFAULT_MODEL else ""
+        print(f"{name}{default}: {card.get('summary', '')}")
+        for key in ("data", "training", "quality"):
+            if key in card:
+                print(f"    {key}: {card[key] if isinstance(card[key], str) else json.dumps(card[key])}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
-    commands = {"train": _train, "sample": _sample, "evaluate": _evaluate}
+    commands = {"train": _train, "sample": _sample, "evaluate": _evaluate, "models": _models}
     if argv[0] not in commands:
         print(USAGE, file=sys.stderr)
         return _fail(argv[0], f"unknown command {argv[0]!r}", status=2)

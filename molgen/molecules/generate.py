@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from rdkit import Chem
 from tqdm.auto import tqdm
 
 from molgen.checkpoint import TrainedModel
 from molgen.diffusion.joint import JointDiffusion, JointSampler
 from molgen.generation import check_shard, derived_seed, sample_batches, sample_from_histogram
 from molgen.molecules.featurize import AtomFeaturizer
+from molgen.molecules.sdf import molecule_from_coordinates, molecule_from_graph
 
 
 @dataclass
@@ -37,6 +39,23 @@ class GeneratedMolecule:
     @property
     def finite(self) -> bool:
         return bool(np.isfinite(self.positions).all())
+
+    @property
+    def finite_positions(self) -> np.ndarray:
+        """``positions`` with non-finite values set to 0 (a diverged sample stays writable)."""
+        return np.nan_to_num(self.positions, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def to_rdkit(self) -> tuple[Chem.Mol, bool]:
+        """RDKit molecule with a 3D conformer (``finite_positions``) and whether it has a bond graph.
+
+        Joint models: the generated bonds and charges, never perceived (True).
+        Coordinate-only models: bonds perceived from the geometry
+        (:func:`~molgen.molecules.sdf.molecule_from_coordinates`); False when
+        that failed and the molecule has atoms only.
+        """
+        if self.bonds is not None:
+            return molecule_from_graph(self.atomic_numbers, self.finite_positions, self.bonds, self.charges), True
+        return molecule_from_coordinates(self.atomic_numbers, self.finite_positions)
 
 
 def generate_molecules(

@@ -1,0 +1,111 @@
+"""Shipped pretrained models: export, load, sample (API and CLI), and every model actually shipped."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from rdkit import Chem
+
+import molgen
+import molgen.pretrained as pretrained
+from molgen.checkpoint import CheckpointError, load_checkpoint
+from molgen.cli import main
+from tests.helpers import save_tiny_checkpoint
+
+CARD = {"summary": "tiny untrained test model", "sampling": {"sampler": "dpm-solver", "steps": 3}}
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A pretrained folder holding a tiny molecule model 'qm9' and a tiny backbone model 'backbone'."""
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    pretrained.export_pretrained(save_tiny_checkpoint(tmp_path / "m.ckpt"), "qm9", CARD, folder)
+    pretrained.export_pretrained(save_tiny_checkpoint(tmp_path / "b.ckpt", domain="backbone"), "backbone", CARD, folder)
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", folder)
+    return folder
+
+
+def test_export_writes_weights_and_card_that_rebuild_the_model(folder, tmp_path):
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "backbone.json",
+        "backbone.safetensors",
+        "qm9.json",
+        "qm9.safetensors",
+    ]
+    card = json.loads((folder / "qm9.json").read_text())
+    assert card["summary"] == CARD["summary"] and set(card["config"]) == {"model", "diffusion", "dataset_info"}
+    original = load_checkpoint(tmp_path / "m.ckpt").denoiser.state_dict()
+    shipped = pretrained.load_pretrained_model("qm9").denoiser.state_dict()
+    assert original.keys() == shipped.keys() and all(torch.equal(original[k], shipped[k]) for k in original)
+
+
+def test_load_pretrained_samples_rdkit_molecules_with_conformers(folder):
+    model = molgen.load_pretrained("qm9")
+    mols = model.sample(3, seed=1)
+    assert len(mols) == 3 and all(isinstance(m, Chem.Mol) and m.GetNumConformers() == 1 for m in mols)
+    again = model.sample(3, seed=1)
+    assert [Chem.MolToMolBlock(m) for m in mols] == [Chem.MolToMolBlock(m) for m in again]
+
+
+def test_backbone_model_samples_arrays(folder):
+    backbones = pretrained.load_pretrained("backbone").sample(2, length=(6, 6))
+    assert [b.shape for b in backbones] == [(6, 4, 3), (6, 4, 3)] and all(np.isfinite(b).all() for b in backbones)
+
+
+def test_unknown_model_and_corrupt_weights(folder):
+    with pytest.raises(CheckpointError, match="no pretrained model named 'nope'; available: backbone, qm9"):
+        pretrained.load_pretrained("nope")
+    (folder / "qm9.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match="cannot read pretrained weights"):
+        pretrained.load_pretrained("qm9")
+
+
+def test_cli_sample_defaults_to_the_shipped_model(folder, tmp_path, capsys):
+    out = tmp_path / "s.sdf"
+    assert main(["sample", "--num-samples", "2", "--steps", "3", "--out", str(out), "--no-progress"]) == 0
+    mols = list(Chem.SDMolSupplier(str(out), removeHs=False, sanitize=False))
+    assert len(mols) == 2 and mols[0].GetProp("checkpoint") == "pretrained:qm9"
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                "backbone",
+                "--length",
+                "5",
+                "--num-samples",
+                "1",
+                "--steps",
+                "3",
+                "--out",
+                str(tmp_path / "d"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "d" / "backbone_0000.pdb").is_file()
+
+
+def test_cli_models_lists_cards_and_refuses_both_sources(folder, tmp_path, capsys):
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert "qm9 (default): tiny untrained test model" in listing and "backbone:" in listing
+    with pytest.raises(SystemExit):
+        main(["sample", "--model", "qm9", "--ckpt", str(tmp_path / "x.ckpt")])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(pretrained.available_models()))
+def test_every_shipped_model_loads_and_samples(name):
+    """The models in the package itself (no monkeypatching): a few items, few steps."""
+    model = pretrained.load_pretrained(name)
+    card = model.card
+    assert {"summary", "command", "data", "training", "quality"} <= card.keys(), "incomplete model card"
+    options = {"length": (20, 20)} if model.domain == "backbone" else {}
+    items = model.sample(2, steps=5, **options)
+    assert len(items) == 2
