@@ -233,13 +233,18 @@ def _sample_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=0, help="random seed; same seed and batch size give the same output (default 0)"
     )
-    p.add_argument("--steps", type=_positive, default=1000, help="reverse-diffusion steps (default 1000)")
+    p.add_argument(
+        "--steps",
+        type=_positive,
+        default=None,
+        help="reverse-diffusion steps (default: the shipped model's recommendation, 1000 for checkpoints)",
+    )
     p.add_argument(
         "--sampler",
-        default="ddpm",
+        default=None,
         choices=["ddpm", "ddim", "dpm-solver"],
         help="reverse-process sampler: ancestral ddpm, deterministic ddim, or dpm-solver (DPM-Solver++(2M), "
-        "good in few steps, e.g. --steps 50); default ddpm",
+        "good in few steps, e.g. --steps 50); default: the shipped model's recommendation, ddpm for checkpoints",
     )
     p.add_argument(
         "--batch-size",
@@ -293,13 +298,17 @@ def _sample(args: list[str]) -> int:
             model = load_checkpoint(opts.ckpt, device=device)
             opts.source = str(Path(opts.ckpt).resolve())
         else:
-            from molgen.pretrained import DEFAULT_MODEL, load_pretrained_model
+            from molgen.pretrained import DEFAULT_MODEL, load_pretrained_model, model_card
 
             opts.model = opts.model or DEFAULT_MODEL
             model = load_pretrained_model(opts.model, device=device)
             opts.source = f"pretrained:{opts.model}"
+            recommended = model_card(opts.model).get("sampling", {})
+            opts.sampler = opts.sampler or recommended.get("sampler")
+            opts.steps = opts.steps or recommended.get("steps")
     except CheckpointError as err:
         return _fail("sample", str(err))
+    opts.sampler, opts.steps = opts.sampler or "ddpm", opts.steps or 1000
     if model.dataset_info.get("domain", "molecules") == "backbone":
         return _sample_backbones(opts, model, device, rank)
     return _sample_molecules(opts, model, device, rank)
