@@ -2,7 +2,8 @@
 """Sample quality against the number of steps, for each sampler, on one checkpoint.
 
 For every (sampler, steps) cell: sample N molecules with a fixed seed, run
-the EDM and RDKit protocols, and append one JSON line to ``--out`` (cells
+the EDM and RDKit protocols (and, for bond models, the stability of the
+generated graph, whose bonds the RDKit protocol then uses), and append one JSON line to ``--out`` (cells
 already in the file are skipped, so an interrupted run resumes). Prints a
 Markdown table of what the file holds at the end.
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from molgen.checkpoint import load_checkpoint
 from molgen.molecules.generate import generate_molecules
 from molgen.molecules.metrics.edm import evaluate_edm
+from molgen.molecules.metrics.graph_stability import evaluate_graph_stability
 from molgen.molecules.metrics.rdkit_protocol import evaluate_rdkit
 from molgen.molecules.metrics.record import MoleculeRecord
 
@@ -61,8 +63,14 @@ def main() -> None:
             progress=False,
         )
         seconds = time.perf_counter() - start
-        records = [MoleculeRecord(m.atomic_numbers, m.positions) for m in molecules if m.finite]
+        generated = molecules[0].bonds is not None
+        records = [
+            MoleculeRecord(m.atomic_numbers, m.positions, m.to_rdkit()[0] if generated else None)
+            for m in molecules
+            if m.finite
+        ]
         edm, rdkit = evaluate_edm(records).summary, evaluate_rdkit(records).summary
+        graph = evaluate_graph_stability(records).summary if generated else {}
         row = {
             "sampler": sampler,
             "steps": int(steps),
@@ -73,18 +81,24 @@ def main() -> None:
             "mol_stability": edm["mol_stability"],
             "edm_validity": edm["validity"],
             "rdkit_validity": rdkit["validity"],
+            "graph_mol_stability": graph.get("mol_stability"),
         }
         with out.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
 
     rows = sorted(map(json.loads, out.read_text().splitlines()), key=lambda r: (r["sampler"], r["steps"]))
-    print("| sampler | steps | atom stab. | mol stab. | EDM validity | RDKit validity | s per 100 mol |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| sampler | steps | EDM atom stab. | EDM mol stab. | EDM validity | RDKit validity | graph mol stab. "
+        "| s per 100 mol |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
+        graph = r.get("graph_mol_stability")
         print(
             f"| {r['sampler']} | {r['steps']} | {r['atom_stability']:.3f} | {r['mol_stability']:.3f} | "
-            f"{r['edm_validity']:.3f} | {r['rdkit_validity']:.3f} | {100 * r['seconds'] / r['num_samples']:.0f} |"
+            f"{r['edm_validity']:.3f} | {r['rdkit_validity']:.3f} | {'-' if graph is None else f'{graph:.3f}'} | "
+            f"{100 * r['seconds'] / r['num_samples']:.0f} |"
         )
 
 
