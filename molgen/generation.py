@@ -77,30 +77,48 @@ def sample_batches(
         ``(sizes [B], pos [N, 3], h [N, F])`` on the CPU, ``pos`` in model
         units with zero CoM per graph, ``h`` as predicted (or the condition).
     """
+    if not model.diffusion.diffuse_features and condition is None:
+        raise ValueError("this model generates coordinates for given features: pass `condition`")
+    reverse = make_sampler(sampler, model.diffusion, steps)
+    model.to(device)
+    num_features = int(model.dataset_info["num_features"])
+    for sizes, generator in seeded_batches(num_nodes, batch_size, seed, device, shard, progress, unit):
+        h_condition = condition(sizes) if condition is not None else None
+        pos, h, _ = reverse.sample(
+            model.denoiser,
+            sizes,
+            num_features,
+            h_condition=h_condition,
+            generator=generator,
+            device=device,
+            progress=progress,
+        )
+        yield sizes, pos.double().cpu(), h.cpu()
+
+
+def seeded_batches(
+    num_nodes: Tensor,
+    batch_size: int,
+    seed: int,
+    device: torch.device | str,
+    shard: tuple[int, int],
+    progress: bool,
+    unit: str,
+) -> Iterator[tuple[Tensor, torch.Generator]]:
+    """The batches of ``num_nodes`` this process samples, each with its own generator.
+
+    Yields ``(sizes [B], generator)`` for the batches ``i`` with
+    ``i % world_size == rank``; batch ``i`` is seeded from ``SeedSequence([seed, i])``.
+    A progress bar counts ``unit`` (advanced after each batch is consumed).
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     check_shard(shard)
-    if not model.diffusion.diffuse_features and condition is None:
-        raise ValueError("this model generates coordinates for given features: pass `condition`")
     rank, world_size = shard
-    reverse = make_sampler(sampler, model.diffusion, steps)
-    model.to(device)
     batches = list(enumerate(num_nodes.split(batch_size)))[rank::world_size]
-    num_features = int(model.dataset_info["num_features"])
     with tqdm(total=sum(len(c) for _, c in batches), desc=unit, unit=unit[:4], disable=not progress) as bar:
         for i, sizes in batches:
-            generator = torch.Generator(device=device).manual_seed(derived_seed(seed, i))
-            h_condition = condition(sizes) if condition is not None else None
-            pos, h, _ = reverse.sample(
-                model.denoiser,
-                sizes,
-                num_features,
-                h_condition=h_condition,
-                generator=generator,
-                device=device,
-                progress=progress,
-            )
-            yield sizes, pos.double().cpu(), h.cpu()
+            yield sizes, torch.Generator(device=device).manual_seed(derived_seed(seed, i))
             bar.update(len(sizes))
 
 

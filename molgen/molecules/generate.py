@@ -13,11 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from rdkit import Chem
-from tqdm.auto import tqdm
 
 from molgen.checkpoint import TrainedModel
 from molgen.diffusion.joint import JointDiffusion, JointSampler
-from molgen.generation import check_shard, derived_seed, sample_batches, sample_from_histogram
+from molgen.generation import check_shard, sample_batches, sample_from_histogram, seeded_batches
 from molgen.molecules.featurize import AtomFeaturizer
 from molgen.molecules.sdf import molecule_from_coordinates, molecule_from_graph
 
@@ -140,10 +139,8 @@ def _generate_joint(
 ) -> list[GeneratedMolecule]:
     """Molecules with generated atom types, charges and bonds.
 
-    Batches are seeded and sharded as in :func:`molgen.generation.sample_batches`.
+    Batches are seeded and sharded by :func:`molgen.generation.seeded_batches`, as for every model.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     info, diffusion = model.dataset_info, model.diffusion
     node_names = list(diffusion.node_channels)
     elements = np.array(
@@ -155,23 +152,18 @@ def _generate_joint(
 
     reverse = JointSampler.make(sampler, diffusion, steps)
     model.to(device)
-    rank, world_size = shard
-    batches = list(enumerate(sizes.split(batch_size)))[rank::world_size]
     molecules: list[GeneratedMolecule] = []
-    with tqdm(total=sum(len(c) for _, c in batches), desc="molecules", unit="mol", disable=not progress) as bar:
-        for i, chunk in batches:
-            generator = torch.Generator(device=device).manual_seed(derived_seed(seed, i))
-            out = reverse.sample(model.denoiser, chunk, generator=generator, device=device, progress=progress)
-            pos = out.pos.double().cpu().numpy()
-            z = elements[out.node_classes[:, atom_col].cpu().numpy()]
-            charges = charge_values[out.node_classes[:, charge_col].cpu().numpy()]
-            orders = bond_orders[out.edge_classes.cpu().numpy()]
-            pairs = out.pair_index.cpu().numpy()
-            pair_graph = out.batch.cpu().numpy()[pairs[0]]
-            ptr = np.concatenate([[0], np.cumsum(chunk.numpy())])
-            for g, (a, b) in enumerate(zip(ptr[:-1], ptr[1:])):
-                keep = (pair_graph == g) & (orders > 0)
-                bonds = np.stack([pairs[0][keep] - a, pairs[1][keep] - a, orders[keep]], axis=1)
-                molecules.append(GeneratedMolecule(z[a:b], pos[a:b], bonds.astype(np.int64), charges[a:b]))
-            bar.update(len(chunk))
+    for chunk, generator in seeded_batches(sizes, batch_size, seed, device, shard, progress, "molecules"):
+        out = reverse.sample(model.denoiser, chunk, generator=generator, device=device, progress=progress)
+        pos = out.pos.double().cpu().numpy()
+        z = elements[out.node_classes[:, atom_col].cpu().numpy()]
+        charges = charge_values[out.node_classes[:, charge_col].cpu().numpy()]
+        orders = bond_orders[out.edge_classes.cpu().numpy()]
+        pairs = out.pair_index.cpu().numpy()
+        pair_graph = out.batch.cpu().numpy()[pairs[0]]
+        ptr = np.concatenate([[0], np.cumsum(chunk.numpy())])
+        for g, (a, b) in enumerate(zip(ptr[:-1], ptr[1:])):
+            keep = (pair_graph == g) & (orders > 0)
+            bonds = np.stack([pairs[0][keep] - a, pairs[1][keep] - a, orders[keep]], axis=1)
+            molecules.append(GeneratedMolecule(z[a:b], pos[a:b], bonds.astype(np.int64), charges[a:b]))
     return molecules
