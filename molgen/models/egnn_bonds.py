@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from molgen.nn.egnn import EGNNLayer
+from molgen.nn.time_embedding import TimeEmbedding
 
 __all__ = ["EGNNBondDenoiser"]
 
@@ -69,20 +68,12 @@ class EGNNBondDenoiser(nn.Module):
         num_time_frequencies: int = 8,
     ) -> None:
         super().__init__()
-        if time_embedding not in ("scalar", "sinusoidal"):
-            raise ValueError(f"time_embedding must be 'scalar' or 'sinusoidal', got {time_embedding!r}")
         if num_edge_classes < 2 or edge_dim < 1:
             raise ValueError(f"need num_edge_classes >= 2 and edge_dim >= 1, got {num_edge_classes}, {edge_dim}")
         self.in_node_dim, self.num_edge_classes = in_node_dim, num_edge_classes
-        self.time_embedding = time_embedding
-        if time_embedding == "scalar":
-            time_dim = 1
-        else:
-            time_dim = 2 * num_time_frequencies
-            freqs = 2 * math.pi * 2.0 ** torch.arange(num_time_frequencies)
-            self.register_buffer("time_frequencies", freqs, persistent=False)
+        self.time_embedding = TimeEmbedding(time_embedding, num_time_frequencies)
 
-        self.node_embedding = nn.Linear(in_node_dim + time_dim, hidden_dim)
+        self.node_embedding = nn.Linear(in_node_dim + self.time_embedding.dim, hidden_dim)
         self.edge_embedding = nn.Linear(num_edge_classes + 1, edge_dim)
         self.layers = nn.ModuleList(
             EGNNLayer(
@@ -112,12 +103,6 @@ class EGNNBondDenoiser(nn.Module):
     @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def _embed_time(self, t_node: Tensor) -> Tensor:
-        if self.time_embedding == "scalar":
-            return t_node[:, None]
-        angles = t_node[:, None] * self.time_frequencies
-        return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
     @staticmethod
     def _pair_input(hidden: Tensor, e: Tensor, x: Tensor, pairs: Tensor) -> Tensor:
@@ -152,7 +137,7 @@ class EGNNBondDenoiser(nn.Module):
         e_hidden = self.edge_embedding(torch.cat([e, d0], dim=-1))
 
         x = pos
-        hidden = self.node_embedding(torch.cat([h, self._embed_time(t.to(h.dtype)[batch])], dim=-1))
+        hidden = self.node_embedding(torch.cat([h, self.time_embedding(t.to(h.dtype)[batch])], dim=-1))
         for k, layer in enumerate(self.layers):
             edge_attr = torch.cat([d0, e_hidden], dim=-1)[pair_of_edge]
             hidden, x = layer(hidden, x, edge_index, edge_attr)

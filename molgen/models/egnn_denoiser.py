@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from molgen.nn.egnn import EGNNLayer
 from molgen.nn.graphs import GraphBuilder
+from molgen.nn.time_embedding import TimeEmbedding
 
 __all__ = ["EGNNDenoiser"]
 
@@ -76,20 +75,11 @@ class EGNNDenoiser(nn.Module):
         max_residue_offset: int = 16,
     ) -> None:
         super().__init__()
-        if time_embedding not in ("scalar", "sinusoidal"):
-            raise ValueError(f"time_embedding must be 'scalar' or 'sinusoidal', got {time_embedding!r}")
         self.in_node_dim = in_node_dim
-        self.time_embedding = time_embedding
+        self.time_embedding = TimeEmbedding(time_embedding, num_time_frequencies)
         self.graph = GraphBuilder(graph, knn_k, atoms_per_residue, chain_window, max_residue_offset)
 
-        if time_embedding == "scalar":
-            time_dim = 1
-        else:
-            time_dim = 2 * num_time_frequencies
-            freqs = 2 * math.pi * 2.0 ** torch.arange(num_time_frequencies)
-            self.register_buffer("time_frequencies", freqs, persistent=False)
-
-        self.embedding = nn.Linear(in_node_dim + time_dim, hidden_dim)
+        self.embedding = nn.Linear(in_node_dim + self.time_embedding.dim, hidden_dim)
         self.layers = nn.ModuleList(
             EGNNLayer(
                 hidden_dim,
@@ -109,13 +99,6 @@ class EGNNDenoiser(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def _embed_time(self, t_node: Tensor) -> Tensor:
-        """``[N]`` times in ``[0, 1]`` -> ``[N, time_dim]`` features."""
-        if self.time_embedding == "scalar":
-            return t_node[:, None]
-        angles = t_node[:, None] * self.time_frequencies
-        return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
     def forward(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]:
         """Predict the noise of the noisy sample ``(pos, h)`` at time ``t``.
@@ -138,7 +121,7 @@ class EGNNDenoiser(nn.Module):
 
         t_node = t.to(h.dtype)[batch]
         x = pos
-        hidden = self.embedding(torch.cat([h, self._embed_time(t_node)], dim=-1))
+        hidden = self.embedding(torch.cat([h, self.time_embedding(t_node)], dim=-1))
         for layer in self.layers:
             hidden, x = layer(hidden, x, edge_index, edge_attr)
 
