@@ -314,10 +314,32 @@ def _sample(args: list[str]) -> int:
     return _sample_molecules(opts, model, device, rank)
 
 
-def _sample_molecules(opts, model, device, rank) -> int:
+def _generate_on_ranks(generate, opts, model, device, rank, **domain_options) -> list | None:
+    """Run a domain's generator with the shared sampling options on this process's shard.
 
+    Returns every sample, in single-process order, on rank 0 and None on the other ranks.
+    """
     from molgen.distributed import gather_to_first
     from molgen.generation import merge_shards
+
+    samples = generate(
+        model,
+        opts.num_samples,
+        steps=opts.steps,
+        sampler=opts.sampler,
+        batch_size=opts.batch_size,
+        seed=opts.seed,
+        device=device,
+        progress=not opts.no_progress and rank.rank == 0,
+        shard=(rank.rank, rank.world_size),
+        **domain_options,
+    )
+    shards = gather_to_first(samples, rank)
+    return None if shards is None else merge_shards(shards, opts.batch_size)
+
+
+def _sample_molecules(opts, model, device, rank) -> int:
+
     from molgen.io import check_writable
     from molgen.molecules.generate import generate_molecules
     from molgen.molecules.metrics.record import MoleculeRecord
@@ -331,24 +353,11 @@ def _sample_molecules(opts, model, device, rank) -> int:
         check_writable(opts.out)  # on every rank, so that all of them stop alike
         if opts.json_out:
             check_writable(opts.json_out)
-        molecules = generate_molecules(
-            model,
-            opts.num_samples,
-            num_atoms=opts.num_atoms,
-            steps=opts.steps,
-            sampler=opts.sampler,
-            batch_size=opts.batch_size,
-            seed=opts.seed,
-            device=device,
-            progress=not opts.no_progress and rank.rank == 0,
-            shard=(rank.rank, rank.world_size),
-        )
+        molecules = _generate_on_ranks(generate_molecules, opts, model, device, rank, num_atoms=opts.num_atoms)
     except (OSError, ValueError) as err:
         return _fail("sample", str(err))
-    shards = gather_to_first(molecules, rank)
-    if shards is None:  # rank 0 writes the file
+    if molecules is None:  # rank 0 writes the file
         return 0
-    molecules = merge_shards(shards, opts.batch_size)
 
     sdf_records, molecule_records, unperceived, nonfinite, generated = [], [], 0, 0, 0
     for index, molecule in enumerate(molecules):
@@ -401,8 +410,6 @@ def _sample_molecules(opts, model, device, rank) -> int:
 
 
 def _sample_backbones(opts, model, device, rank) -> int:
-    from molgen.distributed import gather_to_first
-    from molgen.generation import merge_shards
     from molgen.io import check_writable
     from molgen.proteins.generate import generate_backbones, parse_length
     from molgen.proteins.pdb import write_backbone_pdb
@@ -416,24 +423,11 @@ def _sample_backbones(opts, model, device, rank) -> int:
         _check_output_folder(out)
         if opts.json_out:
             check_writable(opts.json_out)
-        backbones = generate_backbones(
-            model,
-            opts.num_samples,
-            length=length,
-            steps=opts.steps,
-            sampler=opts.sampler,
-            batch_size=opts.batch_size,
-            seed=opts.seed,
-            device=device,
-            progress=not opts.no_progress and rank.rank == 0,
-            shard=(rank.rank, rank.world_size),
-        )
+        backbones = _generate_on_ranks(generate_backbones, opts, model, device, rank, length=length)
     except (OSError, ValueError) as err:
         return _fail("sample", str(err))
-    shards = gather_to_first(backbones, rank)
-    if shards is None:
+    if backbones is None:  # rank 0 writes the files
         return 0
-    backbones = merge_shards(shards, opts.batch_size)
     if opts.evaluate:
         _report_backbones(backbones, opts)
     unwritable = []  # a diverged sample (non-finite, or beyond the PDB columns) is reported, not written
