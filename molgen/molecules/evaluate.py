@@ -27,6 +27,7 @@ from molgen.molecules.metrics.graph_stability import evaluate_graph_stability
 from molgen.molecules.metrics.rdkit_protocol import evaluate_rdkit
 from molgen.molecules.metrics.record import MoleculeRecord
 from molgen.molecules.metrics.reference import Reference
+from molgen.reports import format_sections
 
 
 @dataclass
@@ -135,17 +136,6 @@ def evaluate_molecules(
 
 
 def format_report(report: dict) -> str:
-    """The report as an aligned text table, one block per section."""
-    lines = []
-    for section, values in report.items():
-        if section == "notes" or not isinstance(values, dict) or not values:
-            continue
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            if isinstance(value, float):
-                shown = f"{value:.4f}" if section == "distribution" or not 0 <= value <= 1 else f"{100 * value:6.2f} %"
-            else:
-                shown = str(value)
-            lines.append(f"  {key:36s} {shown}")
-    lines += [f"note: {note}" for note in report.get("notes", [])]
-    return "\n".join(lines)
+    """The report as an aligned text table, one block per section (values in [0, 1] as
+    percentages, except the distribution distances)."""
+    return format_sections(report, lambda section, key, value: section != "distribution" and 0 <= value <= 1)

@@ -58,6 +58,7 @@ from molgen.proteins.geometry import (
     ca_distances,
     radius_of_gyration,
 )
+from molgen.reports import format_sections
 
 #: Bondi van der Waals radii (Å) of the backbone atoms N, CA, C, O.
 VDW_RADII = np.array([1.55, 1.70, 1.70, 1.52])
@@ -426,17 +427,6 @@ def evaluate_backbones(
 
 
 def format_backbone_report(report: dict) -> str:
-    """The :func:`evaluate_backbones` report as an aligned text table, one block per section."""
-    lines = []
-    for section, values in report.items():
-        if section == "notes" or not isinstance(values, dict) or not values:
-            continue
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            if isinstance(value, float):
-                shown = f"{100 * value:6.2f} %" if key.endswith("_fraction") else f"{value:.4f}"
-            else:
-                shown = str(value)
-            lines.append(f"  {key:36s} {shown}")
-    lines += [f"note: {note}" for note in report.get("notes", [])]
-    return "\n".join(lines)
+    """The :func:`evaluate_backbones` report as an aligned text table, one block per section
+    (keys ending in ``_fraction`` as percentages)."""
+    return format_sections(report, lambda section, key, value: key.endswith("_fraction"))
