@@ -8,13 +8,17 @@ a partial write.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_output", "atomic_write_text", "check_writable", "default_cache_root"]
+log = logging.getLogger(__name__)
+
+__all__ = ["atomic_output", "atomic_write_text", "check_writable", "default_cache_root", "read_cache"]
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -90,3 +94,28 @@ def default_cache_root() -> Path:
     """Root of molgen's processed-data caches: ``$MOLGEN_CACHE`` if set, else ``~/.cache/molgen``."""
     root = os.environ.get("MOLGEN_CACHE")
     return Path(root).expanduser() if root else Path.home() / ".cache" / "molgen"
+
+
+def read_cache(
+    path: str | os.PathLike, what: str, format_version: int | None = None, required_keys: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
+    """A processed-data cache dict (``torch.load(weights_only=True)``), or None when it must be rebuilt:
+    missing, unreadable, of another ``format_version`` (None: not checked) or lacking ``required_keys``.
+    ``what`` names the cache in the log messages."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = torch.load(path, weights_only=True)
+    except Exception as e:  # truncated/corrupt file: rebuild instead of failing
+        log.warning("ignoring unreadable %s cache %s (%s); it will be rebuilt", what, path, e)
+        return None
+    if not isinstance(data, dict) or (format_version is not None and data.get("format_version") != format_version):
+        log.info("%s cache %s has another format; it will be rebuilt", what, path)
+        return None
+    if any(key not in data for key in required_keys):
+        log.warning("%s cache %s lacks keys; it will be rebuilt", what, path)
+        return None
+    return data

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from molgen.io import atomic_output, default_cache_root
+from molgen.io import atomic_output, default_cache_root, read_cache
 from molgen.molecules.dataset import MoleculeDataset, gather_molecules
 from molgen.molecules.featurize import AtomFeaturizer, atomic_number
 
@@ -144,17 +144,7 @@ def default_cache_dir() -> Path:
 
 def _read_cache(path: Path) -> dict[str, Any] | None:
     """Load the cache dict, or None if it is missing, unreadable or of another version."""
-    if not path.is_file():
-        return None
-    try:
-        data = torch.load(path, weights_only=True)
-    except Exception as e:  # truncated/corrupt file: rebuild instead of failing
-        log.warning("ignoring unreadable QM9 cache %s (%s); it will be rebuilt", path, e)
-        return None
-    if not isinstance(data, dict) or data.get("format_version") != CACHE_FORMAT_VERSION:
-        log.info("QM9 cache %s has an outdated format; it will be rebuilt", path)
-        return None
-    return data
+    return read_cache(path, "QM9", CACHE_FORMAT_VERSION)
 
 
 def process_qm9(

@@ -38,7 +38,7 @@ from rdkit import Chem, rdBase
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from molgen.io import atomic_output
+from molgen.io import atomic_output, read_cache
 from molgen.molecules.dataset import MoleculeDataset, gather_molecules
 from molgen.molecules.featurize import AtomFeaturizer
 from molgen.molecules.qm9 import QM9_NUM_MOLECULES, default_cache_dir, edm_split, load_qm9
@@ -199,13 +199,8 @@ def _matches(bonds: dict[str, Any] | None, qm9: dict[str, Any]) -> bool:
 
 
 def _read_bond_cache(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, weights_only=True)
-    except Exception as e:  # truncated/corrupt file: rebuild instead of failing
-        log.warning("ignoring unreadable QM9 bonds cache %s (%s); it will be rebuilt", path, e)
-        return None
+    # The format version is checked with the atom counts, by _matches.
+    return read_cache(path, "QM9 bonds")
 
 
 def summarize_bond_cache(bonds: dict[str, Any]) -> str:

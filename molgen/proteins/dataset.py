@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
-from molgen.io import atomic_output, default_cache_root
+from molgen.io import atomic_output, default_cache_root, read_cache
 from molgen.proteins.geometry import BACKBONE_ATOMS, CHAIN_BREAK_CA_DISTANCE
 from molgen.proteins.pdb import StructureError, find_structure_files, read_backbone_folder
 
@@ -63,22 +63,8 @@ def _cache_path(root: Path, files: list[Path], cache_dir: str | os.PathLike | No
 
 def load_backbone_cache(path: str | os.PathLike) -> dict[str, Any] | None:
     """The cache dict written by :func:`process_backbone_folder`, or None if it is missing,
-    unreadable or of another format version."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        data = torch.load(path, weights_only=True)
-    except Exception as e:  # truncated/corrupt file: rebuild instead of failing
-        log.warning("ignoring unreadable backbone cache %s (%s); it will be rebuilt", path, e)
-        return None
-    if not isinstance(data, dict) or data.get("format_version") != CACHE_FORMAT_VERSION:
-        log.info("backbone cache %s has another format; it will be rebuilt", path)
-        return None
-    if any(key not in data for key in _CACHE_KEYS):
-        log.warning("backbone cache %s lacks keys; it will be rebuilt", path)
-        return None
-    return data
+    unreadable, of another format version or incomplete."""
+    return read_cache(path, "backbone", CACHE_FORMAT_VERSION, _CACHE_KEYS)
 
 
 def process_backbone_folder(
