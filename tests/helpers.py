@@ -55,3 +55,26 @@ def save_tiny_checkpoint(path: Path, seed: int = 0, domain: str = "molecules") -
     module = tiny_molecule_module(seed) if domain == "molecules" else tiny_backbone_module(seed)
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
     return path
+
+
+def write_synthetic_qm9_cache(cache_dir: Path) -> int:
+    """A QM9-shaped coordinate cache in ``cache_dir``: molecule i is C-H with the C at x = i
+    and the H at x = i + 1 (so items are identifiable). Returns the number of molecules."""
+    from molgen.molecules.qm9 import CACHE_FILENAME, CACHE_FORMAT_VERSION, QM9_NUM_MOLECULES
+
+    m = QM9_NUM_MOLECULES
+    pos = torch.zeros(2 * m, 3)
+    pos[0::2, 0] = torch.arange(m, dtype=torch.float32)
+    pos[1::2, 0] = torch.arange(m, dtype=torch.float32) + 1.0
+    torch.save(
+        {
+            "format_version": CACHE_FORMAT_VERSION,
+            "pos": pos,
+            "z": torch.tensor([6, 1], dtype=torch.int8).repeat(m),
+            "ptr": torch.arange(0, 2 * m + 1, 2),
+            "index": torch.arange(1, m + 1),
+            "smiles": [f"mol{i + 1}" for i in range(m)],
+        },
+        cache_dir / CACHE_FILENAME,
+    )
+    return m

@@ -21,6 +21,7 @@ from molgen.molecules.qm9 import (
     process_qm9,
     read_qm9_csv,
 )
+from tests.helpers import write_synthetic_qm9_cache
 
 # `import qm9pack` fails (it needs pkg_resources), so probe without importing it.
 needs_qm9pack = pytest.mark.skipif(importlib.util.find_spec("qm9pack") is None, reason="qm9pack is not installed")
@@ -141,21 +142,7 @@ def test_edm_split_sizes_disjoint_and_covering():
 def synthetic_cache(tmp_path_factory):
     """A QM9-shaped cache: molecule i is C-H with the C at x = i (so items are identifiable)."""
     cache_dir = tmp_path_factory.mktemp("qm9_synthetic")
-    m = QM9_NUM_MOLECULES
-    pos = torch.zeros(2 * m, 3)
-    pos[0::2, 0] = torch.arange(m, dtype=torch.float32)
-    pos[1::2, 0] = torch.arange(m, dtype=torch.float32) + 1.0
-    torch.save(
-        {
-            "format_version": CACHE_FORMAT_VERSION,
-            "pos": pos,
-            "z": torch.tensor([6, 1], dtype=torch.int8).repeat(m),
-            "ptr": torch.arange(0, 2 * m + 1, 2),
-            "index": torch.arange(1, m + 1),
-            "smiles": [f"mol{i + 1}" for i in range(m)],
-        },
-        cache_dir / CACHE_FILENAME,
-    )
+    write_synthetic_qm9_cache(cache_dir)
     return cache_dir
 
 

@@ -8,7 +8,7 @@ from rdkit.Chem import AllChem
 from torch_geometric.loader import DataLoader
 
 from molgen.molecules import qm9_bonds
-from molgen.molecules.qm9 import CACHE_FILENAME, CACHE_FORMAT_VERSION, QM9_NUM_MOLECULES, edm_split
+from molgen.molecules.qm9 import edm_split
 from molgen.molecules.qm9_bonds import (
     BONDS_CACHE_FILENAME,
     BONDS_CACHE_FORMAT_VERSION,
@@ -20,6 +20,7 @@ from molgen.molecules.qm9_bonds import (
     process_qm9_bonds,
     qm9_bonds_train_val,
 )
+from tests.helpers import write_synthetic_qm9_cache
 
 
 def geometry(smiles, seed=0):
@@ -94,21 +95,7 @@ def synthetic_caches(tmp_path_factory):
     """QM9-shaped caches: molecule i is a C-H pair with the C at x = i, bonded (order 1 + i % 3),
     charge +1 on C and -1 on H for every fifth molecule; every seventh molecule is dropped."""
     cache_dir = tmp_path_factory.mktemp("qm9_bonds_synthetic")
-    m = QM9_NUM_MOLECULES
-    pos = torch.zeros(2 * m, 3)
-    pos[0::2, 0] = torch.arange(m, dtype=torch.float32)
-    pos[1::2, 0] = torch.arange(m, dtype=torch.float32) + 1.0
-    torch.save(
-        {
-            "format_version": CACHE_FORMAT_VERSION,
-            "pos": pos,
-            "z": torch.tensor([6, 1], dtype=torch.int8).repeat(m),
-            "ptr": torch.arange(0, 2 * m + 1, 2),
-            "index": torch.arange(1, m + 1),
-            "smiles": [f"mol{i + 1}" for i in range(m)],
-        },
-        cache_dir / CACHE_FILENAME,
-    )
+    m = write_synthetic_qm9_cache(cache_dir)
     ids = torch.arange(m)
     charge = torch.zeros(2 * m, dtype=torch.int8)
     charge[0::2][ids % 5 == 0] = 1
