@@ -6,6 +6,7 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch_geometric.nn import MessagePassing
 
 __all__ = ["EGNNLayer"]
@@ -121,9 +122,19 @@ class EGNNLayer(MessagePassing):
         """Apply the layer; see the class docstring for shapes."""
         if (edge_attr is None) != (self.edge_attr_dim == 0):
             raise ValueError(f"edge_attr must be given iff edge_attr_dim > 0 (edge_attr_dim={self.edge_attr_dim})")
+        # The first layer of phi_e is linear in [h_i, h_j, ...]: apply its h
+        # blocks once per node rather than once per edge (~17 edges per node on
+        # QM9), then gather. Same weights, same function, about half the
+        # per-edge matmul work.
+        first = self.phi_e[0]
+        size = self.hidden_dim
+        h_target = F.linear(h, first.weight[:, :size], first.bias)
+        h_source = F.linear(h, first.weight[:, size : 2 * size])
         # One aggregation for both updates: columns [:H] are m_ij, [H:] the
         # coordinate steps.
-        agg = self.propagate(edge_index, h=h, pos=pos, edge_attr=edge_attr)
+        agg = self.propagate(
+            edge_index, h_target=h_target, h_source=h_source, pos=pos, edge_attr=edge_attr
+        )
         if self.aggregation == "sum":
             agg = agg / self.normalization_factor
         agg_m, agg_x = agg[:, : self.hidden_dim], agg[:, self.hidden_dim :]
@@ -133,20 +144,23 @@ class EGNNLayer(MessagePassing):
 
     def message(
         self,
-        h_i: Tensor,
-        h_j: Tensor,
+        h_target_i: Tensor,
+        h_source_j: Tensor,
         pos_i: Tensor,
         pos_j: Tensor,
         edge_attr: Optional[Tensor],
     ) -> Tensor:
-        """Per-edge ``[m_ij, step_ij]``, shape ``[E, hidden_dim + 3]``."""
+        """Per-edge ``[m_ij, step_ij]``, shape ``[E, hidden_dim + 3]``.
+
+        ``h_target_i`` / ``h_source_j`` are the node-level products of the
+        first ``phi_e`` layer with ``h_i`` (bias included) and ``h_j``.
+        """
         diff = pos_i - pos_j  # [E, 3]
         # vector_norm has a zero (not NaN) gradient for coincident atoms.
         dist = torch.linalg.vector_norm(diff, dim=-1, keepdim=True)  # [E, 1]
-        features = [h_i, h_j, dist.square()]
-        if edge_attr is not None:
-            features.append(edge_attr)
-        m = self.phi_e(torch.cat(features, dim=-1))
+        scalars = dist.square() if edge_attr is None else torch.cat([dist.square(), edge_attr], dim=-1)
+        first = self.phi_e[0].weight[:, 2 * self.hidden_dim :]  # [H, 1 + edge_attr_dim]
+        m = self.phi_e[1:](h_target_i + h_source_j + F.linear(scalars, first))
         if self.phi_att is not None:
             m = m * torch.sigmoid(self.phi_att(m))
         scale = self.phi_x(m)  # [E, 1]
