@@ -132,9 +132,7 @@ class EGNNLayer(MessagePassing):
         h_source = F.linear(h, first.weight[:, size : 2 * size])
         # One aggregation for both updates: columns [:H] are m_ij, [H:] the
         # coordinate steps.
-        agg = self.propagate(
-            edge_index, h_target=h_target, h_source=h_source, pos=pos, edge_attr=edge_attr
-        )
+        agg = self.propagate(edge_index, h_target=h_target, h_source=h_source, pos=pos, edge_attr=edge_attr)
         if self.aggregation == "sum":
             agg = agg / self.normalization_factor
         agg_m, agg_x = agg[:, : self.hidden_dim], agg[:, self.hidden_dim :]
