@@ -247,6 +247,18 @@ def _sample_parser() -> argparse.ArgumentParser:
         "good in few steps, e.g. --steps 50); default: the shipped model's recommendation, ddpm for checkpoints",
     )
     p.add_argument(
+        "--eta",
+        type=float,
+        default=None,
+        help="ddim only: noise scale in [0, 1]; 0 (default) is deterministic, 1 has the ancestral variance",
+    )
+    p.add_argument(
+        "--grid",
+        choices=["time", "logsnr"],
+        default=None,
+        help="time grid of the sampler: uniform in t or in log-SNR (default: logsnr for dpm-solver, time otherwise)",
+    )
+    p.add_argument(
         "--batch-size",
         type=_positive,
         default=None,
@@ -309,6 +321,12 @@ def _sample(args: list[str]) -> int:
     except CheckpointError as err:
         return _fail("sample", str(err))
     opts.sampler, opts.steps = opts.sampler or "ddpm", opts.steps or 1000
+    if opts.eta is not None and opts.sampler != "ddim":
+        return _fail("sample", f"--eta is an option of --sampler ddim, not {opts.sampler}")
+    opts.sampler_options = {
+        key: value for key, value in (("eta", opts.eta), ("grid", opts.grid)) if value is not None
+    }
+    opts.sampler_label = opts.sampler + "".join(f" {key}={value}" for key, value in opts.sampler_options.items())
     if model.dataset_info.get("domain", "molecules") == "backbone":
         return _sample_backbones(opts, model, device, rank)
     return _sample_molecules(opts, model, device, rank)
@@ -327,6 +345,7 @@ def _generate_on_ranks(generate, opts, model, device, rank, **domain_options) ->
         opts.num_samples,
         steps=opts.steps,
         sampler=opts.sampler,
+        sampler_options=opts.sampler_options,
         batch_size=opts.batch_size,
         seed=opts.seed,
         device=device,
@@ -366,7 +385,7 @@ def _sample_molecules(opts, model, device, rank) -> int:
             "seed": str(opts.seed),
             "checkpoint": opts.source,
             "steps": str(opts.steps),
-            "sampler": opts.sampler,
+            "sampler": opts.sampler_label,
         }
         if not molecule.finite:
             nonfinite += 1

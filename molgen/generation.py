@@ -10,8 +10,8 @@ together with :func:`merge_shards` equals a single-process run.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -55,6 +55,7 @@ def sample_batches(
     condition: Callable[[Tensor], Tensor] | None = None,
     steps: int,
     sampler: str,
+    sampler_options: Mapping[str, Any] | None = None,
     batch_size: int,
     seed: int,
     device: torch.device | str,
@@ -69,6 +70,8 @@ def sample_batches(
         condition: for models whose features are clean conditioning
             (``diffusion.diffuse_features`` false): maps a batch's node counts
             ``[B]`` to its features ``[N, F]``.
+        sampler, sampler_options: name and options of
+            :func:`molgen.diffusion.make_sampler` (e.g. ``{"eta": 0.5}`` for ddim).
         shard: ``(rank, world_size)``: only the batches ``i`` with
             ``i % world_size == rank``, in order.
         unit: what the progress bar counts.
@@ -79,7 +82,7 @@ def sample_batches(
     """
     if not model.diffusion.diffuse_features and condition is None:
         raise ValueError("this model generates coordinates for given features: pass `condition`")
-    reverse = make_sampler(sampler, model.diffusion, steps)
+    reverse = make_sampler(sampler, model.diffusion, steps, **(sampler_options or {}))
     model.to(device)
     num_features = int(model.dataset_info["num_features"])
     for sizes, generator in seeded_batches(num_nodes, batch_size, seed, device, shard, progress, unit):

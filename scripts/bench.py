@@ -7,6 +7,9 @@ Prints a table and optionally writes JSON (``--json out.json``):
                                      backward, AdamW step), batch 64 QM9
     train_peak_mem_mb_small / _paper peak memory (CUDA: allocator peak;
                                      CPU: process peak RSS) in MiB
+    train_mol_per_s_small_bf16 / _paper_bf16
+                                     the same step under bfloat16 autocast
+                                     (what trainer.precision=bf16-mixed runs)
     sample_mol_per_s_50steps         DPM-Solver++(2M), 50 steps  } small config, batch of
     sample_mol_per_s_1000steps       ancestral (DDPM), 1000 steps } 100 QM9-size molecules
     sample_backbones_per_s_len100    backbones of 100 residues per second: the
@@ -61,7 +64,7 @@ def _module(config: str, device: str):
     return module, train, info
 
 
-def bench_train(config: str, device: str, steps: int, warmup: int = 3) -> dict:
+def bench_train(config: str, device: str, steps: int, bf16: bool = False, warmup: int = 3) -> dict:
     from torch_geometric.loader import DataLoader
 
     module, train, _ = _module(config, device)
@@ -72,7 +75,10 @@ def bench_train(config: str, device: str, steps: int, warmup: int = 3) -> dict:
         data = next(loader).to(device)
         _sync(device)
         start = time.perf_counter()
-        loss = module.diffusion.per_graph_loss(module.denoiser, data.pos, data.h, data.batch, data.num_graphs).mean()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            loss = module.diffusion.per_graph_loss(
+                module.denoiser, data.pos, data.h, data.batch, data.num_graphs
+            ).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -151,7 +157,8 @@ def _worker(task: str, device: str, quick: bool) -> dict:
     if kind == "backbones":
         return bench_backbones(device, int(arg), repeats=1 if quick else 3)
     if kind == "train":
-        return bench_train(arg, device, steps=5 if quick else 20)
+        config, _, precision = arg.partition("+")
+        return bench_train(config, device, steps=5 if quick else 20, bf16=precision == "bf16")
     name, steps = arg.split("@")
     return bench_sample(device, name, int(steps), repeats=1 if (quick or int(steps) >= 1000) else 3)
 
@@ -184,6 +191,7 @@ def main() -> None:
         results[f"train_mol_per_s_{config}"] = r["mol_per_s"]
         results[f"train_s_per_batch_{config}"] = r["s_per_batch"]
         results[f"train_peak_mem_mb_{config}"] = r["peak_mem_mb"]
+        results[f"train_mol_per_s_{config}_bf16"] = run(f"train:{config}+bf16")["mol_per_s"]
     r50 = run("sample:dpm-solver@50")
     results["sample_mol_per_s_50steps"] = r50["mol_per_s"]
     if args.quick:

@@ -9,6 +9,9 @@ Markdown table of what the file holds at the end.
 
 Usage: python scripts/quality_per_step.py --ckpt CKPT --out quality.jsonl
            [--num-samples 100] [--cells ddpm:1000,dpm-solver:50,...] [--device cpu]
+
+A cell is ``sampler:steps`` with optional sampler options, ``ddim:50:eta=1`` or
+``dpm-solver:50:grid=time``; its row is labelled ``ddim eta=1``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ DEFAULT_CELLS = (
 )
 
 
+def _option_value(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True)
@@ -38,7 +48,7 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cells", default=DEFAULT_CELLS, help="comma-separated sampler:steps")
+    parser.add_argument("--cells", default=DEFAULT_CELLS, help="comma-separated sampler:steps[:option=value...]")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
@@ -48,15 +58,18 @@ def main() -> None:
     )
     model = load_checkpoint(args.ckpt, device=args.device)
     for cell in args.cells.split(","):
-        sampler, steps = cell.split(":")
-        if (sampler, int(steps)) in done:
+        sampler, steps, *options = cell.split(":")
+        label = " ".join([sampler, *options])
+        if (label, int(steps)) in done:
             continue
+        sampler_options = {key: _option_value(value) for key, value in (option.split("=") for option in options)}
         start = time.perf_counter()
         molecules = generate_molecules(
             model,
             args.num_samples,
             steps=int(steps),
             sampler=sampler,
+            sampler_options=sampler_options,
             batch_size=args.batch_size,
             seed=args.seed,
             device=args.device,
@@ -72,7 +85,7 @@ def main() -> None:
         edm, rdkit = evaluate_edm(records).summary, evaluate_rdkit(records).summary
         graph = evaluate_graph_stability(records).summary if generated else {}
         row = {
-            "sampler": sampler,
+            "sampler": label,
             "steps": int(steps),
             "num_samples": args.num_samples,
             "seconds": seconds,

@@ -57,6 +57,31 @@ def test_sample_with_other_samplers(tiny_ckpt, tmp_path, sampler):
     assert len(mols) == 3 and all(m.GetProp("sampler") == sampler for m in mols)
 
 
+def test_sample_sampler_options_change_the_output_and_are_tagged(tiny_ckpt, tmp_path):
+    paths = {name: tmp_path / f"{name}.sdf" for name in ("eta0", "eta1", "grid")}
+    assert _sample(tiny_ckpt, paths["eta0"], "--num-samples", "3", "--num-atoms", "5", "--sampler", "ddim") == 0
+    assert (
+        _sample(tiny_ckpt, paths["eta1"], "--num-samples", "3", "--num-atoms", "5", "--sampler", "ddim", "--eta", "1")
+        == 0
+    )
+    grid = ("--sampler", "ddim", "--grid", "logsnr")
+    assert _sample(tiny_ckpt, paths["grid"], "--num-samples", "3", "--num-atoms", "5", *grid) == 0
+    texts = {name: path.read_text() for name, path in paths.items()}
+    positions = {name: text.split("M  END")[0].split("\n", 4)[4] for name, text in texts.items()}
+    assert positions["eta0"] != positions["eta1"] and positions["eta0"] != positions["grid"]
+    labels = {
+        name: Chem.SDMolSupplier(str(p), removeHs=False, sanitize=False)[0].GetProp("sampler")
+        for name, p in paths.items()
+    }
+    assert labels == {"eta0": "ddim", "eta1": "ddim eta=1.0", "grid": "ddim grid=logsnr"}
+
+
+def test_sample_eta_needs_ddim(tiny_ckpt, tmp_path, capsys):
+    assert _sample(tiny_ckpt, tmp_path / "x.sdf", "--sampler", "ddpm", "--eta", "0.5") == 1
+    assert "--eta is an option of --sampler ddim" in capsys.readouterr().err
+    assert not (tmp_path / "x.sdf").exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -8,7 +8,9 @@ generate bonds and formal charges, with the same seeding per batch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,6 +66,7 @@ def generate_molecules(
     num_atoms: int | None = None,
     steps: int = 1000,
     sampler: str = "ddpm",
+    sampler_options: Mapping[str, Any] | None = None,
     batch_size: int = 100,
     seed: int = 0,
     device: torch.device | str = "cpu",
@@ -76,6 +79,8 @@ def generate_molecules(
         num_atoms: fixed size of every molecule; None draws sizes from the
             training set's histogram stored in the checkpoint.
         steps: reverse-diffusion steps.
+        sampler, sampler_options: name and options of
+            :func:`molgen.diffusion.make_sampler` (e.g. ``{"eta": 0.5}`` for ddim).
         batch_size: molecules denoised together.
         shard: ``(rank, world_size)``: generate only the batches ``i`` with
             ``i % world_size == rank``, in order (see :func:`molgen.generation.merge_shards`).
@@ -95,7 +100,7 @@ def generate_molecules(
         sizes = torch.full((num_samples,), num_atoms, dtype=torch.long)
 
     if isinstance(model.diffusion, JointDiffusion):
-        return _generate_joint(model, sizes, steps, sampler, batch_size, seed, device, progress, shard)
+        return _generate_joint(model, sizes, steps, sampler, sampler_options, batch_size, seed, device, progress, shard)
 
     molecules: list[GeneratedMolecule] = []
     batches = sample_batches(
@@ -103,6 +108,7 @@ def generate_molecules(
         sizes,
         steps=steps,
         sampler=sampler,
+        sampler_options=sampler_options,
         batch_size=batch_size,
         seed=seed,
         device=device,
@@ -131,6 +137,7 @@ def _generate_joint(
     sizes: torch.Tensor,
     steps: int,
     sampler: str,
+    sampler_options: Mapping[str, Any] | None,
     batch_size: int,
     seed: int,
     device: torch.device | str,
@@ -150,7 +157,7 @@ def _generate_joint(
     bond_orders = np.array(_channel_classes(info, "edge", diffusion.edge_name), dtype=np.int64)
     atom_col, charge_col = node_names.index("atom_type"), node_names.index("charge")
 
-    reverse = JointSampler.make(sampler, diffusion, steps)
+    reverse = JointSampler.make(sampler, diffusion, steps, **(sampler_options or {}))
     model.to(device)
     molecules: list[GeneratedMolecule] = []
     for chunk, generator in seeded_batches(sizes, batch_size, seed, device, shard, progress, "molecules"):

@@ -9,6 +9,8 @@ sharding follow :mod:`molgen.generation`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +50,7 @@ def generate_backbones(
     length: tuple[int, int] | None = None,
     steps: int = 500,
     sampler: str = "ddpm",
+    sampler_options: Mapping[str, Any] | None = None,
     batch_size: int = 16,
     seed: int = 0,
     device: torch.device | str = "cpu",
@@ -60,7 +63,8 @@ def generate_backbones(
         length: inclusive range of residue counts, drawn uniformly per
             backbone; None draws lengths from the training set's histogram
             stored in the checkpoint.
-        steps, sampler: reverse-process settings (see :func:`molgen.diffusion.make_sampler`).
+        steps, sampler, sampler_options: reverse-process settings (see
+            :func:`molgen.diffusion.make_sampler`).
         batch_size: backbones denoised together.
         shard: ``(rank, world_size)``, as for molecules.
 
@@ -90,6 +94,7 @@ def generate_backbones(
         condition=lambda sizes: backbone_features(sizes // atoms),
         steps=steps,
         sampler=sampler,
+        sampler_options=sampler_options,
         batch_size=batch_size,
         seed=seed,
         device=device,
