@@ -48,6 +48,15 @@ class TrainedModel:
         self.denoiser.to(device)
         return self
 
+    def compile(self) -> "TrainedModel":
+        """Run the denoiser through ``torch.compile`` from now on (eager if that fails); see
+        :class:`~molgen.nn.compiled.CompiledDenoiser`. Pays for many network calls."""
+        from molgen.nn.compiled import CompiledDenoiser
+
+        if not isinstance(self.denoiser, CompiledDenoiser):
+            self.denoiser = CompiledDenoiser(self.denoiser)
+        return self
+
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> TrainedModel:
     """Read a molgen checkpoint; raises :class:`CheckpointError` with a one-line reason."""

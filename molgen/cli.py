@@ -277,6 +277,12 @@ def _sample_parser() -> argparse.ArgumentParser:
         "training set's histogram)",
     )
     p.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the network through torch.compile (about 30 s once, then about 1.5x faster on CPU; falls back to "
+        "eager with a warning if compiling fails); pays for many samples or steps",
+    )
     p.add_argument("--evaluate", action="store_true", help="print the `molgen evaluate` report of the samples")
     p.add_argument(
         "--filter",
@@ -321,11 +327,11 @@ def _sample(args: list[str]) -> int:
     except CheckpointError as err:
         return _fail("sample", str(err))
     opts.sampler, opts.steps = opts.sampler or "ddpm", opts.steps or 1000
+    if opts.compile:
+        model.compile()
     if opts.eta is not None and opts.sampler != "ddim":
         return _fail("sample", f"--eta is an option of --sampler ddim, not {opts.sampler}")
-    opts.sampler_options = {
-        key: value for key, value in (("eta", opts.eta), ("grid", opts.grid)) if value is not None
-    }
+    opts.sampler_options = {key: value for key, value in (("eta", opts.eta), ("grid", opts.grid)) if value is not None}
     opts.sampler_label = opts.sampler + "".join(f" {key}={value}" for key, value in opts.sampler_options.items())
     if model.dataset_info.get("domain", "molecules") == "backbone":
         return _sample_backbones(opts, model, device, rank)

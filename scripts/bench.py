@@ -43,7 +43,7 @@ CONFIGS = {
 DIFFUSION = {"schedule": {"name": "polynomial", "power": 2.0, "precision": 1e-5}, "diffuse_features": True}
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
 
@@ -54,7 +54,7 @@ def _peak_mem_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _module(config: str, device: str):
+def qm9_module(config: str, device: str):
     from molgen.molecules.qm9 import qm9_train_val
     from molgen.training.module import DiffusionModule
 
@@ -67,13 +67,13 @@ def _module(config: str, device: str):
 def bench_train(config: str, device: str, steps: int, bf16: bool = False, warmup: int = 3) -> dict:
     from torch_geometric.loader import DataLoader
 
-    module, train, _ = _module(config, device)
+    module, train, _ = qm9_module(config, device)
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4, amsgrad=True)
     loader = iter(DataLoader(train, batch_size=64, shuffle=True))
     times = []
     for i in range(warmup + steps):
         data = next(loader).to(device)
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
             loss = module.diffusion.per_graph_loss(
@@ -82,7 +82,7 @@ def bench_train(config: str, device: str, steps: int, bf16: bool = False, warmup
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        _sync(device)
+        sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
     median = statistics.median(times)
@@ -93,13 +93,13 @@ def bench_sample(device: str, sampler_name: str, num_steps: int, repeats: int) -
     from molgen.diffusion import make_sampler
     from molgen.generation import sample_from_histogram
 
-    module, _, info = _module("small", device)
+    module, _, info = qm9_module("small", device)
     module.eval()
     sizes = sample_from_histogram(info["num_atoms_histogram"], 100, seed=0)
 
     def run(steps: int) -> float:
         sampler = make_sampler(sampler_name, module.diffusion, steps)
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         sampler.sample(
             module.denoiser,
@@ -108,7 +108,7 @@ def bench_sample(device: str, sampler_name: str, num_steps: int, repeats: int) -
             device=device,
             generator=torch.Generator(device).manual_seed(0),
         )
-        _sync(device)
+        sync(device)
         return time.perf_counter() - start
 
     run(3)  # warm-up
@@ -134,7 +134,7 @@ def bench_backbones(device: str, num_steps: int, repeats: int, length: int = 100
 
     def run(steps: int) -> float:
         sampler = make_sampler("dpm-solver", diffusion, steps)
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         sampler.sample(
             denoiser,
@@ -144,7 +144,7 @@ def bench_backbones(device: str, num_steps: int, repeats: int, length: int = 100
             device=device,
             generator=torch.Generator(device).manual_seed(0),
         )
-        _sync(device)
+        sync(device)
         return time.perf_counter() - start
 
     run(2)  # warm-up
