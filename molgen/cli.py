@@ -250,7 +250,8 @@ def _sample_parser() -> argparse.ArgumentParser:
         "--eta",
         type=float,
         default=None,
-        help="ddim only: noise scale in [0, 1]; 0 (default) is deterministic, 1 has the ancestral variance",
+        help="ddim and dpm-solver: noise scale in [0, 1]; 0 (default) is the deterministic ODE solver, 1 adds "
+        "noise as ancestral sampling does (dpm-solver: SDE-DPM-Solver++(2M))",
     )
     p.add_argument(
         "--grid",
@@ -329,8 +330,8 @@ def _sample(args: list[str]) -> int:
     opts.sampler, opts.steps = opts.sampler or "ddpm", opts.steps or 1000
     if opts.compile:
         model.compile()
-    if opts.eta is not None and opts.sampler != "ddim":
-        return _fail("sample", f"--eta is an option of --sampler ddim, not {opts.sampler}")
+    if opts.eta is not None and opts.sampler not in ("ddim", "dpm-solver"):
+        return _fail("sample", f"--eta is an option of --sampler ddim and dpm-solver, not {opts.sampler}")
     opts.sampler_options = {key: value for key, value in (("eta", opts.eta), ("grid", opts.grid)) if value is not None}
     opts.sampler_label = opts.sampler + "".join(f" {key}={value}" for key, value in opts.sampler_options.items())
     if model.dataset_info.get("domain", "molecules") == "backbone":

@@ -78,7 +78,7 @@ def test_sample_sampler_options_change_the_output_and_are_tagged(tiny_ckpt, tmp_
 
 def test_sample_eta_needs_ddim(tiny_ckpt, tmp_path, capsys):
     assert _sample(tiny_ckpt, tmp_path / "x.sdf", "--sampler", "ddpm", "--eta", "0.5") == 1
-    assert "--eta is an option of --sampler ddim" in capsys.readouterr().err
+    assert "--eta is an option of --sampler ddim and dpm-solver" in capsys.readouterr().err
     assert not (tmp_path / "x.sdf").exists()
 
 

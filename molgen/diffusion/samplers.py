@@ -15,7 +15,7 @@ name            class             options        default grid
 ==============  ================  =============  ============
 ``ddpm``        AncestralSampler  ``grid``       ``time``
 ``ddim``        DDIMSampler       ``eta, grid``  ``time``
-``dpm-solver``  DPMSolverSampler  ``grid``       ``logsnr``
+``dpm-solver``  DPMSolverSampler  ``eta, grid``  ``logsnr``
 ==============  ================  =============  ============
 
 (``ancestral`` is an alias of ``ddpm``.) Grids: ``time`` is uniform in
@@ -254,19 +254,34 @@ class DPMSolverSampler(Sampler):
 
         D = x0_hat(t) + (x0_hat(t) - x0_prev) / (2 r)
 
-    Deterministic given the prior draw. Positions stay in the zero-CoM
-    subspace (every term is a combination of zero-CoM states/predictions);
-    clean conditioning features are passed through unchanged.
+    With ``eta = 0`` (default) this is deterministic given the prior draw.
+    ``eta > 0`` gives the stochastic SDE-DPM-Solver++(2M) of the same paper,
+    which injects fresh noise at every step as ancestral sampling does (noise
+    corrects errors of an imperfect denoiser) while keeping the second-order
+    data prediction::
+
+        z_s = sigma_s / sigma_t * exp(-eta dlambda) * z_t
+              - alpha_s * expm1(-(1 + eta) dlambda) * D
+              + sigma_s * sqrt(-expm1(-2 eta dlambda)) * noise
+
+    At ``eta = 1`` a first-order step (``D = x0_hat``) is exactly the
+    ancestral posterior step. Positions stay in the zero-CoM subspace (every
+    term is a combination of zero-CoM states, predictions and noise); clean
+    conditioning features are passed through unchanged.
 
     Args:
+        eta: noise scale in [0, 1] (default 0: the ODE solver).
         grid: time grid (default ``logsnr``: uniform steps in ``lambda``,
             the variable the solver's error is expanded in).
     """
 
     default_grid = "logsnr"
 
-    def __init__(self, diffusion: GaussianDiffusion, num_steps: int, grid: str | None = None) -> None:
+    def __init__(self, diffusion: GaussianDiffusion, num_steps: int, eta: float = 0.0, grid: str | None = None) -> None:
         super().__init__(diffusion, num_steps, grid)
+        if not 0.0 <= eta <= 1.0:
+            raise ValueError(f"eta must be in [0, 1], got {eta}")
+        self.eta = eta
         self.reset()
 
     def reset(self) -> None:
@@ -289,12 +304,18 @@ class DPMSolverSampler(Sampler):
                 d_h = x0_h + weight * (x0_h - prev_h)
         self._previous = (lambda_t, x0_pos, x0_h)
 
-        decay = schedule.sigma(s) / schedule.sigma(t)
-        gain = -schedule.alpha(s) * torch.expm1(-dlambda)
+        decay = schedule.sigma(s) / schedule.sigma(t) * torch.exp(-self.eta * dlambda)
+        gain = -schedule.alpha(s) * torch.expm1(-(1.0 + self.eta) * dlambda)
         pos_s = decay * pos_t + gain * d_pos
+        if self.eta > 0:  # positions then features, in AncestralSampler's order
+            noise_std = schedule.sigma(s) * (-torch.expm1(-2.0 * self.eta * dlambda)).sqrt()
+            pos_s = pos_s + noise_std * zero_com_noise(pos_t, batch, generator)
         if d_h is None:
             return pos_s, h_t
-        return pos_s, decay * h_t + gain * d_h
+        h_s = decay * h_t + gain * d_h
+        if self.eta > 0:
+            h_s = h_s + noise_std * torch.randn(h_t.shape, generator=generator, device=h_t.device, dtype=h_t.dtype)
+        return pos_s, h_s
 
 
 _SAMPLERS = {
