@@ -312,6 +312,7 @@ def _sample(args: list[str]) -> int:
     rank = join_torchrun()  # processes started by torchrun each sample a share of the batches
     if device == "cuda" and rank.world_size > 1:
         device = f"cuda:{rank.local_rank % torch.cuda.device_count()}"
+    card_options: dict = {}  # the shipped model's recommended sampler options, used with its sampler
     try:
         if opts.ckpt:
             model = load_checkpoint(opts.ckpt, device=device)
@@ -323,7 +324,8 @@ def _sample(args: list[str]) -> int:
             model = load_pretrained_model(opts.model, device=device)
             opts.source = f"pretrained:{opts.model}"
             recommended = model_card(opts.model).get("sampling", {})
-            opts.sampler = opts.sampler or recommended.get("sampler")
+            if opts.sampler is None:
+                opts.sampler, card_options = recommended.get("sampler"), dict(recommended.get("options", {}))
             opts.steps = opts.steps or recommended.get("steps")
     except CheckpointError as err:
         return _fail("sample", str(err))
@@ -332,7 +334,8 @@ def _sample(args: list[str]) -> int:
         model.compile()
     if opts.eta is not None and opts.sampler not in ("ddim", "dpm-solver"):
         return _fail("sample", f"--eta is an option of --sampler ddim and dpm-solver, not {opts.sampler}")
-    opts.sampler_options = {key: value for key, value in (("eta", opts.eta), ("grid", opts.grid)) if value is not None}
+    given = {key: value for key, value in (("eta", opts.eta), ("grid", opts.grid)) if value is not None}
+    opts.sampler_options = {**card_options, **given}
     opts.sampler_label = opts.sampler + "".join(f" {key}={value}" for key, value in opts.sampler_options.items())
     if model.dataset_info.get("domain", "molecules") == "backbone":
         return _sample_backbones(opts, model, device, rank)

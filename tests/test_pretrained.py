@@ -91,6 +91,34 @@ def test_cli_sample_defaults_to_the_shipped_model(folder, tmp_path, capsys):
     assert (tmp_path / "d" / "backbone_0000.pdb").is_file()
 
 
+def test_card_sampler_options_apply_with_the_card_sampler_only(folder, tmp_path):
+    card_path = folder / "qm9.json"
+    card = json.loads(card_path.read_text())
+    card["sampling"]["options"] = {"eta": 1.0}
+    card_path.write_text(json.dumps(card))
+
+    def sample(name, *extra):
+        out = tmp_path / f"{name}.sdf"
+        args = ["sample", "--num-samples", "2", "--num-atoms", "5", "--steps", "3", "--out", str(out), "--no-progress"]
+        assert main([*args, *extra]) == 0
+        return out
+
+    card_default = sample("card")
+    assert Chem.SDMolSupplier(str(card_default), sanitize=False)[0].GetProp("sampler") == "dpm-solver eta=1.0"
+    same = sample("same", "--sampler", "dpm-solver", "--eta", "1")
+    assert card_default.read_bytes() == same.read_bytes()
+    ode = sample("ode", "--sampler", "dpm-solver")  # an explicit sampler drops the card's options
+    assert Chem.SDMolSupplier(str(ode), sanitize=False)[0].GetProp("sampler") == "dpm-solver"
+    api = molgen.load_pretrained("qm9")
+    with_card = [Chem.MolToMolBlock(m) for m in api.sample(2, seed=0, num_atoms=5)]
+    explicit = [
+        Chem.MolToMolBlock(m)
+        for m in api.sample(2, seed=0, num_atoms=5, sampler="dpm-solver", sampler_options={"eta": 1.0})
+    ]
+    ode_api = [Chem.MolToMolBlock(m) for m in api.sample(2, seed=0, num_atoms=5, sampler="dpm-solver")]
+    assert with_card == explicit and with_card != ode_api
+
+
 def test_cli_models_lists_cards_and_refuses_both_sources(folder, tmp_path, capsys):
     assert main(["models"]) == 0
     listing = capsys.readouterr().out

@@ -104,12 +104,16 @@ class Pretrained:
         perceived bonds; the int property ``bonds_perceived`` is 0 where
         perception failed). Backbones: ``[L, 4, 3]`` float64 arrays in Å
         (``length=(lo, hi)`` option; default: the training histogram).
-        Other ``options`` go to the domain's generator.
+        Other ``options`` go to the domain's generator; without ``sampler``
+        the card's sampler options apply, updated by ``sampler_options``.
         """
         recommended = self.card.get("sampling", {})
+        if sampler is None:
+            sampler = recommended.get("sampler", "dpm-solver")
+            options["sampler_options"] = {**recommended.get("options", {}), **(options.get("sampler_options") or {})}
         kwargs = dict(
             steps=steps or recommended.get("steps", 100),
-            sampler=sampler or recommended.get("sampler", "dpm-solver"),
+            sampler=sampler,
             seed=seed,
             device=device,
             progress=progress,
