@@ -6,7 +6,7 @@ Writes ``molgen/pretrained/<name>.safetensors`` (EMA weights) and
 configs that rebuild the model, taken from the checkpoint), then reloads them.
 
 CARD is a JSON file with at least ``summary``, ``command``, ``data``,
-``training``, ``quality`` and ``sampling`` (``{"sampler": ..., "steps": ...}``,
+``training``, ``quality`` and ``sampling`` (``{"sampler": ..., "steps": ..., "options": {...}}``, options optional;
 the defaults of ``load_pretrained(...).sample``); ``quality`` should hold the
 figures ``molgen evaluate --json`` gave on the model's samples.
 
