@@ -64,17 +64,17 @@ def qm9_module(config: str, device: str):
     return module, train, info
 
 
-def bench_train(config: str, device: str, steps: int, bf16: bool = False, warmup: int = 3) -> dict:
+def training_step(config: str, device: str, bf16: bool = False):
+    """``(step, batches)``: ``step(batch)`` runs forward, loss, backward and an AdamW step on a
+    batch of 64 QM9 molecules from ``batches`` (100 shuffled batches, moved to ``device``)."""
     from torch_geometric.loader import DataLoader
 
     module, train, _ = qm9_module(config, device)
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4, amsgrad=True)
-    loader = iter(DataLoader(train, batch_size=64, shuffle=True))
-    times = []
-    for i in range(warmup + steps):
-        data = next(loader).to(device)
-        sync(device)
-        start = time.perf_counter()
+    loader = DataLoader(train, batch_size=64, shuffle=True)
+    batches = (data.to(device) for data in loader)
+
+    def step(data) -> None:
         with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
             loss = module.diffusion.per_graph_loss(
                 module.denoiser, data.pos, data.h, data.batch, data.num_graphs
@@ -82,6 +82,18 @@ def bench_train(config: str, device: str, steps: int, bf16: bool = False, warmup
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+
+    return step, batches
+
+
+def bench_train(config: str, device: str, steps: int, bf16: bool = False, warmup: int = 3) -> dict:
+    step, batches = training_step(config, device, bf16)
+    times = []
+    for i in range(warmup + steps):
+        data = next(batches)
+        sync(device)
+        start = time.perf_counter()
+        step(data)
         sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)

@@ -20,26 +20,6 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 
-def _train_step(config: str, device: str, bf16: bool):
-    from torch_geometric.loader import DataLoader
-
-    module, train, _ = bench.qm9_module(config, device)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4, amsgrad=True)
-    loader = iter(DataLoader(train, batch_size=64, shuffle=True))
-
-    def step() -> None:
-        data = next(loader).to(device)
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-            loss = module.diffusion.per_graph_loss(
-                module.denoiser, data.pos, data.h, data.batch, data.num_graphs
-            ).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
-
-
 def _sample_step(device: str, bf16: bool):
     from molgen.diffusion import make_sampler
     from molgen.generation import sample_from_histogram
@@ -68,7 +48,11 @@ def main() -> None:
     if args.workload == "sample":
         step = _sample_step(args.device, args.bf16)
     else:
-        step = _train_step(args.workload.removeprefix("train-"), args.device, args.bf16)
+        train_step, batches = bench.training_step(args.workload.removeprefix("train-"), args.device, args.bf16)
+
+        def step() -> None:
+            train_step(next(batches))
+
     for _ in range(2):
         step()
 
