@@ -205,6 +205,8 @@ def _write_json(path: str, report: dict) -> None:
 
 # ----- sample ------------------------------------------------------------
 FILTERS = {"valid": "rdkit_valid", "stable": "edm_mol_stable"}
+#: Samplers offered by `molgen sample` (`ancestral` is an alias of ddpm in the registry).
+SAMPLER_CHOICES = ["ddpm", "ddim", "dpm-solver"]
 
 
 def _sample_parser() -> argparse.ArgumentParser:
@@ -242,7 +244,7 @@ def _sample_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sampler",
         default=None,
-        choices=["ddpm", "ddim", "dpm-solver"],
+        choices=SAMPLER_CHOICES,
         help="reverse-process sampler: ancestral ddpm, deterministic ddim, or dpm-solver (DPM-Solver++(2M), "
         "good in few steps, e.g. --steps 50); default: the shipped model's recommendation, ddpm for checkpoints",
     )
@@ -304,6 +306,7 @@ def _sample(args: list[str]) -> int:
     import torch
 
     from molgen.checkpoint import CheckpointError, load_checkpoint
+    from molgen.diffusion.samplers import sampler_options
     from molgen.distributed import join_torchrun
 
     device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -330,12 +333,14 @@ def _sample(args: list[str]) -> int:
     except CheckpointError as err:
         return _fail("sample", str(err))
     opts.sampler, opts.steps = opts.sampler or "ddpm", opts.steps or 1000
+    given = {key: value for key, value in (("eta", opts.eta), ("grid", opts.grid)) if value is not None}
+    for key in given:
+        if key not in sampler_options(opts.sampler):
+            takers = " and ".join(name for name in SAMPLER_CHOICES if key in sampler_options(name))
+            return _fail("sample", f"--{key} is an option of --sampler {takers}, not {opts.sampler}")
+    opts.sampler_options = {**card_options, **given}
     if opts.compile:
         model.compile()
-    if opts.eta is not None and opts.sampler not in ("ddim", "dpm-solver"):
-        return _fail("sample", f"--eta is an option of --sampler ddim and dpm-solver, not {opts.sampler}")
-    given = {key: value for key, value in (("eta", opts.eta), ("grid", opts.grid)) if value is not None}
-    opts.sampler_options = {**card_options, **given}
     opts.sampler_label = opts.sampler + "".join(f" {key}={value}" for key, value in opts.sampler_options.items())
     if model.dataset_info.get("domain", "molecules") == "backbone":
         return _sample_backbones(opts, model, device, rank)

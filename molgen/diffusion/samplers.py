@@ -331,6 +331,13 @@ def sampler_names() -> list[str]:
     return sorted(_SAMPLERS)
 
 
+def sampler_options(name: str) -> list[str]:
+    """The options :func:`make_sampler` accepts for sampler ``name`` (e.g. ``["eta", "grid"]``)."""
+    if name not in _SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose from {sampler_names()}")
+    return [p for p in inspect.signature(_SAMPLERS[name]).parameters if p not in ("diffusion", "num_steps")]
+
+
 def make_sampler(name: str, diffusion: GaussianDiffusion, num_steps: int, **options) -> Sampler:
     """Build a sampler by name (see the module docstring); ``options`` go to its constructor.
 
@@ -338,11 +345,8 @@ def make_sampler(name: str, diffusion: GaussianDiffusion, num_steps: int, **opti
         ValueError: unknown name, or an option the sampler does not take
             (the message lists the valid choices).
     """
-    if name not in _SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose from {sampler_names()}")
-    cls = _SAMPLERS[name]
-    valid = [p for p in inspect.signature(cls).parameters if p not in ("diffusion", "num_steps")]
+    valid = sampler_options(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for sampler {name!r}; valid options: {valid}")
-    return cls(diffusion, num_steps, **options)
+    return _SAMPLERS[name](diffusion, num_steps, **options)
