@@ -315,30 +315,28 @@ def _sample(args: list[str]) -> int:
     rank = join_torchrun()  # processes started by torchrun each sample a share of the batches
     if device == "cuda" and rank.world_size > 1:
         device = f"cuda:{rank.local_rank % torch.cuda.device_count()}"
-    card_options: dict = {}  # the shipped model's recommended sampler options, used with its sampler
+    given = {key: value for key, value in (("eta", opts.eta), ("grid", opts.grid)) if value is not None}
+    opts.sampler_options = given
     try:
         if opts.ckpt:
             model = load_checkpoint(opts.ckpt, device=device)
             opts.source = str(Path(opts.ckpt).resolve())
         else:
-            from molgen.pretrained import DEFAULT_MODEL, load_pretrained_model, model_card
+            from molgen.pretrained import DEFAULT_MODEL, load_pretrained_model, model_card, recommended_sampling
 
             opts.model = opts.model or DEFAULT_MODEL
             model = load_pretrained_model(opts.model, device=device)
             opts.source = f"pretrained:{opts.model}"
-            recommended = model_card(opts.model).get("sampling", {})
-            if opts.sampler is None:
-                opts.sampler, card_options = recommended.get("sampler"), dict(recommended.get("options", {}))
-            opts.steps = opts.steps or recommended.get("steps")
+            opts.sampler, opts.steps, opts.sampler_options = recommended_sampling(
+                model_card(opts.model), opts.sampler, opts.steps, given
+            )
     except CheckpointError as err:
         return _fail("sample", str(err))
     opts.sampler, opts.steps = opts.sampler or "ddpm", opts.steps or 1000
-    given = {key: value for key, value in (("eta", opts.eta), ("grid", opts.grid)) if value is not None}
     for key in given:
         if key not in sampler_options(opts.sampler):
             takers = " and ".join(name for name in SAMPLER_CHOICES if key in sampler_options(name))
             return _fail("sample", f"--{key} is an option of --sampler {takers}, not {opts.sampler}")
-    opts.sampler_options = {**card_options, **given}
     if opts.compile:
         model.compile()
     opts.sampler_label = opts.sampler + "".join(f" {key}={value}" for key, value in opts.sampler_options.items())

@@ -37,6 +37,7 @@ __all__ = [
     "load_pretrained",
     "load_pretrained_model",
     "model_card",
+    "recommended_sampling",
 ]
 
 
@@ -75,6 +76,22 @@ def load_pretrained_model(name: str, device: torch.device | str = "cpu", folder:
     return model_from_parts(card["config"], weights, weights_path, device)
 
 
+def recommended_sampling(
+    card: dict, sampler: str | None, steps: int | None, sampler_options: dict | None
+) -> tuple[str, int, dict]:
+    """``(sampler, steps, sampler_options)``: what was given, else the card's ``sampling`` recommendation.
+
+    The card's sampler options come only with the card's sampler (an explicitly
+    named sampler drops them); given options update them.
+    """
+    recommended = card.get("sampling", {})
+    options = dict(sampler_options or {})
+    if sampler is None:
+        sampler = recommended.get("sampler", "dpm-solver")
+        options = {**recommended.get("options", {}), **options}
+    return sampler, steps or recommended.get("steps", 100), options
+
+
 @dataclass
 class Pretrained:
     """A shipped model ready to sample. ``card`` is its model card; ``model`` the network."""
@@ -107,12 +124,11 @@ class Pretrained:
         Other ``options`` go to the domain's generator; without ``sampler``
         the card's sampler options apply, updated by ``sampler_options``.
         """
-        recommended = self.card.get("sampling", {})
-        if sampler is None:
-            sampler = recommended.get("sampler", "dpm-solver")
-            options["sampler_options"] = {**recommended.get("options", {}), **(options.get("sampler_options") or {})}
+        sampler, steps, options["sampler_options"] = recommended_sampling(
+            self.card, sampler, steps, options.get("sampler_options")
+        )
         kwargs = dict(
-            steps=steps or recommended.get("steps", 100),
+            steps=steps,
             sampler=sampler,
             seed=seed,
             device=device,
