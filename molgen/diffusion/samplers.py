@@ -62,6 +62,13 @@ def half_log_snr(schedule: NoiseSchedule, t: Tensor) -> Tensor:
     return 0.5 * schedule.log_snr(t)
 
 
+def _noise_scale(eta: float) -> float:
+    """``eta`` checked to lie in [0, 1] (the samplers' noise-scale option)."""
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be in [0, 1], got {eta}")
+    return float(eta)
+
+
 class Sampler:
     """Base sampler: the time grid and the sampling loop.
 
@@ -212,9 +219,7 @@ class DDIMSampler(Sampler):
 
     def __init__(self, diffusion: GaussianDiffusion, num_steps: int, eta: float = 0.0, grid: str | None = None) -> None:
         super().__init__(diffusion, num_steps, grid)
-        if not 0.0 <= eta <= 1.0:
-            raise ValueError(f"eta must be in [0, 1], got {eta}")
-        self.eta = eta
+        self.eta = _noise_scale(eta)
 
     def _update(self, z_t: Tensor, eps: Tensor, t: Tensor, s: Tensor, noise: Tensor | None) -> Tensor:
         schedule = self.diffusion.schedule
@@ -279,9 +284,7 @@ class DPMSolverSampler(Sampler):
 
     def __init__(self, diffusion: GaussianDiffusion, num_steps: int, eta: float = 0.0, grid: str | None = None) -> None:
         super().__init__(diffusion, num_steps, grid)
-        if not 0.0 <= eta <= 1.0:
-            raise ValueError(f"eta must be in [0, 1], got {eta}")
-        self.eta = eta
+        self.eta = _noise_scale(eta)
         self.reset()
 
     def reset(self) -> None:
