@@ -10,10 +10,6 @@ from molgen.nn.compiled import CompiledDenoiser
 from tests.models.test_egnn_denoiser import make_inputs, make_model
 
 
-def _float_inputs(sizes):
-    return make_inputs(sizes=sizes, dtype=torch.float32)
-
-
 def test_falls_back_to_eager_with_one_warning(monkeypatch):
     def broken_compile(fn, **kwargs):
         def run(*args, **kw):
@@ -24,7 +20,7 @@ def test_falls_back_to_eager_with_one_warning(monkeypatch):
     monkeypatch.setattr(torch, "compile", broken_compile)
     model = make_model().float().eval()
     wrapped = CompiledDenoiser(model)
-    inputs = _float_inputs([4, 6])
+    inputs = make_inputs(sizes=[4, 6], dtype=torch.float32)
     with pytest.warns(UserWarning, match=r"torch.compile failed \(no C\+\+ compiler found\); running the denoiser"):
         got = wrapped(*inputs)
     want = model(*inputs)
@@ -50,7 +46,7 @@ def test_compiled_matches_eager_across_batch_shapes():
     wrapped = CompiledDenoiser(model)
     with torch.inference_mode():
         for sizes in ([4, 6], [3, 5, 7]):  # a second shape must not fail (dynamic=True)
-            inputs = _float_inputs(sizes)
+            inputs = make_inputs(sizes=sizes, dtype=torch.float32)
             for a, b in zip(wrapped(*inputs), model(*inputs)):
                 torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert not wrapped.failed
