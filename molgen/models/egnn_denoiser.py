@@ -8,6 +8,7 @@ from torch_geometric.utils import scatter
 
 from molgen.nn.egnn import EGNNLayer
 from molgen.nn.graphs import GraphBuilder
+from molgen.nn.radial import GaussianRadialBasis
 from molgen.nn.time_embedding import TimeEmbedding
 
 __all__ = ["EGNNDenoiser"]
@@ -33,7 +34,9 @@ class EGNNDenoiser(nn.Module):
     (``graph="full"``), the ``knn_k`` nearest neighbours of the input
     coordinates (``graph="knn"``), or kNN plus sequence neighbours with
     sequence-separation edge features (``graph="knn+chain"``, protein
-    backbones); those features join the squared distance as edge attributes.
+    backbones); those features join the squared distance as edge attributes,
+    as do, when ``distance_rbf > 0``, Gaussian radial basis features of the
+    input distance (:class:`~molgen.nn.radial.GaussianRadialBasis`).
 
     Args:
         in_node_dim: number ``F`` of invariant node features in ``h``.
@@ -53,6 +56,10 @@ class EGNNDenoiser(nn.Module):
         knn_k: neighbours per node for the kNN kinds.
         atoms_per_residue, chain_window, max_residue_offset: chain layout,
             sequence window and offset clamp of ``graph="knn+chain"``.
+        distance_rbf: number of radial basis features of the input distance
+            (0: none, as EDM). Needed when ``pos`` is in a coarse unit (backbones
+            in nm), where ``d²`` alone cannot resolve bond lengths.
+        rbf_cutoff: last radial basis centre, in the unit of ``pos``.
     """
 
     def __init__(
@@ -73,17 +80,20 @@ class EGNNDenoiser(nn.Module):
         atoms_per_residue: int = 4,
         chain_window: int = 2,
         max_residue_offset: int = 16,
+        distance_rbf: int = 0,
+        rbf_cutoff: float = 2.0,
     ) -> None:
         super().__init__()
         self.in_node_dim = in_node_dim
         self.time_embedding = TimeEmbedding(time_embedding, num_time_frequencies)
         self.graph = GraphBuilder(graph, knn_k, atoms_per_residue, chain_window, max_residue_offset)
+        self.radial_basis = GaussianRadialBasis(distance_rbf, rbf_cutoff) if distance_rbf else None
 
         self.embedding = nn.Linear(in_node_dim + self.time_embedding.dim, hidden_dim)
         self.layers = nn.ModuleList(
             EGNNLayer(
                 hidden_dim,
-                edge_attr_dim=1 + self.graph.num_edge_features,
+                edge_attr_dim=1 + distance_rbf + self.graph.num_edge_features,
                 attention=attention,
                 aggregation=aggregation,
                 normalization_factor=normalization_factor,
@@ -117,7 +127,10 @@ class EGNNDenoiser(nn.Module):
         edge_index, edge_features = self.graph(pos, batch)
         src, dst = edge_index
         # Invariant edge features shared by all layers: input squared distances (plus the graph's own).
-        edge_attr = torch.cat([(pos[dst] - pos[src]).square().sum(dim=-1, keepdim=True), edge_features], dim=-1)
+        diff = pos[dst] - pos[src]
+        # vector_norm, unlike sqrt, has a finite (zero) gradient for coincident atoms.
+        radial = [] if self.radial_basis is None else [self.radial_basis(torch.linalg.vector_norm(diff, dim=-1))]
+        edge_attr = torch.cat([diff.square().sum(dim=-1, keepdim=True), *radial, edge_features], dim=-1)
 
         t_node = t.to(h.dtype)[batch]
         x = pos
