@@ -4,6 +4,7 @@ from molgen.diffusion.gaussian import GaussianDiffusion, remove_mean, zero_com_n
 from molgen.diffusion.samplers import AncestralSampler, DDIMSampler, DPMSolverSampler, Sampler, make_sampler
 from molgen.diffusion.schedules import (
     CosineSchedule,
+    LogLinearSchedule,
     NoiseSchedule,
     PolynomialSchedule,
     make_schedule,
@@ -13,6 +14,7 @@ from molgen.diffusion.schedules import (
 __all__ = [
     "AncestralSampler",
     "CosineSchedule",
+    "LogLinearSchedule",
     "DDIMSampler",
     "DPMSolverSampler",
     "GaussianDiffusion",

@@ -100,11 +100,42 @@ class CosineSchedule(NoiseSchedule):
         return {**super().to_dict(), "offset": self.offset}
 
 
-_SCHEDULES = {cls.name: cls for cls in (PolynomialSchedule, CosineSchedule)}
+class LogLinearSchedule(NoiseSchedule):
+    """Log-SNR falling linearly from ``log_snr_max`` to ``log_snr_min``: every noise
+    scale gets the same share of time (of training draws and of sampler steps).
+
+    ``a(t) = (S(l(t)) - S(l_min)) / (S(l_max) - S(l_min))`` with ``S`` the logistic
+    function and ``l(t) = l_max + t (l_min - l_max)``, so ``a`` runs exactly from 1 to 0
+    and ``alpha**2 / sigma**2 ≈ exp(l(t))`` between the ends. The per-coordinate
+    noise-to-signal ratio ``sigma / alpha`` at ``t`` is about ``exp(-l(t) / 2)`` in data
+    units: for backbones in nm, ``l_max = 10`` starts at 0.07 Å, where bond lengths are
+    refined, and ``l_min = -4`` reaches 7.4 nm, several times a domain's radius.
+    The polynomial schedule, by contrast, gives only ~3 % of its time to noise below
+    0.5 Å in nm units.
+    """
+
+    name = "loglinear"
+
+    def __init__(self, log_snr_max: float = 10.0, log_snr_min: float = -4.0, precision: float = 1e-5) -> None:
+        super().__init__(precision)
+        if not log_snr_max > log_snr_min:
+            raise ValueError(f"need log_snr_max > log_snr_min, got {log_snr_max} and {log_snr_min}")
+        self.log_snr_max, self.log_snr_min = float(log_snr_max), float(log_snr_min)
+
+    def raw_signal(self, t: Tensor) -> Tensor:
+        lo, hi = torch.sigmoid(torch.tensor([self.log_snr_min, self.log_snr_max], dtype=torch.float64))
+        log_snr = self.log_snr_max + t * (self.log_snr_min - self.log_snr_max)
+        return (torch.sigmoid(log_snr) - float(lo)) / float(hi - lo)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "log_snr_max": self.log_snr_max, "log_snr_min": self.log_snr_min}
+
+
+_SCHEDULES = {cls.name: cls for cls in (PolynomialSchedule, CosineSchedule, LogLinearSchedule)}
 
 
 def make_schedule(name: str, **kwargs) -> NoiseSchedule:
-    """Build a schedule by name (``polynomial`` or ``cosine``)."""
+    """Build a schedule by name (``polynomial``, ``cosine`` or ``loglinear``)."""
     if name not in _SCHEDULES:
         raise ValueError(f"unknown noise schedule {name!r}; choose from {sorted(_SCHEDULES)}")
     return _SCHEDULES[name](**kwargs)

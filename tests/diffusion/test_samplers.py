@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from molgen.diffusion import CosineSchedule, GaussianDiffusion, PolynomialSchedule, make_sampler
+from molgen.diffusion import CosineSchedule, GaussianDiffusion, LogLinearSchedule, PolynomialSchedule, make_sampler
 from molgen.diffusion.gaussian import graph_mean, remove_mean
 from molgen.diffusion.samplers import DDIMSampler, DPMSolverSampler, sampler_names
 
@@ -22,8 +22,8 @@ def gaussian_oracle(schedule):
     return denoiser
 
 
-def test_ancestral_sampler_recovers_gaussian_target():
-    schedule = PolynomialSchedule()
+@pytest.mark.parametrize("schedule", [PolynomialSchedule(), LogLinearSchedule()], ids=lambda s: s.name)
+def test_ancestral_sampler_recovers_gaussian_target(schedule):
     diffusion = GaussianDiffusion(schedule)
     sampler = make_sampler("ddpm", diffusion, num_steps=500)
     n, graphs = 4, 3000
@@ -68,7 +68,7 @@ def test_registry_and_options():
     assert make_sampler("dpm-solver", diffusion, 10, grid="time").grid == "time"
 
 
-@pytest.mark.parametrize("schedule", [PolynomialSchedule(), CosineSchedule()])
+@pytest.mark.parametrize("schedule", [PolynomialSchedule(), CosineSchedule(), LogLinearSchedule()])
 def test_logsnr_grid_is_uniform_in_log_snr(schedule):
     sampler = make_sampler("dpm-solver", GaussianDiffusion(schedule), 8)
     grid = sampler.timesteps(dtype=torch.float64)

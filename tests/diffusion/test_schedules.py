@@ -5,12 +5,13 @@ import torch
 
 from molgen.diffusion.schedules import (
     CosineSchedule,
+    LogLinearSchedule,
     PolynomialSchedule,
     make_schedule,
     schedule_from_dict,
 )
 
-SCHEDULES = [PolynomialSchedule(power=2.0, precision=1e-5), CosineSchedule(precision=1e-5)]
+SCHEDULES = [PolynomialSchedule(power=2.0, precision=1e-5), CosineSchedule(precision=1e-5), LogLinearSchedule()]
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: s.name)
@@ -48,6 +49,18 @@ def test_cosine_midpoint():
     assert math.isclose(sched.log_snr(torch.tensor(0.5, dtype=torch.float64)).item(), 0.0, abs_tol=1e-9)
 
 
+def test_loglinear_is_linear_in_log_snr_away_from_the_ends():
+    sched = LogLinearSchedule(log_snr_max=10.0, log_snr_min=-4.0)
+    # The ends bend: the precision floor near t = 0, the pinning of alpha to 0 at t = 1.
+    t = torch.linspace(0.15, 0.8, 50, dtype=torch.float64)
+    torch.testing.assert_close(sched.log_snr(t), 10.0 - 14.0 * t, atol=0.1, rtol=0)
+    # Equal time per noise scale: a tenth of the time spans the same log-SNR drop anywhere in between.
+    drops = sched.log_snr(torch.tensor([0.2, 0.6], dtype=torch.float64)) - sched.log_snr(
+        torch.tensor([0.3, 0.7], dtype=torch.float64)
+    )
+    torch.testing.assert_close(drops, torch.full((2,), 1.4, dtype=torch.float64), atol=0.05, rtol=0)
+
+
 def test_roundtrip_and_errors():
     sched = make_schedule("polynomial", power=3.0, precision=1e-4)
     again = schedule_from_dict(sched.to_dict())
@@ -57,3 +70,7 @@ def test_roundtrip_and_errors():
         make_schedule("linear")
     with pytest.raises(ValueError, match="precision"):
         PolynomialSchedule(precision=0.0)
+    loglinear = schedule_from_dict(LogLinearSchedule(log_snr_max=8.0, log_snr_min=-3.0).to_dict())
+    assert (loglinear.log_snr_max, loglinear.log_snr_min) == (8.0, -3.0)
+    with pytest.raises(ValueError, match="log_snr_max > log_snr_min"):
+        LogLinearSchedule(log_snr_max=-4.0, log_snr_min=10.0)
