@@ -12,6 +12,7 @@ from rdkit import Chem
 
 from molgen.checkpoint import load_checkpoint
 from molgen.cli import main
+from molgen.diffusion.categorical import CategoricalDiffusion
 from molgen.diffusion.joint import JointDiffusion
 from molgen.generation import merge_shards
 from molgen.molecules.generate import generate_molecules
@@ -96,6 +97,37 @@ def test_sample_writes_the_generated_graph(joint_ckpt, tmp_path, capsys):
             for b in mol.GetBonds()
         )
         assert bonds == sorted(map(tuple, gen.bonds.tolist()))
+
+
+def test_class_temperature_reaches_the_sampler_and_is_checked(joint_ckpt, tmp_path, capsys, monkeypatch):
+    seen = []
+    original = CategoricalDiffusion.reverse_step
+
+    def recording(self, *args, temperature=1.0, **kwargs):
+        seen.append(temperature)
+        return original(self, *args, temperature=temperature, **kwargs)
+
+    monkeypatch.setattr(CategoricalDiffusion, "reverse_step", recording)
+    model = load_checkpoint(joint_ckpt)
+    options = {"class_temperature": 0.3}
+    generate_molecules(model, 2, steps=3, sampler="ddpm", sampler_options=options, progress=False)
+    assert seen and set(seen) == {0.3}
+
+    seen.clear()
+    args = ["sample", "--ckpt", str(joint_ckpt), "--out", str(tmp_path / "t.sdf"), "--steps", "3", "--no-progress"]
+    assert main([*args, "--num-samples", "2", "--sampler", "ddpm", "--class-temperature", "0.3"]) == 0
+    assert seen and set(seen) == {0.3}
+
+    assert main([*args, "--class-temperature", "0"]) == 1
+    assert "--class-temperature must be a positive number" in capsys.readouterr().err
+    coords_only = save_tiny_checkpoint(tmp_path / "coords.ckpt")
+    assert (
+        main(["sample", "--ckpt", str(coords_only), "--out", str(tmp_path / "c.sdf"), "--class-temperature", "0.5"])
+        == 1
+    )
+    assert "applies to models that generate bonds" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="applies to models that generate bonds"):
+        generate_molecules(load_checkpoint(coords_only), 2, steps=2, sampler_options=options, progress=False)
 
 
 @pytest.mark.slow

@@ -153,10 +153,22 @@ class CategoricalDiffusion:
         return probs / probs.sum(dim=-1, keepdim=True).clamp(min=torch.finfo(dtype).tiny)
 
     def reverse_step(
-        self, x_t: Tensor, logits: Tensor, t: Tensor, s: Tensor, generator: torch.Generator | None = None
+        self,
+        x_t: Tensor,
+        logits: Tensor,
+        t: Tensor,
+        s: Tensor,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
     ) -> Tensor:
-        """Sample ``x_s`` from :meth:`posterior` with ``p0 = softmax(logits)``: ``[M]`` long."""
-        p0 = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
+        """Sample ``x_s`` from :meth:`posterior` with ``p0 = softmax(logits / temperature)``: ``[M]`` long.
+
+        ``temperature < 1`` sharpens the predicted clean classes. Each step draws
+        every item independently, so with few, large steps an unsharpened ``p0``
+        changes many mutually dependent classes (the bonds of one atom) at once.
+        """
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        p0 = torch.softmax(logits / temperature, dim=-1)
         return sample_categorical(self.posterior(x_t, p0, t, s), generator)
 
     # ----- training objective ---------------------------------------------

@@ -32,6 +32,7 @@ Nothing here knows about chemistry.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple, Protocol
 
@@ -295,23 +296,30 @@ class JointSampler:
     sampler over the joint model's Gaussian part) on that sampler's time
     grid; at every grid step each categorical channel draws ``x_s`` from
     ``p(x_s | x_t)`` (:meth:`CategoricalDiffusion.posterior` with the
-    predicted clean-class probabilities). The chain ends at ``s = 0``, where
+    predicted clean-class probabilities, sharpened by ``class_temperature``
+    below 1). The chain ends at ``s = 0``, where
     the posterior is (up to the schedule's precision) the predicted clean
     distribution itself; a last network call turns the positions into their
     clean prediction, as in :meth:`Sampler.sample`.
     """
 
-    def __init__(self, diffusion: JointDiffusion, positions: Sampler) -> None:
+    def __init__(self, diffusion: JointDiffusion, positions: Sampler, class_temperature: float = 1.0) -> None:
         if positions.diffusion is not diffusion.gaussian:
             raise ValueError("the position sampler must run the joint diffusion's Gaussian part")
+        if not (math.isfinite(class_temperature) and class_temperature > 0):
+            raise ValueError(f"class_temperature must be a positive number, got {class_temperature}")
         self.diffusion = diffusion
         self.positions = positions
         self.num_steps = positions.num_steps
+        self.class_temperature = float(class_temperature)
 
     @classmethod
-    def make(cls, name: str, diffusion: JointDiffusion, num_steps: int, **options) -> JointSampler:
-        """A joint sampler whose positions use the position sampler ``name`` (see :func:`make_sampler`)."""
-        return cls(diffusion, make_sampler(name, diffusion.gaussian, num_steps, **options))
+    def make(
+        cls, name: str, diffusion: JointDiffusion, num_steps: int, class_temperature: float = 1.0, **options
+    ) -> JointSampler:
+        """A joint sampler whose positions use the position sampler ``name`` (see :func:`make_sampler`)
+        and whose categorical steps divide the predicted logits by ``class_temperature``."""
+        return cls(diffusion, make_sampler(name, diffusion.gaussian, num_steps, **options), class_temperature)
 
     @torch.inference_mode()
     def sample(
@@ -359,16 +367,19 @@ class JointSampler:
             t, s = grid[i], grid[i + 1]
             eps, node_logits, edge_logits = predict(t)
             pos, _ = self.positions.step(pos, empty, eps, empty, t, s, batch, generator)
+            temperature = self.class_temperature
             node_classes = torch.stack(
                 [
-                    channel.reverse_step(node_classes[:, c], logits, t, s, generator)
+                    channel.reverse_step(node_classes[:, c], logits, t, s, generator, temperature=temperature)
                     for c, (channel, logits) in enumerate(
                         zip(diffusion.node_channels.values(), diffusion.split_node_logits(node_logits))
                     )
                 ],
                 dim=1,
             )
-            edge_classes = diffusion.edge_channel.reverse_step(edge_classes, edge_logits, t, s, generator)
+            edge_classes = diffusion.edge_channel.reverse_step(
+                edge_classes, edge_logits, t, s, generator, temperature=temperature
+            )
 
         t0 = grid[-1]
         eps, _, _ = predict(t0)

@@ -80,7 +80,9 @@ def generate_molecules(
             training set's histogram stored in the checkpoint.
         steps: reverse-diffusion steps.
         sampler, sampler_options: name and options of
-            :func:`molgen.diffusion.make_sampler` (e.g. ``{"eta": 0.5}`` for ddim).
+            :func:`molgen.diffusion.make_sampler` (e.g. ``{"eta": 0.5}`` for ddim);
+            models that generate bonds also take ``class_temperature`` (see
+            :class:`~molgen.diffusion.joint.JointSampler`).
         batch_size: molecules denoised together.
         shard: ``(rank, world_size)``: generate only the batches ``i`` with
             ``i % world_size == rank``, in order (see :func:`molgen.generation.merge_shards`).
@@ -101,6 +103,10 @@ def generate_molecules(
 
     if isinstance(model.diffusion, JointDiffusion):
         return _generate_joint(model, sizes, steps, sampler, sampler_options, batch_size, seed, device, progress, shard)
+    if "class_temperature" in (sampler_options or {}):
+        raise ValueError(
+            "class_temperature applies to models that generate bonds; this one generates coordinates and types only"
+        )
 
     molecules: list[GeneratedMolecule] = []
     batches = sample_batches(

@@ -104,6 +104,21 @@ def test_oracle_reverse_chain_recovers_data_and_follows_forward_marginals():
     assert torch.equal(x, x0)
 
 
+def test_temperature_sharpens_the_predicted_clean_classes():
+    """At s = 0 the posterior is the predicted clean distribution, so draws at temperature T
+    follow softmax(logits / T): p ∝ [0.6, 0.3, 0.1, 0] ** (1 / T)."""
+    diffusion = make()
+    n = 40000
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.tensor([0.6, 0.3, 0.1, 1e-12], dtype=torch.float64).log().expand(n, 4)
+    x_t = diffusion.sample_prior(n, gen, dtype=torch.float64)
+    t, s = torch.tensor(0.5, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64)
+    for temperature, expected in ((1.0, [0.6, 0.3, 0.1]), (0.5, [0.36 / 0.46, 0.09 / 0.46, 0.01 / 0.46])):
+        draws = diffusion.reverse_step(x_t, logits, t, s, gen, temperature=temperature)
+        freq = torch.bincount(draws, minlength=4).double() / n
+        torch.testing.assert_close(freq[:3], torch.tensor(expected, dtype=torch.float64), atol=0.01, rtol=0)
+
+
 def test_zero_marginals_are_floored_and_bad_arguments():
     diffusion = make(marginals=[0.5, 0.5, 0.0])
     assert diffusion.marginals()[2] > 0 and diffusion.marginals().sum().item() == pytest.approx(1.0)

@@ -133,11 +133,14 @@ def _oracle(diffusion, x0_pos, x0_nodes, x0_edges):
     return denoiser
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm-solver"])
-def test_oracle_sampler_recovers_the_data(sampler):
+@pytest.mark.parametrize(
+    "sampler, class_temperature", [("ddpm", 1.0), ("ddim", 1.0), ("dpm-solver", 1.0), ("dpm-solver", 0.5)]
+)
+def test_oracle_sampler_recovers_the_data(sampler, class_temperature):
     diffusion = make_joint()
     pos, nodes, pairs, edges, batch = _state(seed=1)
-    reverse = JointSampler.make(sampler, diffusion, 30)
+    reverse = JointSampler.make(sampler, diffusion, 30, class_temperature=class_temperature)
+    assert reverse.class_temperature == class_temperature
     out = reverse.sample(
         _oracle(diffusion, pos, nodes, edges),
         torch.tensor(SIZES),
@@ -175,3 +178,9 @@ def test_sampler_is_reproducible_and_bonds_symmetric():
     assert (dense[:4, 4:] == 0).all()  # no pairs across graphs
     with pytest.raises(ValueError, match="Gaussian part"):
         JointSampler(diffusion, JointSampler.make("ddpm", make_joint(), 4).positions)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
+def test_class_temperature_must_be_positive(bad):
+    with pytest.raises(ValueError, match="class_temperature must be a positive number"):
+        JointSampler.make("ddpm", make_joint(), 5, class_temperature=bad)
