@@ -94,6 +94,7 @@ def main() -> None:
             "mol_stability": edm["mol_stability"],
             "edm_validity": edm["validity"],
             "rdkit_validity": rdkit["validity"],
+            "rdkit_uniqueness": rdkit["uniqueness"],
             "graph_mol_stability": graph.get("mol_stability"),
         }
         with out.open("a") as fh:
@@ -102,16 +103,19 @@ def main() -> None:
 
     rows = sorted(map(json.loads, out.read_text().splitlines()), key=lambda r: (r["sampler"], r["steps"]))
     print(
-        "| sampler | steps | EDM atom stab. | EDM mol stab. | EDM validity | RDKit validity | graph mol stab. "
-        "| s per 100 mol |"
+        "| sampler | steps | EDM atom stab. | EDM mol stab. | EDM validity | RDKit validity | RDKit uniqueness "
+        "| graph mol stab. | s per 100 mol |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+
+    def optional(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
     for r in rows:
-        graph = r.get("graph_mol_stability")
         print(
             f"| {r['sampler']} | {r['steps']} | {r['atom_stability']:.3f} | {r['mol_stability']:.3f} | "
-            f"{r['edm_validity']:.3f} | {r['rdkit_validity']:.3f} | {'-' if graph is None else f'{graph:.3f}'} | "
-            f"{100 * r['seconds'] / r['num_samples']:.0f} |"
+            f"{r['edm_validity']:.3f} | {r['rdkit_validity']:.3f} | {optional(r.get('rdkit_uniqueness'))} | "
+            f"{optional(r.get('graph_mol_stability'))} | {100 * r['seconds'] / r['num_samples']:.0f} |"
         )
 
 
