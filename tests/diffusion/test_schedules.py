@@ -61,6 +61,19 @@ def test_loglinear_is_linear_in_log_snr_away_from_the_ends():
     torch.testing.assert_close(drops, torch.full((2,), 1.4, dtype=torch.float64), atol=0.05, rtol=0)
 
 
+def test_loglinear_default_has_no_abrupt_tail():
+    """Over a 200-step uniform grid alpha may grow at most as fast as under the polynomial
+    schedule: a steep first step multiplies the network's error (the l_min = -4 variant does)."""
+    grid = torch.linspace(1.0, 0.0, 201, dtype=torch.float64)
+
+    def steepest(schedule):
+        alpha = schedule.alpha(grid)
+        return float((alpha[1:] / alpha[:-1]).max())
+
+    assert steepest(LogLinearSchedule()) <= steepest(PolynomialSchedule())
+    assert steepest(LogLinearSchedule(log_snr_min=-4.0)) > 3 * steepest(PolynomialSchedule())
+
+
 def test_roundtrip_and_errors():
     sched = make_schedule("polynomial", power=3.0, precision=1e-4)
     again = schedule_from_dict(sched.to_dict())
