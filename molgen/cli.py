@@ -346,8 +346,7 @@ def _sample(args: list[str]) -> int:
     except CheckpointError as err:
         return _fail("sample", str(err))
     opts.sampler, opts.steps = opts.sampler or "ddpm", opts.steps or 1000
-    is_joint = isinstance(model.diffusion, JointDiffusion)
-    if "class_temperature" in given and not is_joint:
+    if "class_temperature" in given and not isinstance(model.diffusion, JointDiffusion):
         return _fail("sample", "--class-temperature applies to models that generate bonds; this one does not")
     for key in given:
         if key != "class_temperature" and key not in sampler_options(opts.sampler):

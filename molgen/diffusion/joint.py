@@ -367,10 +367,11 @@ class JointSampler:
             t, s = grid[i], grid[i + 1]
             eps, node_logits, edge_logits = predict(t)
             pos, _ = self.positions.step(pos, empty, eps, empty, t, s, batch, generator)
-            temperature = self.class_temperature
             node_classes = torch.stack(
                 [
-                    channel.reverse_step(node_classes[:, c], logits, t, s, generator, temperature=temperature)
+                    channel.reverse_step(
+                        node_classes[:, c], logits, t, s, generator, temperature=self.class_temperature
+                    )
                     for c, (channel, logits) in enumerate(
                         zip(diffusion.node_channels.values(), diffusion.split_node_logits(node_logits))
                     )
@@ -378,7 +379,7 @@ class JointSampler:
                 dim=1,
             )
             edge_classes = diffusion.edge_channel.reverse_step(
-                edge_classes, edge_logits, t, s, generator, temperature=temperature
+                edge_classes, edge_logits, t, s, generator, temperature=self.class_temperature
             )
 
         t0 = grid[-1]

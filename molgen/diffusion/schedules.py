@@ -127,11 +127,13 @@ class LogLinearSchedule(NoiseSchedule):
         if not log_snr_max > log_snr_min:
             raise ValueError(f"need log_snr_max > log_snr_min, got {log_snr_max} and {log_snr_min}")
         self.log_snr_max, self.log_snr_min = float(log_snr_max), float(log_snr_min)
+        # S(l_min) and S(l_max) - S(l_min): constants of the schedule, not of t.
+        self._signal_floor = 1.0 / (1.0 + math.exp(-self.log_snr_min))
+        self._signal_span = 1.0 / (1.0 + math.exp(-self.log_snr_max)) - self._signal_floor
 
     def raw_signal(self, t: Tensor) -> Tensor:
-        lo, hi = torch.sigmoid(torch.tensor([self.log_snr_min, self.log_snr_max], dtype=torch.float64))
         log_snr = self.log_snr_max + t * (self.log_snr_min - self.log_snr_max)
-        return (torch.sigmoid(log_snr) - float(lo)) / float(hi - lo)
+        return (torch.sigmoid(log_snr) - self._signal_floor) / self._signal_span
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "log_snr_max": self.log_snr_max, "log_snr_min": self.log_snr_min}
