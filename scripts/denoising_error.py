@@ -20,25 +20,15 @@ Usage: python scripts/denoising_error.py --ckpt CKPT [--data ../shared/data/prot
 from __future__ import annotations
 
 import argparse
+import math
 
 import torch
 from torch_geometric.data import Batch
 
 from molgen.checkpoint import load_checkpoint
 from molgen.diffusion.gaussian import remove_mean
+from molgen.diffusion.samplers import invert_log_snr
 from molgen.proteins.dataset import backbone_train_val
-
-
-def time_of_noise(schedule, noise: float) -> float:
-    """The ``t`` at which ``sigma_t / alpha_t`` first reaches ``noise`` (model units), by bisection."""
-    low, high = torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
-    for _ in range(60):
-        mid = (low + high) / 2
-        if schedule.sigma(mid) / schedule.alpha(mid) < noise:
-            low = mid
-        else:
-            high = mid
-    return float(high)
 
 
 def main() -> None:
@@ -66,7 +56,9 @@ def main() -> None:
     print("| noise (Å) | t | eps MSE | input RMSD (Å) | x0 RMSD (Å) | N-CA (Å) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for noise in map(float, args.noise.split(",")):
-        t = torch.full((batch.num_graphs,), time_of_noise(schedule, noise / scale))
+        # sigma / alpha = noise (model units) <=> log-SNR = -2 log(noise).
+        log_snr = torch.tensor(-2.0 * math.log(noise / scale), dtype=torch.float64)
+        t = torch.full((batch.num_graphs,), float(invert_log_snr(schedule, log_snr)))
         pos_t, h_t, eps, _ = model.diffusion.add_noise(batch.pos, batch.h, t, batch.batch, generator)
         with torch.inference_mode():
             eps_pred, _ = model.denoiser(pos_t, h_t, t, batch.batch)
