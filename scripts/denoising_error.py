@@ -25,7 +25,7 @@ import math
 import torch
 from torch_geometric.data import Batch
 
-from molgen.checkpoint import load_checkpoint
+from molgen.checkpoint import CheckpointError, load_checkpoint
 from molgen.diffusion.gaussian import remove_mean
 from molgen.diffusion.samplers import invert_log_snr
 from molgen.proteins.dataset import backbone_train_val
@@ -40,7 +40,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    model = load_checkpoint(args.ckpt)
+    try:
+        model = load_checkpoint(args.ckpt)
+    except CheckpointError as err:
+        raise SystemExit(f"error: {err}") from None
     info = model.dataset_info
     if info.get("domain") != "backbone":
         raise SystemExit(f"error: {args.ckpt} is not a backbone model")
