@@ -70,7 +70,7 @@ def training_step(config: str, device: str, bf16: bool = False):
     from torch_geometric.loader import DataLoader
 
     module, train, _ = qm9_module(config, device)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4, amsgrad=True)
+    optimizer = module.configure_optimizers()  # the optimizer `molgen train` uses
     loader = DataLoader(train, batch_size=64, shuffle=True)
     batches = (data.to(device) for data in loader)
 
