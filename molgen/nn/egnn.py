@@ -136,12 +136,12 @@ class EGNNLayer(nn.Module):
         scalars = dist.square() if edge_attr is None else torch.cat([dist.square(), edge_attr], dim=-1)
         # Built in place in one [E, H] buffer: the gathered sum, then the few
         # per-edge scalar columns accumulated by the matrix product itself
-        # (an out-of-place addmm would first copy its input).
-        pre_activation = (
-            h_target.index_select(0, target)
-            .add_(h_source.index_select(0, source))
-            .addmm_(scalars, first.weight[:, 2 * size :].t())
-        )
+        # (an out-of-place addmm would first copy its input). Autocast skips
+        # in-place ops, so the operands take the buffer's dtype explicitly
+        # (bfloat16 under autocast, as an out-of-place addmm would use).
+        pre_activation = h_target.index_select(0, target).add_(h_source.index_select(0, source))
+        dtype = pre_activation.dtype
+        pre_activation.addmm_(scalars.to(dtype), first.weight[:, 2 * size :].t().to(dtype))
         m = self.phi_e[1:](pre_activation)  # [E, H]
         if self.phi_att is not None:
             m = m * torch.sigmoid(self.phi_att(m))
@@ -151,9 +151,10 @@ class EGNNLayer(nn.Module):
         step = diff / (dist + self.norm_constant) * scale  # [E, 3]
 
         # Plain index_add_ rather than a generic message-passing wrapper: no
-        # concatenated [E, H + 3] message, and its gradient is one gather.
-        agg_m = h.new_zeros(h.shape[0], size).index_add_(0, target, m)
-        agg_x = pos.new_zeros(pos.shape[0], 3).index_add_(0, target, step)
+        # concatenated [E, H + 3] message, and its gradient is one gather. The
+        # sums are in the messages' dtype (bfloat16 under autocast).
+        agg_m = m.new_zeros(h.shape[0], size).index_add_(0, target, m)
+        agg_x = step.new_zeros(pos.shape[0], 3).index_add_(0, target, step)
         if self.aggregation == "sum":
             divisor = self.normalization_factor
         else:

@@ -167,3 +167,21 @@ def test_layer_gradients_match_written_out_update_rule(config):
     assert all(g.abs().max() > 0 for g in got[:3])
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
+
+
+def test_layer_runs_under_bfloat16_autocast():
+    """What trainer.precision=bf16-mixed runs: same function as float32, to bfloat16 precision."""
+    torch.manual_seed(0)
+    layer = EGNNLayer(HIDDEN, edge_attr_dim=2, attention=True, tanh=True)
+    nn.init.normal_(layer.phi_x[-1].weight, std=0.1)
+    pos, h, _, batch = make_inputs(seed=5)
+    pos, h = pos.float(), h.float().requires_grad_()
+    edge_index = fully_connected_edges(batch)
+    edge_attr = torch.randn(edge_index.shape[1], 2)
+    want_h, want_pos = layer(h, pos, edge_index, edge_attr)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got_h, got_pos = layer(h, pos, edge_index, edge_attr)
+    (got_h.float().sum() + got_pos.float().sum()).backward()
+    assert h.grad is not None and torch.isfinite(h.grad).all()
+    torch.testing.assert_close(got_h.float(), want_h, rtol=0.05, atol=0.05)
+    torch.testing.assert_close(got_pos.float(), want_pos, rtol=0.05, atol=0.05)
