@@ -132,6 +132,31 @@ def test_unknown_command(capsys):
 
 
 @pytest.mark.slow
+def test_train_bf16_mixed_with_gradient_clipping(tmp_path):
+    """trainer.precision=bf16-mixed with the default gradient clipping trains and checkpoints.
+
+    Guards the layer's in-place ops under autocast and the optimizer's compatibility with
+    Lightning's mixed-precision clipping (a fused AdamW is refused there)."""
+    run_dir = tmp_path / "run"
+    result = molgen(
+        "train",
+        "experiment=qm9_bonds",
+        "model.hidden_dim=16",
+        "model.num_layers=2",
+        "model.edge_dim=8",
+        "data.subset=200",
+        "data.val_subset=32",
+        "data.batch_size=32",
+        "trainer.max_steps=3",
+        "trainer.precision=bf16-mixed",
+        "trainer.progress_bar=false",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+
+
+@pytest.mark.slow
 def test_train_resume_sample_end_to_end(tmp_path):
     """Real configs + real QM9 subset: train, resume on the same run dir, sample, read back."""
     run_dir = tmp_path / "run"
