@@ -263,6 +263,21 @@ def _sample_parser() -> argparse.ArgumentParser:
         help="time grid of the sampler: uniform in t or in log-SNR (default: logsnr for dpm-solver, time otherwise)",
     )
     p.add_argument(
+        "--refine-steps",
+        type=int,
+        default=None,
+        help="after the last step, re-noise the coordinates to --refine-time and replace them by the network's clean "
+        "prediction, this many times (one network call each; default 0). Sharpens bond lengths that few-step "
+        "samplers leave coarse, e.g. --steps 49 --refine-steps 1",
+    )
+    p.add_argument(
+        "--refine-time",
+        type=float,
+        default=None,
+        help="diffusion time in (0, 1) that --refine-steps re-noise to (default 0.02: about 0.03 A of noise for "
+        "QM9 models)",
+    )
+    p.add_argument(
         "--class-temperature",
         type=float,
         default=None,
@@ -324,7 +339,16 @@ def _sample(args: list[str]) -> int:
     rank = join_torchrun()  # processes started by torchrun each sample a share of the batches
     if device == "cuda" and rank.world_size > 1:
         device = f"cuda:{rank.local_rank % torch.cuda.device_count()}"
-    given = {key: value for key, value in (("eta", opts.eta), ("grid", opts.grid)) if value is not None}
+    given = {
+        key: value
+        for key, value in (
+            ("eta", opts.eta),
+            ("grid", opts.grid),
+            ("refine_steps", opts.refine_steps),
+            ("refine_time", opts.refine_time),
+        )
+        if value is not None
+    }
     if opts.class_temperature is not None:
         if not (math.isfinite(opts.class_temperature) and opts.class_temperature > 0):
             return _fail("sample", f"--class-temperature must be a positive number, got {opts.class_temperature}")

@@ -76,6 +76,20 @@ def test_sample_sampler_options_change_the_output_and_are_tagged(tiny_ckpt, tmp_
     assert labels == {"eta0": "ddim", "eta1": "ddim eta=1.0", "grid": "ddim grid=logsnr"}
 
 
+def test_sample_refinement_moves_atoms_and_is_tagged(tiny_ckpt, tmp_path, capsys):
+    plain, refined = tmp_path / "plain.sdf", tmp_path / "refined.sdf"
+    common = ("--num-samples", "2", "--num-atoms", "5", "--steps", "5")
+    assert _sample(tiny_ckpt, plain, *common) == 0
+    assert _sample(tiny_ckpt, refined, *common, "--refine-steps", "2", "--refine-time", "0.05") == 0
+    a, b = (Chem.SDMolSupplier(str(p), removeHs=False, sanitize=False)[0] for p in (plain, refined))
+    assert b.GetProp("sampler") == "ddpm refine_steps=2 refine_time=0.05"
+    assert a.GetNumAtoms() == b.GetNumAtoms() == 5
+    assert a.GetConformer().GetPositions().tolist() != b.GetConformer().GetPositions().tolist()
+    assert _sample(tiny_ckpt, tmp_path / "bad.sdf", "--refine-time", "1.5") == 1
+    assert "refine_time must be in (0, 1), got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "bad.sdf").exists()
+
+
 def test_sample_eta_needs_ddim(tiny_ckpt, tmp_path, capsys):
     assert _sample(tiny_ckpt, tmp_path / "x.sdf", "--sampler", "ddpm", "--eta", "0.5") == 1
     assert "--eta is an option of --sampler ddim and dpm-solver" in capsys.readouterr().err

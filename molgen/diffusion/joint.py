@@ -300,7 +300,8 @@ class JointSampler:
     below 1). The chain ends at ``s = 0``, where
     the posterior is (up to the schedule's precision) the predicted clean
     distribution itself; a last network call turns the positions into their
-    clean prediction, as in :meth:`Sampler.sample`.
+    clean prediction, as in :meth:`Sampler.sample`, followed by the position
+    sampler's ``refine_steps`` (:meth:`Sampler.refine`) with the classes fixed.
     """
 
     def __init__(self, diffusion: JointDiffusion, positions: Sampler, class_temperature: float = 1.0) -> None:
@@ -335,7 +336,8 @@ class JointSampler:
 
         Random draws from ``generator``, in order: prior positions, prior
         node classes (channel by channel), prior pair classes; then per step
-        the position sampler's draws, the node channels', the edge channel's.
+        the position sampler's draws, the node channels', the edge channel's; then the
+        refinement noise.
         """
         diffusion = self.diffusion
         num_nodes = num_nodes.to(device)
@@ -350,9 +352,9 @@ class JointSampler:
         edge_classes = diffusion.edge_channel.sample_prior(pairs.shape[1], generator, device, dtype)
         empty = pos.new_zeros(n_total, 0)
 
-        def predict(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        def predict(positions: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             eps, node_logits, edge_logits = denoiser(
-                pos,
+                positions,
                 diffusion.node_features(node_classes, dtype),
                 diffusion.edge_features(edge_classes, dtype),
                 pairs,
@@ -365,7 +367,7 @@ class JointSampler:
         grid = self.positions.timesteps(device, dtype)
         for i in tqdm(range(self.num_steps), desc="sampling", disable=not progress, leave=False):
             t, s = grid[i], grid[i + 1]
-            eps, node_logits, edge_logits = predict(t)
+            eps, node_logits, edge_logits = predict(pos, t)
             pos, _ = self.positions.step(pos, empty, eps, empty, t, s, batch, generator)
             node_classes = torch.stack(
                 [
@@ -383,8 +385,12 @@ class JointSampler:
             )
 
         t0 = grid[-1]
-        eps, _, _ = predict(t0)
+        eps, _, _ = predict(pos, t0)
         pos = remove_mean(diffusion.gaussian.predict_clean(pos, eps, t0), batch, num_graphs)
+        # Optional refinement of the coordinates with the drawn classes held fixed.
+        pos, _ = self.positions.refine(
+            lambda p, _h, t: (predict(p, t)[0], None), pos, empty, batch, num_graphs, generator
+        )
         return JointSample(pos, node_classes, pairs, edge_classes, batch)
 
 

@@ -184,3 +184,32 @@ def test_sampler_is_reproducible_and_bonds_symmetric():
 def test_class_temperature_must_be_positive(bad):
     with pytest.raises(ValueError, match="class_temperature must be a positive number"):
         JointSampler.make("ddpm", make_joint(), 5, class_temperature=bad)
+
+
+def test_refinement_moves_positions_and_keeps_the_drawn_classes():
+    diffusion = make_joint()
+    pos, nodes, pairs, edges, batch = _state(seed=1)
+    oracle = _oracle(diffusion, pos, nodes, edges)
+    times = []
+
+    def counting(*args):
+        times.append(args[4][0].item())
+        return oracle(*args)
+
+    def run(**options):
+        times.clear()
+        reverse = JointSampler.make("ddpm", diffusion, 6, **options)
+        return reverse.sample(
+            counting, torch.tensor(SIZES), generator=torch.Generator().manual_seed(0), dtype=torch.float64
+        )
+
+    plain = run()
+    assert len(times) == 7
+    refined = run(refine_steps=3, refine_time=0.05)
+    assert times[7:] == [pytest.approx(0.05)] * 3
+    assert torch.equal(refined.node_classes, plain.node_classes) and torch.equal(
+        refined.edge_classes, plain.edge_classes
+    )
+    # the oracle knows the clean positions: refining keeps them (to float precision) and the CoM at zero
+    torch.testing.assert_close(refined.pos, pos, atol=1e-9, rtol=0)
+    assert graph_mean(refined.pos, batch).abs().max() < 1e-10

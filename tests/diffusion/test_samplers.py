@@ -48,7 +48,9 @@ def test_bad_sampler_arguments():
         make_sampler("euler", diffusion, 10)
     with pytest.raises(ValueError, match="num_steps"):
         make_sampler("ddpm", diffusion, 0)
-    with pytest.raises(ValueError, match=r"unknown option.*eta.*valid options: \['grid'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown option.*eta.*valid options: \['grid', 'refine_steps', 'refine_time'\]"
+    ):
         make_sampler("ddpm", diffusion, 10, eta=0.5)
     with pytest.raises(ValueError, match="unknown option"):
         make_sampler("dpm-solver", diffusion, 10, order=3)
@@ -56,6 +58,12 @@ def test_bad_sampler_arguments():
         make_sampler("ddim", diffusion, 10, eta=1.5)
     with pytest.raises(ValueError, match="time grid"):
         make_sampler("ddim", diffusion, 10, grid="karras")
+    with pytest.raises(ValueError, match="refine_steps"):
+        make_sampler("ddpm", diffusion, 10, refine_steps=-1)
+    with pytest.raises(ValueError, match="refine_steps"):
+        make_sampler("dpm-solver", diffusion, 10, refine_steps=1.5)
+    with pytest.raises(ValueError, match="refine_time"):
+        make_sampler("ddim", diffusion, 10, refine_time=0.0)
 
 
 def test_registry_and_options():
@@ -66,6 +74,8 @@ def test_registry_and_options():
     solver = make_sampler("dpm-solver", diffusion, 10)
     assert isinstance(solver, DPMSolverSampler) and solver.grid == "logsnr"
     assert make_sampler("dpm-solver", diffusion, 10, grid="time").grid == "time"
+    refined = make_sampler("dpm-solver", diffusion, 10, eta=1.0, refine_steps=2, refine_time=0.05)
+    assert (refined.eta, refined.refine_steps, refined.refine_time) == (1.0, 2, 0.05)
 
 
 @pytest.mark.parametrize("schedule", [PolynomialSchedule(), CosineSchedule(), LogLinearSchedule()])
@@ -238,3 +248,73 @@ def test_sde_dpm_solver_recovers_gaussian_target_closer_than_ancestral():
         assert sde[0] < 0.6 * ancestral[0] and sde[1] < 0.6 * ancestral[1], (steps, sde, ancestral)
     assert max(errors("dpm-solver", 50, eta=1.0)) < 0.035
     assert max(errors("dpm-solver", 50, eta=0.5)) < 0.05
+
+
+# ----- refinement after the loop ---------------------------------------------
+
+
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_refinement_shrinks_the_target_as_the_posterior_mean_predicts(rounds):
+    """Exact target samples through ``rounds`` refinements with the exact denoiser.
+
+    One round maps a component of variance ``v_in`` to ``k**2 (alpha**2 v_in + sigma**2)``
+    with ``k = alpha v / (alpha**2 v + sigma**2)``, ``v`` the data variance the denoiser
+    knows; a large ``refine_time`` makes the shrinkage large enough to check.
+    """
+    schedule = PolynomialSchedule()
+    sampler = make_sampler("ddpm", GaussianDiffusion(schedule), 5, refine_steps=rounds, refine_time=0.6)
+    graphs, n = 20000, 4
+    gen = torch.Generator().manual_seed(0)
+    batch = torch.arange(graphs).repeat_interleave(n)
+    # per-dof variance POS_STD**2 on the zero-CoM subspace
+    pos = POS_STD * remove_mean(torch.randn(graphs * n, 3, generator=gen, dtype=torch.float64), batch)
+    h = H_MEAN + H_STD * torch.randn(graphs * n, 2, generator=gen, dtype=torch.float64)
+    oracle = gaussian_oracle(schedule)
+    calls = []
+
+    def denoise(pos_t, h_t, t):
+        calls.append(t.item())
+        return oracle(pos_t, h_t, t.expand(graphs), batch)
+
+    out_pos, out_h = sampler.refine(denoise, pos, h, batch, graphs, gen)
+    assert calls == [0.6] * rounds
+    assert graph_mean(out_pos, batch).abs().max() < 1e-10
+    t = torch.tensor(0.6, dtype=torch.float64)
+    alpha, sigma = schedule.alpha(t).item(), schedule.sigma(t).item()
+
+    def expected(v):
+        k = alpha * v / (alpha**2 * v + sigma**2)
+        v_out = v
+        for _ in range(rounds):
+            v_out = k**2 * (alpha**2 * v_out + sigma**2)
+        return v_out
+
+    assert expected(POS_STD**2) < 0.8 * POS_STD**2  # the check below can see the shrinkage
+    per_dof_var = (out_pos**2).sum() / (graphs * 3 * (n - 1))
+    assert per_dof_var.item() == pytest.approx(expected(POS_STD**2), rel=0.03)
+    assert out_h.mean().item() == pytest.approx(H_MEAN, abs=0.01)
+    assert out_h.var().item() == pytest.approx(expected(H_STD**2), rel=0.03)
+
+
+def test_refinement_runs_after_the_loop_and_is_off_by_default():
+    diffusion = GaussianDiffusion(PolynomialSchedule())
+    times = []
+    oracle = gaussian_oracle(diffusion.schedule)
+
+    def counting(pos, h, t, batch):
+        times.append(t[0].item())
+        return oracle(pos, h, t, batch)
+
+    def run(**options):
+        times.clear()
+        out = make_sampler("ddpm", diffusion, 4, **options).sample(
+            counting, torch.full((3,), 5), 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+        )
+        return out, list(times)
+
+    plain, plain_times = run()
+    refined, refined_times = run(refine_steps=2, refine_time=0.1)
+    assert plain_times == [1.0, 0.75, 0.5, 0.25, 0.0]
+    assert refined_times == plain_times + [pytest.approx(0.1)] * 2
+    assert not torch.allclose(refined[0], plain[0])
+    assert graph_mean(refined[0], refined[2]).abs().max() < 1e-10
