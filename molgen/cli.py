@@ -340,14 +340,9 @@ def _sample(args: list[str]) -> int:
     if device == "cuda" and rank.world_size > 1:
         device = f"cuda:{rank.local_rank % torch.cuda.device_count()}"
     given = {
-        key: value
-        for key, value in (
-            ("eta", opts.eta),
-            ("grid", opts.grid),
-            ("refine_steps", opts.refine_steps),
-            ("refine_time", opts.refine_time),
-        )
-        if value is not None
+        key: getattr(opts, key)
+        for key in ("eta", "grid", "refine_steps", "refine_time")
+        if getattr(opts, key) is not None
     }
     if opts.class_temperature is not None:
         if not (math.isfinite(opts.class_temperature) and opts.class_temperature > 0):

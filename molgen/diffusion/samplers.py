@@ -190,12 +190,24 @@ class Sampler:
             h_t = h
             if diffusion.diffuse_features:
                 h_t = alpha * h + sigma * torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
-            eps_pos, eps_h = denoise(pos_t, h_t, t)
-            pos = remove_mean(
-                diffusion.predict_clean(pos_t, remove_mean(eps_pos, batch, num_graphs), t), batch, num_graphs
-            )
-            if diffusion.diffuse_features:
-                h = diffusion.predict_clean(h_t, eps_h, t)
+            pos, h = self._clean_prediction(denoise, pos_t, h_t, t, batch, num_graphs)
+        return pos, h
+
+    def _clean_prediction(
+        self,
+        denoise: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor | None]],
+        pos_t: Tensor,
+        h_t: Tensor,
+        t: Tensor,
+        batch: Tensor,
+        num_graphs: int,
+    ) -> tuple[Tensor, Tensor]:
+        """``(pos, h)`` predicted clean from the state at time ``t``: zero-CoM positions, and features
+        when they are diffused (clean conditioning features are returned unchanged)."""
+        diffusion = self.diffusion
+        eps_pos, eps_h = denoise(pos_t, h_t, t)
+        pos = remove_mean(diffusion.predict_clean(pos_t, remove_mean(eps_pos, batch, num_graphs), t), batch, num_graphs)
+        h = diffusion.predict_clean(h_t, eps_h, t) if diffusion.diffuse_features else h_t
         return pos, h
 
     @torch.inference_mode()
@@ -236,21 +248,18 @@ class Sampler:
         else:
             h = h_condition.to(device=device, dtype=dtype)
 
+        def denoise(pos_t: Tensor, h_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+            return denoiser(pos_t, h_t, t.expand(num_graphs), batch)
+
         self.reset()
         grid = self.timesteps(device, dtype)
         for i in tqdm(range(self.num_steps), desc="sampling", disable=not progress, leave=False):
             t, s = grid[i], grid[i + 1]
-            eps_pos, eps_h = denoiser(pos, h, t.expand(num_graphs), batch)
+            eps_pos, eps_h = denoise(pos, h, t)
             pos, h = self.step(pos, h, remove_mean(eps_pos, batch, num_graphs), eps_h, t, s, batch, generator)
 
-        t0 = grid[-1]
-        eps_pos, eps_h = denoiser(pos, h, t0.expand(num_graphs), batch)
-        pos = remove_mean(diffusion.predict_clean(pos, remove_mean(eps_pos, batch, num_graphs), t0), batch, num_graphs)
-        if diffusion.diffuse_features:
-            h = diffusion.predict_clean(h, eps_h, t0)
-        pos, h = self.refine(
-            lambda p, f, t: denoiser(p, f, t.expand(num_graphs), batch), pos, h, batch, num_graphs, generator
-        )
+        pos, h = self._clean_prediction(denoise, pos, h, grid[-1], batch, num_graphs)
+        pos, h = self.refine(denoise, pos, h, batch, num_graphs, generator)
         return pos, h, batch
 
 
