@@ -35,7 +35,7 @@ TINY_BACKBONE_MODEL = {
 }
 
 
-def tiny_backbone_module(seed: int = 0) -> DiffusionModule:
+def tiny_backbone_module(seed: int = 0, prediction: str = "eps") -> DiffusionModule:
     torch.manual_seed(seed)
     info = {
         "domain": "backbone",
@@ -45,14 +45,14 @@ def tiny_backbone_module(seed: int = 0) -> DiffusionModule:
         "length_scale": 0.1,
         "num_residues_histogram": [0] * 6 + [3, 0, 2],
     }
-    diffusion = {**DIFFUSION, "diffuse_features": False}
+    diffusion = {**DIFFUSION, "diffuse_features": False, "prediction": prediction}
     return DiffusionModule(model=TINY_BACKBONE_MODEL, diffusion=diffusion, optim={"lr": 1e-3}, dataset_info=info)
 
 
-def save_tiny_checkpoint(path: Path, seed: int = 0, domain: str = "molecules") -> Path:
+def save_tiny_checkpoint(path: Path, seed: int = 0, domain: str = "molecules", prediction: str = "eps") -> Path:
     """A checkpoint with the keys molgen reads from Lightning checkpoints
-    (``domain``: ``"molecules"`` or ``"backbone"``)."""
-    module = tiny_molecule_module(seed) if domain == "molecules" else tiny_backbone_module(seed)
+    (``domain``: ``"molecules"`` or ``"backbone"``; ``prediction`` of backbone models)."""
+    module = tiny_molecule_module(seed) if domain == "molecules" else tiny_backbone_module(seed, prediction)
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
     return path
 

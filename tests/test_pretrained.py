@@ -13,6 +13,7 @@ import molgen
 import molgen.pretrained as pretrained
 from molgen.checkpoint import CheckpointError, load_checkpoint
 from molgen.cli import main
+from molgen.diffusion.prediction import VelocityDenoiser
 from tests.helpers import save_tiny_checkpoint
 
 CARD = {"summary": "tiny untrained test model", "sampling": {"sampler": "dpm-solver", "steps": 3}}
@@ -54,6 +55,20 @@ def test_load_pretrained_samples_rdkit_molecules_with_conformers(folder):
 def test_backbone_model_samples_arrays(folder):
     backbones = pretrained.load_pretrained("backbone").sample(2, length=(6, 6))
     assert [b.shape for b in backbones] == [(6, 4, 3), (6, 4, 3)] and all(np.isfinite(b).all() for b in backbones)
+
+
+def test_velocity_model_round_trips(tmp_path, monkeypatch):
+    """A v-predicting model ships the wrapped network's weights and rebuilds the wrapper."""
+    ckpt = save_tiny_checkpoint(tmp_path / "v.ckpt", domain="backbone", prediction="v")
+    pretrained.export_pretrained(ckpt, "backbone", CARD, tmp_path)
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
+    shipped = pretrained.load_pretrained_model("backbone")
+    original = load_checkpoint(ckpt)
+    assert isinstance(shipped.denoiser, VelocityDenoiser) and shipped.diffusion.prediction == "v"
+    a, b = original.denoiser.state_dict(), shipped.denoiser.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    backbones = pretrained.load_pretrained("backbone").sample(2, length=(6, 6), seed=0)
+    assert all(b.shape == (6, 4, 3) and np.isfinite(b).all() for b in backbones)
 
 
 def test_unknown_model_and_corrupt_weights(folder):

@@ -24,6 +24,9 @@ from torch import Tensor
 
 from molgen.diffusion.schedules import NoiseSchedule
 
+# What a trained network outputs: the noise, or the velocity (molgen.diffusion.prediction).
+PREDICTIONS = ("eps", "v")
+
 
 class Denoiser(Protocol):
     """What the diffusion core calls: predicts the noise of both channels.
@@ -78,12 +81,20 @@ class GaussianDiffusion(torch.nn.Module):
             with ``pos`` (molecules: atom types). If False, ``h`` is clean
             conditioning that the denoiser sees at every step (protein
             backbones: fixed atom identities), and only ``pos`` is generated.
+        prediction: what the trained network outputs, ``"eps"`` or ``"v"``
+            (see :mod:`molgen.diffusion.prediction`). The denoiser this class
+            calls always returns ``eps``; with ``"v"`` it is the network wrapped
+            in :class:`~molgen.diffusion.prediction.VelocityDenoiser`, and the
+            loss becomes the v-MSE.
     """
 
-    def __init__(self, schedule: NoiseSchedule, diffuse_features: bool = True) -> None:
+    def __init__(self, schedule: NoiseSchedule, diffuse_features: bool = True, prediction: str = "eps") -> None:
         super().__init__()
         self.schedule = schedule
         self.diffuse_features = diffuse_features
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"unknown diffusion.prediction {prediction!r}; choose from {list(PREDICTIONS)}")
+        self.prediction = prediction
 
     # ----- forward process -------------------------------------------------
     def add_noise(
@@ -130,7 +141,9 @@ class GaussianDiffusion(torch.nn.Module):
     ) -> Tensor:
         """Epsilon-prediction squared error per degree of freedom, [B].
 
-        The position error is summed over the ``3 (n - 1)`` zero-CoM degrees
+        With ``prediction="v"`` each graph's error is divided by ``alpha_t**2``:
+        since ``eps - eps_hat = alpha_t (v - v_hat)`` for the wrapped network,
+        this is exactly the v-MSE. The position error is summed over the ``3 (n - 1)`` zero-CoM degrees
         of freedom (the predicted noise is projected first, so a CoM
         component in the prediction costs nothing and carries no signal);
         feature errors count ``n * F`` more when features are diffused.
@@ -148,7 +161,10 @@ class GaussianDiffusion(torch.nn.Module):
             sq_err = sq_err + ((pred_h - eps_h) ** 2).sum(dim=1)
             dof = dof + num_nodes * h.shape[1]
         per_graph = pos.new_zeros(num_graphs).index_add_(0, batch, sq_err)
-        return per_graph / dof.clamp(min=1).to(per_graph.dtype)
+        per_graph = per_graph / dof.clamp(min=1).to(per_graph.dtype)
+        if self.prediction == "v":
+            per_graph = per_graph / self.schedule.alpha_sq(t)
+        return per_graph
 
     # ----- reverse process -------------------------------------------------
     def posterior_step(

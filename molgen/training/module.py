@@ -20,6 +20,7 @@ import torch
 
 from molgen.diffusion import GaussianDiffusion, make_schedule
 from molgen.diffusion.joint import JointDiffusion, build_joint_diffusion, edge_classes_from_list, pair_index
+from molgen.diffusion.prediction import VelocityDenoiser
 from molgen.models import build_denoiser
 
 DIFFUSION_KINDS = ("gaussian", "joint")
@@ -34,7 +35,8 @@ def build_diffusion(config: dict, dataset_info: dict | None = None) -> GaussianD
     """Diffusion from its config.
 
     ``kind: gaussian`` (the default; configs from before joint models have no
-    ``kind``): ``{"schedule": {"name": ..., **kwargs}, "diffuse_features": bool}``.
+    ``kind``): ``{"schedule": {"name": ..., **kwargs}, "diffuse_features": bool,
+    "prediction": "eps" | "v"}`` (``prediction`` defaults to ``eps``).
     ``kind: joint``: ``schedule`` (positions), ``categorical_schedule``,
     ``categorical_power`` and ``loss_weights`` (per channel name); the
     channels, their classes and marginals come from ``dataset_info["categorical"]``
@@ -45,8 +47,12 @@ def build_diffusion(config: dict, dataset_info: dict | None = None) -> GaussianD
         raise ValueError(f"unknown diffusion kind {kind!r}; choose from {list(DIFFUSION_KINDS)}")
     if kind == "gaussian":
         return GaussianDiffusion(
-            _schedule(config["schedule"]), diffuse_features=bool(config.get("diffuse_features", True))
+            _schedule(config["schedule"]),
+            diffuse_features=bool(config.get("diffuse_features", True)),
+            prediction=config.get("prediction", "eps"),
         )
+    if config.get("prediction", "eps") != "eps":
+        raise ValueError("diffusion.prediction other than 'eps' is only implemented for kind: gaussian")
     categorical = (dataset_info or {}).get("categorical")
     if not categorical:
         raise ValueError(
@@ -74,6 +80,8 @@ def build_model(
         )
     else:
         denoiser = build_denoiser(model, in_node_dim=int(dataset_info["num_features"]))
+        if process.prediction == "v":
+            denoiser = VelocityDenoiser(denoiser, process.schedule, process.diffuse_features)
     return denoiser, process
 
 

@@ -1,0 +1,54 @@
+"""What the network's output means: the noise ``eps`` or the velocity ``v``.
+
+The diffusion core, its loss and every sampler speak ``eps``. A network trained
+to predict ``v = alpha_t * eps - sigma_t * x`` (Salimans & Ho 2022) is wrapped
+in :class:`VelocityDenoiser`, which converts its output to
+
+    eps_hat = sigma_t * z_t + alpha_t * v_hat
+
+(exact for a variance-preserving process, ``alpha**2 + sigma**2 = 1``), so the
+rest of the library is unchanged.
+
+Why it matters: at high noise the clean prediction is
+``x_hat = (z_t - sigma_t * eps_hat) / alpha_t``, which multiplies any error of an
+eps-network by ``1 / alpha_t`` (about 300 at the end of the log-linear schedule).
+A v-network's clean prediction is ``alpha_t * z_t - sigma_t * v_hat``, whose
+error stays the network's own. Trained with the v-MSE (see
+:meth:`GaussianDiffusion.per_graph_loss`), which equals the eps-MSE times
+``1 / alpha_t**2`` = eps-MSE + clean-MSE, high noise gets the weight of the
+clean prediction rather than a vanishing one.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from molgen.diffusion.gaussian import remove_mean
+from molgen.diffusion.schedules import NoiseSchedule
+
+
+class VelocityDenoiser(torch.nn.Module):
+    """Wraps a network that predicts ``v`` so that it returns ``eps``.
+
+    Args:
+        net: ``(pos [N, 3], h [N, F], t [B], batch [N]) -> (v_pos [N, 3], v_h [N, F])``.
+        schedule: the diffusion's alpha/sigma of t.
+        diffuse_features: if False, ``h`` is clean conditioning and the
+            network's feature output is passed through untouched (it is unused).
+    """
+
+    def __init__(self, net: torch.nn.Module, schedule: NoiseSchedule, diffuse_features: bool) -> None:
+        super().__init__()
+        self.net = net
+        self.schedule = schedule
+        self.diffuse_features = diffuse_features
+
+    def forward(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]:
+        v_pos, v_h = self.net(pos, h, t, batch)
+        alpha = self.schedule.alpha(t)[batch, None].to(pos.dtype)
+        sigma = self.schedule.sigma(t)[batch, None].to(pos.dtype)
+        # z_t has zero CoM inside the diffusion; centring keeps the wrapper translation-invariant anyway.
+        eps_pos = sigma * remove_mean(pos, batch, t.shape[0]) + alpha * v_pos
+        eps_h = sigma * h + alpha * v_h if self.diffuse_features else v_h
+        return eps_pos, eps_h

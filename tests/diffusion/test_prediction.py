@@ -1,0 +1,109 @@
+"""The v-parameterization: exact conversion to eps, its loss, equivariance, configuration."""
+
+import pytest
+import torch
+from torch import nn
+
+from molgen.diffusion.gaussian import GaussianDiffusion, remove_mean
+from molgen.diffusion.prediction import VelocityDenoiser
+from molgen.diffusion.schedules import LogLinearSchedule, PolynomialSchedule
+from molgen.models.egnn_denoiser import EGNNDenoiser
+from molgen.training.module import build_diffusion, build_model
+from tests.equivariance_utils import assert_denoiser_equivariant
+
+SIZES = [4, 9, 6]
+
+
+def _batch(sizes=SIZES):
+    return torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+
+
+class Constant(nn.Module):
+    """A 'network' that returns fixed outputs, whatever its input."""
+
+    def __init__(self, out_pos, out_h):
+        super().__init__()
+        self.out_pos, self.out_h = out_pos, out_h
+
+    def forward(self, pos, h, t, batch):
+        return self.out_pos, self.out_h
+
+
+@pytest.mark.parametrize("diffuse_features", [True, False])
+def test_true_velocity_converts_to_true_noise(diffuse_features):
+    """v = alpha eps - sigma x fed through the wrapper gives back eps to round-off, at every t."""
+    schedule = LogLinearSchedule()
+    diffusion = GaussianDiffusion(schedule, diffuse_features=diffuse_features, prediction="v")
+    batch = _batch()
+    g = torch.Generator().manual_seed(0)
+    x = remove_mean(torch.randn(len(batch), 3, dtype=torch.float64, generator=g), batch)
+    h = torch.randn(len(batch), 5, dtype=torch.float64, generator=g)
+    t = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    pos_t, h_t, eps_pos, eps_h = diffusion.add_noise(x, h, t, batch, g)
+    alpha, sigma = schedule.alpha(t)[batch, None], schedule.sigma(t)[batch, None]
+    v_h = alpha * eps_h - sigma * h if diffuse_features else h
+    wrapped = VelocityDenoiser(Constant(alpha * eps_pos - sigma * x, v_h), schedule, diffuse_features)
+
+    got_pos, got_h = wrapped(pos_t, h_t, t, batch)
+    torch.testing.assert_close(got_pos, eps_pos, rtol=0, atol=1e-12)
+    torch.testing.assert_close(got_h, eps_h if diffuse_features else h, rtol=0, atol=1e-12)
+    # The clean prediction the samplers form from it is x itself, even at t = 1.
+    torch.testing.assert_close(diffusion.predict_clean(pos_t, got_pos, t[batch, None]), x, rtol=0, atol=1e-9)
+
+
+def test_loss_is_the_velocity_squared_error_per_degree_of_freedom():
+    schedule = PolynomialSchedule()
+    diffusion = GaussianDiffusion(schedule, prediction="v")
+    batch = _batch()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(len(batch), 3, dtype=torch.float64, generator=g)
+    h = torch.randn(len(batch), 2, dtype=torch.float64, generator=g)
+    t = torch.tensor([0.05, 0.5, 0.97], dtype=torch.float64)
+    v_hat_pos = remove_mean(torch.randn(len(batch), 3, dtype=torch.float64, generator=g), batch)
+    v_hat_h = torch.randn(len(batch), 2, dtype=torch.float64, generator=g)
+    wrapped = VelocityDenoiser(Constant(v_hat_pos, v_hat_h), schedule, diffuse_features=True)
+
+    loss = diffusion.per_graph_loss(wrapped, x, h, batch, len(SIZES), t=t, generator=torch.Generator().manual_seed(2))
+
+    _, _, eps_pos, eps_h = diffusion.add_noise(x, h, t, batch, torch.Generator().manual_seed(2))
+    alpha, sigma = schedule.alpha(t)[batch, None], schedule.sigma(t)[batch, None]
+    v_pos = alpha * eps_pos - sigma * remove_mean(x, batch)
+    v_h = alpha * eps_h - sigma * h
+    sq = ((v_pos - v_hat_pos) ** 2).sum(1) + ((v_h - v_hat_h) ** 2).sum(1)
+    sizes = torch.tensor(SIZES, dtype=torch.float64)
+    expected = torch.zeros(len(SIZES), dtype=torch.float64).index_add_(0, batch, sq) / (3 * (sizes - 1) + 2 * sizes)
+    torch.testing.assert_close(loss, expected, rtol=1e-10, atol=0)
+    # Not the eps loss: at t = 0.97 alpha^2 is small, so the two differ many-fold.
+    eps_loss = GaussianDiffusion(schedule).per_graph_loss(
+        wrapped, x, h, batch, len(SIZES), t=t, generator=torch.Generator().manual_seed(2)
+    )
+    assert loss[2] > 10 * eps_loss[2]
+
+
+def test_wrapped_denoiser_stays_equivariant():
+    torch.manual_seed(0)
+    net = EGNNDenoiser(in_node_dim=3, hidden_dim=16, num_layers=2)
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.phi_x[-1].weight.mul_(300.0)
+    model = VelocityDenoiser(net, LogLinearSchedule(), diffuse_features=True).double()
+    batch = _batch()
+    g = torch.Generator().manual_seed(3)
+    pos = remove_mean(torch.randn(len(batch), 3, dtype=torch.float64, generator=g), batch)
+    h = torch.randn(len(batch), 3, dtype=torch.float64, generator=g)
+    t = torch.tensor([0.1, 0.6, 0.99], dtype=torch.float64)
+    assert_denoiser_equivariant(model, pos, h, t, batch, torch.float64)
+
+
+def test_config_selects_and_validates_the_prediction():
+    config = {"schedule": {"name": "loglinear"}, "diffuse_features": False}
+    info = {"num_features": 4}
+    model = {"name": "egnn", "hidden_dim": 8, "num_layers": 1}
+    denoiser, process = build_model(model, {**config, "prediction": "v"}, info)
+    assert isinstance(denoiser, VelocityDenoiser) and process.prediction == "v"
+    denoiser, process = build_model(model, config, info)
+    assert not isinstance(denoiser, VelocityDenoiser) and process.prediction == "eps"
+    with pytest.raises(ValueError, match=r"unknown diffusion.prediction 'x0'; choose from \['eps', 'v'\]"):
+        build_diffusion({**config, "prediction": "x0"})
+    with pytest.raises(ValueError, match="only implemented for kind: gaussian"):
+        build_diffusion({"kind": "joint", "schedule": {"name": "polynomial"}, "prediction": "v"})
