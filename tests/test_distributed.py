@@ -15,8 +15,8 @@ from molgen.checkpoint import load_checkpoint
 from molgen.cli import _validate_overrides, main
 from molgen.generation import merge_shards
 from molgen.molecules.generate import generate_molecules
-from molgen.training.train import _relaunches_command
-from tests.helpers import save_tiny_checkpoint
+from molgen.training.train import _relaunches_command, ddp_strategy
+from tests.helpers import save_tiny_checkpoint, tiny_backbone_module, tiny_molecule_module
 
 needs_qm9 = pytest.mark.skipif(importlib.util.find_spec("qm9pack") is None, reason="QM9 comes from qm9pack")
 
@@ -111,3 +111,11 @@ def test_ddp_training_two_processes_and_resume(tmp_path):
     assert "Restored all states" in second.stdout + second.stderr
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 8
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def test_ddp_looks_for_unused_parameters_only_when_features_are_conditioning():
+    """Backbone models never use their feature readout: plain DDP would fail at the first step."""
+    backbone, molecules = tiny_backbone_module(), tiny_molecule_module()
+    assert ddp_strategy("ddp", backbone) == "ddp_find_unused_parameters_true"
+    assert ddp_strategy("ddp", molecules) == "ddp"
+    assert ddp_strategy("auto", backbone) == "auto"

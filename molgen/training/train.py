@@ -32,6 +32,7 @@ from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from molgen.diffusion import GaussianDiffusion
 from molgen.training.data import build_datamodule
 from molgen.training.module import DiffusionModule
 
@@ -76,6 +77,21 @@ def _relaunches_command(trainer: L.Trainer) -> bool:
         and launcher.num_processes > 1
         and not launcher.cluster_environment.creates_processes_externally
     )
+
+
+def ddp_strategy(strategy: str, module: DiffusionModule) -> str:
+    """``strategy``, or its unused-parameter variant where the model needs it.
+
+    A model whose node features are clean conditioning (backbones) never uses
+    its feature readout, and DDP stops at the first step unless told to look
+    for parameters without gradients (which costs a graph traversal per step,
+    so it is only switched on here).
+    """
+    features_unused = isinstance(module.diffusion, GaussianDiffusion) and not module.diffusion.diffuse_features
+    if strategy == "ddp" and features_unused:
+        log.info("node features are conditioning only: using DDP with find_unused_parameters")
+        return "ddp_find_unused_parameters_true"
+    return strategy
 
 
 def train(cfg: DictConfig, run_dir: Path, sweep: bool = False) -> Path:
@@ -132,7 +148,7 @@ def train(cfg: DictConfig, run_dir: Path, sweep: bool = False) -> Path:
         default_root_dir=run_dir,
         accelerator=tcfg.accelerator,
         devices=tcfg.devices,
-        strategy=tcfg.strategy,
+        strategy=ddp_strategy(tcfg.strategy, module),
         num_nodes=tcfg.num_nodes,
         precision=tcfg.precision,
         max_steps=tcfg.max_steps,
