@@ -257,6 +257,14 @@ def _sample_parser() -> argparse.ArgumentParser:
         "noise as ancestral sampling does (dpm-solver: SDE-DPM-Solver++(2M))",
     )
     p.add_argument(
+        "--noise-scale",
+        type=float,
+        default=None,
+        help="ddpm: factor in [0, 1] on the noise drawn at each step (default 1, the exact posterior); below 1 "
+        "samples at low temperature, as backbone models such as FrameDiff and Genie do: more regular "
+        "geometry, less diversity",
+    )
+    p.add_argument(
         "--grid",
         choices=["time", "logsnr"],
         default=None,
@@ -341,7 +349,7 @@ def _sample(args: list[str]) -> int:
         device = f"cuda:{rank.local_rank % torch.cuda.device_count()}"
     given = {
         key: getattr(opts, key)
-        for key in ("eta", "grid", "refine_steps", "refine_time")
+        for key in ("eta", "noise_scale", "grid", "refine_steps", "refine_time")
         if getattr(opts, key) is not None
     }
     if opts.class_temperature is not None:
@@ -370,7 +378,7 @@ def _sample(args: list[str]) -> int:
     for key in given:
         if key != "class_temperature" and key not in sampler_options(opts.sampler):
             takers = " and ".join(name for name in SAMPLER_CHOICES if key in sampler_options(name))
-            return _fail("sample", f"--{key} is an option of --sampler {takers}, not {opts.sampler}")
+            return _fail("sample", f"--{key.replace('_', '-')} is an option of --sampler {takers}, not {opts.sampler}")
     if opts.compile:
         model.compile()
     opts.sampler_label = opts.sampler + "".join(f" {key}={value}" for key, value in opts.sampler_options.items())

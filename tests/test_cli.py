@@ -90,6 +90,21 @@ def test_sample_refinement_moves_atoms_and_is_tagged(tiny_ckpt, tmp_path, capsys
     assert not (tmp_path / "bad.sdf").exists()
 
 
+def test_sample_noise_scale_lowers_the_temperature_and_is_checked(tiny_ckpt, tmp_path, capsys):
+    plain, cold = tmp_path / "plain.sdf", tmp_path / "cold.sdf"
+    common = ("--num-samples", "2", "--num-atoms", "5", "--steps", "5")
+    assert _sample(tiny_ckpt, plain, *common) == 0
+    assert _sample(tiny_ckpt, cold, *common, "--noise-scale", "0.5") == 0
+    a, b = (Chem.SDMolSupplier(str(p), removeHs=False, sanitize=False)[0] for p in (plain, cold))
+    assert b.GetProp("sampler") == "ddpm noise_scale=0.5"
+    assert a.GetConformer().GetPositions().tolist() != b.GetConformer().GetPositions().tolist()
+    assert _sample(tiny_ckpt, tmp_path / "bad.sdf", "--noise-scale", "1.5") == 1
+    assert "noise_scale must be in [0, 1], got 1.5" in capsys.readouterr().err
+    assert _sample(tiny_ckpt, tmp_path / "bad.sdf", "--sampler", "ddim", "--noise-scale", "0.5") == 1
+    assert "--noise-scale is an option of --sampler ddpm, not ddim" in capsys.readouterr().err
+    assert not (tmp_path / "bad.sdf").exists()
+
+
 def test_sample_eta_needs_ddim(tiny_ckpt, tmp_path, capsys):
     assert _sample(tiny_ckpt, tmp_path / "x.sdf", "--sampler", "ddpm", "--eta", "0.5") == 1
     assert "--eta is an option of --sampler ddim and dpm-solver" in capsys.readouterr().err

@@ -10,13 +10,13 @@ steps, like a multistep solver).
 
 Registered samplers (:func:`make_sampler`):
 
-==============  ================  =============  ============
-name            class             options        default grid
-==============  ================  =============  ============
-``ddpm``        AncestralSampler  ``grid``       ``time``
-``ddim``        DDIMSampler       ``eta, grid``  ``time``
-``dpm-solver``  DPMSolverSampler  ``eta, grid``  ``logsnr``
-==============  ================  =============  ============
+==============  ================  ======================  ============
+name            class             options                 default grid
+==============  ================  ======================  ============
+``ddpm``        AncestralSampler  ``noise_scale, grid``   ``time``
+``ddim``        DDIMSampler       ``eta, grid``           ``time``
+``dpm-solver``  DPMSolverSampler  ``eta, grid``           ``logsnr``
+==============  ================  ======================  ============
 
 Every sampler also takes ``refine_steps`` and ``refine_time`` (see
 :meth:`Sampler.refine`): denoiser calls after the loop that re-noise the
@@ -67,11 +67,11 @@ def half_log_snr(schedule: NoiseSchedule, t: Tensor) -> Tensor:
     return 0.5 * schedule.log_snr(t)
 
 
-def _noise_scale(eta: float) -> float:
-    """``eta`` checked to lie in [0, 1] (the samplers' noise-scale option)."""
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"eta must be in [0, 1], got {eta}")
-    return float(eta)
+def _unit_interval(name: str, value: float) -> float:
+    """``value`` of option ``name`` checked to lie in [0, 1] (the samplers' noise scales)."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
 
 
 class Sampler:
@@ -264,11 +264,34 @@ class Sampler:
 
 
 class AncestralSampler(Sampler):
-    """Ancestral (DDPM) sampling: draw ``z_s ~ p(z_s | z_t)`` at every step."""
+    """Ancestral (DDPM) sampling: draw ``z_s ~ p(z_s | z_t)`` at every step.
+
+    Args:
+        noise_scale: factor in [0, 1] on the standard deviation of the position
+            noise drawn at each step (default 1, the exact posterior). Below 1
+            this is the low-temperature sampling of protein backbone models
+            (FrameDiff's and Genie's noise scale): each step moves closer to the
+            network's mean, trading diversity for more regular geometry. 0 is
+            the deterministic chain of posterior means. Features, when
+            diffused, always get the full noise.
+        grid: time grid (default ``time``).
+    """
+
+    def __init__(
+        self,
+        diffusion: GaussianDiffusion,
+        num_steps: int,
+        noise_scale: float = 1.0,
+        grid: str | None = None,
+        **refinement,
+    ) -> None:
+        super().__init__(diffusion, num_steps, grid, **refinement)
+        self.noise_scale = _unit_interval("noise_scale", noise_scale)
 
     def step(self, pos_t, h_t, eps_pos, eps_h, t, s, batch, generator):
         diffusion = self.diffusion
-        pos_s = diffusion.posterior_step(pos_t, eps_pos, t, s, zero_com_noise(pos_t, batch, generator))
+        noise_pos = self.noise_scale * zero_com_noise(pos_t, batch, generator)
+        pos_s = diffusion.posterior_step(pos_t, eps_pos, t, s, noise_pos)
         if not diffusion.diffuse_features:
             return pos_s, h_t
         noise_h = torch.randn(h_t.shape, generator=generator, device=h_t.device, dtype=h_t.dtype)
@@ -298,7 +321,7 @@ class DDIMSampler(Sampler):
         self, diffusion: GaussianDiffusion, num_steps: int, eta: float = 0.0, grid: str | None = None, **refinement
     ) -> None:
         super().__init__(diffusion, num_steps, grid, **refinement)
-        self.eta = _noise_scale(eta)
+        self.eta = _unit_interval("eta", eta)
 
     def _update(self, z_t: Tensor, eps: Tensor, t: Tensor, s: Tensor, noise: Tensor | None) -> Tensor:
         schedule = self.diffusion.schedule
@@ -365,7 +388,7 @@ class DPMSolverSampler(Sampler):
         self, diffusion: GaussianDiffusion, num_steps: int, eta: float = 0.0, grid: str | None = None, **refinement
     ) -> None:
         super().__init__(diffusion, num_steps, grid, **refinement)
-        self.eta = _noise_scale(eta)
+        self.eta = _unit_interval("eta", eta)
         self.reset()
 
     def reset(self) -> None:

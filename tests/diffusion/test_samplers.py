@@ -42,20 +42,63 @@ def test_ancestral_sampler_recovers_gaussian_target(schedule):
     assert h.std().item() == pytest.approx(H_STD, rel=0.05)
 
 
+def ancestral_variance(schedule, grid, noise_scale, var=POS_STD**2):
+    """Closed-form per-dof output variance of ancestral sampling on the toy, noise scaled by ``noise_scale``.
+
+    The toy's optimal denoiser is linear, so each step is ``z_s = m z_t + noise_scale * std * noise``
+    and the variance follows ``v_s = m**2 v_t + noise_scale**2 std**2`` from the prior's 1; the final
+    clean prediction at ``t = 0`` multiplies by ``alpha_0 var / (alpha_0**2 var + sigma_0**2)``.
+    """
+    alpha, sigma = schedule.alpha(grid), schedule.sigma(grid)
+    v = torch.tensor(1.0, dtype=torch.float64)
+    for i in range(len(grid) - 1):
+        alpha_ts = alpha[i] / alpha[i + 1]
+        sigma_ts_sq = sigma[i] ** 2 - alpha_ts**2 * sigma[i + 1] ** 2
+        eps_slope = sigma[i] / (alpha[i] ** 2 * var + sigma[i] ** 2)
+        m = 1 / alpha_ts - sigma_ts_sq / (alpha_ts * sigma[i]) * eps_slope
+        v = m**2 * v + noise_scale**2 * sigma_ts_sq * sigma[i + 1] ** 2 / sigma[i] ** 2
+    final = alpha[-1] * var / (alpha[-1] ** 2 * var + sigma[-1] ** 2)
+    return (final**2 * v).item()
+
+
+@pytest.mark.parametrize("noise_scale", [1.0, 0.5, 0.25])
+def test_ancestral_noise_scale_matches_the_closed_form_variance(noise_scale):
+    # closed form on this 50-step grid: 2.32, 0.58, 0.14 (the target is 2.89: coarse ancestral steps
+    # lose variance); a lower scale shrinks the samples roughly by its square
+    schedule = LogLinearSchedule()
+    sampler = make_sampler("ddpm", GaussianDiffusion(schedule), 50, noise_scale=noise_scale, grid="logsnr")
+    expected = ancestral_variance(schedule, sampler.timesteps(dtype=torch.float64), noise_scale)
+    graphs, n = 3000, 4
+    pos, _, batch = sample_toy(sampler, graphs, n)
+    assert graph_mean(pos, batch).abs().max() < 1e-10
+    per_dof_var = (pos**2).sum() / (graphs * 3 * (n - 1))
+    assert per_dof_var.item() == pytest.approx(expected, rel=0.04)  # Monte Carlo: ~1 % standard error
+
+
+def test_ancestral_variance_closed_form_reaches_the_target_with_many_steps():
+    schedule = LogLinearSchedule()
+    grid = make_sampler("ddpm", GaussianDiffusion(schedule), 1000, grid="logsnr").timesteps(dtype=torch.float64)
+    assert ancestral_variance(schedule, grid, 1.0) == pytest.approx(POS_STD**2, rel=0.02)  # 2.857
+    assert ancestral_variance(schedule, grid, 0.0) < 1e-3  # posterior means alone collapse onto the mean (8e-5)
+
+
 def test_bad_sampler_arguments():
     diffusion = GaussianDiffusion(PolynomialSchedule())
     with pytest.raises(ValueError, match="unknown sampler"):
         make_sampler("euler", diffusion, 10)
     with pytest.raises(ValueError, match="num_steps"):
         make_sampler("ddpm", diffusion, 0)
-    with pytest.raises(
-        ValueError, match=r"unknown option.*eta.*valid options: \['grid', 'refine_steps', 'refine_time'\]"
-    ):
+    valid = r"\['noise_scale', 'grid', 'refine_steps', 'refine_time'\]"
+    with pytest.raises(ValueError, match=r"unknown option.*eta.*valid options: " + valid):
         make_sampler("ddpm", diffusion, 10, eta=0.5)
     with pytest.raises(ValueError, match="unknown option"):
         make_sampler("dpm-solver", diffusion, 10, order=3)
     with pytest.raises(ValueError, match="eta"):
         make_sampler("ddim", diffusion, 10, eta=1.5)
+    with pytest.raises(ValueError, match=r"noise_scale must be in \[0, 1\], got -0.1"):
+        make_sampler("ddpm", diffusion, 10, noise_scale=-0.1)
+    with pytest.raises(ValueError, match="unknown option.*noise_scale"):
+        make_sampler("ddim", diffusion, 10, noise_scale=0.5)
     with pytest.raises(ValueError, match="time grid"):
         make_sampler("ddim", diffusion, 10, grid="karras")
     with pytest.raises(ValueError, match="refine_steps"):
