@@ -217,6 +217,13 @@ def test_train_resume_sample_end_to_end(tmp_path):
     assert ckpt["global_step"] == 20
     assert ckpt["hyper_parameters"]["model"]["hidden_dim"] == 16
 
+    # the same run directory with another architecture: one clear error, the checkpoint untouched
+    changed = molgen(*common, "trainer.max_steps=28", "model.hidden_dim=32")
+    assert changed.returncode == 1
+    message = changed.stderr.strip().splitlines()[-1]
+    assert message.startswith("molgen train: error:") and "model.hidden_dim=16 there, 32 here" in message
+    assert torch.load(last, weights_only=True)["global_step"] == 20
+
     out = tmp_path / "samples.sdf"
     sample = molgen(
         "sample", "--ckpt", str(last), "--num-samples", "5", "--steps", "10", "--out", str(out), "--device", "cpu"
