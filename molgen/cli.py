@@ -261,8 +261,8 @@ def _sample_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="ddpm: factor in [0, 1] on the noise drawn at each step (default 1, the exact posterior); below 1 "
-        "samples at low temperature, as backbone models such as FrameDiff and Genie do: more regular "
-        "geometry, less diversity",
+        "samples at low temperature, as backbone models such as FrameDiff and Genie do (on molgen's backbone "
+        "model: fewer chain breaks, smaller and less diverse structures)",
     )
     p.add_argument(
         "--grid",
@@ -276,7 +276,8 @@ def _sample_parser() -> argparse.ArgumentParser:
         default=None,
         help="after the last step, re-noise the coordinates to --refine-time and replace them by the network's clean "
         "prediction, this many times (one network call each; default 0). Sharpens bond lengths that few-step "
-        "samplers leave coarse, e.g. --steps 49 --refine-steps 1",
+        "samplers leave coarse, e.g. --steps 49 --refine-steps 1; backbones gain from many, e.g. --steps 100 "
+        "--refine-steps 100",
     )
     p.add_argument(
         "--refine-time",

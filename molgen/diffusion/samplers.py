@@ -271,7 +271,8 @@ class AncestralSampler(Sampler):
             noise drawn at each step (default 1, the exact posterior). Below 1
             this is the low-temperature sampling of protein backbone models
             (FrameDiff's and Genie's noise scale): each step moves closer to the
-            network's mean, trading diversity for more regular geometry. 0 is
+            network's mean, trading diversity and size for fewer chain breaks
+            on the backbone model (docs/backbones.md). 0 is
             the deterministic chain of posterior means. Features, when
             diffused, always get the full noise.
         grid: time grid (default ``time``).
