@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from molgen.checkpoint import CheckpointError, load_checkpoint
-from molgen.training.train import check_resumable
+from molgen.training.module import check_resumable
 from tests.helpers import save_tiny_checkpoint, tiny_molecule_module
 
 
@@ -50,16 +50,16 @@ def test_refuses_arbitrary_pickles(tmp_path, capsys):
 
 
 def test_resume_refuses_another_model_or_diffusion_config(tmp_path):
-    path = save_tiny_checkpoint(tmp_path / "last.ckpt")
+    saved = torch.load(save_tiny_checkpoint(tmp_path / "last.ckpt"), weights_only=True)["hyper_parameters"]
     hparams = tiny_molecule_module().hparams
     model, diffusion = dict(hparams["model"]), dict(hparams["diffusion"])
-    check_resumable(path, model, diffusion)  # same config: fine
-    check_resumable(path, {**model, "added_later": 1}, diffusion)  # options newer than the checkpoint: fine
+    check_resumable(saved, model, diffusion)  # same config: fine
+    check_resumable(saved, {**model, "added_later": 1}, diffusion)  # options newer than the checkpoint: fine
     with pytest.raises(ValueError, match=r"model.hidden_dim=16 there, 32 here") as err:
-        check_resumable(path, {**model, "hidden_dim": 32}, diffusion)
+        check_resumable(saved, {**model, "hidden_dim": 32}, diffusion)
     assert "hydra.run.dir" in str(err.value)
     schedule = {**diffusion["schedule"], "power": 3.0}
     with pytest.raises(ValueError, match=r"diffusion.schedule.power=2.0 there, 3.0 here"):
-        check_resumable(path, model, {**diffusion, "schedule": schedule})
+        check_resumable(saved, model, {**diffusion, "schedule": schedule})
     with pytest.raises(ValueError, match=r"model.num_layers=2 there, unset here"):
-        check_resumable(path, {k: v for k, v in model.items() if k != "num_layers"}, diffusion)
+        check_resumable(saved, {k: v for k, v in model.items() if k != "num_layers"}, diffusion)

@@ -85,6 +85,46 @@ def build_model(
     return denoiser, process
 
 
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    """Nested config dict as ``{"a.b": value}``."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resumable(saved: dict, model: dict, diffusion: dict, source: str = "the checkpoint") -> None:
+    """Refuse to resume from a checkpoint trained with another model or diffusion config.
+
+    Lightning would otherwise stop deep in ``load_state_dict`` with a list of
+    missing weights, or, for a changed noise schedule, quietly continue
+    training another process. Keys only this run's config has (options added
+    after the checkpoint was written) are not compared.
+
+    Args:
+        saved: the checkpoint's ``hyper_parameters``.
+        model, diffusion: this run's config groups.
+        source: how the message names the checkpoint (its path).
+    Raises:
+        ValueError: naming each key that differs, with both values.
+    """
+    now = _flatten({"model": model, "diffusion": diffusion})
+    was = _flatten({"model": saved.get("model", {}), "diffusion": saved.get("diffusion", {})})
+    changed = [
+        f"{key}={was[key]!r} there, {repr(now[key]) if key in now else 'unset'} here"
+        for key in was
+        if key not in now or now[key] != was[key]
+    ]
+    if changed:
+        raise ValueError(
+            f"cannot resume from {source}: it was trained with another configuration ({'; '.join(changed)}); "
+            "restore those settings, or start a new run with another hydra.run.dir"
+        )
+
+
 class DiffusionModule(L.LightningModule):
     """Trains ``denoiser`` with the epsilon-prediction loss of ``diffusion``.
 
@@ -100,6 +140,13 @@ class DiffusionModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.denoiser, self.diffusion = build_model(model, diffusion, dataset_info)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning calls this with the loaded checkpoint before it loads the weights.
+        source = self.trainer.ckpt_path if self._trainer is not None else "the checkpoint"
+        check_resumable(
+            checkpoint.get("hyper_parameters") or {}, self.hparams["model"], self.hparams["diffusion"], source
+        )
 
     def forward(self, pos, h, t, batch):
         return self.denoiser(pos, h, t, batch)

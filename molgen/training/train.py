@@ -10,7 +10,7 @@ Everything a run writes goes under its run directory (``hydra.run.dir``):
 
 Starting the same command again on the same run directory resumes from
 ``checkpoints/last.ckpt``; a changed model or diffusion config is refused
-with the differing keys named (:func:`check_resumable`).
+with the differing keys named (:func:`molgen.training.module.check_resumable`).
 
 With ``trainer=ddp`` every process runs :func:`train`; Lightning shards the
 data, averages gradients, and only rank 0 writes files (docs/distributed.md).
@@ -53,43 +53,6 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
         return path
     last = run_dir / "checkpoints" / "last.ckpt"
     return last if last.is_file() else None
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    """Nested config dict as ``{"a.b": value}``."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def check_resumable(ckpt: Path, model: dict, diffusion: dict) -> None:
-    """Refuse to resume from ``ckpt`` when it was trained with another model or diffusion config.
-
-    Lightning would otherwise stop deep in ``load_state_dict`` with a list of
-    missing weights, or, for a changed noise schedule, quietly continue
-    training another process. Keys only this run's config has (options added
-    after the checkpoint was written) are not compared.
-
-    Raises:
-        ValueError: naming each key that differs, with both values.
-    """
-    saved = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters") or {}
-    now = _flatten({"model": model, "diffusion": diffusion})
-    was = _flatten({"model": saved.get("model", {}), "diffusion": saved.get("diffusion", {})})
-    changed = [
-        f"{key}={was[key]!r} there, {repr(now[key]) if key in now else 'unset'} here"
-        for key in was
-        if key not in now or now[key] != was[key]
-    ]
-    if changed:
-        raise ValueError(
-            f"cannot resume from {ckpt}: it was trained with another configuration ({'; '.join(changed)}); "
-            "restore those settings, or start a new run with another hydra.run.dir"
-        )
 
 
 def ema_with_warmup(decay: float):
@@ -207,7 +170,6 @@ def train(cfg: DictConfig, run_dir: Path, sweep: bool = False) -> Path:
         )
     ckpt = resume_checkpoint(cfg, run_dir)
     if ckpt is not None:
-        check_resumable(ckpt, module.hparams["model"], module.hparams["diffusion"])
         log.info("resuming from %s", ckpt)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     return ckpt_dir
