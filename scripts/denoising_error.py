@@ -3,6 +3,8 @@
 
 Noises validation segments to a given per-coordinate noise (``sigma / alpha``, in
 Å), asks the network once for the noise, and prints for each level:
+(a self-conditioned network is asked twice, the second time with the clean estimate of
+the first, as half of its training batches are)
 
 - ``eps MSE``: noise-prediction error per coordinate (1 = no better than guessing 0);
 - ``x0 RMSD``: Å distance of the predicted clean atoms from the truth, next to that of
@@ -28,6 +30,7 @@ from torch_geometric.data import Batch
 from molgen.checkpoint import CheckpointError, load_checkpoint
 from molgen.diffusion.gaussian import remove_mean
 from molgen.diffusion.samplers import invert_log_snr
+from molgen.diffusion.self_conditioning import clean_estimate, is_self_conditioned
 from molgen.proteins.dataset import backbone_train_val
 
 
@@ -64,7 +67,13 @@ def main() -> None:
         t = torch.full((batch.num_graphs,), float(invert_log_snr(schedule, log_snr)))
         pos_t, h_t, eps, _ = model.diffusion.add_noise(batch.pos, batch.h, t, batch.batch, generator)
         with torch.inference_mode():
-            eps_pred, _ = model.denoiser(pos_t, h_t, t, batch.batch)
+            estimate = {}
+            if is_self_conditioned(model.denoiser):
+                first, _ = model.denoiser(pos_t, h_t, t, batch.batch)
+                estimate["self_condition"] = clean_estimate(
+                    model.diffusion, pos_t, first, t, batch.batch, batch.num_graphs
+                )
+            eps_pred, _ = model.denoiser(pos_t, h_t, t, batch.batch, **estimate)
         eps_pred = remove_mean(eps_pred, batch.batch)
         per_node_t = t[batch.batch, None]
         x0 = model.diffusion.predict_clean(pos_t, eps_pred, per_node_t)

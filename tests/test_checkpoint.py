@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from molgen.checkpoint import CheckpointError, load_checkpoint
-from molgen.training.module import check_resumable
-from tests.helpers import save_tiny_checkpoint, tiny_molecule_module
+from molgen.pretrained import load_pretrained_model, model_card
+from molgen.training.module import DiffusionModule, check_resumable
+from molgen.training.train import warm_start
+from tests.helpers import save_tiny_checkpoint, tiny_backbone_module, tiny_molecule_module
 
 
 def test_roundtrip_restores_weights(tmp_path):
@@ -63,3 +65,62 @@ def test_resume_refuses_another_model_or_diffusion_config(tmp_path):
         check_resumable(saved, model, {**diffusion, "schedule": schedule})
     with pytest.raises(ValueError, match=r"model.num_layers=2 there, unset here"):
         check_resumable(saved, {k: v for k, v in model.items() if k != "num_layers"}, diffusion)
+
+
+def _self_conditioned_copy(module):
+    """A module like ``module`` whose model config adds self-conditioning."""
+    hparams = module.hparams
+    return type(module)(
+        model={**hparams["model"], "self_conditioning": True},
+        diffusion=hparams["diffusion"],
+        optim=hparams["optim"],
+        dataset_info=hparams["dataset_info"],
+    )
+
+
+def test_warm_start_loads_every_weight_and_keeps_the_new_embedding_at_zero(tmp_path):
+    source = save_tiny_checkpoint(tmp_path / "plain.ckpt", seed=3, domain="backbone", prediction="v")
+    plain = load_checkpoint(source).denoiser
+    target = _self_conditioned_copy(tiny_backbone_module(seed=5, prediction="v")).denoiser
+    assert warm_start(target, str(source)) == ["net.estimate_embedding.weight"]
+    for name, value in plain.state_dict().items():
+        assert torch.equal(target.state_dict()[name], value), name
+    assert not target.net.estimate_embedding.weight.any()
+    # so the fine-tuning starts from the source's predictions exactly, estimate or not
+    gen = torch.Generator().manual_seed(0)
+    pos, h = torch.randn(24, 3, generator=gen), torch.eye(4).repeat(6, 1)
+    t, batch = torch.tensor([0.3, 0.7]), torch.tensor([0] * 12 + [1] * 12)
+    expected = plain(pos, h, t, batch)[0]
+    torch.testing.assert_close(target.eval()(pos, h, t, batch, self_condition=pos)[0], expected, rtol=0, atol=0)
+
+
+def test_warm_start_refuses_unknown_sources_and_other_architectures(tmp_path):
+    target = tiny_molecule_module().denoiser
+    with pytest.raises(CheckpointError, match=r"init_from='nowhere.ckpt' is neither a checkpoint file nor a shipped"):
+        warm_start(target, "nowhere.ckpt")
+    wider = tiny_molecule_module()
+    wider = type(wider)(
+        model={**wider.hparams["model"], "hidden_dim": 24},
+        diffusion=wider.hparams["diffusion"],
+        optim=wider.hparams["optim"],
+        dataset_info=wider.hparams["dataset_info"],
+    )
+    torch.save({"hyper_parameters": dict(wider.hparams), "state_dict": wider.state_dict()}, tmp_path / "wide.ckpt")
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"do not fit this model \(embedding.weight, .* and \d+ more"):
+        warm_start(target, str(tmp_path / "wide.ckpt"))
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())
+
+
+def test_warm_start_from_a_shipped_model():
+    card = model_card("backbone")["config"]
+    module = DiffusionModule(
+        model={**card["model"], "self_conditioning": True},
+        diffusion=card["diffusion"],
+        optim={"lr": 1e-4},
+        dataset_info=card["dataset_info"],
+    )
+    new = warm_start(module.denoiser, "backbone")
+    assert new == ([] if card["model"].get("self_conditioning") else ["net.estimate_embedding.weight"])
+    shipped = load_pretrained_model("backbone").denoiser.state_dict()
+    assert all(torch.equal(module.denoiser.state_dict()[k], v) for k, v in shipped.items())

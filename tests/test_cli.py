@@ -224,6 +224,20 @@ def test_train_resume_sample_end_to_end(tmp_path):
     assert message.startswith("molgen train: error:") and "model.hidden_dim=16 there, 32 here" in message
     assert torch.load(last, weights_only=True)["global_step"] == 20
 
+    # a new run fine-tuned from it, with self-conditioning added; a missing source is one clear error
+    tuned_dir = tmp_path / "tuned"
+    base = [a for a in common if not a.startswith("hydra.run.dir")]
+    tuned = molgen(
+        *base, f"hydra.run.dir={tuned_dir}", "trainer.max_steps=4", f"init_from={last}", "model.self_conditioning=true"
+    )
+    assert tuned.returncode == 0, tuned.stderr[-2000:]
+    assert "initialised from" in tuned.stderr + tuned.stdout and "estimate_embedding" in tuned.stderr + tuned.stdout
+    tuned_ckpt = torch.load(tuned_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert tuned_ckpt["global_step"] == 4 and tuned_ckpt["hyper_parameters"]["model"]["self_conditioning"]
+    missing = molgen(*base, f"hydra.run.dir={tmp_path / 'other'}", f"init_from={tmp_path / 'absent.ckpt'}")
+    assert missing.returncode == 1
+    assert "is neither a checkpoint file nor a shipped model" in missing.stderr.strip().splitlines()[-1]
+
     out = tmp_path / "samples.sdf"
     sample = molgen(
         "sample", "--ckpt", str(last), "--num-samples", "5", "--steps", "10", "--out", str(out), "--device", "cpu"

@@ -147,11 +147,21 @@ class GaussianDiffusion(torch.nn.Module):
         of freedom (the predicted noise is projected first, so a CoM
         component in the prediction costs nothing and carries no signal);
         feature errors count ``n * F`` more when features are diffused.
+
+        A self-conditioned denoiser (:mod:`molgen.diffusion.self_conditioning`)
+        gets its own detached estimate for half of the batches, decided by one
+        draw from ``generator`` after the noise.
         """
         if t is None:
             t = self.sample_time(num_graphs, pos.device, generator).to(pos.dtype)
         pos_t, h_t, eps_pos, eps_h = self.add_noise(pos, h, t, batch, generator)
-        pred_pos, pred_h = denoiser(pos_t, h_t, t, batch)
+        # Imported here: self-conditioning builds on this module.
+        from molgen.diffusion.self_conditioning import is_self_conditioned, training_estimate
+
+        estimate = {}
+        if is_self_conditioned(denoiser):
+            estimate["self_condition"] = training_estimate(denoiser, self, pos_t, h_t, t, batch, num_graphs, generator)
+        pred_pos, pred_h = denoiser(pos_t, h_t, t, batch, **estimate)
         pred_pos = remove_mean(pred_pos, batch, num_graphs)
 
         sq_err = ((pred_pos - eps_pos) ** 2).sum(dim=1)

@@ -44,8 +44,14 @@ class VelocityDenoiser(torch.nn.Module):
         self.schedule = schedule
         self.diffuse_features = diffuse_features
 
-    def forward(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]:
-        v_pos, v_h = self.net(pos, h, t, batch)
+    @property
+    def self_conditioning(self) -> bool:
+        """Whether the wrapped network takes ``self_condition`` (:mod:`molgen.diffusion.self_conditioning`)."""
+        return bool(getattr(self.net, "self_conditioning", False))
+
+    def forward(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor, **estimate) -> tuple[Tensor, Tensor]:
+        """``(eps_pos, eps_h)``; ``estimate`` (``self_condition=...``) goes to the network unchanged."""
+        v_pos, v_h = self.net(pos, h, t, batch, **estimate)
         alpha = self.schedule.alpha(t)[batch, None].to(pos.dtype)
         sigma = self.schedule.sigma(t)[batch, None].to(pos.dtype)
         # z_t has zero CoM inside the diffusion; centring keeps the wrapper translation-invariant anyway.

@@ -44,6 +44,7 @@ from molgen.diffusion.gaussian import (
     zero_com_noise,
 )
 from molgen.diffusion.schedules import NoiseSchedule
+from molgen.diffusion.self_conditioning import EstimateFeedback
 
 GRIDS = ("time", "logsnr")
 
@@ -225,7 +226,9 @@ class Sampler:
         """Generate a batch of graphs.
 
         Args:
-            denoiser: noise predictor (in eval mode).
+            denoiser: noise predictor (in eval mode). A self-conditioned one gets
+                the previous call's clean estimate at every call after the first
+                (:class:`~molgen.diffusion.self_conditioning.EstimateFeedback`).
             num_nodes: [B] long, node count of each graph.
             num_features: F, the feature width the denoiser expects.
             h_condition: [N, F] clean features when the diffusion does not
@@ -248,9 +251,7 @@ class Sampler:
         else:
             h = h_condition.to(device=device, dtype=dtype)
 
-        def denoise(pos_t: Tensor, h_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-            return denoiser(pos_t, h_t, t.expand(num_graphs), batch)
-
+        denoise = EstimateFeedback(denoiser, diffusion, batch, num_graphs)
         self.reset()
         grid = self.timesteps(device, dtype)
         for i in tqdm(range(self.num_steps), desc="sampling", disable=not progress, leave=False):

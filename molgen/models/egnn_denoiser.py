@@ -60,6 +60,14 @@ class EGNNDenoiser(nn.Module):
             (0: none, as EDM). Needed when ``pos`` is in a coarse unit (backbones
             in nm), where ``d²`` alone cannot resolve bond lengths.
         rbf_cutoff: last radial basis centre, in the unit of ``pos``.
+        self_conditioning: also take the network's previous clean estimate
+            (``forward(..., self_condition=[N, 3])``, see
+            :mod:`molgen.diffusion.self_conditioning`). On every edge its
+            squared distance (and radial basis, with ``distance_rbf``) in the
+            estimate goes through a linear map into the edge attributes. The
+            map starts at zero, so the network starts out as one without
+            self-conditioning, and such a network's weights load into it
+            (``init_from``) to fine-tune.
     """
 
     def __init__(
@@ -82,6 +90,7 @@ class EGNNDenoiser(nn.Module):
         max_residue_offset: int = 16,
         distance_rbf: int = 0,
         rbf_cutoff: float = 2.0,
+        self_conditioning: bool = False,
     ) -> None:
         super().__init__()
         self.in_node_dim = in_node_dim
@@ -89,11 +98,17 @@ class EGNNDenoiser(nn.Module):
         self.graph = GraphBuilder(graph, knn_k, atoms_per_residue, chain_window, max_residue_offset)
         self.radial_basis = GaussianRadialBasis(distance_rbf, rbf_cutoff) if distance_rbf else None
 
+        edge_attr_dim = 1 + distance_rbf + self.graph.num_edge_features
+        self.self_conditioning = self_conditioning
+        if self_conditioning:
+            self.estimate_embedding = nn.Linear(1 + distance_rbf, edge_attr_dim, bias=False)
+            nn.init.zeros_(self.estimate_embedding.weight)
+
         self.embedding = nn.Linear(in_node_dim + self.time_embedding.dim, hidden_dim)
         self.layers = nn.ModuleList(
             EGNNLayer(
                 hidden_dim,
-                edge_attr_dim=1 + distance_rbf + self.graph.num_edge_features,
+                edge_attr_dim=edge_attr_dim,
                 attention=attention,
                 aggregation=aggregation,
                 normalization_factor=normalization_factor,
@@ -110,7 +125,15 @@ class EGNNDenoiser(nn.Module):
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def forward(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]:
+    def _distance_features(self, diff: Tensor) -> list[Tensor]:
+        """Invariant features of edge vectors ``diff`` [E, 3]: ``[d² [E, 1], radial basis [E, R]]``."""
+        # vector_norm, unlike sqrt, has a finite (zero) gradient for coincident atoms.
+        radial = [] if self.radial_basis is None else [self.radial_basis(torch.linalg.vector_norm(diff, dim=-1))]
+        return [diff.square().sum(dim=-1, keepdim=True), *radial]
+
+    def forward(
+        self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor, self_condition: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Predict the noise of the noisy sample ``(pos, h)`` at time ``t``.
 
         Args:
@@ -118,19 +141,26 @@ class EGNNDenoiser(nn.Module):
             h: ``[N, F]`` noisy invariant node features (``F = in_node_dim``).
             t: ``[B]`` diffusion time of each graph, in ``[0, 1]``.
             batch: ``LongTensor[N]`` sorted graph index of each node.
+            self_condition: ``[N, 3]`` previous clean estimate, or None (none
+                yet); only for a network built with ``self_conditioning``.
 
         Returns:
             ``(eps_pos [N, 3], eps_h [N, F])``; ``eps_pos`` has zero mean
             within each graph. NaNs are not masked here.
         """
+        if self_condition is not None and not self.self_conditioning:
+            raise ValueError("this denoiser was built without self_conditioning: it takes no self_condition")
         num_graphs = t.shape[0]
         edge_index, edge_features = self.graph(pos, batch)
         src, dst = edge_index
         # Invariant edge features shared by all layers: input squared distances (plus the graph's own).
-        diff = pos[dst] - pos[src]
-        # vector_norm, unlike sqrt, has a finite (zero) gradient for coincident atoms.
-        radial = [] if self.radial_basis is None else [self.radial_basis(torch.linalg.vector_norm(diff, dim=-1))]
-        edge_attr = torch.cat([diff.square().sum(dim=-1, keepdim=True), *radial, edge_features], dim=-1)
+        edge_attr = torch.cat([*self._distance_features(pos[dst] - pos[src]), edge_features], dim=-1)
+        if self.self_conditioning:
+            # Distances in the estimate are invariant; without one they are zeros, as in training.
+            estimate = [torch.zeros_like(edge_attr[:, : self.estimate_embedding.in_features])]
+            if self_condition is not None:
+                estimate = self._distance_features(self_condition[dst] - self_condition[src])
+            edge_attr = edge_attr + self.estimate_embedding(torch.cat(estimate, dim=-1))
 
         t_node = t.to(h.dtype)[batch]
         x = pos

@@ -35,6 +35,11 @@ class CompiledDenoiser(nn.Module):
         self._compiled = torch.compile(denoiser.forward, dynamic=True)
         self.failed = False
 
+    @property
+    def self_conditioning(self) -> bool:
+        """Whether the wrapped denoiser takes ``self_condition`` (:mod:`molgen.diffusion.self_conditioning`)."""
+        return bool(getattr(self.eager, "self_conditioning", False))
+
     def forward(self, *args, **kwargs):
         if not self.failed:
             try:

@@ -11,6 +11,8 @@ Everything a run writes goes under its run directory (``hydra.run.dir``):
 Starting the same command again on the same run directory resumes from
 ``checkpoints/last.ckpt``; a changed model or diffusion config is refused
 with the differing keys named (:func:`molgen.training.module.check_resumable`).
+A new run can instead start from another model's weights (``init_from``, see
+:func:`warm_start`) with a fresh optimiser and step count.
 
 With ``trainer=ddp`` every process runs :func:`train`; Lightning shards the
 data, averages gradients, and only rank 0 writes files (docs/distributed.md).
@@ -53,6 +55,44 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
         return path
     last = run_dir / "checkpoints" / "last.ckpt"
     return last if last.is_file() else None
+
+
+def warm_start(denoiser: torch.nn.Module, source: str) -> list[str]:
+    """Load the denoiser weights of ``source`` into ``denoiser``, to fine-tune them.
+
+    ``source`` is a molgen checkpoint file (its EMA weights) or the name of a
+    shipped model (``molgen models``). Every weight of the source must exist
+    in ``denoiser`` with the same shape; ``denoiser`` may have more, such as the
+    zero-initialised estimate embedding of ``model.self_conditioning``, which keep
+    their initialisation.
+
+    Returns:
+        The names of the weights the source did not have.
+    Raises:
+        CheckpointError: ``source`` is neither a file nor a shipped model, is
+            unreadable, or its weights do not fit this model (the keys are named).
+    """
+    from molgen.checkpoint import CheckpointError, load_checkpoint
+    from molgen.pretrained import available_models, load_pretrained_model
+
+    if Path(source).is_file():
+        weights = load_checkpoint(source).denoiser.state_dict()
+    elif source in available_models():
+        weights = load_pretrained_model(source).denoiser.state_dict()
+    else:
+        raise CheckpointError(
+            f"init_from={source!r} is neither a checkpoint file nor a shipped model ({', '.join(available_models())})"
+        )
+    own = denoiser.state_dict()
+    unfit = [k for k in weights if k not in own or own[k].shape != weights[k].shape]
+    if unfit:
+        shown = ", ".join(unfit[:5]) + (f" and {len(unfit) - 5} more" if len(unfit) > 5 else "")
+        raise CheckpointError(
+            f"init_from={source!r}: its weights do not fit this model ({shown} missing here or shaped "
+            "differently); use the model config the source was trained with"
+        )
+    denoiser.load_state_dict(weights, strict=False)
+    return [k for k in own if k not in weights]
 
 
 def ema_with_warmup(decay: float):
@@ -171,5 +211,8 @@ def train(cfg: DictConfig, run_dir: Path, sweep: bool = False) -> Path:
     ckpt = resume_checkpoint(cfg, run_dir)
     if ckpt is not None:
         log.info("resuming from %s", ckpt)
+    elif cfg.init_from:
+        new = warm_start(module.denoiser, cfg.init_from)
+        log.info("initialised from %s (%s weights new to this model)", cfg.init_from, ", ".join(new) or "no")
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     return ckpt_dir
