@@ -35,7 +35,8 @@ TINY_BACKBONE_MODEL = {
 }
 
 
-def tiny_backbone_module(seed: int = 0, prediction: str = "eps") -> DiffusionModule:
+def tiny_backbone_module(seed: int = 0, prediction: str = "eps", **model_options) -> DiffusionModule:
+    """An untrained backbone module; ``model_options`` override :data:`TINY_BACKBONE_MODEL`."""
     torch.manual_seed(seed)
     info = {
         "domain": "backbone",
@@ -46,13 +47,22 @@ def tiny_backbone_module(seed: int = 0, prediction: str = "eps") -> DiffusionMod
         "num_residues_histogram": [0] * 6 + [3, 0, 2],
     }
     diffusion = {**DIFFUSION, "diffuse_features": False, "prediction": prediction}
-    return DiffusionModule(model=TINY_BACKBONE_MODEL, diffusion=diffusion, optim={"lr": 1e-3}, dataset_info=info)
+    model = {**TINY_BACKBONE_MODEL, **model_options}
+    return DiffusionModule(model=model, diffusion=diffusion, optim={"lr": 1e-3}, dataset_info=info)
 
 
-def save_tiny_checkpoint(path: Path, seed: int = 0, domain: str = "molecules", prediction: str = "eps") -> Path:
+def save_tiny_checkpoint(
+    path: Path, seed: int = 0, domain: str = "molecules", prediction: str = "eps", edit=None, **model_options
+) -> Path:
     """A checkpoint with the keys molgen reads from Lightning checkpoints
-    (``domain``: ``"molecules"`` or ``"backbone"``; ``prediction`` of backbone models)."""
-    module = tiny_molecule_module(seed) if domain == "molecules" else tiny_backbone_module(seed, prediction)
+    (``domain``: ``"molecules"`` or ``"backbone"``; ``prediction`` and ``model_options`` of backbone
+    models). ``edit``, if given, is applied to the module before saving (e.g. to set weights)."""
+    if domain == "molecules":
+        module = tiny_molecule_module(seed)
+    else:
+        module = tiny_backbone_module(seed, prediction, **model_options)
+    if edit is not None:
+        edit(module)
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
     return path
 

@@ -43,6 +43,25 @@ def test_sample_writes_one_pdb_per_backbone(backbone_ckpt, tmp_path):
         assert len(list(structure.get_residues())) == length
 
 
+def test_sample_feeds_a_self_conditioned_model_its_estimates(backbone_ckpt, tmp_path):
+    """Same weights plus a non-zero estimate embedding: same seed, other backbones (the estimates are fed)."""
+
+    def set_estimate_weights(module):
+        with torch.no_grad():
+            module.denoiser.estimate_embedding.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(1))
+
+    conditioned = save_tiny_checkpoint(
+        tmp_path / "sc.ckpt", domain="backbone", edit=set_estimate_weights, self_conditioning=True
+    )
+    outputs = {}
+    for name, ckpt in (("plain", backbone_ckpt), ("conditioned", conditioned)):
+        assert _sample(ckpt, tmp_path / name, "--num-samples", "2", "--length", "8", "--refine-steps", "2") == 0
+        outputs[name] = [read_backbones(tmp_path / name / f"backbone_000{i}.pdb")[0][0] for i in range(2)]
+    for plain, fed in zip(outputs["plain"], outputs["conditioned"]):
+        assert fed.length == 8 and np.isfinite(fed.coords).all()
+        assert np.abs(fed.coords - plain.coords).max() > 1e-3
+
+
 def test_sample_fixed_length_is_reproducible(backbone_ckpt, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):
