@@ -35,7 +35,9 @@ from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from molgen.checkpoint import CheckpointError, load_checkpoint
 from molgen.diffusion import GaussianDiffusion
+from molgen.pretrained import available_models, load_pretrained_model
 from molgen.training.data import build_datamodule
 from molgen.training.module import DiffusionModule
 
@@ -72,9 +74,6 @@ def warm_start(denoiser: torch.nn.Module, source: str) -> list[str]:
         CheckpointError: ``source`` is neither a file nor a shipped model, is
             unreadable, or its weights do not fit this model (the keys are named).
     """
-    from molgen.checkpoint import CheckpointError, load_checkpoint
-    from molgen.pretrained import available_models, load_pretrained_model
-
     if Path(source).is_file():
         weights = load_checkpoint(source).denoiser.state_dict()
     elif source in available_models():
