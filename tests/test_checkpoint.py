@@ -57,6 +57,9 @@ def test_resume_refuses_another_model_or_diffusion_config(tmp_path):
     model, diffusion = dict(hparams["model"]), dict(hparams["diffusion"])
     check_resumable(saved, model, diffusion)  # same config: fine
     check_resumable(saved, {**model, "added_later": 1}, diffusion)  # options newer than the checkpoint: fine
+    check_resumable(saved, {**model, "self_conditioning": False}, diffusion)  # ...at the value it was built with
+    with pytest.raises(ValueError, match=r"model.self_conditioning unset there \(so False\), True here"):
+        check_resumable(saved, {**model, "self_conditioning": True}, diffusion)
     with pytest.raises(ValueError, match=r"model.hidden_dim=16 there, 32 here") as err:
         check_resumable(saved, {**model, "hidden_dim": 32}, diffusion)
     assert "hydra.run.dir" in str(err.value)

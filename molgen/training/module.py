@@ -13,6 +13,7 @@ load with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import lightning as L
@@ -21,7 +22,7 @@ import torch
 from molgen.diffusion import GaussianDiffusion, make_schedule
 from molgen.diffusion.joint import JointDiffusion, build_joint_diffusion, edge_classes_from_list, pair_index
 from molgen.diffusion.prediction import VelocityDenoiser
-from molgen.models import build_denoiser
+from molgen.models import DENOISERS, build_denoiser
 
 DIFFUSION_KINDS = ("gaussian", "joint")
 
@@ -96,13 +97,25 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
+def _constructor_defaults(name: str | None) -> dict:
+    """Default value of each keyword option of the denoiser registered as ``name`` (empty if unknown)."""
+    cls = DENOISERS.get(name)
+    if cls is None:
+        return {}
+    parameters = inspect.signature(cls).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
 def check_resumable(saved: dict, model: dict, diffusion: dict, source: str = "the checkpoint") -> None:
     """Refuse to resume from a checkpoint trained with another model or diffusion config.
 
     Lightning would otherwise stop deep in ``load_state_dict`` with a list of
     missing weights, or, for a changed noise schedule, quietly continue
-    training another process. Keys only this run's config has (options added
-    after the checkpoint was written) are not compared.
+    training another process. A model key only this run's config has (an
+    option added after the checkpoint was written) is compared with the
+    denoiser's default for it, which is what the checkpoint was built with:
+    resuming with ``model.self_conditioning=true`` on a checkpoint from before
+    that option is refused. Other keys only this run has are not compared.
 
     Args:
         saved: the checkpoint's ``hyper_parameters``.
@@ -118,6 +131,11 @@ def check_resumable(saved: dict, model: dict, diffusion: dict, source: str = "th
         for key in was
         if key not in now or now[key] != was[key]
     ]
+    defaults = _constructor_defaults(saved.get("model", {}).get("name"))
+    for key in now.keys() - was.keys():
+        option = key.removeprefix("model.")
+        if option in defaults and now[key] != defaults[option]:
+            changed.append(f"{key} unset there (so {defaults[option]!r}), {now[key]!r} here")
     if changed:
         raise ValueError(
             f"cannot resume from {source}: it was trained with another configuration ({'; '.join(changed)}); "
