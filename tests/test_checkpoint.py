@@ -70,11 +70,11 @@ def test_resume_refuses_another_model_or_diffusion_config(tmp_path):
         check_resumable(saved, {k: v for k, v in model.items() if k != "num_layers"}, diffusion)
 
 
-def _self_conditioned_copy(module):
-    """A module like ``module`` whose model config adds self-conditioning."""
+def _with_model_options(module, **options):
+    """A new module like ``module`` whose model config has ``options`` changed."""
     hparams = module.hparams
     return type(module)(
-        model={**hparams["model"], "self_conditioning": True},
+        model={**hparams["model"], **options},
         diffusion=hparams["diffusion"],
         optim=hparams["optim"],
         dataset_info=hparams["dataset_info"],
@@ -84,7 +84,7 @@ def _self_conditioned_copy(module):
 def test_warm_start_loads_every_weight_and_keeps_the_new_embedding_at_zero(tmp_path):
     source = save_tiny_checkpoint(tmp_path / "plain.ckpt", seed=3, domain="backbone", prediction="v")
     plain = load_checkpoint(source).denoiser
-    target = _self_conditioned_copy(tiny_backbone_module(seed=5, prediction="v")).denoiser
+    target = _with_model_options(tiny_backbone_module(seed=5, prediction="v"), self_conditioning=True).denoiser
     assert warm_start(target, str(source)) == ["net.estimate_embedding.weight"]
     for name, value in plain.state_dict().items():
         assert torch.equal(target.state_dict()[name], value), name
@@ -101,13 +101,7 @@ def test_warm_start_refuses_unknown_sources_and_other_architectures(tmp_path):
     target = tiny_molecule_module().denoiser
     with pytest.raises(CheckpointError, match=r"init_from='nowhere.ckpt' is neither a checkpoint file nor a shipped"):
         warm_start(target, "nowhere.ckpt")
-    wider = tiny_molecule_module()
-    wider = type(wider)(
-        model={**wider.hparams["model"], "hidden_dim": 24},
-        diffusion=wider.hparams["diffusion"],
-        optim=wider.hparams["optim"],
-        dataset_info=wider.hparams["dataset_info"],
-    )
+    wider = _with_model_options(tiny_molecule_module(), hidden_dim=24)
     torch.save({"hyper_parameters": dict(wider.hparams), "state_dict": wider.state_dict()}, tmp_path / "wide.ckpt")
     before = {k: v.clone() for k, v in target.state_dict().items()}
     with pytest.raises(CheckpointError, match=r"do not fit this model \(embedding.weight, .* and \d+ more"):

@@ -24,7 +24,14 @@ from torch import Tensor
 
 from molgen.diffusion.gaussian import GaussianDiffusion, remove_mean
 
-__all__ = ["ESTIMATE_RATE", "EstimateFeedback", "clean_estimate", "is_self_conditioned", "training_estimate"]
+__all__ = [
+    "ESTIMATE_RATE",
+    "EstimateFeedback",
+    "clean_estimate",
+    "first_estimate",
+    "is_self_conditioned",
+    "training_estimate",
+]
 
 ESTIMATE_RATE = 0.5
 """Fraction of training batches that get the network's own estimate (0.5, as Chen et al.)."""
@@ -55,11 +62,24 @@ def training_estimate(
     num_graphs: int,
     generator: torch.Generator | None = None,
 ) -> Tensor | None:
-    """The estimate a training batch conditions on: with probability :data:`ESTIMATE_RATE` the
-    denoiser's own clean prediction from ``(pos_t, h_t, t [B])`` made without an estimate and
-    without gradient, ``[N, 3]``; otherwise None. One draw from ``generator`` decides."""
+    """The estimate a training batch conditions on: with probability :data:`ESTIMATE_RATE`
+    :func:`first_estimate`, otherwise None. One draw from ``generator`` decides."""
     if float(torch.rand((), generator=generator, device=pos_t.device)) >= ESTIMATE_RATE:
         return None
+    return first_estimate(denoiser, diffusion, pos_t, h_t, t, batch, num_graphs)
+
+
+def first_estimate(
+    denoiser: torch.nn.Module,
+    diffusion: GaussianDiffusion,
+    pos_t: Tensor,
+    h_t: Tensor,
+    t: Tensor,
+    batch: Tensor,
+    num_graphs: int,
+) -> Tensor:
+    """The denoiser's own clean prediction ``[N, 3]`` from ``(pos_t, h_t, t [B])``, made without
+    an estimate and without gradient: what a second call at the same noise conditions on."""
     with torch.no_grad():
         eps_pos, _ = denoiser(pos_t, h_t, t, batch, self_condition=None)
     return clean_estimate(diffusion, pos_t, eps_pos, t, batch, num_graphs)

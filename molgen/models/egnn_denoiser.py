@@ -156,7 +156,8 @@ class EGNNDenoiser(nn.Module):
         # Invariant edge features shared by all layers: input squared distances (plus the graph's own).
         edge_attr = torch.cat([*self._distance_features(pos[dst] - pos[src]), edge_features], dim=-1)
         if self.self_conditioning:
-            # Distances in the estimate are invariant; without one they are zeros, as in training.
+            # Distances in the estimate are invariant. Without one they are zeros, which still runs the map,
+            # so plain DDP sees its weight used at every step.
             estimate = [torch.zeros_like(edge_attr[:, : self.estimate_embedding.in_features])]
             if self_condition is not None:
                 estimate = self._distance_features(self_condition[dst] - self_condition[src])

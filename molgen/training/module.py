@@ -132,10 +132,9 @@ def check_resumable(saved: dict, model: dict, diffusion: dict, source: str = "th
         if key not in now or now[key] != was[key]
     ]
     defaults = _constructor_defaults(saved.get("model", {}).get("name"))
-    for key in now.keys() - was.keys():
-        option = key.removeprefix("model.")
-        if option in defaults and now[key] != defaults[option]:
-            changed.append(f"{key} unset there (so {defaults[option]!r}), {now[key]!r} here")
+    for option in model.keys() - saved.get("model", {}).keys():
+        if option in defaults and model[option] != defaults[option]:
+            changed.append(f"model.{option} unset there (so {defaults[option]!r}), {model[option]!r} here")
     if changed:
         raise ValueError(
             f"cannot resume from {source}: it was trained with another configuration ({'; '.join(changed)}); "
