@@ -30,7 +30,7 @@ from torch_geometric.data import Batch
 from molgen.checkpoint import CheckpointError, load_checkpoint
 from molgen.diffusion.gaussian import remove_mean
 from molgen.diffusion.samplers import invert_log_snr
-from molgen.diffusion.self_conditioning import first_estimate, is_self_conditioned
+from molgen.diffusion.self_conditioning import is_self_conditioned, training_estimate
 from molgen.proteins.dataset import backbone_train_val
 
 
@@ -69,8 +69,8 @@ def main() -> None:
         with torch.inference_mode():
             estimate = {}
             if is_self_conditioned(model.denoiser):
-                estimate["self_condition"] = first_estimate(
-                    model.denoiser, model.diffusion, pos_t, h_t, t, batch.batch, batch.num_graphs
+                estimate["self_condition"] = training_estimate(
+                    model.denoiser, model.diffusion, pos_t, h_t, t, batch.batch, batch.num_graphs, rate=1.0
                 )
             eps_pred, _ = model.denoiser(pos_t, h_t, t, batch.batch, **estimate)
         eps_pred = remove_mean(eps_pred, batch.batch)

@@ -28,7 +28,6 @@ __all__ = [
     "ESTIMATE_RATE",
     "EstimateFeedback",
     "clean_estimate",
-    "first_estimate",
     "is_self_conditioned",
     "training_estimate",
 ]
@@ -61,25 +60,14 @@ def training_estimate(
     batch: Tensor,
     num_graphs: int,
     generator: torch.Generator | None = None,
+    rate: float = ESTIMATE_RATE,
 ) -> Tensor | None:
-    """The estimate a training batch conditions on: with probability :data:`ESTIMATE_RATE`
-    :func:`first_estimate`, otherwise None. One draw from ``generator`` decides."""
-    if float(torch.rand((), generator=generator, device=pos_t.device)) >= ESTIMATE_RATE:
+    """The estimate a training batch conditions on: with probability ``rate`` the denoiser's own
+    clean prediction ``[N, 3]`` from ``(pos_t, h_t, t [B])``, made without an estimate and without
+    gradient; otherwise None. One draw from ``generator`` decides (``rate=1``: always, e.g. to
+    measure the second call at one noise level)."""
+    if float(torch.rand((), generator=generator, device=pos_t.device)) >= rate:
         return None
-    return first_estimate(denoiser, diffusion, pos_t, h_t, t, batch, num_graphs)
-
-
-def first_estimate(
-    denoiser: torch.nn.Module,
-    diffusion: GaussianDiffusion,
-    pos_t: Tensor,
-    h_t: Tensor,
-    t: Tensor,
-    batch: Tensor,
-    num_graphs: int,
-) -> Tensor:
-    """The denoiser's own clean prediction ``[N, 3]`` from ``(pos_t, h_t, t [B])``, made without
-    an estimate and without gradient: what a second call at the same noise conditions on."""
     with torch.no_grad():
         eps_pos, _ = denoiser(pos_t, h_t, t, batch, self_condition=None)
     return clean_estimate(diffusion, pos_t, eps_pos, t, batch, num_graphs)
