@@ -311,6 +311,20 @@ def _sample_parser() -> argparse.ArgumentParser:
         help="backbones: residues per backbone, N or a range MIN-MAX drawn uniformly (default: drawn from the "
         "training set's histogram)",
     )
+    p.add_argument(
+        "--relax",
+        action="store_true",
+        help="backbones: relax each sample before writing it (restrained minimisation to Engh-Huber bond geometry "
+        "without clashes, as structure predictors do before handing structures on; about 2-4 s per 100 residues "
+        "on one CPU core); --evaluate then also reports the unrelaxed figures and how far the atoms moved",
+    )
+    p.add_argument(
+        "--relax-restraint",
+        type=float,
+        default=None,
+        help="with --relax: width in A of the restraint holding each atom near the model's position (default 1.0); "
+        "smaller moves atoms less but may leave clashes",
+    )
     p.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
     p.add_argument(
         "--compile",
@@ -420,8 +434,10 @@ def _sample_molecules(opts, model, device, rank) -> int:
     from molgen.molecules.metrics.record import MoleculeRecord
     from molgen.molecules.sdf import write_sdf
 
-    if opts.length is not None:
-        return _fail("sample", "--length is for backbone checkpoints; this one generates molecules (--num-atoms)")
+    if opts.length is not None or opts.relax or opts.relax_restraint is not None:
+        return _fail(
+            "sample", "--length and --relax are for backbone checkpoints; this one generates molecules (--num-atoms)"
+        )
     opts.out = opts.out or "samples.sdf"
     opts.batch_size = opts.batch_size or 100
     try:
@@ -485,26 +501,48 @@ def _sample_molecules(opts, model, device, rank) -> int:
 
 
 def _sample_backbones(opts, model, device, rank) -> int:
+    import numpy as np
+
     from molgen.io import check_writable
     from molgen.proteins.generate import generate_backbones, parse_length
     from molgen.proteins.pdb import write_backbone_pdb
+    from molgen.proteins.relax import RESTRAINT_SIGMA, relax_backbones
 
     if opts.num_atoms is not None or opts.filter is not None:
         return _fail("sample", "--num-atoms and --filter are for molecule checkpoints; this one generates backbones")
+    if opts.relax_restraint is not None and not opts.relax:
+        return _fail("sample", "--relax-restraint applies only with --relax")
+    restraint = RESTRAINT_SIGMA if opts.relax_restraint is None else opts.relax_restraint
+    if not (math.isfinite(restraint) and restraint > 0):
+        return _fail("sample", f"--relax-restraint must be a positive number of A, got {restraint}")
     out = Path(opts.out or "designs")
     opts.batch_size = opts.batch_size or 16
+
+    def generate(model, num_samples, **options) -> list[tuple]:
+        """This rank's ``(backbone, relaxed backbone or None)`` pairs; diverged samples stay unrelaxed."""
+        backbones = generate_backbones(model, num_samples, **options)
+        if not opts.relax:
+            return [(coords, None) for coords in backbones]
+        finite = [coords for coords in backbones if np.isfinite(coords).all()]
+        relaxed = iter(relax_backbones(finite, restraint_sigma=restraint, progress=options["progress"]))
+        return [(coords, next(relaxed) if np.isfinite(coords).all() else None) for coords in backbones]
+
     try:
         length = parse_length(opts.length) if opts.length is not None else None
         _check_output_folder(out)
         if opts.json_out:
             check_writable(opts.json_out)
-        backbones = _generate_on_ranks(generate_backbones, opts, model, device, rank, length=length)
+        samples = _generate_on_ranks(generate, opts, model, device, rank, length=length)
     except (OSError, ValueError) as err:
         return _fail("sample", str(err))
-    if backbones is None:  # rank 0 writes the files
+    if samples is None:  # rank 0 writes the files
         return 0
+    backbones = [coords if relaxed is None else relaxed.coords for coords, relaxed in samples]
     if opts.evaluate:
-        _report_backbones(backbones, opts)
+        try:
+            _report_backbones(backbones, opts, relaxation=[pair for pair in samples if pair[1] is not None])
+        except (OSError, ValueError) as err:
+            return _fail("sample", str(err))
     unwritable = []  # a diverged sample (non-finite, or beyond the PDB columns) is reported, not written
     try:
         out.mkdir(exist_ok=True)
@@ -534,14 +572,37 @@ def _check_output_folder(out: Path) -> None:
     check_writable(out / ".molgen_probe" if out.is_dir() else out)
 
 
-def _report_backbones(backbones, opts) -> None:
-    """Print the backbone validation report (and write --json)."""
-    from molgen.proteins.metrics import evaluate_backbones, format_backbone_report
+def _report_backbones(backbones, opts, relaxation: list[tuple] | None = None) -> None:
+    """Print the backbone validation report (and write --json).
 
-    report = evaluate_backbones(backbones, progress=not opts.no_progress)
+    ``relaxation``: ``(unrelaxed coords, RelaxedBackbone)`` pairs of the relaxed samples. The report
+    then gains a ``relaxation`` section (how far atoms moved, how the unrelaxed samples fared) and
+    the JSON the whole unrelaxed report as ``backbone_unrelaxed``.
+    """
+    import numpy as np
+
+    from molgen.proteins.metrics import evaluate_backbones, format_backbone_report
+    from molgen.proteins.relax import relaxation_summary
+
+    finite = [coords for coords in backbones if np.isfinite(coords).all()]
+    if not finite:
+        raise ValueError("no backbone to evaluate: every sample has non-finite coordinates")
+    report = evaluate_backbones(finite, progress=not opts.no_progress)
+    if len(finite) < len(backbones):
+        report["notes"].append(f"{len(backbones) - len(finite)} samples with non-finite coordinates not evaluated")
+    sections = {"backbone": report}
+    if relaxation:
+        # Relaxation moves atoms by about 0.5 A, which leaves TM-scores alike: align only once.
+        unrelaxed = evaluate_backbones([coords for coords, _ in relaxation], tm_score=False)
+        report["relaxation"] = {
+            **relaxation_summary([relaxed for _, relaxed in relaxation]),
+            "unrelaxed_passing_fraction": unrelaxed["validity"]["passing_fraction"],
+            "unrelaxed_residue_pass_fraction": unrelaxed["validity"]["residue_pass_fraction"],
+        }
+        sections["backbone_unrelaxed"] = unrelaxed
     print(format_backbone_report(report))
     if opts.json_out:
-        _write_json(opts.json_out, {"backbone": report})
+        _write_json(opts.json_out, sections)
 
 
 # ----- evaluate ----------------------------------------------------------

@@ -3,7 +3,8 @@
 A backbone is an array ``[L, 4, 3]`` of coordinates in Å, atoms in the order
 of :data:`BACKBONE_ATOMS` for each of its ``L`` residues.
 
-Angles are in degrees throughout. Dihedrals follow the IUPAC sign convention
+Angles are in degrees, except in the differentiable torch helpers ``angle_radians`` and
+``dihedral_radians`` (used by :mod:`molgen.proteins.relax`). Dihedrals follow the IUPAC sign convention
 (looking along b→c, positive when a turns clockwise onto d), under which an
 alpha helix has phi ≈ −57°, psi ≈ −47° and is right-handed.
 
@@ -13,6 +14,8 @@ Ideal values: Engh & Huber (1991), Acta Cryst. A47, 392–400.
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torch import Tensor
 
 #: Atom order inside every residue of a backbone array.
 BACKBONE_ATOMS: tuple[str, ...] = ("N", "CA", "C", "O")
@@ -71,22 +74,35 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Angle a–b–c at ``b`` in degrees. Shapes: ``[..., 3]`` each → ``[...]``."""
-    u, v = _unit(a - b), _unit(c - b)
+def angle_radians(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    """Angle a–b–c at ``b`` in radians, differentiable. Shapes: ``[..., 3]`` each → ``[...]``."""
+    u, v = a - b, c - b
     # arctan2 of |u×v| and u·v stays accurate near 0° and 180°, unlike arccos.
-    return np.degrees(np.arctan2(np.linalg.norm(np.cross(u, v), axis=-1), np.sum(u * v, axis=-1)))
+    return torch.atan2(torch.linalg.vector_norm(torch.linalg.cross(u, v), dim=-1), (u * v).sum(-1))
+
+
+def dihedral_radians(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
+    """Dihedral a–b–c–d in radians, in (−π, π], differentiable. Shapes: ``[..., 3]`` each → ``[...]``."""
+    axis = c - b
+    axis = axis / torch.linalg.vector_norm(axis, dim=-1, keepdim=True)
+    # Components of the two outer bonds perpendicular to the central one.
+    v = (a - b) - ((a - b) * axis).sum(-1, keepdim=True) * axis
+    w = (d - c) - ((d - c) * axis).sum(-1, keepdim=True) * axis
+    return torch.atan2((torch.linalg.cross(axis, v) * w).sum(-1), (v * w).sum(-1))
+
+
+def _as_float64_tensors(*arrays) -> list[Tensor]:
+    return [torch.tensor(np.asarray(x, dtype=np.float64)) for x in arrays]  # a copy: inputs may be read-only
+
+
+def angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Angle a–b–c at ``b`` in degrees (float64). Shapes: ``[..., 3]`` each → ``[...]``."""
+    return np.degrees(angle_radians(*_as_float64_tensors(a, b, c)).numpy())
 
 
 def dihedral(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Dihedral a–b–c–d in degrees, in (−180, 180]. Shapes: ``[..., 3]`` each → ``[...]``."""
-    axis = _unit(c - b)
-    # Components of the two outer bonds perpendicular to the central one.
-    v = (a - b) - np.sum((a - b) * axis, axis=-1, keepdims=True) * axis
-    w = (d - c) - np.sum((d - c) * axis, axis=-1, keepdims=True) * axis
-    x = np.sum(v * w, axis=-1)
-    y = np.sum(np.cross(axis, v) * w, axis=-1)
-    return np.degrees(np.arctan2(y, x))
+    """Dihedral a–b–c–d in degrees (float64), in (−180, 180]. Shapes: ``[..., 3]`` each → ``[...]``."""
+    return np.degrees(dihedral_radians(*_as_float64_tensors(a, b, c, d)).numpy())
 
 
 def place_atom(a, b, c, bond_length, bond_angle_deg, torsion_deg) -> np.ndarray:

@@ -11,6 +11,7 @@ from Bio.PDB import PDBParser
 
 from molgen.cli import main
 from molgen.proteins.geometry import ideal_helix, ideal_strand
+from molgen.proteins.metrics import validate_backbone
 from molgen.proteins.pdb import read_backbones, write_backbone_pdb
 from tests.helpers import save_tiny_checkpoint
 from tests.test_cli import molgen
@@ -122,10 +123,66 @@ def test_diverged_samples_are_reported_not_written(tmp_path, capsys, monkeypatch
     assert "1 backbones not written: 1 (coordinates must lie" in capsys.readouterr().err
 
 
-def test_length_option_is_refused_for_molecule_checkpoints(tmp_path, capsys):
+@pytest.mark.parametrize("option", [["--length", "10"], ["--relax"], ["--relax-restraint", "0.5"]])
+def test_backbone_options_are_refused_for_molecule_checkpoints(tmp_path, capsys, option):
     ckpt = save_tiny_checkpoint(tmp_path / "mol.ckpt")
-    assert _sample(ckpt, tmp_path / "s.sdf", "--num-samples", "1", "--length", "10") == 1
-    assert "--length is for backbone checkpoints" in capsys.readouterr().err
+    assert _sample(ckpt, tmp_path / "s.sdf", "--num-samples", "1", *option) == 1
+    assert "--length and --relax are for backbone checkpoints" in capsys.readouterr().err
+    assert not (tmp_path / "s.sdf").exists()
+
+
+def _noisy_helices(monkeypatch, nan_index: int | None = None):
+    """Make the CLI's generator return noisy ideal helices (one all-NaN, if asked), whatever the model."""
+    import molgen.proteins.generate as generate
+
+    def helices(model, num_samples, **options):
+        rng = np.random.default_rng(0)
+        backbones = [ideal_helix(12) + rng.normal(scale=0.15, size=(12, 4, 3)) for _ in range(num_samples)]
+        if nan_index is not None:
+            backbones[nan_index][:] = np.nan
+        return backbones
+
+    monkeypatch.setattr(generate, "generate_backbones", helices)
+
+
+def test_sample_relax_writes_relaxed_backbones_and_reports_both(backbone_ckpt, tmp_path, capsys, monkeypatch):
+    _noisy_helices(monkeypatch)
+    out, report = tmp_path / "d", tmp_path / "r.json"
+    assert _sample(backbone_ckpt, out, "--num-samples", "3", "--relax", "--evaluate", "--json", str(report)) == 0
+    assert "[relaxation]" in capsys.readouterr().out
+    sections = json.loads(report.read_text())
+    relaxed, unrelaxed = sections["backbone"], sections["backbone_unrelaxed"]
+    assert unrelaxed["validity"]["passing_fraction"] < 1.0 and relaxed["validity"]["passing_fraction"] == 1.0
+    assert relaxed["relaxation"]["num_structures"] == 3 and 0.05 < relaxed["relaxation"]["rmsd_mean"] < 0.5
+    assert relaxed["relaxation"]["unrelaxed_passing_fraction"] == unrelaxed["validity"]["passing_fraction"]
+    for path in sorted(out.glob("*.pdb")):
+        assert validate_backbone(read_backbones(path)[0][0].coords).passes
+
+
+def test_sample_relax_skips_diverged_samples(backbone_ckpt, tmp_path, capsys, monkeypatch):
+    _noisy_helices(monkeypatch, nan_index=1)
+    out, report = tmp_path / "d", tmp_path / "r.json"
+    assert _sample(backbone_ckpt, out, "--num-samples", "3", "--relax", "--evaluate", "--json", str(report)) == 0
+    assert sorted(f.name for f in out.iterdir()) == ["backbone_0000.pdb", "backbone_0002.pdb"]
+    relaxed = json.loads(report.read_text())["backbone"]
+    assert relaxed["input"]["num_structures"] == 2 and relaxed["relaxation"]["num_structures"] == 2
+    assert "1 samples with non-finite coordinates not evaluated" in relaxed["notes"]
+    assert "1 backbones not written" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--relax-restraint", "0.5"], "--relax-restraint applies only with --relax"),
+        (["--relax", "--relax-restraint", "0"], "--relax-restraint must be a positive number"),
+        (["--relax", "--relax-restraint", "nan"], "--relax-restraint must be a positive number"),
+    ],
+)
+def test_sample_relax_option_errors(backbone_ckpt, tmp_path, capsys, args, message):
+    assert _sample(backbone_ckpt, tmp_path / "d", "--num-samples", "1", *args) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "d").exists()
 
 
 def test_evaluate_folder_and_file(tmp_path, capsys):
