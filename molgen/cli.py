@@ -315,7 +315,7 @@ def _sample_parser() -> argparse.ArgumentParser:
         "--relax",
         action="store_true",
         help="backbones: relax each sample before writing it (restrained minimisation to Engh-Huber bond geometry "
-        "without clashes, as structure predictors do before handing structures on; about 2-4 s per 100 residues "
+        "without clashes, as structure predictors do before handing structures on; about 1-2 s per 100 residues "
         "on one CPU core); --evaluate then also reports the unrelaxed figures and how far the atoms moved",
     )
     p.add_argument(
