@@ -521,11 +521,15 @@ def _sample_backbones(opts, model, device, rank) -> int:
     def generate(model, num_samples, **options) -> list[tuple]:
         """This rank's ``(backbone, relaxed backbone or None)`` pairs; diverged samples stay unrelaxed."""
         backbones = generate_backbones(model, num_samples, **options)
-        if not opts.relax:
-            return [(coords, None) for coords in backbones]
-        finite = [coords for coords in backbones if np.isfinite(coords).all()]
-        relaxed = iter(relax_backbones(finite, restraint_sigma=restraint, progress=options["progress"]))
-        return [(coords, next(relaxed) if np.isfinite(coords).all() else None) for coords in backbones]
+        finite = [opts.relax and bool(np.isfinite(coords).all()) for coords in backbones]
+        relaxed = iter(
+            relax_backbones(
+                [coords for coords, ok in zip(backbones, finite) if ok],
+                restraint_sigma=restraint,
+                progress=options["progress"],
+            )
+        )
+        return [(coords, next(relaxed) if ok else None) for coords, ok in zip(backbones, finite)]
 
     try:
         length = parse_length(opts.length) if opts.length is not None else None

@@ -7,7 +7,7 @@ folder of `molgen sample`), splits chains at their breaks into segments of
 segments with each --restraint width, and prints per width:
 
 - passing / residues passing / clash-free, before and after relaxation
-  (molgen.proteins.metrics.validate_backbone);
+  (molgen.proteins.metrics.evaluate_backbones);
 - how far the atoms moved: RMSD mean and max over structures (Å), and of CA atoms;
 - helix / strand fractions after relaxation (DSSP), to show the secondary structure kept;
 - the median time per structure and per 100 residues.
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from molgen.proteins.metrics import validate_backbone
+from molgen.proteins.metrics import evaluate_backbones
 from molgen.proteins.pdb import StructureError, read_backbone_folder, read_backbones
-from molgen.proteins.relax import relax_backbone
+from molgen.proteins.relax import relax_backbone, relaxation_summary
 
 
 def load_segments(path: Path, min_length: int, max_length: int, count: int, seed: int) -> list[np.ndarray]:
@@ -49,6 +49,16 @@ def load_segments(path: Path, min_length: int, max_length: int, count: int, seed
     return segments
 
 
+def figures(report: dict) -> str:
+    """Passing, residues passing, clash-free and helix / strand fractions of an evaluate_backbones report."""
+    validity, structure = report["validity"], report["secondary_structure"]
+    return (
+        f"passing {validity['passing_fraction']:.1%}, residues passing {validity['residue_pass_fraction']:.1%}, "
+        f"clash-free {validity['no_clash_fraction']:.1%}, helix / strand "
+        f"{structure['helix_mean_fraction']:.1%} / {structure['strand_mean_fraction']:.1%}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path)
@@ -63,37 +73,21 @@ def main() -> None:
         segments = load_segments(args.path, args.min_length, args.max_length, args.num_structures, args.seed)
     except (OSError, StructureError) as err:
         raise SystemExit(f"error: {err}") from None
-    before = [validate_backbone(coords) for coords in segments]
     residues = sum(len(coords) for coords in segments)
     print(f"{len(segments)} segments of {min(map(len, segments))}-{max(map(len, segments))} residues from {args.path}")
-    print(
-        f"before: passing {np.mean([v.passes for v in before]):.1%}, residues passing "
-        f"{np.mean([v.residue_pass_fraction for v in before]):.1%}, clash-free "
-        f"{np.mean([v.num_clashes == 0 for v in before]):.1%}, helix/strand "
-        f"{np.mean([v.secondary_structure.count('H') / v.length for v in before]):.1%}/"
-        f"{np.mean([v.secondary_structure.count('E') / v.length for v in before]):.1%}"
-    )
-    print(
-        "restraint Å | passing | residues passing | clash-free | RMSD mean / max Å | CA RMSD Å | helix / strand "
-        "| s per structure | s per 100 residues"
-    )
+    print("before:", figures(evaluate_backbones(segments, tm_score=False)))
+    print("restraint Å | after relaxation | RMSD mean / max Å | CA RMSD Å | s per structure | s per 100 residues")
     for restraint in args.restraint:
         relaxed, seconds = [], []
         for coords in segments:
             start = time.perf_counter()
             relaxed.append(relax_backbone(coords, restraint_sigma=restraint))
             seconds.append(time.perf_counter() - start)
-        after = [validate_backbone(r.coords) for r in relaxed]
-        rmsd = [r.rmsd for r in relaxed]
+        moved = relaxation_summary(relaxed)
         print(
-            f"{restraint:11.2f} | {np.mean([v.passes for v in after]):7.1%} "
-            f"| {np.mean([v.residue_pass_fraction for v in after]):16.1%} "
-            f"| {np.mean([v.num_clashes == 0 for v in after]):10.1%} "
-            f"| {np.mean(rmsd):.3f} / {np.max(rmsd):.3f}       "
-            f"| {np.mean([r.ca_rmsd for r in relaxed]):9.3f} "
-            f"| {np.mean([v.secondary_structure.count('H') / v.length for v in after]):.1%} / "
-            f"{np.mean([v.secondary_structure.count('E') / v.length for v in after]):.1%} "
-            f"| {statistics.median(seconds):15.2f} | {100 * sum(seconds) / residues:.2f}"
+            f"{restraint:11.2f} | {figures(evaluate_backbones([r.coords for r in relaxed], tm_score=False))} "
+            f"| {moved['rmsd_mean']:.3f} / {moved['rmsd_max']:.3f} | {moved['ca_rmsd_mean']:.3f} "
+            f"| {statistics.median(seconds):.2f} | {100 * sum(seconds) / residues:.2f}"
         )
 
 
