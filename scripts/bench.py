@@ -60,7 +60,7 @@ def qm9_module(config: str, device: str):
 
     train, _, info = qm9_train_val(subset=6400, val_subset=1)
     torch.manual_seed(0)
-    module = DiffusionModule(CONFIGS[config], DIFFUSION, {"lr": 1e-4}, info).to(device)
+    module = DiffusionModule(CONFIGS[config], DIFFUSION, {"lr": 1e-4}, info.to_dict()).to(device)
     return module, train, info
 
 
@@ -76,9 +76,8 @@ def training_step(config: str, device: str, bf16: bool = False):
 
     def step(data) -> None:
         with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-            loss = module.diffusion.per_graph_loss(
-                module.denoiser, data.pos, data.h, data.batch, data.num_graphs
-            ).mean()
+            per_graph, _ = module.diffusion.loss(module.denoiser, module.diffusion.state_from_batch(data))
+            loss = per_graph.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -103,11 +102,11 @@ def bench_train(config: str, device: str, steps: int, bf16: bool = False, warmup
 
 def bench_sample(device: str, sampler_name: str, num_steps: int, repeats: int) -> dict:
     from molgen.diffusion import make_sampler
-    from molgen.generation import sample_from_histogram
+    from molgen.sampling import sample_from_histogram
 
     module, _, info = qm9_module("small", device)
     module.eval()
-    sizes = sample_from_histogram(info["num_atoms_histogram"], 100, seed=0)
+    sizes = sample_from_histogram(info.size_histogram, 100, seed=0)
 
     def run(steps: int) -> float:
         sampler = make_sampler(sampler_name, module.diffusion, steps)
@@ -116,7 +115,7 @@ def bench_sample(device: str, sampler_name: str, num_steps: int, repeats: int) -
         sampler.sample(
             module.denoiser,
             sizes,
-            int(info["num_features"]),
+            info.num_features,
             device=device,
             generator=torch.Generator(device).manual_seed(0),
         )
@@ -133,9 +132,9 @@ def bench_backbones(device: str, num_steps: int, repeats: int, length: int = 100
     from omegaconf import OmegaConf
 
     from molgen.diffusion import make_sampler
+    from molgen.diffusion.build import build_diffusion
+    from molgen.domains.backbones import backbone_features
     from molgen.models import build_denoiser
-    from molgen.proteins.generate import backbone_features
-    from molgen.training.module import build_diffusion
 
     with initialize_config_module("molgen.conf", version_base=None):
         cfg = compose("config", overrides=["experiment=backbone"])
@@ -152,7 +151,7 @@ def bench_backbones(device: str, num_steps: int, repeats: int, length: int = 100
             denoiser,
             residues * 4,
             4,
-            h_condition=backbone_features(residues),
+            condition=backbone_features(residues),
             device=device,
             generator=torch.Generator(device).manual_seed(0),
         )

@@ -28,9 +28,10 @@ import torch
 from torch_geometric.data import Batch
 
 from molgen.checkpoint import CheckpointError, load_checkpoint
-from molgen.diffusion.gaussian import remove_mean
+from molgen.dataset_info import BackboneInfo
 from molgen.diffusion.samplers import invert_log_snr
 from molgen.diffusion.self_conditioning import is_self_conditioned, training_estimate
+from molgen.graph_batch import remove_mean
 from molgen.proteins.dataset import backbone_train_val
 
 
@@ -47,12 +48,13 @@ def main() -> None:
         model = load_checkpoint(args.ckpt)
     except CheckpointError as err:
         raise SystemExit(f"error: {err}") from None
-    info = model.dataset_info
-    if info.get("domain") != "backbone":
+    info = model.info
+    if not isinstance(info, BackboneInfo):
         raise SystemExit(f"error: {args.ckpt} is not a backbone model")
-    _, val, _ = backbone_train_val(args.data, max_length=info["max_length"], length_scale=info["length_scale"])
+    crop = {} if info.max_length is None else {"max_length": info.max_length}
+    _, val, _ = backbone_train_val(args.data, length_scale=info.length_scale, **crop)
     batch = Batch.from_data_list([val[i] for i in range(min(args.num_structures, len(val)))])
-    scale, schedule = float(info["length_scale"]), model.diffusion.schedule
+    scale, schedule = float(info.length_scale), model.diffusion.schedule
     clean = remove_mean(batch.pos, batch.batch)
     generator = torch.Generator().manual_seed(args.seed)
 

@@ -22,16 +22,16 @@ from torch.profiler import ProfilerActivity, profile
 
 def _sample_step(device: str, bf16: bool):
     from molgen.diffusion import make_sampler
-    from molgen.generation import sample_from_histogram
+    from molgen.sampling import sample_from_histogram
 
     module, _, info = bench.qm9_module("small", device)
     module.eval()
-    sizes = sample_from_histogram(info["num_atoms_histogram"], 100, seed=0)
+    sizes = sample_from_histogram(info.size_histogram, 100, seed=0)
     sampler = make_sampler("dpm-solver", module.diffusion, 5)
 
     def step() -> None:  # 6 network calls: 5 steps and the final clean prediction
         with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-            sampler.sample(module.denoiser, sizes, int(info["num_features"]), device=device)
+            sampler.sample(module.denoiser, sizes, info.num_features, device=device)
 
     return step
 

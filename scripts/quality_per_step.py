@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 from molgen.checkpoint import load_checkpoint
-from molgen.molecules.generate import generate_molecules
 from molgen.molecules.metrics.edm import evaluate_edm
 from molgen.molecules.metrics.graph_stability import evaluate_graph_stability
 from molgen.molecules.metrics.rdkit_protocol import evaluate_rdkit
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
+from molgen.sampling import SamplingConfig, generate
 
 DEFAULT_CELLS = (
     "dpm-solver:10,dpm-solver:25,dpm-solver:50,ddim:25,ddim:50,ddpm:50,dpm-solver:100,ddim:100,ddpm:100,"
@@ -57,6 +57,8 @@ def main() -> None:
         {(r["sampler"], r["steps"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
     )
     model = load_checkpoint(args.ckpt, device=args.device)
+    if model.domain.name != "molecules":
+        raise SystemExit(f"error: {args.ckpt} generates {model.domain.name}, not molecules")
     for cell in args.cells.split(","):
         sampler, steps, *options = cell.split(":")
         label = " ".join([sampler, *options])
@@ -64,12 +66,10 @@ def main() -> None:
             continue
         sampler_options = {key: _option_value(value) for key, value in (option.split("=") for option in options)}
         start = time.perf_counter()
-        molecules = generate_molecules(
+        molecules = generate(
             model,
             args.num_samples,
-            steps=int(steps),
-            sampler=sampler,
-            sampler_options=sampler_options,
+            SamplingConfig(sampler, int(steps), sampler_options),
             batch_size=args.batch_size,
             seed=args.seed,
             device=args.device,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from molgen.dataset_info import BackboneInfo, MoleculeInfo
 from molgen.molecules.featurize import AtomFeaturizer
 from molgen.training.module import DiffusionModule
 
@@ -16,13 +17,13 @@ DIFFUSION = {"schedule": {"name": "polynomial", "power": 2.0, "precision": 1e-5}
 def tiny_molecule_module(seed: int = 0) -> DiffusionModule:
     torch.manual_seed(seed)
     featurizer = AtomFeaturizer()
-    info = {
-        "domain": "molecules",
-        "featurizer": featurizer.to_dict(),
-        "num_features": featurizer.num_features,
-        "num_atoms_histogram": [0, 0, 0, 2, 5, 3],
-    }
-    return DiffusionModule(model=TINY_MODEL, diffusion=DIFFUSION, optim={"lr": 1e-3}, dataset_info=info)
+    info = MoleculeInfo(
+        dataset="tiny",
+        num_features=featurizer.num_features,
+        size_histogram=[0, 0, 0, 2, 5, 3],
+        featurizer=featurizer.to_dict(),
+    )
+    return DiffusionModule(model=TINY_MODEL, diffusion=DIFFUSION, optim={"lr": 1e-3}, dataset_info=info.to_dict())
 
 
 TINY_BACKBONE_MODEL = {
@@ -38,25 +39,27 @@ TINY_BACKBONE_MODEL = {
 def tiny_backbone_module(seed: int = 0, prediction: str = "eps", **model_options) -> DiffusionModule:
     """An untrained backbone module; ``model_options`` override :data:`TINY_BACKBONE_MODEL`."""
     torch.manual_seed(seed)
-    info = {
-        "domain": "backbone",
-        "num_features": 4,
-        "atom_types": ["N", "CA", "C", "O"],
+    info = BackboneInfo(
+        dataset="tiny",
+        num_features=4,
+        size_histogram=[0] * 6 + [3, 0, 2],
+        atom_types=["N", "CA", "C", "O"],
         # Untrained samples are hundreds of model units wide: a small scale keeps them within PDB columns.
-        "length_scale": 0.1,
-        "num_residues_histogram": [0] * 6 + [3, 0, 2],
-    }
+        length_scale=0.1,
+    )
     diffusion = {**DIFFUSION, "diffuse_features": False, "prediction": prediction}
     model = {**TINY_BACKBONE_MODEL, **model_options}
-    return DiffusionModule(model=model, diffusion=diffusion, optim={"lr": 1e-3}, dataset_info=info)
+    return DiffusionModule(model=model, diffusion=diffusion, optim={"lr": 1e-3}, dataset_info=info.to_dict())
 
 
 def save_tiny_checkpoint(
     path: Path, seed: int = 0, domain: str = "molecules", prediction: str = "eps", edit=None, **model_options
 ) -> Path:
     """A checkpoint with the keys molgen reads from Lightning checkpoints
-    (``domain``: ``"molecules"`` or ``"backbone"``; ``prediction`` and ``model_options`` of backbone
+    (``domain``: ``"molecules"`` or ``"backbones"``; ``prediction`` and ``model_options`` of backbone
     models). ``edit``, if given, is applied to the module before saving (e.g. to set weights)."""
+    if domain not in ("molecules", "backbones"):
+        raise ValueError(f"unknown domain {domain!r}")
     if domain == "molecules":
         module = tiny_molecule_module(seed)
     else:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from molgen.dataset_info import MoleculeInfo
 from molgen.molecules.featurize import AtomFeaturizer
 from molgen.training.module import DiffusionModule
 
@@ -19,15 +20,14 @@ JOINT_DIFFUSION = {
 }
 
 
-def joint_dataset_info() -> dict:
+def joint_dataset_info() -> MoleculeInfo:
     featurizer = AtomFeaturizer()
-    return {
-        "domain": "molecules",
-        "dataset": "qm9_bonds",
-        "featurizer": featurizer.to_dict(),
-        "num_features": featurizer.num_features,
-        "num_atoms_histogram": [0, 0, 0, 2, 5, 3],
-        "categorical": {
+    return MoleculeInfo(
+        dataset="qm9_bonds",
+        num_features=featurizer.num_features,
+        size_histogram=[0, 0, 0, 2, 5, 3],
+        featurizer=featurizer.to_dict(),
+        categorical={
             "node": [
                 {
                     "name": "atom_type",
@@ -38,13 +38,16 @@ def joint_dataset_info() -> dict:
             ],
             "edge": {"name": "bond", "classes": [0, 1, 2, 3], "marginals": [0.85, 0.11, 0.03, 0.01]},
         },
-    }
+    )
 
 
 def tiny_joint_module(seed: int = 0) -> DiffusionModule:
     torch.manual_seed(seed)
     return DiffusionModule(
-        model=TINY_JOINT_MODEL, diffusion=JOINT_DIFFUSION, optim={"lr": 1e-3}, dataset_info=joint_dataset_info()
+        model=TINY_JOINT_MODEL,
+        diffusion=JOINT_DIFFUSION,
+        optim={"lr": 1e-3},
+        dataset_info=joint_dataset_info().to_dict(),
     )
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from molgen.checkpoint import CheckpointError, load_checkpoint
-from molgen.pretrained import load_pretrained_model, model_card
+from molgen.dataset_info import BackboneInfo, MoleculeInfo
+from molgen.pretrained import load_pretrained, model_card
 from molgen.training.module import DiffusionModule, check_resumable
 from molgen.training.train import warm_start
 from tests.helpers import save_tiny_checkpoint, tiny_backbone_module, tiny_molecule_module
@@ -17,7 +18,31 @@ def test_roundtrip_restores_weights(tmp_path):
     for (name, a), (_, b) in zip(model.denoiser.state_dict().items(), reference.state_dict().items()):
         assert torch.equal(a, b), name
     assert not model.denoiser.training
-    assert model.dataset_info["num_features"] == 6
+    assert isinstance(model.info, MoleculeInfo) and model.info.num_features == 6
+    assert model.domain.name == "molecules" and model.card is None
+    assert model.source == str(path.resolve())
+
+
+def test_checkpoints_with_the_first_dataset_info_layout_still_load(tmp_path):
+    """Checkpoints written before typed dataset infos (no version, domain ``backbone``, per-domain histogram keys)."""
+    molecules = torch.load(save_tiny_checkpoint(tmp_path / "m.ckpt"), weights_only=True)
+    backbones = torch.load(save_tiny_checkpoint(tmp_path / "b.ckpt", domain="backbones"), weights_only=True)
+    old = {
+        "m": {"domain": "molecules", "num_atoms_histogram": [0, 0, 0, 2, 5, 3]},
+        "b": {"domain": "backbone", "num_residues_histogram": [0] * 6 + [3, 0, 2]},
+    }
+    for name, ckpt in (("m", molecules), ("b", backbones)):
+        info = ckpt["hyper_parameters"]["dataset_info"]
+        assert info.pop("version") == 2 and "size_histogram" in info
+        del info["size_histogram"]
+        info.update(old[name])
+        torch.save(ckpt, tmp_path / f"old_{name}.ckpt")
+    model = load_checkpoint(tmp_path / "old_m.ckpt")
+    assert isinstance(model.info, MoleculeInfo) and model.domain.name == "molecules"
+    assert model.info.size_histogram == [0, 0, 0, 2, 5, 3]
+    model = load_checkpoint(tmp_path / "old_b.ckpt")
+    assert isinstance(model.info, BackboneInfo) and model.domain.name == "backbones"
+    assert model.info.size_histogram == [0] * 6 + [3, 0, 2] and model.info.length_scale == 0.1
 
 
 def test_missing_corrupt_and_foreign_files(tmp_path):
@@ -82,7 +107,7 @@ def _with_model_options(module, **options):
 
 
 def test_warm_start_loads_every_weight_and_keeps_the_new_embedding_at_zero(tmp_path):
-    source = save_tiny_checkpoint(tmp_path / "plain.ckpt", seed=3, domain="backbone", prediction="v")
+    source = save_tiny_checkpoint(tmp_path / "plain.ckpt", seed=3, domain="backbones", prediction="v")
     plain = load_checkpoint(source).denoiser
     target = _with_model_options(tiny_backbone_module(seed=5, prediction="v"), self_conditioning=True).denoiser
     assert warm_start(target, str(source)) == ["net.estimate_embedding.weight"]
@@ -119,5 +144,5 @@ def test_warm_start_from_a_shipped_model():
     )
     new = warm_start(module.denoiser, "backbone")
     assert new == ([] if card["model"].get("self_conditioning") else ["net.estimate_embedding.weight"])
-    shipped = load_pretrained_model("backbone").denoiser.state_dict()
+    shipped = load_pretrained("backbone").denoiser.state_dict()
     assert all(torch.equal(module.denoiser.state_dict()[k], v) for k, v in shipped.items())

@@ -144,7 +144,7 @@ def test_sample_errors_keep_existing_output(tiny_ckpt, tmp_path, capsys):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("trainer.no_such_key=1", "Key 'no_such_key' is not in struct"),
+        ("trainer.no_such_key=1", "Key 'no_such_key' not in 'TrainerConfig'"),
         ("model=unknown_model", "Could not find 'model/unknown_model'"),
         ("model.hidden_dim=wide", "model.hidden_dim must be int"),
     ],

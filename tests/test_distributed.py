@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from molgen.checkpoint import load_checkpoint
-from molgen.cli import _validate_overrides, main
-from molgen.generation import merge_shards
-from molgen.molecules.generate import generate_molecules
+from molgen.cli import main
+from molgen.sampling import SamplingConfig, generate, merge_shards
+from molgen.training.config import validate_overrides
 from molgen.training.train import _relaunches_command, ddp_strategy
 from tests.helpers import save_tiny_checkpoint, tiny_backbone_module, tiny_molecule_module
 
@@ -29,16 +29,17 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 def test_shards_merge_into_single_process_order(tmp_path):
     model = load_checkpoint(save_tiny_checkpoint(tmp_path / "tiny.ckpt"))
-    kwargs = dict(steps=2, batch_size=2, seed=5, progress=False)
-    whole = generate_molecules(model, 7, **kwargs)
+    kwargs = dict(batch_size=2, seed=5, progress=False)
+    sampling = SamplingConfig(steps=2)
+    whole = generate(model, 7, sampling, **kwargs)
     for world_size in (2, 3, 5):
-        shards = [generate_molecules(model, 7, shard=(r, world_size), **kwargs) for r in range(world_size)]
+        shards = [generate(model, 7, sampling, shard=(r, world_size), **kwargs) for r in range(world_size)]
         merged = merge_shards(shards, batch_size=2)
         assert len(merged) == 7
         for a, b in zip(merged, whole):
             assert (a.atomic_numbers == b.atomic_numbers).all() and (a.positions == b.positions).all()
     with pytest.raises(ValueError, match="shard"):
-        generate_molecules(model, 7, shard=(2, 2), **kwargs)
+        generate(model, 7, sampling, shard=(2, 2), **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,7 @@ def test_shards_merge_into_single_process_order(tmp_path):
     ],
 )
 def test_ddp_overrides_pass_validation(overrides):
-    assert _validate_overrides(["experiment=qm9", *overrides]) is None
+    assert validate_overrides(["experiment=qm9", *overrides]) is None
 
 
 def test_multirun_refuses_local_ddp_only():

@@ -25,7 +25,8 @@ def folder(tmp_path, monkeypatch):
     folder = tmp_path / "pretrained"
     folder.mkdir()
     pretrained.export_pretrained(save_tiny_checkpoint(tmp_path / "m.ckpt"), "qm9", CARD, folder)
-    pretrained.export_pretrained(save_tiny_checkpoint(tmp_path / "b.ckpt", domain="backbone"), "backbone", CARD, folder)
+    backbone_ckpt = save_tiny_checkpoint(tmp_path / "b.ckpt", domain="backbones")
+    pretrained.export_pretrained(backbone_ckpt, "backbone", CARD, folder)
     monkeypatch.setattr(pretrained, "PRETRAINED_DIR", folder)
     return folder
 
@@ -39,8 +40,12 @@ def test_export_writes_weights_and_card_that_rebuild_the_model(folder, tmp_path)
     ]
     card = json.loads((folder / "qm9.json").read_text())
     assert card["summary"] == CARD["summary"] and set(card["config"]) == {"model", "diffusion", "dataset_info"}
-    original = load_checkpoint(tmp_path / "m.ckpt").denoiser.state_dict()
-    shipped = pretrained.load_pretrained_model("qm9").denoiser.state_dict()
+    checkpoint = load_checkpoint(tmp_path / "m.ckpt")
+    assert card["config"]["dataset_info"] == checkpoint.info.to_dict()
+    original = checkpoint.denoiser.state_dict()
+    loaded = pretrained.load_pretrained("qm9")
+    assert loaded.card["name"] == "qm9" and loaded.info == checkpoint.info
+    shipped = loaded.denoiser.state_dict()
     assert original.keys() == shipped.keys() and all(torch.equal(original[k], shipped[k]) for k in original)
 
 
@@ -59,10 +64,10 @@ def test_backbone_model_samples_arrays(folder):
 
 def test_velocity_model_round_trips(tmp_path, monkeypatch):
     """A v-predicting model ships the wrapped network's weights and rebuilds the wrapper."""
-    ckpt = save_tiny_checkpoint(tmp_path / "v.ckpt", domain="backbone", prediction="v")
+    ckpt = save_tiny_checkpoint(tmp_path / "v.ckpt", domain="backbones", prediction="v")
     pretrained.export_pretrained(ckpt, "backbone", CARD, tmp_path)
     monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
-    shipped = pretrained.load_pretrained_model("backbone")
+    shipped = pretrained.load_pretrained("backbone")
     original = load_checkpoint(ckpt)
     assert isinstance(shipped.denoiser, VelocityDenoiser) and shipped.diffusion.prediction == "v"
     a, b = original.denoiser.state_dict(), shipped.denoiser.state_dict()
@@ -149,6 +154,6 @@ def test_every_shipped_model_loads_and_samples(name):
     model = pretrained.load_pretrained(name)
     card = model.card
     assert {"summary", "command", "data", "training", "quality"} <= card.keys(), "incomplete model card"
-    options = {"length": (20, 20)} if model.domain == "backbone" else {}
+    options = {"length": (20, 20)} if model.domain.name == "backbones" else {}
     items = model.sample(2, steps=5, **options)
     assert len(items) == 2

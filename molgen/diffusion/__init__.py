@@ -1,6 +1,8 @@
-"""Domain-agnostic diffusion core: schedules, the Gaussian process, samplers."""
+"""Domain-agnostic diffusion core: schedules, the processes, the sampling loop."""
 
-from molgen.diffusion.gaussian import GaussianDiffusion, remove_mean, zero_com_noise
+from molgen.diffusion.gaussian import GaussianDiffusion, zero_com_noise
+from molgen.diffusion.joint import JointDiffusion
+from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction
 from molgen.diffusion.samplers import AncestralSampler, DDIMSampler, DPMSolverSampler, Sampler, make_sampler
 from molgen.diffusion.schedules import (
     CosineSchedule,
@@ -14,16 +16,19 @@ from molgen.diffusion.schedules import (
 __all__ = [
     "AncestralSampler",
     "CosineSchedule",
-    "LogLinearSchedule",
     "DDIMSampler",
     "DPMSolverSampler",
+    "DiffusionProcess",
     "GaussianDiffusion",
+    "GraphState",
+    "JointDiffusion",
+    "LogLinearSchedule",
     "NoiseSchedule",
     "PolynomialSchedule",
+    "Prediction",
     "Sampler",
     "make_sampler",
     "make_schedule",
-    "remove_mean",
     "schedule_from_dict",
     "zero_com_noise",
 ]

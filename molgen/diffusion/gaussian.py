@@ -17,42 +17,29 @@ Nothing here knows about chemistry: domains turn their data into ``pos``/``h``.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Any, Protocol
 
 import torch
-from torch import Tensor
+from torch import Generator, Tensor
 
+from molgen.diffusion.prediction import VelocityDenoiser
+from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor
 from molgen.diffusion.schedules import NoiseSchedule
+from molgen.diffusion.self_conditioning import EstimateFeedback, is_self_conditioned, training_estimate
+from molgen.graph_batch import graph_sizes, graph_sum, remove_mean
 
 # What a trained network outputs: the noise, or the velocity (molgen.diffusion.prediction).
 PREDICTIONS = ("eps", "v")
 
 
 class Denoiser(Protocol):
-    """What the diffusion core calls: predicts the noise of both channels.
+    """The network a :class:`GaussianDiffusion` calls: predicts the noise of both channels.
 
     Shapes: pos [N, 3], h [N, F], t [B] in [0, 1], batch [N] -> ([N, 3], [N, F]).
+    A self-conditioned network also takes ``self_condition`` (:mod:`molgen.diffusion.self_conditioning`).
     """
 
     def __call__(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]: ...
-
-
-def graph_sizes(batch: Tensor, num_graphs: int | None = None) -> Tensor:
-    """Number of nodes per graph, [B] long."""
-    return torch.bincount(batch, minlength=num_graphs or 0)
-
-
-def graph_mean(x: Tensor, batch: Tensor, num_graphs: int | None = None) -> Tensor:
-    """Per-graph mean of node values: [N, D] -> [B, D]."""
-    num_graphs = num_graphs or int(batch.max()) + 1
-    sums = x.new_zeros(num_graphs, x.shape[1]).index_add_(0, batch, x)
-    counts = graph_sizes(batch, num_graphs).clamp(min=1).to(x.dtype)
-    return sums / counts[:, None]
-
-
-def remove_mean(x: Tensor, batch: Tensor, num_graphs: int | None = None) -> Tensor:
-    """Project node vectors onto each graph's zero-mean subspace: [N, D] -> [N, D]."""
-    return x - graph_mean(x, batch, num_graphs)[batch]
 
 
 def position_dof(num_nodes: Tensor) -> Tensor:
@@ -72,7 +59,7 @@ def zero_com_noise(num_nodes_like: Tensor, batch: Tensor, generator: torch.Gener
     return remove_mean(noise, batch)
 
 
-class GaussianDiffusion(torch.nn.Module):
+class GaussianDiffusion(DiffusionProcess):
     """Variance-preserving Gaussian diffusion over ``(pos, h)``.
 
     Args:
@@ -124,22 +111,29 @@ class GaussianDiffusion(torch.nn.Module):
             eps_h, h_t = torch.zeros_like(h), h
         return pos_t, h_t, eps_pos, eps_h
 
-    def sample_time(self, num_graphs: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
-        """Uniform training times, [B]."""
-        return torch.rand(num_graphs, generator=generator, device=device)
+    @property
+    def gaussian(self) -> GaussianDiffusion:
+        return self
+
+    @property
+    def conditions_on_features(self) -> bool:
+        return not self.diffuse_features
+
+    def wrap_network(self, network: torch.nn.Module) -> torch.nn.Module:
+        """A v-predicting network is wrapped to return ``eps`` (:class:`VelocityDenoiser`)."""
+        if self.prediction == "v":
+            return VelocityDenoiser(network, self.schedule, self.diffuse_features)
+        return network
+
+    def state_from_batch(self, data: Any) -> GraphState:
+        """``data.pos`` [N, 3], ``data.h`` [N, F], ``data.batch`` [N] of a torch_geometric ``Batch``."""
+        return GraphState(data.pos, data.h, data.batch, data.num_graphs)
 
     # ----- training objective ---------------------------------------------
-    def per_graph_loss(
-        self,
-        denoiser: Callable[..., tuple[Tensor, Tensor]],
-        pos: Tensor,
-        h: Tensor,
-        batch: Tensor,
-        num_graphs: int,
-        t: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Epsilon-prediction squared error per degree of freedom, [B].
+    def loss(
+        self, denoiser: Denoiser, clean: GraphState, t: Tensor | None = None, generator: Generator | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Epsilon-prediction squared error per degree of freedom, ``[B]``, and no components.
 
         With ``prediction="v"`` each graph's error is divided by ``alpha_t**2``:
         since ``eps - eps_hat = alpha_t (v - v_hat)`` for the wrapped network,
@@ -152,12 +146,10 @@ class GaussianDiffusion(torch.nn.Module):
         gets its own detached estimate for half of the batches, decided by one
         draw from ``generator`` after the noise.
         """
+        pos, h, batch, num_graphs = clean.pos, clean.h, clean.batch, clean.num_graphs
         if t is None:
             t = self.sample_time(num_graphs, pos.device, generator).to(pos.dtype)
         pos_t, h_t, eps_pos, eps_h = self.add_noise(pos, h, t, batch, generator)
-        # Imported here: self-conditioning builds on this module.
-        from molgen.diffusion.self_conditioning import is_self_conditioned, training_estimate
-
         estimate = {}
         if is_self_conditioned(denoiser):
             estimate["self_condition"] = training_estimate(denoiser, self, pos_t, h_t, t, batch, num_graphs, generator)
@@ -170,11 +162,30 @@ class GaussianDiffusion(torch.nn.Module):
         if self.diffuse_features:
             sq_err = sq_err + ((pred_h - eps_h) ** 2).sum(dim=1)
             dof = dof + num_nodes * h.shape[1]
-        per_graph = pos.new_zeros(num_graphs).index_add_(0, batch, sq_err)
-        per_graph = per_graph / dof.clamp(min=1).to(per_graph.dtype)
+        per_graph = graph_sum(sq_err, batch, num_graphs) / dof.clamp(min=1).to(sq_err.dtype)
         if self.prediction == "v":
             per_graph = per_graph / self.schedule.alpha_sq(t)
-        return per_graph
+        return per_graph, {}
+
+    # ----- sampling hooks (molgen.diffusion.samplers.Sampler) ---------------
+    def prior(self, start: GraphState, generator: Generator | None = None) -> GraphState:
+        """Standard normal features when they are diffused (drawn after the positions); clean
+        conditioning features are kept."""
+        if not self.diffuse_features:
+            return start
+        h = start.h
+        return start.replace(h=torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype))
+
+    def predictor(self, denoiser: Denoiser, state: GraphState) -> Predictor:
+        """Calls ``denoiser`` on the batch of ``state``, feeding a self-conditioned one its previous
+        estimate (:class:`~molgen.diffusion.self_conditioning.EstimateFeedback`)."""
+        denoise = EstimateFeedback(denoiser, self, state.batch, state.num_graphs)
+
+        def predict(current: GraphState, t: Tensor) -> Prediction:
+            eps_pos, eps_h = denoise(current.pos, current.h, t)
+            return Prediction(remove_mean(eps_pos, current.batch, current.num_graphs), eps_h)
+
+        return predict
 
     # ----- reverse process -------------------------------------------------
     def posterior_step(

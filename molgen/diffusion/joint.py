@@ -21,39 +21,36 @@ logits of the clean classes. The training loss of a graph is the weighted sum
     w_pos * ||eps_pred - eps||^2 / (3 (n - 1))  +  sum_c w_c * mean cross-entropy of channel c
 
 (node channels averaged over the graph's nodes, the edge channel over its
-pairs). Sampling (:class:`JointSampler`) walks one time grid: coordinates
-move with a position sampler's ``step`` (ddpm, ddim or dpm-solver, from
-:func:`~molgen.diffusion.samplers.make_sampler`), and every categorical
-channel takes an ancestral step from the posterior marginalised over the
-predicted clean classes.
+pairs). Sampling runs the one loop of :class:`~molgen.diffusion.samplers.Sampler`
+(any registered sampler): coordinates move with the sampler's ``step``, and
+every categorical channel takes an ancestral step
+(:meth:`JointDiffusion.discrete_step`) from the posterior marginalised over
+the predicted clean classes.
 
 Nothing here knows about chemistry.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple, Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-from tqdm.auto import tqdm
+from torch import Generator, Tensor
 
 from molgen.diffusion.categorical import CategoricalDiffusion
-from molgen.diffusion.gaussian import GaussianDiffusion, graph_sizes, position_dof, remove_mean, zero_com_noise
-from molgen.diffusion.samplers import Sampler, make_sampler
+from molgen.diffusion.gaussian import GaussianDiffusion, position_dof
+from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor
 from molgen.diffusion.schedules import NoiseSchedule
+from molgen.graph_batch import graph_sizes, graph_sum, pair_index, remove_mean
 
 __all__ = [
     "POSITIONS",
     "JointDenoiser",
     "JointDiffusion",
-    "JointSample",
-    "JointSampler",
+    "build_joint_diffusion",
     "edge_classes_from_list",
-    "pair_index",
     "pair_lookup",
 ]
 
@@ -78,27 +75,6 @@ class JointDenoiser(Protocol):
 # --------------------------------------------------------------------------- #
 # Unordered pairs of a batch
 # --------------------------------------------------------------------------- #
-
-
-def pair_index(batch: Tensor) -> Tensor:
-    """Every unordered pair ``(i, j)``, ``i < j``, of nodes of the same graph: ``[2, P]`` long.
-
-    ``P = sum_g n_g (n_g - 1) / 2``; pairs are sorted by ``i`` then ``j``
-    (so by graph), which makes them a pure function of the graph sizes.
-    ``batch`` must be sorted.
-    """
-    sizes = graph_sizes(batch)
-    if batch.numel() == 0:
-        return batch.new_zeros(2, 0)
-    ptr = torch.cumsum(sizes, 0) - sizes
-    # node i pairs with the later nodes of its graph: end_of_graph - i - 1 of them
-    last = (ptr + sizes)[batch]  # one past the last node of each node's graph
-    node = torch.arange(batch.numel(), device=batch.device)
-    counts = last - node - 1
-    first = torch.repeat_interleave(node, counts)
-    start = torch.cumsum(counts, 0) - counts
-    second = first + 1 + torch.arange(first.numel(), device=batch.device) - start[first]
-    return torch.stack([first, second])
 
 
 def pair_lookup(pairs: Tensor, query: Tensor, num_nodes: int) -> Tensor:
@@ -134,8 +110,12 @@ def edge_classes_from_list(
 # --------------------------------------------------------------------------- #
 
 
-class JointDiffusion(torch.nn.Module):
+class JointDiffusion(DiffusionProcess):
     """Gaussian positions plus categorical node and edge channels under one time.
+
+    States (:class:`~molgen.diffusion.process.GraphState`) carry no continuous
+    features (``h`` is ``[N, 0]``); ``node_classes``, ``pair_index`` and
+    ``edge_classes`` are set.
 
     Args:
         schedule: the positions' noise schedule.
@@ -231,30 +211,37 @@ class JointDiffusion(torch.nn.Module):
         edge_t = self.edge_channel.add_noise(edge_classes, t_node[pairs[0]], generator)
         return pos_t, eps_pos, node_t, edge_t
 
-    def sample_time(self, num_graphs: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
-        return self.gaussian.sample_time(num_graphs, device, generator)
+    has_classes = True
+
+    def network_dims(self, num_features: int) -> dict[str, int]:
+        """The node inputs are the one-hots of the node channels (``num_features`` is not used)."""
+        return {"in_node_dim": self.num_node_features, "num_edge_classes": self.num_edge_classes}
+
+    def state_from_batch(self, data: Any) -> GraphState:
+        """Clean state of a torch_geometric ``Batch`` with ``pos`` [N, 3], ``node_classes`` [N, C],
+        and the listed pairs ``pair_class_index`` [2, Q] with their classes ``pair_class`` [Q]
+        (unlisted pairs are class 0)."""
+        pairs = pair_index(data.batch)
+        edge_classes = edge_classes_from_list(
+            pairs, data.pair_class_index, data.pair_class, data.num_nodes, self.num_edge_classes
+        )
+        empty = data.pos.new_zeros(data.pos.shape[0], 0)
+        return GraphState(data.pos, empty, data.batch, data.num_graphs, data.node_classes, pairs, edge_classes)
 
     # ----- training objective ---------------------------------------------
-    def per_graph_loss(
-        self,
-        denoiser: JointDenoiser,
-        pos: Tensor,
-        node_classes: Tensor,
-        pairs: Tensor,
-        edge_classes: Tensor,
-        batch: Tensor,
-        num_graphs: int,
-        t: Tensor | None = None,
-        generator: torch.Generator | None = None,
+    def loss(
+        self, denoiser: JointDenoiser, clean: GraphState, t: Tensor | None = None, generator: Generator | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Weighted joint loss per graph, [B], and its unweighted components ``{name: [B]}``.
 
         ``positions``: epsilon squared error per zero-CoM degree of freedom
         (the prediction is projected first, as in
-        :meth:`GaussianDiffusion.per_graph_loss`); each channel: the mean
+        :meth:`GaussianDiffusion.loss`); each channel: the mean
         cross-entropy of its clean-class prediction over the graph's nodes
         (or pairs; a graph without pairs contributes 0).
         """
+        pos, batch, num_graphs = clean.pos, clean.batch, clean.num_graphs
+        node_classes, pairs, edge_classes = clean.node_classes, clean.pair_index, clean.edge_classes
         self._check_classes(node_classes, edge_classes)
         if t is None:
             t = self.sample_time(num_graphs, pos.device, generator).to(pos.dtype)
@@ -265,133 +252,72 @@ class JointDiffusion(torch.nn.Module):
         eps_pred = remove_mean(eps_pred, batch, num_graphs)
 
         num_nodes = graph_sizes(batch, num_graphs)
-        sq_err = pos.new_zeros(num_graphs).index_add_(0, batch, ((eps_pred - eps_pos) ** 2).sum(dim=1))
+        sq_err = graph_sum(((eps_pred - eps_pos) ** 2).sum(dim=1), batch, num_graphs)
         parts = {POSITIONS: sq_err / position_dof(num_nodes).clamp(min=1).to(pos.dtype)}
         node_count = num_nodes.clamp(min=1).to(pos.dtype)
         for c, (name, logits) in enumerate(zip(self.node_channels, self.split_node_logits(node_logits))):
             ce = CategoricalDiffusion.loss(logits, node_classes[:, c]).to(pos.dtype)
-            parts[name] = pos.new_zeros(num_graphs).index_add_(0, batch, ce) / node_count
+            parts[name] = graph_sum(ce, batch, num_graphs) / node_count
         pair_graph = batch[pairs[0]]
         pair_count = graph_sizes(pair_graph, num_graphs).clamp(min=1).to(pos.dtype)
         ce = CategoricalDiffusion.loss(edge_logits, edge_classes).to(pos.dtype)
-        parts[self.edge_name] = pos.new_zeros(num_graphs).index_add_(0, pair_graph, ce) / pair_count
+        parts[self.edge_name] = graph_sum(ce, pair_graph, num_graphs) / pair_count
         total = sum(self.loss_weights[name] * value for name, value in parts.items())
         return total, parts
 
-
-class JointSample(NamedTuple):
-    """A generated batch: positions with zero CoM per graph, classes, pairs, and the graph index of each node."""
-
-    pos: Tensor
-    node_classes: Tensor
-    pair_index: Tensor
-    edge_classes: Tensor
-    batch: Tensor
-
-
-class JointSampler:
-    """Reverse process of a :class:`JointDiffusion`.
-
-    Positions move with ``positions``' step (any registered position
-    sampler over the joint model's Gaussian part) on that sampler's time
-    grid; at every grid step each categorical channel draws ``x_s`` from
-    ``p(x_s | x_t)`` (:meth:`CategoricalDiffusion.posterior` with the
-    predicted clean-class probabilities, sharpened by ``class_temperature``
-    below 1). The chain ends at ``s = 0``, where
-    the posterior is (up to the schedule's precision) the predicted clean
-    distribution itself; a last network call turns the positions into their
-    clean prediction, as in :meth:`Sampler.sample`, followed by the position
-    sampler's ``refine_steps`` (:meth:`Sampler.refine`) with the classes fixed.
-    """
-
-    def __init__(self, diffusion: JointDiffusion, positions: Sampler, class_temperature: float = 1.0) -> None:
-        if positions.diffusion is not diffusion.gaussian:
-            raise ValueError("the position sampler must run the joint diffusion's Gaussian part")
-        if not (math.isfinite(class_temperature) and class_temperature > 0):
-            raise ValueError(f"class_temperature must be a positive number, got {class_temperature}")
-        self.diffusion = diffusion
-        self.positions = positions
-        self.num_steps = positions.num_steps
-        self.class_temperature = float(class_temperature)
-
-    @classmethod
-    def make(
-        cls, name: str, diffusion: JointDiffusion, num_steps: int, class_temperature: float = 1.0, **options
-    ) -> JointSampler:
-        """A joint sampler whose positions use the position sampler ``name`` (see :func:`make_sampler`)
-        and whose categorical steps divide the predicted logits by ``class_temperature``."""
-        return cls(diffusion, make_sampler(name, diffusion.gaussian, num_steps, **options), class_temperature)
-
-    @torch.inference_mode()
-    def sample(
-        self,
-        denoiser: JointDenoiser,
-        num_nodes: Tensor,
-        generator: torch.Generator | None = None,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-        progress: bool = False,
-    ) -> JointSample:
-        """Generate graphs with ``num_nodes`` [B] nodes each.
-
-        Random draws from ``generator``, in order: prior positions, prior
-        node classes (channel by channel), prior pair classes; then per step
-        the position sampler's draws, the node channels', the edge channel's; then the
-        refinement noise.
-        """
-        diffusion = self.diffusion
-        num_nodes = num_nodes.to(device)
-        num_graphs = num_nodes.numel()
-        batch = torch.repeat_interleave(torch.arange(num_graphs, device=device), num_nodes)
-        pairs = pair_index(batch)
-        n_total = int(num_nodes.sum())
-
-        pos = zero_com_noise(torch.empty(n_total, 3, device=device, dtype=dtype), batch, generator)
-        nodes = [c.sample_prior(n_total, generator, device, dtype) for c in diffusion.node_channels.values()]
-        node_classes = torch.stack(nodes, dim=1)
-        edge_classes = diffusion.edge_channel.sample_prior(pairs.shape[1], generator, device, dtype)
-        empty = pos.new_zeros(n_total, 0)
-
-        def predict(positions: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-            eps, node_logits, edge_logits = denoiser(
-                positions,
-                diffusion.node_features(node_classes, dtype),
-                diffusion.edge_features(edge_classes, dtype),
-                pairs,
-                t.expand(num_graphs),
-                batch,
-            )
-            return remove_mean(eps, batch, num_graphs), node_logits, edge_logits
-
-        self.positions.reset()
-        grid = self.positions.timesteps(device, dtype)
-        for i in tqdm(range(self.num_steps), desc="sampling", disable=not progress, leave=False):
-            t, s = grid[i], grid[i + 1]
-            eps, node_logits, edge_logits = predict(pos, t)
-            pos, _ = self.positions.step(pos, empty, eps, empty, t, s, batch, generator)
-            node_classes = torch.stack(
-                [
-                    channel.reverse_step(
-                        node_classes[:, c], logits, t, s, generator, temperature=self.class_temperature
-                    )
-                    for c, (channel, logits) in enumerate(
-                        zip(diffusion.node_channels.values(), diffusion.split_node_logits(node_logits))
-                    )
-                ],
-                dim=1,
-            )
-            edge_classes = diffusion.edge_channel.reverse_step(
-                edge_classes, edge_logits, t, s, generator, temperature=self.class_temperature
-            )
-
-        t0 = grid[-1]
-        eps, _, _ = predict(pos, t0)
-        pos = remove_mean(diffusion.gaussian.predict_clean(pos, eps, t0), batch, num_graphs)
-        # Optional refinement of the coordinates with the drawn classes held fixed.
-        pos, _ = self.positions.refine(
-            lambda p, _h, t: (predict(p, t)[0], None), pos, empty, batch, num_graphs, generator
+    # ----- sampling hooks (molgen.diffusion.samplers.Sampler) ---------------
+    def prior(self, start: GraphState, generator: Generator | None = None) -> GraphState:
+        """Draws, after the positions: each node channel's prior classes, in column order, then the
+        pair channel's. The process has no continuous features (its node features are the one-hots
+        of the classes), so ``start``'s are dropped."""
+        n_total, device, dtype = start.pos.shape[0], start.pos.device, start.pos.dtype
+        pairs = pair_index(start.batch)
+        nodes = [c.sample_prior(n_total, generator, device, dtype) for c in self.node_channels.values()]
+        edge_classes = self.edge_channel.sample_prior(pairs.shape[1], generator, device, dtype)
+        return start.replace(
+            h=start.pos.new_zeros(n_total, 0),
+            node_classes=torch.stack(nodes, dim=1),
+            pair_index=pairs,
+            edge_classes=edge_classes,
         )
-        return JointSample(pos, node_classes, pairs, edge_classes, batch)
+
+    def predictor(self, denoiser: JointDenoiser, state: GraphState) -> Predictor:
+        """Calls ``denoiser`` with the one-hots of a state's classes and the batch's pairs."""
+
+        def predict(current: GraphState, t: Tensor) -> Prediction:
+            dtype = current.pos.dtype
+            eps, node_logits, edge_logits = denoiser(
+                current.pos,
+                self.node_features(current.node_classes, dtype),
+                self.edge_features(current.edge_classes, dtype),
+                current.pair_index,
+                t.expand(current.num_graphs),
+                current.batch,
+            )
+            return Prediction(remove_mean(eps, current.batch, current.num_graphs), None, node_logits, edge_logits)
+
+        return predict
+
+    def discrete_step(
+        self, state: GraphState, out: Prediction, t: Tensor, s: Tensor, generator: Generator | None, temperature: float
+    ) -> GraphState:
+        """Each categorical channel draws ``x_s`` from ``p(x_s | x_t)``
+        (:meth:`CategoricalDiffusion.reverse_step`) with the predicted clean-class
+        probabilities, sharpened by ``temperature`` below 1; node channels first, in
+        column order, then the pair channel. At ``s = 0`` the posterior is (up to the
+        schedule's precision) the predicted clean distribution itself."""
+        node_logits = self.split_node_logits(out.node_logits)
+        node_classes = torch.stack(
+            [
+                channel.reverse_step(state.node_classes[:, c], logits, t, s, generator, temperature=temperature)
+                for c, (channel, logits) in enumerate(zip(self.node_channels.values(), node_logits))
+            ],
+            dim=1,
+        )
+        edge_classes = self.edge_channel.reverse_step(
+            state.edge_classes, out.edge_logits, t, s, generator, temperature=temperature
+        )
+        return state.replace(node_classes=node_classes, edge_classes=edge_classes)
 
 
 def build_joint_diffusion(

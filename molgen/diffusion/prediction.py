@@ -14,7 +14,7 @@ Why it matters: at high noise the clean prediction is
 eps-network by ``1 / alpha_t`` (about 300 at the end of the log-linear schedule).
 A v-network's clean prediction is ``alpha_t * z_t - sigma_t * v_hat``, whose
 error stays the network's own. Trained with the v-MSE (see
-:meth:`GaussianDiffusion.per_graph_loss`), which equals the eps-MSE times
+:meth:`GaussianDiffusion.loss`), which equals the eps-MSE times
 ``1 / alpha_t**2`` = eps-MSE + clean-MSE, high noise gets the weight of the
 clean prediction rather than a vanishing one.
 """
@@ -24,8 +24,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from molgen.diffusion.gaussian import remove_mean
 from molgen.diffusion.schedules import NoiseSchedule
+from molgen.graph_batch import remove_mean
 
 
 class VelocityDenoiser(torch.nn.Module):

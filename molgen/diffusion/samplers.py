@@ -1,12 +1,15 @@
 """Reverse-process samplers.
 
 A sampler owns a time grid from 1 (noise) to 0 (data) and a ``step`` that
-moves the state from one grid time ``t`` to the next ``s < t`` given the
-denoiser's noise prediction. :meth:`Sampler.sample` is the shared loop: call
-:meth:`Sampler.reset`, draw the prior, step through the grid, and finish with
-the clean prediction at ``t = 0``. A new algorithm subclasses :class:`Sampler`
-and overrides :meth:`step` (and :meth:`reset` if it carries state between
-steps, like a multistep solver).
+moves the Gaussian channels (positions, continuous features) from one grid
+time ``t`` to the next ``s < t`` given the denoiser's noise prediction.
+:meth:`Sampler.sample` is the one sampling loop of molgen, for every
+:class:`~molgen.diffusion.process.DiffusionProcess`: draw the process's prior,
+and at each step call the network, the sampler's ``step`` and the process's
+``discrete_step`` (its categorical channels, if any); finish with the clean
+prediction at ``t = 0`` and the optional refinement. A new algorithm
+subclasses :class:`Sampler` and overrides :meth:`step` (and :meth:`reset` if
+it carries state between steps, like a multistep solver).
 
 Registered samplers (:func:`make_sampler`):
 
@@ -20,7 +23,9 @@ name            class             options                 default grid
 
 Every sampler also takes ``refine_steps`` and ``refine_time`` (see
 :meth:`Sampler.refine`): denoiser calls after the loop that re-noise the
-sample slightly and replace it by its clean prediction.
+sample slightly and replace it by its clean prediction; and
+``class_temperature`` for processes with categorical channels (see
+:meth:`~molgen.diffusion.joint.JointDiffusion.discrete_step`).
 
 (``ancestral`` is an alias of ``ddpm``.) Grids: ``time`` is uniform in
 ``t``; ``logsnr`` is uniform in the log-SNR ``log(alpha**2 / sigma**2)``
@@ -31,22 +36,20 @@ spreads few steps evenly over the signal-to-noise range.
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+import math
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from molgen.diffusion.gaussian import (
-    Denoiser,
-    GaussianDiffusion,
-    remove_mean,
-    zero_com_noise,
-)
+from molgen.diffusion.gaussian import zero_com_noise
+from molgen.diffusion.process import DiffusionProcess, GraphState, Predictor
 from molgen.diffusion.schedules import NoiseSchedule
-from molgen.diffusion.self_conditioning import EstimateFeedback
+from molgen.graph_batch import node_batch, remove_mean
+from molgen.registry import Registry
 
 GRIDS = ("time", "logsnr")
+SAMPLERS: Registry[type[Sampler]] = Registry("sampler")
 
 
 def invert_log_snr(schedule: NoiseSchedule, log_snr: Tensor, iterations: int = 60) -> Tensor:
@@ -79,24 +82,29 @@ class Sampler:
     """Base sampler: the time grid and the sampling loop.
 
     Args:
-        diffusion: the forward process being inverted.
+        process: the forward process being inverted; the sampler steps its
+            Gaussian part (``process.gaussian``, kept as :attr:`diffusion`).
         num_steps: number of reverse steps ``T``; the denoiser is called
             ``T + 1`` times (the last call turns ``z_0`` into the sample).
         grid: ``"time"`` (uniform in ``t``) or ``"logsnr"`` (uniform in
             log-SNR); None takes the class's ``default_grid``.
         refine_steps: refinement calls after the loop (default 0), see :meth:`refine`.
         refine_time: the time they re-noise to, in (0, 1) (default 0.02).
+        class_temperature: processes with categorical channels divide the
+            predicted clean-class logits by this before each draw (default 1;
+            below 1 sharpens them). Refused for processes without such channels.
     """
 
     default_grid = "time"
 
     def __init__(
         self,
-        diffusion: GaussianDiffusion,
+        process: DiffusionProcess,
         num_steps: int,
         grid: str | None = None,
         refine_steps: int = 0,
         refine_time: float = 0.02,
+        class_temperature: float = 1.0,
     ) -> None:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
@@ -107,7 +115,15 @@ class Sampler:
             raise ValueError(f"refine_steps must be a whole number >= 0, got {refine_steps}")
         if not 0.0 < refine_time < 1.0:
             raise ValueError(f"refine_time must be in (0, 1), got {refine_time}")
-        self.diffusion = diffusion
+        if not (math.isfinite(class_temperature) and class_temperature > 0):
+            raise ValueError(f"class_temperature must be a positive number, got {class_temperature}")
+        if class_temperature != 1.0 and not process.has_classes:
+            raise ValueError(
+                "class_temperature applies to models that generate bonds; this one generates coordinates and types only"
+            )
+        self.process = process
+        self.diffusion = process.gaussian
+        self.class_temperature = float(class_temperature)
         self.num_steps = num_steps
         self.grid = grid
         self.refine_steps = int(refine_steps)
@@ -154,20 +170,13 @@ class Sampler:
         """
         raise NotImplementedError
 
-    def refine(
-        self,
-        denoise: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor | None]],
-        pos: Tensor,
-        h: Tensor,
-        batch: Tensor,
-        num_graphs: int,
-        generator: torch.Generator | None,
-    ) -> tuple[Tensor, Tensor]:
+    def refine(self, predict: Predictor, state: GraphState, generator: torch.Generator | None) -> GraphState:
         """Re-noise the finished sample to ``refine_time`` and denoise it, ``refine_steps`` times.
 
         Each round draws ``z = alpha * x + sigma * noise`` (zero-CoM noise for
         positions; features only when they are diffused) and replaces ``x`` by
-        the clean prediction ``(z - sigma * eps) / alpha``. At a small time this
+        the clean prediction ``(z - sigma * eps) / alpha``; categorical classes
+        stay as drawn. At a small time this
         projects the sample onto what the network considers clean at the scale
         ``sigma(refine_time)`` (about 0.03 A for the polynomial schedule at
         0.02): it sharpens local geometry such as bond lengths, which a few-step
@@ -178,92 +187,89 @@ class Sampler:
         fluctuations at or below ``sigma``.
 
         Args:
-            denoise: ``(pos_t [N, 3], h_t [N, F], t) -> (eps_pos [N, 3], eps_h or None)``.
-            pos: [N, 3] zero-CoM sample; h: [N, F] its features.
+            predict: the network bound to the batch (:meth:`DiffusionProcess.predictor`).
+            state: the finished sample, zero-CoM positions.
         Returns:
-            ``(pos, h)`` refined (unchanged when ``refine_steps`` is 0).
+            The refined state (unchanged when ``refine_steps`` is 0).
         """
         diffusion = self.diffusion
-        t = pos.new_tensor(self.refine_time)
+        t = state.pos.new_tensor(self.refine_time)
         alpha, sigma = diffusion.schedule.alpha(t), diffusion.schedule.sigma(t)
         for _ in range(self.refine_steps):
-            pos_t = alpha * pos + sigma * zero_com_noise(pos, batch, generator)
+            pos, h = state.pos, state.h
+            pos_t = alpha * pos + sigma * zero_com_noise(pos, state.batch, generator)
             h_t = h
             if diffusion.diffuse_features:
                 h_t = alpha * h + sigma * torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
-            pos, h = self._clean_prediction(denoise, pos_t, h_t, t, batch, num_graphs)
-        return pos, h
+            state = self._clean_prediction(predict, state.replace(pos=pos_t, h=h_t), t)
+        return state
 
-    def _clean_prediction(
-        self,
-        denoise: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor | None]],
-        pos_t: Tensor,
-        h_t: Tensor,
-        t: Tensor,
-        batch: Tensor,
-        num_graphs: int,
-    ) -> tuple[Tensor, Tensor]:
-        """``(pos, h)`` predicted clean from the state at time ``t``: zero-CoM positions, and features
-        when they are diffused (clean conditioning features are returned unchanged)."""
+    def _clean_prediction(self, predict: Predictor, state: GraphState, t: Tensor) -> GraphState:
+        """``state`` at time ``t`` with positions (and features, when they are diffused) replaced by
+        their clean prediction; clean conditioning features and classes are kept."""
         diffusion = self.diffusion
-        eps_pos, eps_h = denoise(pos_t, h_t, t)
-        pos = remove_mean(diffusion.predict_clean(pos_t, remove_mean(eps_pos, batch, num_graphs), t), batch, num_graphs)
-        h = diffusion.predict_clean(h_t, eps_h, t) if diffusion.diffuse_features else h_t
-        return pos, h
+        out = predict(state, t)
+        pos = remove_mean(diffusion.predict_clean(state.pos, out.eps_pos, t), state.batch, state.num_graphs)
+        h = diffusion.predict_clean(state.h, out.eps_h, t) if diffusion.diffuse_features else state.h
+        return state.replace(pos=pos, h=h)
 
     @torch.inference_mode()
     def sample(
         self,
-        denoiser: Denoiser,
+        denoiser: torch.nn.Module,
         num_nodes: Tensor,
-        num_features: int,
-        h_condition: Tensor | None = None,
+        num_features: int = 0,
+        *,
+        condition: Tensor | None = None,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         progress: bool = False,
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    ) -> GraphState:
         """Generate a batch of graphs.
 
         Args:
-            denoiser: noise predictor (in eval mode). A self-conditioned one gets
+            denoiser: the process's network (in eval mode). A self-conditioned one gets
                 the previous call's clean estimate at every call after the first
                 (:class:`~molgen.diffusion.self_conditioning.EstimateFeedback`).
             num_nodes: [B] long, node count of each graph.
-            num_features: F, the feature width the denoiser expects.
-            h_condition: [N, F] clean features when the diffusion does not
-                diffuse them (e.g. backbone atom types); else None.
-            generator: seeds every random draw (on ``device``).
+            num_features: F, the width of diffused continuous features.
+            condition: [N, F] clean features when the process conditions on them
+                (e.g. backbone atom types); else None.
+            generator: seeds every random draw (on ``device``), in this order: the prior
+                positions, the process's prior, then per step the sampler's draws and the
+                process's discrete draws, then the refinement noise.
         Returns:
-            ``(pos [N, 3] with zero CoM per graph, h [N, F], batch [N])``.
+            The sample: positions with zero CoM per graph, features, classes.
         """
-        diffusion = self.diffusion
+        process = self.process
+        if process.conditions_on_features != (condition is not None):
+            needs = "conditions on clean features: pass the condition" if condition is None else "takes no condition"
+            raise ValueError(f"this diffusion {needs}")
         num_nodes = num_nodes.to(device)
-        num_graphs = num_nodes.numel()
-        batch = torch.repeat_interleave(torch.arange(num_graphs, device=device), num_nodes)
+        batch = node_batch(num_nodes)
         n_total = int(num_nodes.sum())
-
         pos = zero_com_noise(torch.empty(n_total, 3, device=device, dtype=dtype), batch, generator)
-        if diffusion.diffuse_features:
-            h = torch.randn(n_total, num_features, generator=generator, device=device, dtype=dtype)
-        elif h_condition is None:
-            raise ValueError("this diffusion conditions on clean features: pass h_condition")
+        if condition is None:
+            h = torch.zeros(n_total, num_features, device=device, dtype=dtype)
         else:
-            h = h_condition.to(device=device, dtype=dtype)
-
-        denoise = EstimateFeedback(denoiser, diffusion, batch, num_graphs)
+            h = condition.to(device=device, dtype=dtype)
+        state = process.prior(GraphState(pos, h, batch, num_nodes.numel()), generator)
+        predict = process.predictor(denoiser, state)
         self.reset()
         grid = self.timesteps(device, dtype)
         for i in tqdm(range(self.num_steps), desc="sampling", disable=not progress, leave=False):
             t, s = grid[i], grid[i + 1]
-            eps_pos, eps_h = denoise(pos, h, t)
-            pos, h = self.step(pos, h, remove_mean(eps_pos, batch, num_graphs), eps_h, t, s, batch, generator)
+            out = predict(state, t)
+            pos, h = self.step(state.pos, state.h, out.eps_pos, out.eps_h, t, s, state.batch, generator)
+            state = process.discrete_step(state.replace(pos=pos, h=h), out, t, s, generator, self.class_temperature)
 
-        pos, h = self._clean_prediction(denoise, pos, h, grid[-1], batch, num_graphs)
-        pos, h = self.refine(denoise, pos, h, batch, num_graphs, generator)
-        return pos, h, batch
+        state = self._clean_prediction(predict, state, grid[-1])
+        return self.refine(predict, state, generator)
 
 
+@SAMPLERS.register("ancestral")
+@SAMPLERS.register("ddpm")
 class AncestralSampler(Sampler):
     """Ancestral (DDPM) sampling: draw ``z_s ~ p(z_s | z_t)`` at every step.
 
@@ -281,13 +287,13 @@ class AncestralSampler(Sampler):
 
     def __init__(
         self,
-        diffusion: GaussianDiffusion,
+        process: DiffusionProcess,
         num_steps: int,
         noise_scale: float = 1.0,
         grid: str | None = None,
-        **refinement,
+        **shared,
     ) -> None:
-        super().__init__(diffusion, num_steps, grid, **refinement)
+        super().__init__(process, num_steps, grid, **shared)
         self.noise_scale = _unit_interval("noise_scale", noise_scale)
 
     def step(self, pos_t, h_t, eps_pos, eps_h, t, s, batch, generator):
@@ -300,6 +306,7 @@ class AncestralSampler(Sampler):
         return pos_s, diffusion.posterior_step(h_t, eps_h, t, s, noise_h)
 
 
+@SAMPLERS.register("ddim")
 class DDIMSampler(Sampler):
     """DDIM (Song, Meng & Ermon 2021): denoise to ``x0_hat``, then re-noise to time ``s``.
 
@@ -320,9 +327,9 @@ class DDIMSampler(Sampler):
     """
 
     def __init__(
-        self, diffusion: GaussianDiffusion, num_steps: int, eta: float = 0.0, grid: str | None = None, **refinement
+        self, process: DiffusionProcess, num_steps: int, eta: float = 0.0, grid: str | None = None, **shared
     ) -> None:
-        super().__init__(diffusion, num_steps, grid, **refinement)
+        super().__init__(process, num_steps, grid, **shared)
         self.eta = _unit_interval("eta", eta)
 
     def _update(self, z_t: Tensor, eps: Tensor, t: Tensor, s: Tensor, noise: Tensor | None) -> Tensor:
@@ -348,6 +355,7 @@ class DDIMSampler(Sampler):
         return pos_s, self._update(h_t, eps_h, t, s, noise_h)
 
 
+@SAMPLERS.register("dpm-solver")
 class DPMSolverSampler(Sampler):
     """DPM-Solver++(2M) (Lu et al. 2022): second-order multistep ODE solver in the data prediction.
 
@@ -387,9 +395,9 @@ class DPMSolverSampler(Sampler):
     default_grid = "logsnr"
 
     def __init__(
-        self, diffusion: GaussianDiffusion, num_steps: int, eta: float = 0.0, grid: str | None = None, **refinement
+        self, process: DiffusionProcess, num_steps: int, eta: float = 0.0, grid: str | None = None, **shared
     ) -> None:
-        super().__init__(diffusion, num_steps, grid, **refinement)
+        super().__init__(process, num_steps, grid, **shared)
         self.eta = _unit_interval("eta", eta)
         self.reset()
 
@@ -427,30 +435,20 @@ class DPMSolverSampler(Sampler):
         return pos_s, h_s
 
 
-_SAMPLERS = {
-    "ddpm": AncestralSampler,
-    "ancestral": AncestralSampler,
-    "ddim": DDIMSampler,
-    "dpm-solver": DPMSolverSampler,
-}
-
-
 def sampler_names() -> list[str]:
     """Names :func:`make_sampler` accepts, sorted."""
-    return sorted(_SAMPLERS)
+    return SAMPLERS.names()
 
 
 def sampler_options(name: str) -> list[str]:
     """The options :func:`make_sampler` accepts for sampler ``name`` (e.g. ``["eta", "grid", "refine_steps", ...]``):
     the sampler's own, then those every sampler inherits from :class:`Sampler`."""
-    if name not in _SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose from {sampler_names()}")
-    own = [p.name for p in inspect.signature(_SAMPLERS[name]).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    own = [p.name for p in inspect.signature(SAMPLERS[name]).parameters.values() if p.kind is not p.VAR_KEYWORD]
     shared = [p for p in inspect.signature(Sampler).parameters if p not in own]
-    return [p for p in own + shared if p not in ("diffusion", "num_steps")]
+    return [p for p in own + shared if p not in ("process", "num_steps")]
 
 
-def make_sampler(name: str, diffusion: GaussianDiffusion, num_steps: int, **options) -> Sampler:
+def make_sampler(name: str, process: DiffusionProcess, num_steps: int, **options) -> Sampler:
     """Build a sampler by name (see the module docstring); ``options`` go to its constructor.
 
     Raises:
@@ -461,4 +459,4 @@ def make_sampler(name: str, diffusion: GaussianDiffusion, num_steps: int, **opti
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for sampler {name!r}; valid options: {valid}")
-    return _SAMPLERS[name](diffusion, num_steps, **options)
+    return SAMPLERS[name](process, num_steps, **options)

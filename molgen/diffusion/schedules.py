@@ -22,6 +22,8 @@ import math
 import torch
 from torch import Tensor
 
+from molgen.registry import Registry
+
 
 class NoiseSchedule:
     """Base class: subclasses implement :meth:`raw_signal` ``a(t)``.
@@ -139,14 +141,14 @@ class LogLinearSchedule(NoiseSchedule):
         return {**super().to_dict(), "log_snr_max": self.log_snr_max, "log_snr_min": self.log_snr_min}
 
 
-_SCHEDULES = {cls.name: cls for cls in (PolynomialSchedule, CosineSchedule, LogLinearSchedule)}
+SCHEDULES: Registry[type[NoiseSchedule]] = Registry("noise schedule")
+for _schedule in (PolynomialSchedule, CosineSchedule, LogLinearSchedule):
+    SCHEDULES.register(_schedule.name)(_schedule)
 
 
 def make_schedule(name: str, **kwargs) -> NoiseSchedule:
     """Build a schedule by name (``polynomial``, ``cosine`` or ``loglinear``)."""
-    if name not in _SCHEDULES:
-        raise ValueError(f"unknown noise schedule {name!r}; choose from {sorted(_SCHEDULES)}")
-    return _SCHEDULES[name](**kwargs)
+    return SCHEDULES[name](**kwargs)
 
 
 def schedule_from_dict(config: dict) -> NoiseSchedule:

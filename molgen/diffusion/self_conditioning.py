@@ -19,10 +19,12 @@ Only position estimates are fed back; features, when diffused, are not.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import Tensor
 
-from molgen.diffusion.gaussian import GaussianDiffusion, remove_mean
+from molgen.graph_batch import remove_mean
 
 __all__ = [
     "ESTIMATE_RATE",
@@ -36,13 +38,19 @@ ESTIMATE_RATE = 0.5
 """Fraction of training batches that get the network's own estimate (0.5, as Chen et al.)."""
 
 
+class CleanPredictor(Protocol):
+    """What turns a noise prediction into clean positions (a Gaussian diffusion)."""
+
+    def predict_clean(self, z_t: Tensor, eps_pred: Tensor, t: Tensor) -> Tensor: ...
+
+
 def is_self_conditioned(denoiser: torch.nn.Module) -> bool:
     """Whether ``denoiser`` takes the ``self_condition`` keyword (see the module docstring)."""
     return bool(getattr(denoiser, "self_conditioning", False))
 
 
 def clean_estimate(
-    diffusion: GaussianDiffusion, pos_t: Tensor, eps_pos: Tensor, t: Tensor, batch: Tensor, num_graphs: int
+    diffusion: CleanPredictor, pos_t: Tensor, eps_pos: Tensor, t: Tensor, batch: Tensor, num_graphs: int
 ) -> Tensor:
     """Zero-CoM clean positions ``[N, 3]`` implied by the noise prediction ``eps_pos`` at time ``t``
     (a scalar, or ``[B]`` per graph), detached from the graph."""
@@ -53,7 +61,7 @@ def clean_estimate(
 
 def training_estimate(
     denoiser: torch.nn.Module,
-    diffusion: GaussianDiffusion,
+    diffusion: CleanPredictor,
     pos_t: Tensor,
     h_t: Tensor,
     t: Tensor,
@@ -87,7 +95,7 @@ class EstimateFeedback:
         batch: ``[N]`` sorted graph index; num_graphs: ``B``.
     """
 
-    def __init__(self, denoiser: torch.nn.Module, diffusion: GaussianDiffusion, batch: Tensor, num_graphs: int):
+    def __init__(self, denoiser: torch.nn.Module, diffusion: CleanPredictor, batch: Tensor, num_graphs: int):
         self.denoiser = denoiser
         self.diffusion = diffusion
         self.batch = batch

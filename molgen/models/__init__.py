@@ -1,18 +1,21 @@
-"""Denoisers: equivariant layers plus embeddings, built by name from a config."""
+"""Denoisers: equivariant layers plus embeddings, built by name from a config, and the model builder."""
 
 from __future__ import annotations
 
 import torch
 
+from molgen.dataset_info import DatasetInfo
+from molgen.diffusion.build import build_diffusion
+from molgen.diffusion.process import DiffusionProcess
 from molgen.models.e3nn_denoiser import E3NNDenoiser
 from molgen.models.egnn_bonds import EGNNBondDenoiser
 from molgen.models.egnn_denoiser import EGNNDenoiser
+from molgen.registry import Registry
 
-DENOISERS: dict[str, type[torch.nn.Module]] = {
-    "egnn": EGNNDenoiser,
-    "e3nn": E3NNDenoiser,
-    "egnn_bonds": EGNNBondDenoiser,
-}
+DENOISERS: Registry[type[torch.nn.Module]] = Registry("model")
+DENOISERS.register("egnn")(EGNNDenoiser)
+DENOISERS.register("e3nn")(E3NNDenoiser)
+DENOISERS.register("egnn_bonds")(EGNNBondDenoiser)
 
 
 def is_joint_denoiser(name_or_model) -> bool:
@@ -29,21 +32,31 @@ def build_denoiser(config: dict, in_node_dim: int, num_edge_classes: int | None 
     """
     config = dict(config)
     name = config.pop("name", None)
-    if name not in DENOISERS:
-        raise ValueError(f"unknown model {name!r}; choose from {sorted(DENOISERS)}")
+    cls = DENOISERS[name]
     if is_joint_denoiser(name):
         if num_edge_classes is None:
             raise ValueError(
                 f"model {name!r} generates bonds: it needs a joint diffusion and data with bonds "
                 "(e.g. experiment=qm9_bonds)"
             )
-        return DENOISERS[name](in_node_dim=in_node_dim, num_edge_classes=num_edge_classes, **config)
+        return cls(in_node_dim=in_node_dim, num_edge_classes=num_edge_classes, **config)
     if num_edge_classes is not None:
         raise ValueError(
             f"model {name!r} predicts coordinates and features only; the joint diffusion needs a bond model "
             f"(choose from {sorted(n for n in DENOISERS if is_joint_denoiser(n))})"
         )
-    return DENOISERS[name](in_node_dim=in_node_dim, **config)
+    return cls(in_node_dim=in_node_dim, **config)
 
 
-__all__ = ["DENOISERS", "EGNNBondDenoiser", "EGNNDenoiser", "build_denoiser", "is_joint_denoiser"]
+def build_model(model: dict, diffusion: dict, info: DatasetInfo) -> tuple[torch.nn.Module, DiffusionProcess]:
+    """``(denoiser, process)`` from the ``model`` and ``diffusion`` configs and the data's info.
+
+    The process sizes the network (a process with categorical channels needs a joint
+    denoiser) and wraps it (a v-predicting network is converted to return the noise).
+    """
+    process = build_diffusion(diffusion, getattr(info, "categorical", None))
+    network = build_denoiser(model, **process.network_dims(int(info.num_features)))
+    return process.wrap_network(network), process
+
+
+__all__ = ["DENOISERS", "EGNNBondDenoiser", "EGNNDenoiser", "build_denoiser", "build_model", "is_joint_denoiser"]

@@ -7,8 +7,8 @@ from typing import Optional
 import torch
 from e3nn import o3
 from torch import Tensor, nn
-from torch_geometric.utils import scatter
 
+from molgen.graph_batch import remove_mean
 from molgen.nn.e3nn_conv import E3NNConv, EdgeEmbedding
 from molgen.nn.graphs import GraphBuilder
 
@@ -184,5 +184,4 @@ class E3NNDenoiser(nn.Module):
 
         out = self.readout(x)  # [N, F + 3]: F scalars, then one vector
         eps_h, eps_pos = out[:, : self.in_node_dim], out[:, self.in_node_dim :]
-        mean = scatter(eps_pos, batch, dim=0, dim_size=num_graphs, reduce="mean")
-        return eps_pos - mean[batch], eps_h
+        return remove_mean(eps_pos, batch, num_graphs), eps_h

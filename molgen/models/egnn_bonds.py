@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import scatter
 
+from molgen.graph_batch import remove_mean
 from molgen.nn.egnn import EGNNLayer
 from molgen.nn.time_embedding import TimeEmbedding
 
@@ -140,13 +140,13 @@ class EGNNBondDenoiser(nn.Module):
         hidden = self.node_embedding(torch.cat([h, self.time_embedding(t.to(h.dtype)[batch])], dim=-1))
         for k, layer in enumerate(self.layers):
             edge_attr = torch.cat([d0, e_hidden], dim=-1)[pair_of_edge]
-            hidden, x = layer(hidden, x, edge_index, edge_attr)
+            x, hidden = layer(x, hidden, edge_index, edge_attr)
             if self.edge_updates is not None:
                 node_part = self.edge_node_proj[k](hidden)
                 e_hidden = e_hidden + self.edge_updates[k](self._pair_input(node_part, e_hidden, x, pairs))
 
         eps_pos = x - pos
-        eps_pos = eps_pos - scatter(eps_pos, batch, dim=0, dim_size=num_graphs, reduce="mean")[batch]
+        eps_pos = remove_mean(eps_pos, batch, num_graphs)
         node_logits = self.node_readout(hidden)
         edge_logits = self.edge_readout(torch.cat([self._pair_input(hidden, e_hidden, x, pairs), d0], dim=-1))
         return eps_pos, node_logits, edge_logits

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import scatter
 
+from molgen.graph_batch import remove_mean
 from molgen.nn.egnn import EGNNLayer
 from molgen.nn.graphs import GraphBuilder
 from molgen.nn.radial import GaussianRadialBasis
@@ -167,10 +167,9 @@ class EGNNDenoiser(nn.Module):
         x = pos
         hidden = self.embedding(torch.cat([h, self.time_embedding(t_node)], dim=-1))
         for layer in self.layers:
-            hidden, x = layer(hidden, x, edge_index, edge_attr)
+            x, hidden = layer(x, hidden, edge_index, edge_attr)
 
         eps_pos = x - pos
-        mean = scatter(eps_pos, batch, dim=0, dim_size=num_graphs, reduce="mean")
-        eps_pos = eps_pos - mean[batch]
+        eps_pos = remove_mean(eps_pos, batch, num_graphs)
         eps_h = self.readout(hidden)
         return eps_pos, eps_h

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from molgen.dataset_info import MoleculeInfo
+from molgen.graph_batch import node_batch, remove_mean
 from molgen.molecules.featurize import AtomFeaturizer
 
 
@@ -141,6 +143,18 @@ class MoleculeDataset(torch.utils.data.Dataset):
         """LongTensor [max_n + 1]: entry n counts the molecules with n atoms."""
         return torch.bincount(self.num_atoms)
 
+    def info(self, dataset: str, **extra: Any) -> MoleculeInfo:
+        """What a model trained on this (training) set keeps for sampling: the featurizer, the
+        feature width, the histogram of atoms per molecule, and ``extra`` fields of
+        :class:`~molgen.dataset_info.MoleculeInfo`."""
+        return MoleculeInfo(
+            dataset=dataset,
+            num_features=self.featurizer.num_features,
+            size_histogram=self.num_atoms_histogram().tolist(),
+            featurizer=self.featurizer.to_dict(),
+            **extra,
+        )
+
 
 def _check_atom_arrays(
     pos: torch.Tensor, z: torch.Tensor, ptr: torch.Tensor
@@ -176,10 +190,7 @@ def _drop_hydrogens(
 
 def _center_per_molecule(pos: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Subtract each molecule's centroid (computed in float64); returns float32 [A, 3]."""
-    mol_id = torch.repeat_interleave(torch.arange(len(counts)), counts)
-    sums = torch.zeros(len(counts), 3, dtype=torch.float64).index_add_(0, mol_id, pos)
-    centroids = sums / counts.unsqueeze(1)
-    return (pos - centroids[mol_id]).float()
+    return remove_mean(pos.double(), node_batch(counts), len(counts)).float()
 
 
 def gather_molecules(

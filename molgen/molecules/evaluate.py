@@ -25,8 +25,8 @@ from molgen.molecules.metrics.distribution import compare_statistics, molecule_s
 from molgen.molecules.metrics.edm import evaluate_edm
 from molgen.molecules.metrics.graph_stability import evaluate_graph_stability
 from molgen.molecules.metrics.rdkit_protocol import evaluate_rdkit
-from molgen.molecules.metrics.record import MoleculeRecord
 from molgen.molecules.metrics.reference import Reference
+from molgen.molecules.record import MoleculeRecord
 from molgen.reports import format_sections
 
 

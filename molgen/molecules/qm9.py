@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from molgen.dataset_info import MoleculeInfo
 from molgen.io import atomic_output, default_cache_root, read_cache
 from molgen.molecules.dataset import MoleculeDataset, gather_molecules
 from molgen.molecules.featurize import AtomFeaturizer, atomic_number
@@ -308,22 +309,11 @@ def qm9_train_val(
     val_subset: int | None = None,
     remove_h: bool = False,
     cache_dir: str | os.PathLike | None = None,
-) -> tuple[QM9Dataset, QM9Dataset, dict]:
-    """Training and validation splits plus the ``dataset_info`` a model keeps for sampling.
-
-    ``dataset_info`` holds plain types only (checkpoints are read with
-    ``weights_only=True``): the featurizer, the feature width and the
-    training set's histogram of atoms per molecule.
+) -> tuple[QM9Dataset, QM9Dataset, MoleculeInfo]:
+    """Training and validation splits plus the info a model keeps for sampling: the
+    featurizer, the feature width and the training set's histogram of atoms per molecule.
     """
     featurizer = AtomFeaturizer()
     train = QM9Dataset("train", subset=subset, cache_dir=cache_dir, remove_h=remove_h, featurizer=featurizer)
     val = QM9Dataset("valid", subset=val_subset, cache_dir=cache_dir, remove_h=remove_h, featurizer=featurizer)
-    info = {
-        "domain": "molecules",
-        "dataset": "qm9",
-        "remove_h": remove_h,
-        "featurizer": featurizer.to_dict(),
-        "num_features": featurizer.num_features,
-        "num_atoms_histogram": train.num_atoms_histogram().tolist(),
-    }
-    return train, val, info
+    return train, val, train.info("qm9", remove_h=remove_h)

@@ -38,6 +38,7 @@ from rdkit import Chem, rdBase
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
+from molgen.dataset_info import MoleculeInfo
 from molgen.io import atomic_output, read_cache
 from molgen.molecules.dataset import MoleculeDataset, gather_molecules
 from molgen.molecules.featurize import AtomFeaturizer
@@ -358,10 +359,10 @@ def qm9_bonds_train_val(
     val_subset: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     perception_workers: int | None = None,
-) -> tuple[QM9BondsDataset, QM9BondsDataset, dict]:
-    """Training and validation splits with bonds, plus the ``dataset_info`` kept for sampling.
+) -> tuple[QM9BondsDataset, QM9BondsDataset, MoleculeInfo]:
+    """Training and validation splits with bonds, plus the info kept for sampling.
 
-    ``dataset_info`` (plain types) adds to the coordinate-only one a
+    The info adds to the coordinate-only one a
     ``categorical`` entry: node channels ``atom_type`` and ``charge`` and the
     pair channel ``bond``, each with its ``classes`` and its ``marginals``
     over the whole training split (whatever ``subset``), and the numbers of
@@ -374,22 +375,17 @@ def qm9_bonds_train_val(
     val = QM9BondsDataset("valid", subset=val_subset, cache_dir=cache_dir, featurizer=featurizer)
     full_train = train if subset is None else QM9BondsDataset("train", cache_dir=cache_dir, featurizer=featurizer)
     marginals = full_train.marginals()
-    info = {
-        "domain": "molecules",
-        "dataset": "qm9_bonds",
-        "remove_h": False,
-        "featurizer": featurizer.to_dict(),
-        "num_features": featurizer.num_features,
-        "num_atoms_histogram": train.num_atoms_histogram().tolist(),
-        "categorical": {
+    info = train.info(
+        "qm9_bonds",
+        categorical={
             "node": [
                 {"name": "atom_type", "classes": list(featurizer.atom_types), "marginals": marginals["atom_type"]},
                 {"name": "charge", "classes": list(CHARGE_CLASSES), "marginals": marginals["charge"]},
             ],
             "edge": {"name": "bond", "classes": list(BOND_CLASSES), "marginals": marginals["bond"]},
         },
-        "num_dropped": {"train": full_train.num_dropped, "valid": val.num_dropped},
-    }
+        num_dropped={"train": full_train.num_dropped, "valid": val.num_dropped},
+    )
     return train, val, info
 
 
@@ -405,10 +401,10 @@ def _main() -> None:  # pragma: no cover - manual use: python -m molgen.molecule
     bonds = torch.load(path, weights_only=True)
     print(f"{path}: {summarize_bond_cache(bonds)}")
     _, _, info = qm9_bonds_train_val(cache_dir=args.cache_dir, val_subset=1)
-    for channel in [*info["categorical"]["node"], info["categorical"]["edge"]]:
+    for channel in [*info.categorical["node"], info.categorical["edge"]]:
         shown = ", ".join(f"{c}: {m:.4f}" for c, m in zip(channel["classes"], channel["marginals"]))
         print(f"{channel['name']} marginals (train): {shown}")
-    print(f"dropped: {info['num_dropped']}")
+    print(f"dropped: {info.num_dropped}")
 
 
 if __name__ == "__main__":

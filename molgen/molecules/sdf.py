@@ -22,7 +22,7 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import rdDetermineBonds
 
 from molgen.io import atomic_output
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
 
 __all__ = [
     "BONDS_GENERATED_TAG",
@@ -69,6 +69,15 @@ def _native_output_silenced() -> Iterator[None]:
             os.dup2(copy, fd)
             os.close(copy)
         os.close(devnull)
+
+
+def _add_conformer(rw: Chem.RWMol, pos: np.ndarray) -> None:
+    """Give ``rw`` one 3D conformer with the positions ``pos`` [n, 3] (Å)."""
+    conf = Chem.Conformer(len(pos))
+    for index, xyz in enumerate(pos.tolist()):
+        conf.SetAtomPosition(index, xyz)
+    conf.Set3D(True)
+    rw.AddConformer(conf, assignId=True)
 
 
 def molecule_from_coordinates(
@@ -120,11 +129,7 @@ def molecule_from_coordinates(
         atom = Chem.Atom(atomic_num)
         atom.SetNoImplicit(True)
         rw.AddAtom(atom)
-    conf = Chem.Conformer(len(z_arr))
-    for i, xyz in enumerate(pos_arr.tolist()):
-        conf.SetAtomPosition(i, xyz)
-    conf.Set3D(True)
-    rw.AddConformer(conf, assignId=True)
+    _add_conformer(rw, pos_arr)
     bare = rw.GetMol()
 
     mol, ok = bare, False
@@ -196,11 +201,7 @@ def molecule_from_graph(z: Any, pos: Any, bonds: Any, charges: Any | None = None
         if rw.GetBondBetweenAtoms(a, b) is not None:
             raise ValueError(f"bond between atoms {a} and {b} given twice")
         rw.AddBond(a, b, types[k])
-    conf = Chem.Conformer(len(z_arr))
-    for index, xyz in enumerate(pos_arr.tolist()):
-        conf.SetAtomPosition(index, xyz)
-    conf.Set3D(True)
-    rw.AddConformer(conf, assignId=True)
+    _add_conformer(rw, pos_arr)
     mol = rw.GetMol()
     mol.UpdatePropertyCache(strict=False)
     mol.SetIntProp(BONDS_GENERATED_TAG, 1)

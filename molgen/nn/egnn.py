@@ -38,13 +38,14 @@ class EGNNLayer(nn.Module):
     equivariant, provided ``a_ij`` is invariant.
 
     Shapes:
-        - h: ``[N, hidden_dim]`` invariant node features.
         - pos: ``[N, 3]`` coordinates (any length unit; ``coords_range`` and
           ``norm_constant`` are in the same unit).
+        - h: ``[N, hidden_dim]`` invariant node features.
         - edge_index: ``LongTensor[2, E]``.
         - edge_attr: ``[E, edge_attr_dim]`` invariant edge features, or
           ``None`` when ``edge_attr_dim == 0``.
-        - output: ``(h' [N, hidden_dim], pos' [N, 3])``.
+        - output: ``(pos' [N, 3], h' [N, hidden_dim])``, in the order of the inputs
+          (as every molgen network: positions first).
 
     Works in any floating dtype (cast the module with ``.double()``); nodes
     without edges keep ``x' = x`` and get ``h' = h + phi_h([h, 0])``.
@@ -112,8 +113,8 @@ class EGNNLayer(nn.Module):
 
     def forward(
         self,
-        h: Tensor,
         pos: Tensor,
+        h: Tensor,
         edge_index: Tensor,
         edge_attr: Optional[Tensor] = None,
     ) -> tuple[Tensor, Tensor]:
@@ -160,7 +161,7 @@ class EGNNLayer(nn.Module):
         else:
             divisor = torch.bincount(target, minlength=h.shape[0]).clamp(min=1).unsqueeze(-1).to(h.dtype)
         h_out = h + self.phi_h(torch.cat([h, agg_m / divisor], dim=-1))
-        return h_out, pos + agg_x / divisor
+        return pos + agg_x / divisor, h_out
 
     def __repr__(self) -> str:
         return (

@@ -18,14 +18,9 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import to_dense_batch
 
+from molgen.graph_batch import graph_sizes, pair_index
+
 __all__ = ["GRAPH_KINDS", "GraphBuilder", "chain_edges", "fully_connected_edges", "knn_edges", "union_edges"]
-
-
-def _graph_sizes(batch: Tensor) -> Tensor:
-    """Number of nodes of each graph, ``[B]`` (graphs 0..max(batch))."""
-    if batch.numel() == 0:
-        return batch.new_zeros(0)
-    return torch.bincount(batch)
 
 
 def fully_connected_edges(batch: Tensor) -> Tensor:
@@ -35,23 +30,15 @@ def fully_connected_edges(batch: Tensor) -> Tensor:
         batch: ``LongTensor[N]``, sorted graph index of every node.
 
     Returns:
-        ``LongTensor[2, E]`` with ``E = sum_g n_g (n_g - 1)``; row 0 is the
-        source ``j``, row 1 the target ``i``. Memory is ``O(sum_g n_g^2)``:
-        no ``N x N`` mask over the whole batch is built.
+        ``LongTensor[2, E]`` with ``E = sum_g n_g (n_g - 1)``, sorted by target
+        ``i`` then source ``j``; row 0 is the source ``j``, row 1 the target ``i``.
+        Both directions of every unordered pair of :func:`molgen.graph_batch.pair_index`;
+        memory is ``O(sum_g n_g^2)``: no ``N x N`` mask over the whole batch is built.
     """
-    device = batch.device
-    sizes = _graph_sizes(batch)
-    ptr = torch.cumsum(sizes, 0) - sizes  # first node of each graph
-    # Every target node i gets one candidate slot per node of its own graph.
-    slots_per_node = sizes[batch]  # [N]
-    num_nodes = batch.numel()
-    target = torch.repeat_interleave(torch.arange(num_nodes, device=device), slots_per_node)
-    # Position of each slot inside its target's block -> local source index.
-    block_start = torch.cumsum(slots_per_node, 0) - slots_per_node
-    local = torch.arange(target.numel(), device=device) - block_start[target]
-    source = ptr[batch[target]] + local
-    keep = source != target
-    return torch.stack([source[keep], target[keep]])
+    pairs = pair_index(batch)
+    edges = torch.cat([pairs, pairs.flip(0)], dim=1)
+    order = torch.argsort(edges[1] * batch.numel() + edges[0])
+    return edges[:, order]
 
 
 def knn_edges(pos: Tensor, batch: Tensor, k: int) -> Tensor:
@@ -91,7 +78,7 @@ def knn_edges(pos: Tensor, batch: Tensor, k: int) -> Tensor:
     _, nbr_local = dist.topk(k_eff, dim=-1, largest=False)  # [B, n_max, k_eff]
 
     # Map padded (graph, local) indices back to global node indices.
-    sizes = _graph_sizes(batch)
+    sizes = graph_sizes(batch)
     ptr = torch.cumsum(sizes, 0) - sizes
     source = nbr_local + ptr[:, None, None]
     target = torch.arange(n_max, device=pos.device)[None, :, None] + ptr[:, None, None]
@@ -104,7 +91,7 @@ def knn_edges(pos: Tensor, batch: Tensor, k: int) -> Tensor:
 
 def _local_index(batch: Tensor) -> Tensor:
     """Index of every node inside its own graph, ``[N]``."""
-    sizes = _graph_sizes(batch)
+    sizes = graph_sizes(batch)
     ptr = torch.cumsum(sizes, 0) - sizes
     return torch.arange(batch.numel(), device=batch.device) - ptr[batch]
 
@@ -124,7 +111,7 @@ def chain_edges(batch: Tensor, atoms_per_residue: int, window: int) -> Tensor:
         raise ValueError(f"need atoms_per_residue >= 1 and window >= 0, got {atoms_per_residue}, {window}")
     if batch.numel() == 0:
         return batch.new_zeros(2, 0)
-    sizes = _graph_sizes(batch)
+    sizes = graph_sizes(batch)
     local = _local_index(batch)
     residue = local // atoms_per_residue
     # Candidate sources of each target: one contiguous block of local indices.

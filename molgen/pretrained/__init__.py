@@ -6,9 +6,9 @@ weights of the denoiser, float32) and ``<name>.json``, its model card: the
 JSON, nothing executable), how it was trained (command, data split, time,
 hardware) and what ``molgen evaluate`` measured on its samples.
 
-:func:`load_pretrained` returns a :class:`Pretrained` whose ``.sample`` gives
-RDKit molecules with 3D conformers (molecule models) or ``[L, 4, 3]`` backbone
-arrays in Å (backbone models; write them with
+:func:`load_pretrained` returns a :class:`~molgen.checkpoint.TrainedModel` whose
+``.sample`` gives RDKit molecules with 3D conformers (molecule models) or ``[L, 4, 3]``
+backbone arrays in Å (backbone models; write them with
 :func:`molgen.proteins.pdb.write_backbone_pdb`). Models are added with
 ``scripts/export_pretrained.py``.
 """
@@ -16,9 +16,7 @@ arrays in Å (backbone models; write them with
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -31,13 +29,10 @@ DEFAULT_MODEL = "qm9"
 __all__ = [
     "DEFAULT_MODEL",
     "PRETRAINED_DIR",
-    "Pretrained",
     "available_models",
     "export_pretrained",
     "load_pretrained",
-    "load_pretrained_model",
     "model_card",
-    "recommended_sampling",
 ]
 
 
@@ -63,8 +58,11 @@ def model_card(name: str, folder: Path | None = None) -> dict:
     return cards[name]
 
 
-def load_pretrained_model(name: str, device: torch.device | str = "cpu", folder: Path | None = None) -> TrainedModel:
-    """The shipped model ``name`` as a :class:`~molgen.checkpoint.TrainedModel` (for the sampling API)."""
+def load_pretrained(
+    name: str = DEFAULT_MODEL, device: torch.device | str = "cpu", folder: Path | None = None
+) -> TrainedModel:
+    """The shipped model ``name`` (see :func:`available_models`), with its card: its
+    :meth:`~molgen.checkpoint.TrainedModel.sample` uses the card's recommended sampler."""
     from safetensors.torch import load_file
 
     card = model_card(name, folder)
@@ -73,82 +71,7 @@ def load_pretrained_model(name: str, device: torch.device | str = "cpu", folder:
         weights = load_file(weights_path)
     except Exception as err:  # safetensors raises its own error types for corrupt headers
         raise CheckpointError(f"cannot read pretrained weights {weights_path}: {err}") from err
-    return model_from_parts(card["config"], weights, weights_path, device)
-
-
-def recommended_sampling(
-    card: dict, sampler: str | None, steps: int | None, sampler_options: dict | None
-) -> tuple[str, int, dict]:
-    """``(sampler, steps, sampler_options)``: what was given, else the card's ``sampling`` recommendation.
-
-    The card's sampler options come only with the card's sampler (an explicitly
-    named sampler drops them); given options update them.
-    """
-    recommended = card.get("sampling", {})
-    options = dict(sampler_options or {})
-    if sampler is None:
-        sampler = recommended.get("sampler", "dpm-solver")
-        options = {**recommended.get("options", {}), **options}
-    return sampler, steps or recommended.get("steps", 100), options
-
-
-@dataclass
-class Pretrained:
-    """A shipped model ready to sample. ``card`` is its model card; ``model`` the network."""
-
-    name: str
-    card: dict
-    model: TrainedModel
-
-    @property
-    def domain(self) -> str:
-        return self.model.dataset_info.get("domain", "molecules")
-
-    def sample(
-        self,
-        n: int,
-        *,
-        seed: int = 0,
-        steps: int | None = None,
-        sampler: str | None = None,
-        device: torch.device | str = "cpu",
-        progress: bool = False,
-        **options: Any,
-    ) -> list:
-        """Generate ``n`` items with the card's recommended sampler and steps unless given.
-
-        Molecules: RDKit molecules with one 3D conformer each (generated or
-        perceived bonds; the int property ``bonds_perceived`` is 0 where
-        perception failed). Backbones: ``[L, 4, 3]`` float64 arrays in Å
-        (``length=(lo, hi)`` option; default: the training histogram).
-        Other ``options`` go to the domain's generator; without ``sampler``
-        the card's sampler options apply, updated by ``sampler_options``.
-        """
-        sampler, steps, options["sampler_options"] = recommended_sampling(
-            self.card, sampler, steps, options.get("sampler_options")
-        )
-        kwargs = dict(
-            steps=steps,
-            sampler=sampler,
-            seed=seed,
-            device=device,
-            progress=progress,
-            **options,
-        )
-        if self.domain == "backbone":
-            from molgen.proteins.generate import generate_backbones
-
-            return generate_backbones(self.model, n, **kwargs)
-        from molgen.molecules.generate import generate_molecules
-
-        return [molecule.to_rdkit()[0] for molecule in generate_molecules(self.model, n, **kwargs)]
-
-
-def load_pretrained(
-    name: str = DEFAULT_MODEL, device: torch.device | str = "cpu", folder: Path | None = None
-) -> Pretrained:
-    """Load the shipped model ``name`` (see :func:`available_models`)."""
-    return Pretrained(name, model_card(name, folder), load_pretrained_model(name, device, folder))
+    return model_from_parts(card["config"], weights, weights_path, device, card={**card, "name": name})
 
 
 def export_pretrained(checkpoint: str | Path, name: str, card: dict, folder: Path | None = None) -> tuple[Path, Path]:
@@ -165,12 +88,13 @@ def export_pretrained(checkpoint: str | Path, name: str, card: dict, folder: Pat
 
     trained = load_checkpoint(checkpoint)
     hparams = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
-    config = {key: hparams[key] for key in ("model", "diffusion", "dataset_info")}
+    config = {key: hparams[key] for key in ("model", "diffusion")}
+    config["dataset_info"] = trained.info.to_dict()
     state = {k: v.detach().float().contiguous() for k, v in trained.denoiser.state_dict().items()}
     folder = folder or PRETRAINED_DIR
     weights_path, card_path = folder / f"{name}.safetensors", folder / f"{name}.json"
     with atomic_output(weights_path) as tmp:
         save_file(state, str(tmp))
     atomic_write_text(card_path, json.dumps({**card, "name": name, "config": config}, indent=2) + "\n")
-    load_pretrained_model(name, folder=folder)  # the written files must rebuild the model
+    load_pretrained(name, folder=folder)  # the written files must rebuild the model
     return weights_path, card_path

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from molgen.dataset_info import BackboneInfo
 from molgen.io import atomic_output, default_cache_root, read_cache
 from molgen.proteins.geometry import BACKBONE_ATOMS, CHAIN_BREAK_CA_DISTANCE
 from molgen.proteins.pdb import StructureError, find_structure_files, read_backbone_folder
@@ -259,7 +260,7 @@ def backbone_train_val(
     split_seed: int = 0,
     subset: int | None = None,
     cache_dir: str | os.PathLike | None = None,
-) -> tuple[BackboneDataset, BackboneDataset, dict]:
+) -> tuple[BackboneDataset, BackboneDataset, BackboneInfo]:
     """Training and validation backbone sets plus the ``dataset_info`` a model keeps for sampling.
 
     Segments are split by PDB entry (:func:`pdb_entry`), so the chains of one
@@ -279,10 +280,9 @@ def backbone_train_val(
         cache_dir: Cache root (see :func:`process_backbone_folder`).
 
     Returns:
-        ``(train, val, dataset_info)``; ``dataset_info`` holds plain types only (it is
-        saved in checkpoints read with ``weights_only=True``): ``domain``, ``dataset``
-        (the folder name), ``num_features``, ``atom_types``, ``length_scale``,
-        ``max_length`` and ``num_residues_histogram`` (training set, after cropping).
+        ``(train, val, info)``: a :class:`~molgen.dataset_info.BackboneInfo` with the
+        folder name as ``dataset`` and the training set's residue counts (after
+        cropping) as ``size_histogram``.
 
     Raises:
         ValueError: ``root`` does not exist, invalid options, or a split side is empty.
@@ -338,13 +338,12 @@ def backbone_train_val(
         len(val),
         n_val,
     )
-    info = {
-        "domain": "backbone",
-        "dataset": root.resolve().name,
-        "num_features": len(BACKBONE_ATOMS),
-        "atom_types": list(BACKBONE_ATOMS),
-        "length_scale": float(length_scale),
-        "max_length": int(max_length),
-        "num_residues_histogram": train.residue_count_histogram().tolist(),
-    }
+    info = BackboneInfo(
+        dataset=root.resolve().name,
+        num_features=len(BACKBONE_ATOMS),
+        size_histogram=train.residue_count_histogram().tolist(),
+        atom_types=list(BACKBONE_ATOMS),
+        length_scale=float(length_scale),
+        max_length=int(max_length),
+    )
     return train, val, info

@@ -1,4 +1,4 @@
-"""Backbone geometry: atom order, Engh–Huber ideal values, internal-coordinate helpers.
+"""Backbone geometry: atom order, Engh–Huber ideal values, van der Waals radii, internal-coordinate helpers.
 
 A backbone is an array ``[L, 4, 3]`` of coordinates in Å, atoms in the order
 of :data:`BACKBONE_ATOMS` for each of its ``L`` residues.
@@ -8,7 +8,9 @@ Angles are in degrees, except in the differentiable torch helpers ``angle_radian
 (looking along b→c, positive when a turns clockwise onto d), under which an
 alpha helix has phi ≈ −57°, psi ≈ −47° and is right-handed.
 
-Ideal values: Engh & Huber (1991), Acta Cryst. A47, 392–400.
+Ideal values: Engh & Huber (1991), Acta Cryst. A47, 392–400. Van der Waals radii: Bondi (1964),
+J. Phys. Chem. 68, 441–451; the clash checks of :mod:`molgen.proteins.metrics` and the clash
+energy of :mod:`molgen.proteins.relax` both scale them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ ANGLE_CA_C_O = 120.1
 CA_CA_DISTANCE = 3.80
 #: Consecutive CA atoms farther apart than this (Å) are not peptide-bonded: a chain break.
 CHAIN_BREAK_CA_DISTANCE = 4.2
+#: Bondi van der Waals radii (Å) of the backbone atoms, in :data:`BACKBONE_ATOMS` order (N, CA, C, O).
+VDW_RADII = np.array([1.55, 1.70, 1.70, 1.52])
 
 #: Ideal values keyed like the dicts returned by :func:`bond_lengths` and :func:`bond_angles`.
 IDEAL_BOND_LENGTHS: dict[str, float] = {"N-CA": BOND_N_CA, "CA-C": BOND_CA_C, "C-O": BOND_C_O, "C-N": BOND_C_N}

@@ -51,6 +51,7 @@ from molgen.proteins.geometry import (
     CHAIN_BREAK_CA_DISTANCE,
     IDEAL_BOND_ANGLES,
     IDEAL_BOND_LENGTHS,
+    VDW_RADII,
     as_backbone,
     backbone_dihedrals,
     bond_angles,
@@ -60,8 +61,6 @@ from molgen.proteins.geometry import (
 )
 from molgen.reports import format_sections
 
-#: Bondi van der Waals radii (Å) of the backbone atoms N, CA, C, O.
-VDW_RADII = np.array([1.55, 1.70, 1.70, 1.52])
 #: Natural radius-of-gyration scaling Rg = prefactor · L^exponent (Å), Skolnick et al. 1997.
 RG_PREFACTOR = 2.2
 RG_EXPONENT = 0.38

@@ -18,8 +18,9 @@ as deposited and applies one documented policy, counting every decision in a
 
 Every problem that makes a file unusable raises :class:`StructureError`, naming the file.
 
-Writing (:func:`format_backbone_pdb`, :func:`write_backbone_pdb`) produces fixed-column
-PDB v3.3 ``ATOM`` records that strict column-based readers (e.g. ProteinMPNN's) parse.
+Writing (:func:`format_backbone_pdb`, :func:`write_backbone_pdb`) builds a Biopython
+structure and writes it with :class:`Bio.PDB.PDBIO`: fixed-column PDB v3.3 ``ATOM``
+records that strict column-based readers (e.g. ProteinMPNN's) parse.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from Bio.PDB import MMCIFParser, PDBParser
+from Bio.PDB import PDBIO, MMCIFParser, PDBParser
 from Bio.PDB.Atom import Atom, DisorderedAtom
 from Bio.PDB.Chain import Chain
 from Bio.PDB.Residue import DisorderedResidue, Residue
+from Bio.PDB.StructureBuilder import StructureBuilder
 from tqdm.auto import tqdm
 
 from molgen.io import atomic_write_text
@@ -81,13 +83,7 @@ MODIFIED_RESIDUES: frozenset[str] = frozenset(
     }
 )
 
-# PDB v3.3 ATOM record, columns 1-78 (the charge, columns 79-80, is left out).
-_ATOM_RECORD = (
-    "ATOM  {serial:5d} {name:<4s} {resname:>3s} {chain:1s}{resseq:4d}    "  # columns 1-30
-    "{xyz}  1.00  0.00          {element:>2s}"  # x, y, z, occupancy, B-factor, element in 77-78
-)
-_TER_RECORD = "TER   {serial:5d}      {resname:>3s} {chain:1s}{resseq:4d}"
-# Atom names in columns 13-16: one-letter element symbols start in column 14.
+# Atom names as they sit in columns 13-16: one-letter element symbols start in column 14.
 _PDB_ATOM_NAMES = tuple(f" {name:<3s}" for name in BACKBONE_ATOMS)
 _MAX_PDB_RESIDUES = 9999  # resSeq has four columns
 
@@ -453,11 +449,12 @@ def read_backbone_folder(
 
 
 def format_backbone_pdb(coords: np.ndarray, chain_id: str = "A", residue_name: str = "GLY") -> str:
-    """A backbone as PDB text: ``ATOM`` records, a ``TER`` record and ``END``.
+    """A backbone as PDB text written by :class:`Bio.PDB.PDBIO`: ``ATOM`` records, a ``TER`` record and ``END``.
 
     Residues are numbered 1..L; atoms are written in :data:`BACKBONE_ATOMS` order with
     serial numbers 1..4L, occupancy 1.00, B-factor 0.00 and the element symbol in
-    columns 77-78 (PDB v3.3 fixed columns).
+    columns 77-78 (PDB v3.3 fixed columns). Trailing blanks (PDBIO's empty segment id,
+    charge and padding) are stripped from every line.
 
     Args:
         coords: Array-like ``[L, 4, 3]`` in Å, atoms in N, CA, C, O order.
@@ -476,29 +473,26 @@ def format_backbone_pdb(coords: np.ndarray, chain_id: str = "A", residue_name: s
         raise ValueError(f"chain_id must be one printable non-blank character, got {chain_id!r}")
     if not 1 <= len(residue_name) <= 3 or not residue_name.isascii() or not residue_name.isalnum():
         raise ValueError(f"residue_name must be 1-3 letters or digits, got {residue_name!r}")
-    xyz = [f"{v:8.3f}" for v in coords.reshape(-1).tolist()]
-    if any(len(s) > 8 for s in xyz):
+    # PDBIO writes coordinates with %8.3f and does not check that they fit their columns.
+    if any(len(f"{v:8.3f}") > 8 for v in coords.reshape(-1).tolist()):
         raise ValueError(
             f"coordinates must lie in -999.999..9999.999 Å to fit PDB columns, got range "
             f"{coords.min():.3f}..{coords.max():.3f}"
         )
-    lines = []
-    for i in range(len(coords) * len(BACKBONE_ATOMS)):
-        residue, atom = divmod(i, len(BACKBONE_ATOMS))
-        lines.append(
-            _ATOM_RECORD.format(
-                serial=i + 1,
-                name=_PDB_ATOM_NAMES[atom],
-                resname=residue_name,
-                chain=chain_id,
-                resseq=residue + 1,
-                xyz="".join(xyz[3 * i : 3 * i + 3]),
-                element=BACKBONE_ELEMENTS[atom],
-            )
-        )
-    lines.append(_TER_RECORD.format(serial=len(lines) + 1, resname=residue_name, chain=chain_id, resseq=len(coords)))
-    lines.append("END")
-    return "\n".join(lines) + "\n"
+    builder = StructureBuilder()
+    builder.init_structure("backbone")
+    builder.init_model(0)
+    builder.init_chain(chain_id)
+    builder.init_seg("    ")
+    for resseq, residue in enumerate(coords, start=1):
+        builder.init_residue(residue_name, " ", resseq, " ")
+        for name, pdb_name, element, xyz in zip(BACKBONE_ATOMS, _PDB_ATOM_NAMES, BACKBONE_ELEMENTS, residue):
+            builder.init_atom(name, xyz, 0.0, 1.0, " ", pdb_name, element=element)
+    pdbio = PDBIO()
+    pdbio.set_structure(builder.get_structure())
+    buffer = io.StringIO()
+    pdbio.save(buffer)
+    return "".join(f"{line.rstrip()}\n" for line in buffer.getvalue().splitlines())
 
 
 def write_backbone_pdb(

@@ -49,11 +49,11 @@ from molgen.proteins.geometry import (
     BOND_C_O,
     BOND_CA_C,
     BOND_N_CA,
+    VDW_RADII,
     angle_radians,
     as_backbone,
     dihedral_radians,
 )
-from molgen.proteins.metrics import VDW_RADII
 
 #: Widths (σ) of the energy terms: Å for bonds and clashes, degrees for angles and omega.
 BOND_SIGMA = 0.02

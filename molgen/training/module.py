@@ -1,14 +1,13 @@
 """LightningModule wrapping a denoiser and the diffusion core.
 
-Domain-agnostic: a batch is any torch_geometric ``Batch`` with ``pos`` [N, 3],
-``h`` [N, F] and ``batch`` [N]; for a joint diffusion (coordinates plus
-categorical node and pair classes, :mod:`molgen.diffusion.joint`) it holds
-``node_classes`` [N, C] long, ``pair_class_index`` [2, Q] (the listed pairs,
-e.g. bonds) and ``pair_class`` [Q] long (their classes; unlisted pairs are
-class 0) instead of ``h``. What the sampler later needs to turn noise
-back into domain objects (feature decoding, node-count histogram) travels as
-``dataset_info``, a plain dict saved in the hyperparameters so checkpoints
-load with ``torch.load(weights_only=True)``.
+Domain-agnostic: a batch is any torch_geometric ``Batch`` that the model's
+process turns into its clean state (:meth:`DiffusionProcess.state_from_batch`):
+``pos`` [N, 3], ``h`` [N, F] and ``batch`` [N] for a Gaussian process; for a
+joint one ``node_classes`` [N, C] long, ``pair_class_index`` [2, Q] (the
+listed pairs, e.g. bonds) and ``pair_class`` [Q] long instead of ``h``. What
+the sampler later needs to turn noise back into domain objects travels as the
+data's :class:`~molgen.dataset_info.DatasetInfo`, saved in the hyperparameters
+as a plain dict so checkpoints load with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -19,71 +18,8 @@ from typing import Any
 import lightning as L
 import torch
 
-from molgen.diffusion import GaussianDiffusion, make_schedule
-from molgen.diffusion.joint import JointDiffusion, build_joint_diffusion, edge_classes_from_list, pair_index
-from molgen.diffusion.prediction import VelocityDenoiser
-from molgen.models import DENOISERS, build_denoiser
-
-DIFFUSION_KINDS = ("gaussian", "joint")
-
-
-def _schedule(config: dict):
-    config = dict(config)
-    return make_schedule(config.pop("name"), **config)
-
-
-def build_diffusion(config: dict, dataset_info: dict | None = None) -> GaussianDiffusion | JointDiffusion:
-    """Diffusion from its config.
-
-    ``kind: gaussian`` (the default; configs from before joint models have no
-    ``kind``): ``{"schedule": {"name": ..., **kwargs}, "diffuse_features": bool,
-    "prediction": "eps" | "v"}`` (``prediction`` defaults to ``eps``).
-    ``kind: joint``: ``schedule`` (positions), ``categorical_schedule``,
-    ``categorical_power`` and ``loss_weights`` (per channel name); the
-    channels, their classes and marginals come from ``dataset_info["categorical"]``
-    (see :func:`molgen.molecules.qm9_bonds.qm9_bonds_train_val`).
-    """
-    kind = config.get("kind", "gaussian")
-    if kind not in DIFFUSION_KINDS:
-        raise ValueError(f"unknown diffusion kind {kind!r}; choose from {list(DIFFUSION_KINDS)}")
-    if kind == "gaussian":
-        return GaussianDiffusion(
-            _schedule(config["schedule"]),
-            diffuse_features=bool(config.get("diffuse_features", True)),
-            prediction=config.get("prediction", "eps"),
-        )
-    if config.get("prediction", "eps") != "eps":
-        raise ValueError("diffusion.prediction other than 'eps' is only implemented for kind: gaussian")
-    categorical = (dataset_info or {}).get("categorical")
-    if not categorical:
-        raise ValueError(
-            "diffusion=joint generates categorical channels (e.g. bonds) that this dataset does not provide; "
-            "use data with bonds (e.g. experiment=qm9_bonds)"
-        )
-    return build_joint_diffusion(
-        _schedule(config["schedule"]),
-        _schedule(config["categorical_schedule"]),
-        {c["name"]: c["marginals"] for c in categorical["node"]},
-        (categorical["edge"]["name"], categorical["edge"]["marginals"]),
-        powers=config.get("categorical_power"),
-        loss_weights=config.get("loss_weights"),
-    )
-
-
-def build_model(
-    model: dict, diffusion: dict, dataset_info: dict
-) -> tuple[torch.nn.Module, GaussianDiffusion | JointDiffusion]:
-    """``(denoiser, diffusion)`` from the configs and the data's ``dataset_info``."""
-    process = build_diffusion(diffusion, dataset_info)
-    if isinstance(process, JointDiffusion):
-        denoiser = build_denoiser(
-            model, in_node_dim=process.num_node_features, num_edge_classes=process.num_edge_classes
-        )
-    else:
-        denoiser = build_denoiser(model, in_node_dim=int(dataset_info["num_features"]))
-        if process.prediction == "v":
-            denoiser = VelocityDenoiser(denoiser, process.schedule, process.diffuse_features)
-    return denoiser, process
+from molgen.dataset_info import dataset_info_from_dict
+from molgen.models import DENOISERS, build_model
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -147,16 +83,15 @@ class DiffusionModule(L.LightningModule):
 
     Args:
         model: denoiser config (``name`` plus constructor kwargs).
-        diffusion: diffusion config (see :func:`build_diffusion`).
+        diffusion: diffusion config (see :func:`molgen.diffusion.build.build_diffusion`).
         optim: ``lr``, ``weight_decay``, ``amsgrad`` for AdamW.
-        dataset_info: plain dict from the data module; must hold
-            ``num_features`` (feature width F); kept for sampling.
+        dataset_info: the data's :meth:`DatasetInfo.to_dict`; kept for sampling.
     """
 
     def __init__(self, model: dict, diffusion: dict, optim: dict, dataset_info: dict) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.denoiser, self.diffusion = build_model(model, diffusion, dataset_info)
+        self.denoiser, self.diffusion = build_model(model, diffusion, dataset_info_from_dict(dataset_info))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Lightning calls this with the loaded checkpoint before it loads the weights.
@@ -174,27 +109,11 @@ class DiffusionModule(L.LightningModule):
             torch.manual_seed(torch.initial_seed() + self.global_rank)
 
     def _loss(self, data: Any, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-        """Mean loss over the batch's graphs, and the mean of each component (joint models; else empty)."""
-        if isinstance(self.diffusion, JointDiffusion):
-            pairs = pair_index(data.batch)
-            edge_classes = edge_classes_from_list(
-                pairs, data.pair_class_index, data.pair_class, data.num_nodes, self.diffusion.num_edge_classes
-            )
-            per_graph, parts = self.diffusion.per_graph_loss(
-                self.denoiser,
-                data.pos,
-                data.node_classes,
-                pairs,
-                edge_classes,
-                data.batch,
-                data.num_graphs,
-                generator=generator,
-            )
-            return per_graph.mean(), {name: value.mean() for name, value in parts.items()}
-        per_graph = self.diffusion.per_graph_loss(
-            self.denoiser, data.pos, data.h, data.batch, data.num_graphs, generator=generator
+        """Mean loss over the batch's graphs, and the mean of each named component (may be empty)."""
+        per_graph, parts = self.diffusion.loss(
+            self.denoiser, self.diffusion.state_from_batch(data), generator=generator
         )
-        return per_graph.mean(), {}
+        return per_graph.mean(), {name: value.mean() for name, value in parts.items()}
 
     def training_step(self, data, batch_idx):
         loss, parts = self._loss(data)

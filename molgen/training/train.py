@@ -36,8 +36,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from molgen.checkpoint import CheckpointError, load_checkpoint
-from molgen.diffusion import GaussianDiffusion
-from molgen.pretrained import available_models, load_pretrained_model
+from molgen.pretrained import available_models, load_pretrained
 from molgen.training.data import build_datamodule
 from molgen.training.module import DiffusionModule
 
@@ -77,7 +76,7 @@ def warm_start(denoiser: torch.nn.Module, source: str) -> list[str]:
     if Path(source).is_file():
         weights = load_checkpoint(source).denoiser.state_dict()
     elif source in available_models():
-        weights = load_pretrained_model(source).denoiser.state_dict()
+        weights = load_pretrained(source).denoiser.state_dict()
     else:
         raise CheckpointError(
             f"init_from={source!r} is neither a checkpoint file nor a shipped model ({', '.join(available_models())})"
@@ -127,8 +126,7 @@ def ddp_strategy(strategy: str, module: DiffusionModule) -> str:
     for parameters without gradients (which costs a graph traversal per step,
     so it is only switched on here).
     """
-    features_unused = isinstance(module.diffusion, GaussianDiffusion) and not module.diffusion.diffuse_features
-    if strategy == "ddp" and features_unused:
+    if strategy == "ddp" and module.diffusion.conditions_on_features:
         log.info("node features are conditioning only: using DDP with find_unused_parameters")
         return "ddp_find_unused_parameters_true"
     return strategy
@@ -150,7 +148,7 @@ def train(cfg: DictConfig, run_dir: Path, sweep: bool = False) -> Path:
         model=_container(cfg.model),
         diffusion=_container(cfg.diffusion),
         optim=_container(cfg.optim),
-        dataset_info=datamodule.dataset_info,
+        dataset_info=datamodule.dataset_info.to_dict(),
     )
     log.info("denoiser: %s parameters", f"{sum(p.numel() for p in module.denoiser.parameters()):,}")
 

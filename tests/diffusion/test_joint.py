@@ -1,20 +1,14 @@
 """Joint diffusion: pairs, loss, and the sampler loop with an oracle denoiser for every position sampler."""
 
-import itertools
-
 import pytest
 import torch
 
 from molgen.diffusion.categorical import CategoricalDiffusion
-from molgen.diffusion.gaussian import graph_mean, remove_mean
-from molgen.diffusion.joint import (
-    JointDiffusion,
-    JointSampler,
-    edge_classes_from_list,
-    pair_index,
-    pair_lookup,
-)
+from molgen.diffusion.joint import JointDiffusion, edge_classes_from_list, pair_lookup
+from molgen.diffusion.process import GraphState
+from molgen.diffusion.samplers import make_sampler
 from molgen.diffusion.schedules import CosineSchedule, PolynomialSchedule
+from molgen.graph_batch import graph_mean, pair_index, remove_mean
 
 SIZES = [3, 1, 5, 4]
 
@@ -34,18 +28,6 @@ def make_joint(weights=None):
         ("e", CategoricalDiffusion([0.7, 0.2, 0.1], cos, power=1.5)),
         weights,
     )
-
-
-def test_pair_index_lists_every_unordered_pair_once():
-    batch = batch_of(SIZES)
-    pairs = pair_index(batch)
-    expected = []
-    start = 0
-    for n in SIZES:
-        expected += list(itertools.combinations(range(start, start + n), 2))
-        start += n
-    assert pairs.T.tolist() == [list(p) for p in expected]
-    assert pair_index(torch.zeros(0, dtype=torch.long)).shape == (2, 0)
 
 
 def test_pair_lookup_and_edge_classes():
@@ -90,9 +72,9 @@ def test_loss_components_and_weights():
 
     t = torch.tensor([0.3, 0.5, 0.7, 0.9], dtype=torch.float64)
     plain = make_joint()
-    total, parts = plain.per_graph_loss(
-        denoiser, pos, nodes, pairs, edges, batch, 4, t=t, generator=torch.Generator().manual_seed(0)
-    )
+    empty = pos.new_zeros(len(pos), 0)
+    clean = GraphState(pos, empty, batch, 4, nodes, pairs, edges)
+    total, parts = plain.loss(denoiser, clean, t=t, generator=torch.Generator().manual_seed(0))
     assert set(parts) == {"positions", "a", "b", "e"}
     # uniform logits: cross-entropy log K for every item; a graph without pairs contributes 0
     torch.testing.assert_close(parts["a"], torch.full((4,), torch.log(torch.tensor(3.0)).item(), dtype=torch.float64))
@@ -105,16 +87,14 @@ def test_loss_components_and_weights():
     assert calls["node_f"].shape == (len(pos), 5) and (calls["node_f"].sum(1) == 2).all()
     assert calls["edge_f"].shape == (pairs.shape[1], 3) and (calls["edge_f"].sum(1) == 1).all()
     weighted = make_joint({"positions": 3.0, "a": 0.4, "e": 2.0})
-    total_w, parts_w = weighted.per_graph_loss(
-        denoiser, pos, nodes, pairs, edges, batch, 4, t=t, generator=torch.Generator().manual_seed(0)
-    )
+    total_w, parts_w = weighted.loss(denoiser, clean, t=t, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(total_w, 3 * parts_w["positions"] + 0.4 * parts_w["a"] + parts_w["b"] + 2 * parts_w["e"])
     with pytest.raises(ValueError, match="unknown channels"):
         make_joint({"bonds": 1.0})
     with pytest.raises(ValueError, match="node_classes"):
-        plain.per_graph_loss(denoiser, pos, nodes[:, :1], pairs, edges, batch, 4)
+        plain.loss(denoiser, clean.replace(node_classes=nodes[:, :1]))
     with pytest.raises(ValueError, match="outside"):
-        plain.per_graph_loss(denoiser, pos, nodes + 2, pairs, edges, batch, 4)
+        plain.loss(denoiser, clean.replace(node_classes=nodes + 2))
 
 
 def _oracle(diffusion, x0_pos, x0_nodes, x0_edges):
@@ -139,7 +119,7 @@ def _oracle(diffusion, x0_pos, x0_nodes, x0_edges):
 def test_oracle_sampler_recovers_the_data(sampler, class_temperature):
     diffusion = make_joint()
     pos, nodes, pairs, edges, batch = _state(seed=1)
-    reverse = JointSampler.make(sampler, diffusion, 30, class_temperature=class_temperature)
+    reverse = make_sampler(sampler, diffusion, 30, class_temperature=class_temperature)
     assert reverse.class_temperature == class_temperature
     out = reverse.sample(
         _oracle(diffusion, pos, nodes, edges),
@@ -165,25 +145,23 @@ def test_sampler_is_reproducible_and_bonds_symmetric():
             torch.randn(pairs.shape[1], 3, generator=g, dtype=pos.dtype),
         )
 
-    reverse = JointSampler.make("ddpm", diffusion, 8)
+    reverse = make_sampler("ddpm", diffusion, 8)
     a = reverse.sample(random_denoiser, generator=torch.Generator().manual_seed(7), **gen_args)
     b = reverse.sample(random_denoiser, generator=torch.Generator().manual_seed(7), **gen_args)
     c = reverse.sample(random_denoiser, generator=torch.Generator().manual_seed(8), **gen_args)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in ("pos", "node_classes", "edge_classes", "batch"))
     assert not torch.equal(a.edge_classes, c.edge_classes) or not torch.equal(a.pos, c.pos)
     dense = torch.zeros(10, 10, dtype=torch.long)
     dense[a.pair_index[0], a.pair_index[1]] = a.edge_classes
     dense = dense + dense.T
     assert torch.equal(dense, dense.T) and (dense.diagonal() == 0).all()
     assert (dense[:4, 4:] == 0).all()  # no pairs across graphs
-    with pytest.raises(ValueError, match="Gaussian part"):
-        JointSampler(diffusion, JointSampler.make("ddpm", make_joint(), 4).positions)
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
 def test_class_temperature_must_be_positive(bad):
     with pytest.raises(ValueError, match="class_temperature must be a positive number"):
-        JointSampler.make("ddpm", make_joint(), 5, class_temperature=bad)
+        make_sampler("ddpm", make_joint(), 5, class_temperature=bad)
 
 
 def test_refinement_moves_positions_and_keeps_the_drawn_classes():
@@ -198,7 +176,7 @@ def test_refinement_moves_positions_and_keeps_the_drawn_classes():
 
     def run(**options):
         times.clear()
-        reverse = JointSampler.make("ddpm", diffusion, 6, **options)
+        reverse = make_sampler("ddpm", diffusion, 6, **options)
         return reverse.sample(
             counting, torch.tensor(SIZES), generator=torch.Generator().manual_seed(0), dtype=torch.float64
         )

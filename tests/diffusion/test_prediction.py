@@ -4,11 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from molgen.diffusion.gaussian import GaussianDiffusion, remove_mean
+from molgen.dataset_info import BackboneInfo
+from molgen.diffusion.build import build_diffusion
+from molgen.diffusion.gaussian import GaussianDiffusion
 from molgen.diffusion.prediction import VelocityDenoiser
+from molgen.diffusion.process import GraphState
 from molgen.diffusion.schedules import LogLinearSchedule, PolynomialSchedule
+from molgen.graph_batch import remove_mean
+from molgen.models import build_model
 from molgen.models.egnn_denoiser import EGNNDenoiser
-from molgen.training.module import build_diffusion, build_model
 from tests.equivariance_utils import assert_denoiser_equivariant
 
 SIZES = [4, 9, 6]
@@ -63,7 +67,8 @@ def test_loss_is_the_velocity_squared_error_per_degree_of_freedom():
     v_hat_h = torch.randn(len(batch), 2, dtype=torch.float64, generator=g)
     wrapped = VelocityDenoiser(Constant(v_hat_pos, v_hat_h), schedule, diffuse_features=True)
 
-    loss = diffusion.per_graph_loss(wrapped, x, h, batch, len(SIZES), t=t, generator=torch.Generator().manual_seed(2))
+    clean = GraphState(x, h, batch, len(SIZES))
+    loss, _ = diffusion.loss(wrapped, clean, t=t, generator=torch.Generator().manual_seed(2))
 
     _, _, eps_pos, eps_h = diffusion.add_noise(x, h, t, batch, torch.Generator().manual_seed(2))
     alpha, sigma = schedule.alpha(t)[batch, None], schedule.sigma(t)[batch, None]
@@ -74,9 +79,7 @@ def test_loss_is_the_velocity_squared_error_per_degree_of_freedom():
     expected = torch.zeros(len(SIZES), dtype=torch.float64).index_add_(0, batch, sq) / (3 * (sizes - 1) + 2 * sizes)
     torch.testing.assert_close(loss, expected, rtol=1e-10, atol=0)
     # Not the eps loss: at t = 0.97 alpha^2 is small, so the two differ many-fold.
-    eps_loss = GaussianDiffusion(schedule).per_graph_loss(
-        wrapped, x, h, batch, len(SIZES), t=t, generator=torch.Generator().manual_seed(2)
-    )
+    eps_loss, _ = GaussianDiffusion(schedule).loss(wrapped, clean, t=t, generator=torch.Generator().manual_seed(2))
     assert loss[2] > 10 * eps_loss[2]
 
 
@@ -97,7 +100,9 @@ def test_wrapped_denoiser_stays_equivariant():
 
 def test_config_selects_and_validates_the_prediction():
     config = {"schedule": {"name": "loglinear"}, "diffuse_features": False}
-    info = {"num_features": 4}
+    info = BackboneInfo(
+        dataset="toy", num_features=4, size_histogram=[0, 1], atom_types=["N", "CA", "C", "O"], length_scale=10.0
+    )
     model = {"name": "egnn", "hidden_dim": 8, "num_layers": 1}
     denoiser, process = build_model(model, {**config, "prediction": "v"}, info)
     assert isinstance(denoiser, VelocityDenoiser) and process.prediction == "v"

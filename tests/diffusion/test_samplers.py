@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from molgen.diffusion import CosineSchedule, GaussianDiffusion, LogLinearSchedule, PolynomialSchedule, make_sampler
-from molgen.diffusion.gaussian import graph_mean, remove_mean
+from molgen.diffusion.process import GraphState, Prediction
 from molgen.diffusion.samplers import DDIMSampler, DPMSolverSampler, sampler_names
+from molgen.graph_batch import graph_mean, remove_mean
 
 POS_STD, H_MEAN, H_STD = 1.7, 0.5, 0.3
 
@@ -27,13 +28,14 @@ def test_ancestral_sampler_recovers_gaussian_target(schedule):
     diffusion = GaussianDiffusion(schedule)
     sampler = make_sampler("ddpm", diffusion, num_steps=500)
     n, graphs = 4, 3000
-    pos, h, batch = sampler.sample(
+    out = sampler.sample(
         gaussian_oracle(schedule),
         torch.full((graphs,), n),
         num_features=2,
         generator=torch.Generator().manual_seed(0),
         dtype=torch.float64,
     )
+    pos, h, batch = out.pos, out.h, out.batch
     assert graph_mean(pos, batch).abs().max() < 1e-10
     # per-dof variance of positions on the subspace: ||x||^2 / (3 (n - 1))
     per_dof_var = (pos**2).sum() / (graphs * 3 * (n - 1))
@@ -88,7 +90,7 @@ def test_bad_sampler_arguments():
         make_sampler("euler", diffusion, 10)
     with pytest.raises(ValueError, match="num_steps"):
         make_sampler("ddpm", diffusion, 0)
-    valid = r"\['noise_scale', 'grid', 'refine_steps', 'refine_time'\]"
+    valid = r"\['noise_scale', 'grid', 'refine_steps', 'refine_time', 'class_temperature'\]"
     with pytest.raises(ValueError, match=r"unknown option.*eta.*valid options: " + valid):
         make_sampler("ddpm", diffusion, 10, eta=0.5)
     with pytest.raises(ValueError, match="unknown option"):
@@ -107,6 +109,8 @@ def test_bad_sampler_arguments():
         make_sampler("dpm-solver", diffusion, 10, refine_steps=1.5)
     with pytest.raises(ValueError, match="refine_time"):
         make_sampler("ddim", diffusion, 10, refine_time=0.0)
+    with pytest.raises(ValueError, match="class_temperature applies to models that generate bonds"):
+        make_sampler("ddpm", diffusion, 10, class_temperature=0.5)
 
 
 def test_registry_and_options():
@@ -135,7 +139,7 @@ def test_logsnr_grid_is_uniform_in_log_snr(schedule):
 
 
 def sample_toy(sampler, num_graphs=3000, n=4, seed=0, record=None):
-    """Run ``sampler`` on the toy in float64; ``record`` (a dict) receives the prior draw."""
+    """Run ``sampler`` on the toy in float64: ``(pos, h, batch)``; ``record`` (a dict) receives the prior draw."""
     oracle = gaussian_oracle(sampler.diffusion.schedule)
 
     def denoiser(pos, h, t, batch):
@@ -143,13 +147,14 @@ def sample_toy(sampler, num_graphs=3000, n=4, seed=0, record=None):
             record.update(pos=pos.clone(), h=h.clone())
         return oracle(pos, h, t, batch)
 
-    return sampler.sample(
+    out = sampler.sample(
         denoiser,
         torch.full((num_graphs,), n),
         num_features=2,
         generator=torch.Generator().manual_seed(seed),
         dtype=torch.float64,
     )
+    return out.pos, out.h, out.batch
 
 
 def exact_ode_gain(schedule, var):
@@ -223,16 +228,16 @@ def test_samplers_are_reproducible_and_condition(name, options):
             gaussian_oracle(schedule),
             torch.tensor([3, 4]),
             2,
-            h_condition=h_cond,
+            condition=h_cond,
             generator=torch.Generator().manual_seed(3),
             dtype=torch.float64,
         )
         for _ in range(2)
     ]
-    torch.testing.assert_close(runs[0][0], runs[1][0], rtol=0, atol=0)
-    assert graph_mean(runs[0][0], runs[0][2]).abs().max() < 1e-12
-    assert torch.equal(runs[0][1], h_cond)
-    with pytest.raises(ValueError, match="h_condition"):
+    torch.testing.assert_close(runs[0].pos, runs[1].pos, rtol=0, atol=0)
+    assert graph_mean(runs[0].pos, runs[0].batch).abs().max() < 1e-12
+    assert torch.equal(runs[0].h, h_cond)
+    with pytest.raises(ValueError, match="condition"):
         sampler.sample(gaussian_oracle(schedule), torch.tensor([3]), 2)
 
 
@@ -315,11 +320,13 @@ def test_refinement_shrinks_the_target_as_the_posterior_mean_predicts(rounds):
     oracle = gaussian_oracle(schedule)
     calls = []
 
-    def denoise(pos_t, h_t, t):
+    def predict(state, t):
         calls.append(t.item())
-        return oracle(pos_t, h_t, t.expand(graphs), batch)
+        eps_pos, eps_h = oracle(state.pos, state.h, t.expand(graphs), batch)
+        return Prediction(remove_mean(eps_pos, batch), eps_h)
 
-    out_pos, out_h = sampler.refine(denoise, pos, h, batch, graphs, gen)
+    refined = sampler.refine(predict, GraphState(pos, h, batch, graphs), gen)
+    out_pos, out_h = refined.pos, refined.h
     assert calls == [0.6] * rounds
     assert graph_mean(out_pos, batch).abs().max() < 1e-10
     t = torch.tensor(0.6, dtype=torch.float64)
@@ -359,5 +366,5 @@ def test_refinement_runs_after_the_loop_and_is_off_by_default():
     refined, refined_times = run(refine_steps=2, refine_time=0.1)
     assert plain_times == [1.0, 0.75, 0.5, 0.25, 0.0]
     assert refined_times == plain_times + [pytest.approx(0.1)] * 2
-    assert not torch.allclose(refined[0], plain[0])
-    assert graph_mean(refined[0], refined[2]).abs().max() < 1e-10
+    assert not torch.allclose(refined.pos, plain.pos)
+    assert graph_mean(refined.pos, refined.batch).abs().max() < 1e-10

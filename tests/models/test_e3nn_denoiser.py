@@ -2,13 +2,12 @@
 
 import inspect
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-import molgen
 from molgen.models import build_denoiser
 from molgen.models.e3nn_denoiser import E3NNDenoiser
 from tests.equivariance_utils import (
@@ -158,7 +157,9 @@ def test_knn_covering_each_graph_matches_full():
 
 
 def test_config_file_builds_the_model():
-    config = OmegaConf.to_container(OmegaConf.load(Path(molgen.__file__).parent / "conf" / "model" / "e3nn.yaml"))
+    # conf/model/e3nn.yaml as training composes it (with its schema)
+    with initialize_config_module(config_module="molgen.conf", version_base="1.3"):
+        config = OmegaConf.to_container(compose(config_name="config", overrides=["model=e3nn"]).model)
     model = build_denoiser(config, in_node_dim=F)
     assert isinstance(model, E3NNDenoiser)
     assert set(config) - {"name"} == set(inspect.signature(E3NNDenoiser).parameters) - {"in_node_dim"}

@@ -15,7 +15,7 @@ from molgen.molecules.metrics.distribution import (
     histogram_w1,
     molecule_statistics,
 )
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
 
 needs_qm9pack = pytest.mark.skipif(importlib.util.find_spec("qm9pack") is None, reason="qm9pack is not installed")
 

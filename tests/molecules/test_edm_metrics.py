@@ -13,7 +13,7 @@ from molgen.molecules.metrics.edm import (
     edm_smiles_of,
     evaluate_edm,
 )
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
 
 # `import qm9pack` fails (it needs pkg_resources), so probe without importing it.
 needs_qm9pack = pytest.mark.skipif(importlib.util.find_spec("qm9pack") is None, reason="qm9pack is not installed")

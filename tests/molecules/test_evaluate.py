@@ -11,8 +11,8 @@ from rdkit.Chem import AllChem
 
 from molgen.cli import main
 from molgen.molecules.evaluate import evaluate_molecules, format_report
-from molgen.molecules.metrics.record import MoleculeRecord
 from molgen.molecules.metrics.reference import Reference
+from molgen.molecules.record import MoleculeRecord
 from molgen.molecules.sdf import SDFRecord, read_records, write_sdf
 from tests.helpers import save_tiny_checkpoint
 

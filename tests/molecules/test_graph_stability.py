@@ -7,7 +7,7 @@ from rdkit.Chem import AllChem
 
 from molgen.molecules.evaluate import evaluate_molecules
 from molgen.molecules.metrics.graph_stability import atom_stability, evaluate_graph_stability
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
 from molgen.molecules.sdf import BONDS_GENERATED_TAG, molecule_from_graph, read_records, write_sdf
 
 

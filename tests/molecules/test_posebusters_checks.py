@@ -7,7 +7,7 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 
 from molgen.molecules.metrics.posebusters_checks import evaluate_posebusters
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("posebusters") is None, reason="posebusters not installed")
 

@@ -7,6 +7,7 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 from torch_geometric.loader import DataLoader
 
+from molgen.dataset_info import MoleculeInfo
 from molgen.molecules import qm9_bonds
 from molgen.molecules.qm9 import edm_split
 from molgen.molecules.qm9_bonds import (
@@ -138,7 +139,8 @@ def test_dataset_leaves_out_dropped_molecules_and_serves_classes(synthetic_cache
 def test_train_val_info_has_channels_and_full_split_marginals(synthetic_caches):
     train, val, info = qm9_bonds_train_val(subset=10, val_subset=5, cache_dir=synthetic_caches)
     assert len(train) == 10 and len(val) == 5
-    categorical = info["categorical"]
+    assert isinstance(info, MoleculeInfo) and info.dataset == "qm9_bonds"
+    categorical = info.categorical
     assert [c["name"] for c in categorical["node"]] == ["atom_type", "charge"]
     assert categorical["node"][0]["classes"] == ["H", "C", "N", "O", "F"]
     assert categorical["node"][1]["classes"] == [-1, 0, 1] and categorical["edge"]["classes"] == [0, 1, 2, 3]
@@ -150,5 +152,5 @@ def test_train_val_info_has_channels_and_full_split_marginals(synthetic_caches):
     np.testing.assert_allclose(charge, [charged / 2, 1 - charged, charged / 2])
     bond = np.array(categorical["edge"]["marginals"])  # one pair per molecule, always bonded
     np.testing.assert_allclose(bond, [0] + [(ids % 3 == k).mean() for k in range(3)])
-    assert info["num_dropped"]["train"] == int((edm_split()["train"] % 7 == 0).sum())
-    assert info["num_features"] == 6  # the EDM features h stay available
+    assert info.num_dropped["train"] == int((edm_split()["train"] % 7 == 0).sum())
+    assert info.num_features == 6  # the EDM features h stay available

@@ -6,7 +6,7 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 
 from molgen.molecules.metrics.rdkit_protocol import evaluate_rdkit, rdkit_smiles_of
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
 from molgen.molecules.sdf import SDFRecord, read_sdf, write_sdf
 
 # `import qm9pack` fails (it needs pkg_resources), so probe without importing it.

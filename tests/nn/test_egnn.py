@@ -36,7 +36,7 @@ class LayerStack(nn.Module):
         edge_attr = (pos[edge_index[1]] - pos[edge_index[0]]).square().sum(-1, keepdim=True)
         x = pos
         for layer in self.layers:
-            h, x = layer(h, x, edge_index, edge_attr)
+            x, h = layer(x, h, edge_index, edge_attr)
         return x - pos, h
 
 
@@ -68,7 +68,7 @@ def test_layer_shapes_and_dtype(dtype):
     torch.manual_seed(0)
     layer = EGNNLayer(HIDDEN, attention=True).to(dtype)
     pos, h, _, batch = make_inputs(dtype=dtype)
-    h_out, pos_out = layer(h, pos, fully_connected_edges(batch))
+    pos_out, h_out = layer(pos, h, fully_connected_edges(batch))
     assert h_out.shape == h.shape and pos_out.shape == pos.shape
     assert h_out.dtype == dtype and pos_out.dtype == dtype
 
@@ -80,7 +80,7 @@ def test_layer_isolated_and_coincident_nodes_are_finite():
     batch = torch.tensor([0, 1, 1])
     pos = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]], requires_grad=True)
     h = torch.randn(3, HIDDEN, requires_grad=True)
-    h_out, pos_out = layer(h, pos, fully_connected_edges(batch))
+    pos_out, h_out = layer(pos, h, fully_connected_edges(batch))
     assert torch.isfinite(h_out).all() and torch.isfinite(pos_out).all()
     torch.testing.assert_close(pos_out[0], pos[0])  # no neighbours -> no move
     (h_out.square().sum() + pos_out.square().sum()).backward()
@@ -94,7 +94,7 @@ def test_layer_rejects_bad_options():
     layer = EGNNLayer(HIDDEN, edge_attr_dim=2)
     pos, h, _, batch = make_inputs(dtype=torch.float32)
     with pytest.raises(ValueError):
-        layer(h, pos, fully_connected_edges(batch))  # edge_attr missing
+        layer(pos, h, fully_connected_edges(batch))  # edge_attr missing
 
 
 def test_reset_parameters_reinitialises():
@@ -107,7 +107,7 @@ def test_reset_parameters_reinitialises():
     assert layer.phi_x[-1].weight.abs().max() < 1e-2  # small-gain init of the coordinate head
 
 
-def _reference_layer(layer: EGNNLayer, h, pos, edge_index, edge_attr):
+def _reference_layer(layer: EGNNLayer, pos, h, edge_index, edge_attr):
     """The class docstring's update rule, written out edge by edge with the full phi_e input."""
     src, dst = edge_index
     diff = pos[dst] - pos[src]
@@ -126,7 +126,7 @@ def _reference_layer(layer: EGNNLayer, h, pos, edge_index, edge_attr):
         agg_m, agg_x = agg_m / count, agg_x / count
     else:
         agg_m, agg_x = agg_m / layer.normalization_factor, agg_x / layer.normalization_factor
-    return h + layer.phi_h(torch.cat([h, agg_m], dim=-1)), pos + agg_x
+    return pos + agg_x, h + layer.phi_h(torch.cat([h, agg_m], dim=-1))
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
@@ -138,8 +138,8 @@ def test_layer_matches_written_out_update_rule(config):
     pos, h, _, batch = make_inputs(seed=3)
     edge_index = fully_connected_edges(batch)
     edge_attr = torch.randn(edge_index.shape[1], 2, dtype=torch.float64)
-    got_h, got_pos = layer(h, pos, edge_index, edge_attr)
-    want_h, want_pos = _reference_layer(layer, h, pos, edge_index, edge_attr)
+    got_pos, got_h = layer(pos, h, edge_index, edge_attr)
+    want_pos, want_h = _reference_layer(layer, pos, h, edge_index, edge_attr)
     torch.testing.assert_close(got_h, want_h, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(got_pos, want_pos, rtol=1e-12, atol=1e-12)
     assert (got_pos - pos).abs().max() > 1e-3
@@ -158,7 +158,7 @@ def test_layer_gradients_match_written_out_update_rule(config):
     inputs = [h, pos, edge_attr, *layer.parameters()]
 
     def gradients(forward):
-        out_h, out_pos = forward(layer, h, pos, edge_index, edge_attr)
+        out_pos, out_h = forward(layer, pos, h, edge_index, edge_attr)
         loss = out_h.sin().sum() + out_pos.square().sum()  # non-trivial upstream gradients
         return torch.autograd.grad(loss, inputs)
 
@@ -178,9 +178,9 @@ def test_layer_runs_under_bfloat16_autocast():
     pos, h = pos.float(), h.float().requires_grad_()
     edge_index = fully_connected_edges(batch)
     edge_attr = torch.randn(edge_index.shape[1], 2)
-    want_h, want_pos = layer(h, pos, edge_index, edge_attr)
+    want_pos, want_h = layer(pos, h, edge_index, edge_attr)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got_h, got_pos = layer(h, pos, edge_index, edge_attr)
+        got_pos, got_h = layer(pos, h, edge_index, edge_attr)
     (got_h.float().sum() + got_pos.float().sum()).backward()
     assert h.grad is not None and torch.isfinite(h.grad).all()
     torch.testing.assert_close(got_h.float(), want_h, rtol=0.05, atol=0.05)

@@ -19,7 +19,7 @@ from tests.test_cli import molgen
 
 @pytest.fixture
 def backbone_ckpt(tmp_path):
-    return save_tiny_checkpoint(tmp_path / "bb.ckpt", domain="backbone")
+    return save_tiny_checkpoint(tmp_path / "bb.ckpt", domain="backbones")
 
 
 def _sample(ckpt, out, *extra):
@@ -52,7 +52,7 @@ def test_sample_feeds_a_self_conditioned_model_its_estimates(backbone_ckpt, tmp_
             module.denoiser.estimate_embedding.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(1))
 
     conditioned = save_tiny_checkpoint(
-        tmp_path / "sc.ckpt", domain="backbone", edit=set_estimate_weights, self_conditioning=True
+        tmp_path / "sc.ckpt", domain="backbones", edit=set_estimate_weights, self_conditioning=True
     )
     outputs = {}
     for name, ckpt in (("plain", backbone_ckpt), ("conditioned", conditioned)):
@@ -106,17 +106,17 @@ def test_sample_backbone_out_must_be_a_folder(backbone_ckpt, tmp_path, capsys):
 
 
 def test_diverged_samples_are_reported_not_written(tmp_path, capsys, monkeypatch):
-    import molgen.proteins.generate as generate
+    import molgen.sampling as sampling
 
-    ckpt = save_tiny_checkpoint(tmp_path / "bb.ckpt", domain="backbone")
-    real = generate.generate_backbones
+    ckpt = save_tiny_checkpoint(tmp_path / "bb.ckpt", domain="backbones")
+    real = sampling.generate
 
     def diverging(*args, **kwargs):
         backbones = real(*args, **kwargs)
         backbones[1] = backbones[1] * 1e6
         return backbones
 
-    monkeypatch.setattr(generate, "generate_backbones", diverging)
+    monkeypatch.setattr(sampling, "generate", diverging)
     out = tmp_path / "d"
     assert _sample(ckpt, out, "--num-samples", "3", "--length", "6") == 0
     assert sorted(f.name for f in out.iterdir()) == ["backbone_0000.pdb", "backbone_0002.pdb"]
@@ -133,16 +133,16 @@ def test_backbone_options_are_refused_for_molecule_checkpoints(tmp_path, capsys,
 
 def _noisy_helices(monkeypatch, nan_index: int | None = None):
     """Make the CLI's generator return noisy ideal helices (one all-NaN, if asked), whatever the model."""
-    import molgen.proteins.generate as generate
+    import molgen.sampling as sampling
 
-    def helices(model, num_samples, **options):
+    def helices(model, num_samples, *args, **options):
         rng = np.random.default_rng(0)
         backbones = [ideal_helix(12) + rng.normal(scale=0.15, size=(12, 4, 3)) for _ in range(num_samples)]
         if nan_index is not None:
             backbones[nan_index][:] = np.nan
         return backbones
 
-    monkeypatch.setattr(generate, "generate_backbones", helices)
+    monkeypatch.setattr(sampling, "generate", helices)
 
 
 def test_sample_relax_writes_relaxed_backbones_and_reports_both(backbone_ckpt, tmp_path, capsys, monkeypatch):
@@ -251,7 +251,7 @@ def test_train_sample_evaluate_backbones_end_to_end(tmp_path):
     assert train.returncode == 0, train.stderr[-2000:]
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     info = torch.load(ckpt, weights_only=True)["hyper_parameters"]["dataset_info"]
-    assert info["domain"] == "backbone" and info["length_scale"] == 1.0
+    assert info["domain"] == "backbones" and info["length_scale"] == 1.0
     designs = tmp_path / "designs"
     sample = molgen(
         "sample",

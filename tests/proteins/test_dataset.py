@@ -7,6 +7,7 @@ import torch
 from torch_geometric.data import Batch
 
 import molgen.proteins.dataset as dataset_module
+from molgen.dataset_info import BackboneInfo
 from molgen.proteins.dataset import (
     BackboneDataset,
     backbone_train_val,
@@ -167,16 +168,15 @@ def test_split_by_entry(folder, cache_dir):
     assert len(train_entries) == len(val_entries) == 1 and not train_entries & val_entries
     assert sorted(train.names + val.names) == ["1AAA_l_u:A", "1AAA_r_u:A", "2BBB_l_u:A/1", "2BBB_l_u:A/2"]
     assert train.crop == "random" and val.crop == "center" and train.max_length == val.max_length == 64
-    assert info == {
-        "domain": "backbone",
-        "dataset": "structures",
-        "num_features": 4,
-        "atom_types": ["N", "CA", "C", "O"],
-        "length_scale": 10.0,
-        "max_length": 64,
-        "num_residues_histogram": train.residue_count_histogram().tolist(),
-    }
-    assert sum(info["num_residues_histogram"]) == len(train)
+    assert info == BackboneInfo(
+        dataset="structures",
+        num_features=4,
+        size_histogram=train.residue_count_histogram().tolist(),
+        atom_types=["N", "CA", "C", "O"],
+        length_scale=10.0,
+        max_length=64,
+    )
+    assert sum(info.size_histogram) == len(train)
     # The split depends on split_seed only: same seed, same split; some seed puts 1AAA on the other side.
     again, _, _ = backbone_train_val(folder, val_fraction=0.34, max_length=64, cache_dir=cache_dir)
     assert again.names == train.names
@@ -223,7 +223,7 @@ def test_build_datamodule(folder, cache_dir):
     with pytest.raises(ValueError, match="set data.root="):
         build_datamodule(config)
     module = build_datamodule({**config, "root": str(folder), "val_fraction": 0.5})
-    assert module.dataset_info["domain"] == "backbone"
+    assert isinstance(module.dataset_info, BackboneInfo) and module.dataset_info.domain == "backbones"
     batch = next(iter(module.val_dataloader()))
     assert batch.pos.shape[0] == 4 * int(batch.num_residues.sum())
     with pytest.raises(ValueError, match="available: .*backbone"):
@@ -240,7 +240,7 @@ def test_db55_backbones(shared_proteins, tmp_path):
     train_entries, val_entries = {pdb_entry(n) for n in train.names}, {pdb_entry(n) for n in val.names}
     assert (len(train_entries), len(val_entries)) == (243, 27) and not train_entries & val_entries
     assert (len(train), len(val)) == (740, 88)  # 828 break-free segments with >= 40 residues
-    assert info["dataset"] == "db55" and len(info["num_residues_histogram"]) == 129
+    assert info.dataset == "db55" and len(info.size_histogram) == 129
     for ds in (train, val):
         assert ds.lengths.min() >= 40
         for i in range(len(ds)):

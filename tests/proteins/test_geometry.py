@@ -2,17 +2,16 @@
 
 import numpy as np
 import pytest
+import torch
 
 from molgen.proteins import geometry as g
+from tests.equivariance_utils import random_rotation
 
 
 def random_rigid(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A random proper rotation (det +1) and translation."""
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q, rng.normal(scale=20.0, size=3)
+    rot = random_rotation(torch.float64, generator=torch.Generator().manual_seed(int(rng.integers(2**62))))
+    return rot.numpy(), rng.normal(scale=20.0, size=3)
 
 
 def screw(coords: np.ndarray) -> tuple[float, float]:

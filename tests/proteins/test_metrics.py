@@ -206,7 +206,7 @@ def test_find_clashes_matches_brute_force():
     mask, ca_clashes, atom_clashes = m.find_clashes(coords, TOL)
     flat = coords.reshape(-1, 3)
     residue = np.repeat(np.arange(60), 4)
-    radii = np.tile(m.VDW_RADII, 60)
+    radii = np.tile(g.VDW_RADII, 60)
     dist = np.linalg.norm(flat[:, None] - flat[None], axis=-1)
     pairs = np.triu(residue[None] - residue[:, None] >= 2) & (dist < TOL.atom_clash_scale * (radii[:, None] + radii))
     assert atom_clashes == pairs.sum() > 0

@@ -9,6 +9,7 @@ import torch
 from molgen.proteins.geometry import build_backbone, ideal_helix, ideal_strand
 from molgen.proteins.metrics import validate_backbone
 from molgen.proteins.relax import covalent_energy, relax_backbone, relax_backbones, relaxation_summary
+from tests.equivariance_utils import random_rotation
 
 
 def _noisy_helix(length: int = 24, noise: float = 0.15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -64,9 +65,7 @@ def test_a_tighter_restraint_moves_atoms_less():
 
 def test_relaxation_commutes_with_rotation_and_translation():
     _, noisy = _noisy_helix(length=16, noise=0.2, seed=2)
-    q, r = np.linalg.qr(np.random.default_rng(3).normal(size=(3, 3)))
-    rotation = q * np.sign(np.diag(r))
-    rotation *= np.linalg.det(rotation)  # a proper rotation
+    rotation = random_rotation(torch.float64, generator=torch.Generator().manual_seed(3)).numpy()
     shift = np.array([5.0, -12.0, 30.0])
     # Run to convergence: L-BFGS stopped early stops at slightly different points (~1e-4 Å).
     moved = relax_backbone(noisy @ rotation.T + shift, max_iterations=3000)

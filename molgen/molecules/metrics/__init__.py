@@ -4,6 +4,6 @@ One module per protocol; each takes a list of :class:`MoleculeRecord` and
 returns a summary of fractions in [0, 1] plus per-molecule results.
 """
 
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
 
 __all__ = ["MoleculeRecord"]

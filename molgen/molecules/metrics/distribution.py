@@ -25,7 +25,7 @@ import numpy as np
 from rdkit import Chem
 
 from molgen.molecules.metrics.edm import BOND_MARGINS_PM, SINGLE_BOND_PM
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
 
 __all__ = [
     "BOND_LENGTH_BIN_WIDTH",

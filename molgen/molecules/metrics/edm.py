@@ -51,7 +51,7 @@ import numpy as np
 from rdkit import Chem, rdBase
 
 from molgen.molecules.featurize import atomic_number, element_symbol
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
 
 __all__ = [
     "ALLOWED_VALENCES",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from rdkit import Chem, rdBase
 
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
 
 __all__ = ["CHARGED_VALENCES", "GraphStabilityResult", "atom_stability", "evaluate_graph_stability"]
 

@@ -49,7 +49,7 @@ import numpy as np
 import rdkit
 from rdkit import Chem, rdBase
 
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
 from molgen.molecules.sdf import molecule_from_coordinates
 
 __all__ = ["PoseBustersResult", "evaluate_posebusters", "posebusters_config"]

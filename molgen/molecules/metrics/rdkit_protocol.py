@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from rdkit import Chem, rdBase
 
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
 from molgen.molecules.sdf import molecule_from_coordinates
 
 __all__ = ["RDKitResult", "evaluate_rdkit", "rdkit_smiles_of"]

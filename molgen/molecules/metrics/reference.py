@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from molgen.molecules.metrics.distribution import MoleculeStatistics, molecule_statistics
 from molgen.molecules.metrics.edm import edm_smiles_of
 from molgen.molecules.metrics.rdkit_protocol import rdkit_smiles_of
-from molgen.molecules.metrics.record import MoleculeRecord
+from molgen.molecules.record import MoleculeRecord
 
 REFERENCE_FORMAT_VERSION = 1
 

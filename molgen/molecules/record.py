@@ -1,4 +1,4 @@
-"""The unit every metric consumes: one molecule's elements, coordinates and, if known, bonds."""
+"""One 3D molecule as every reader, writer and metric sees it: elements, coordinates and, if known, bonds."""
 
 from __future__ import annotations
 

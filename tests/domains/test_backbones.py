@@ -1,18 +1,19 @@
-"""Tests for molgen.proteins.generate (backbone sampling) with a tiny untrained model."""
+"""Tests for molgen.domains.backbones (backbone sizes, conditioning, decoding) through
+molgen.sampling.generate with a tiny untrained model."""
 
 import numpy as np
 import pytest
 import torch
 
 from molgen.checkpoint import load_checkpoint
-from molgen.generation import merge_shards
-from molgen.proteins.generate import backbone_features, generate_backbones, parse_length
+from molgen.domains.backbones import backbone_features, parse_length
+from molgen.sampling import SamplingConfig, generate, merge_shards
 from tests.helpers import save_tiny_checkpoint
 
 
 @pytest.fixture
 def model(tmp_path):
-    return load_checkpoint(save_tiny_checkpoint(tmp_path / "bb.ckpt", domain="backbone"))
+    return load_checkpoint(save_tiny_checkpoint(tmp_path / "bb.ckpt", domain="backbones"))
 
 
 def test_parse_length():
@@ -30,7 +31,8 @@ def test_backbone_features_are_residue_major_one_hot():
 
 
 def test_generates_centred_backbones_of_requested_lengths(model):
-    backbones = generate_backbones(model, 5, length=(7, 9), steps=4, batch_size=2, progress=False)
+    assert model.domain.name == "backbones"
+    backbones = generate(model, 5, SamplingConfig(steps=4), length=(7, 9), batch_size=2, progress=False)
     assert len(backbones) == 5
     assert all(b.shape[1:] == (4, 3) and 7 <= len(b) <= 9 for b in backbones)
     assert len({len(b) for b in backbones}) > 1, "lengths are not drawn from the range"
@@ -40,24 +42,30 @@ def test_generates_centred_backbones_of_requested_lengths(model):
 
 
 def test_lengths_from_histogram_and_seeding(model):
-    a = generate_backbones(model, 4, steps=3, batch_size=3, seed=1, progress=False)
-    b = generate_backbones(model, 4, steps=3, batch_size=3, seed=1, progress=False)
-    c = generate_backbones(model, 4, steps=3, batch_size=3, seed=2, progress=False)
+    sampling = SamplingConfig(steps=3)
+    a = generate(model, 4, sampling, batch_size=3, seed=1, progress=False)
+    b = generate(model, 4, sampling, batch_size=3, seed=1, progress=False)
+    c = generate(model, 4, sampling, batch_size=3, seed=2, progress=False)
     assert {len(x) for x in a} <= {6, 8}, "lengths outside the checkpoint's histogram"
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not all(x.shape == y.shape and np.allclose(x, y) for x, y in zip(a, c))
 
 
 def test_sharded_generation_matches_single_process(model):
-    kwargs = dict(length=(6, 8), steps=3, batch_size=2, seed=4, progress=False)
-    whole = generate_backbones(model, 5, **kwargs)
-    shards = [generate_backbones(model, 5, shard=(r, 2), **kwargs) for r in range(2)]
+    kwargs = dict(length=(6, 8), batch_size=2, seed=4, progress=False)
+    sampling = SamplingConfig(steps=3)
+    whole = generate(model, 5, sampling, **kwargs)
+    shards = [generate(model, 5, sampling, shard=(r, 2), **kwargs) for r in range(2)]
     assert all(np.array_equal(x, y) for x, y in zip(whole, merge_shards(shards, batch_size=2)))
 
 
-def test_rejects_molecule_checkpoints_and_bad_arguments(model, tmp_path):
+def test_rejects_backbone_requests_of_molecule_checkpoints_and_bad_arguments(model, tmp_path):
     molecules = load_checkpoint(save_tiny_checkpoint(tmp_path / "mol.ckpt"))
-    with pytest.raises(ValueError, match="not protein backbones"):
-        generate_backbones(molecules, 2, length=(5, 5), steps=2, progress=False)
+    assert molecules.domain.name == "molecules"
+    # the model's domain decides what is generated: a molecule model has no chain length to ask for
+    with pytest.raises(ValueError, match="generates molecules, sized by num_atoms; not by length"):
+        generate(molecules, 2, SamplingConfig(steps=2), length=(5, 5), progress=False)
+    with pytest.raises(ValueError, match="generates backbones, sized by length; not by num_atoms"):
+        model.sample(1, num_atoms=5)
     with pytest.raises(ValueError, match="num_samples"):
-        generate_backbones(model, 0, steps=2, progress=False)
+        generate(model, 0, SamplingConfig(steps=2), progress=False)

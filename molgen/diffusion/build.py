@@ -1,0 +1,60 @@
+"""Build a diffusion process from its config (the ``diffusion`` group of a run, kept in checkpoints)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from molgen.diffusion.gaussian import GaussianDiffusion
+from molgen.diffusion.joint import JointDiffusion, build_joint_diffusion
+from molgen.diffusion.process import DiffusionProcess
+from molgen.diffusion.schedules import schedule_from_dict
+from molgen.registry import Registry
+
+__all__ = ["PROCESSES", "build_diffusion"]
+
+#: ``diffusion.kind`` -> ``(config, categorical) -> process``.
+PROCESSES: Registry[Callable[[dict[str, Any], dict[str, Any] | None], DiffusionProcess]] = Registry("diffusion kind")
+
+
+@PROCESSES.register("gaussian")
+def _gaussian(config: dict[str, Any], categorical: dict[str, Any] | None) -> GaussianDiffusion:
+    return GaussianDiffusion(
+        schedule_from_dict(config["schedule"]),
+        diffuse_features=bool(config.get("diffuse_features", True)),
+        prediction=config.get("prediction", "eps"),
+    )
+
+
+@PROCESSES.register("joint")
+def _joint(config: dict[str, Any], categorical: dict[str, Any] | None) -> JointDiffusion:
+    if config.get("prediction", "eps") != "eps":
+        raise ValueError("diffusion.prediction other than 'eps' is only implemented for kind: gaussian")
+    if not categorical:
+        raise ValueError(
+            "diffusion=joint generates categorical channels (e.g. bonds) that this dataset does not provide; "
+            "use data with bonds (e.g. experiment=qm9_bonds)"
+        )
+    return build_joint_diffusion(
+        schedule_from_dict(config["schedule"]),
+        schedule_from_dict(config["categorical_schedule"]),
+        {c["name"]: c["marginals"] for c in categorical["node"]},
+        (categorical["edge"]["name"], categorical["edge"]["marginals"]),
+        powers=config.get("categorical_power"),
+        loss_weights=config.get("loss_weights"),
+    )
+
+
+def build_diffusion(config: dict[str, Any], categorical: dict[str, Any] | None = None) -> DiffusionProcess:
+    """The process of a ``diffusion`` config.
+
+    ``kind: gaussian`` (the default; configs from before joint models have no
+    ``kind``): ``{"schedule": {"name": ..., **kwargs}, "diffuse_features": bool,
+    "prediction": "eps" | "v"}`` (``prediction`` defaults to ``eps``).
+    ``kind: joint``: ``schedule`` (positions), ``categorical_schedule``,
+    ``categorical_power`` and ``loss_weights`` (per channel name); the
+    channels, their classes and marginals come from the data's ``categorical``
+    description (``{"node": [channel, ...], "edge": channel}``, see
+    :class:`~molgen.dataset_info.MoleculeInfo`).
+    """
+    return PROCESSES[config.get("kind", "gaussian")](config, categorical)

@@ -1,0 +1,149 @@
+"""The interface every diffusion process implements, and the state it works on.
+
+A process defines the forward noising of a batch of graphs, its training loss
+and the per-channel parts of its reverse steps. The sampling loop itself lives
+once in :class:`molgen.diffusion.samplers.Sampler`, which calls a process
+through four methods, in this order:
+
+    prior        draw the state at t = 1
+    predictor    bind the network to the batch: (state, t) -> Prediction
+    (the sampler's step moves the Gaussian channels: positions, continuous features)
+    discrete_step  move the process's other channels (categorical classes) from t to s
+
+Training calls :meth:`DiffusionProcess.state_from_batch` on a data batch and
+:meth:`DiffusionProcess.loss` on the result. Nothing above ``molgen.diffusion``
+needs to know which process it holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import torch
+from torch import Generator, Tensor
+
+from molgen.graph_batch import graph_sizes
+
+if TYPE_CHECKING:
+    from molgen.diffusion.gaussian import GaussianDiffusion
+
+__all__ = ["DiffusionProcess", "GraphState", "Prediction"]
+
+
+@dataclass
+class GraphState:
+    """A batch of graphs at one diffusion time, clean data, or a finished sample.
+
+    Attributes:
+        pos: ``[N, 3]`` coordinates, zero centre of mass per graph (model units).
+        h: ``[N, F]`` continuous invariant node features, diffused or clean
+            conditioning (``F`` may be 0).
+        batch: ``[N]`` long, sorted graph index of each node.
+        num_graphs: ``B``.
+        node_classes: ``[N, C]`` long, one column per categorical node channel, or None.
+        pair_index: ``[2, P]`` long, every unordered node pair ``i < j`` of each graph, or None.
+        edge_classes: ``[P]`` long, class of each pair (0: no edge), or None.
+    """
+
+    pos: Tensor
+    h: Tensor
+    batch: Tensor
+    num_graphs: int
+    node_classes: Tensor | None = None
+    pair_index: Tensor | None = None
+    edge_classes: Tensor | None = None
+
+    @property
+    def num_nodes(self) -> Tensor:
+        """Nodes per graph, ``[B]`` long."""
+        return graph_sizes(self.batch, self.num_graphs)
+
+    def replace(self, **changes: Any) -> GraphState:
+        """A copy with the given fields replaced."""
+        return dataclasses.replace(self, **changes)
+
+
+class Prediction(NamedTuple):
+    """What one network call predicts for a state.
+
+    ``eps_pos`` [N, 3] position noise projected to zero CoM; ``eps_h`` [N, F] feature
+    noise (None when features are not diffused); ``node_logits`` [N, sum K_c] and
+    ``edge_logits`` [P, K_e] clean-class logits of categorical processes (else None).
+    """
+
+    eps_pos: Tensor
+    eps_h: Tensor | None = None
+    node_logits: Tensor | None = None
+    edge_logits: Tensor | None = None
+
+
+Predictor = Callable[[GraphState, Tensor], Prediction]
+"""A network bound to one batch: ``(state, t) -> Prediction`` for a scalar time ``t``."""
+
+
+class DiffusionProcess(torch.nn.Module):
+    """Base class of the diffusion processes (see the module docstring).
+
+    Subclasses set ``schedule`` (the positions' noise schedule) and :attr:`gaussian` (the
+    Gaussian part samplers step; a purely Gaussian process is its own), and implement the
+    methods that raise ``NotImplementedError`` here.
+    """
+
+    #: Whether the process generates categorical channels (``class_temperature`` applies).
+    has_classes: bool = False
+    #: The Gaussian part samplers step (positions, continuous features).
+    gaussian: GaussianDiffusion
+
+    @property
+    def conditions_on_features(self) -> bool:
+        """Whether the node features are clean conditioning the network never predicts
+        (its feature readout then gets no gradient)."""
+        return False
+
+    def network_dims(self, num_features: int) -> dict[str, int]:
+        """Input and output sizes of the network this process trains, as denoiser constructor
+        arguments (``in_node_dim``, and ``num_edge_classes`` for pair channels), given the
+        data's continuous feature width ``num_features``."""
+        return {"in_node_dim": num_features}
+
+    def wrap_network(self, network: torch.nn.Module) -> torch.nn.Module:
+        """The denoiser the process calls, around the trained ``network`` (e.g. a conversion of
+        its output); the network itself by default."""
+        return network
+
+    def state_from_batch(self, data: Any) -> GraphState:
+        """The clean state of a torch_geometric ``Batch`` of training data."""
+        raise NotImplementedError
+
+    def sample_time(self, num_graphs: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+        """Uniform training times, ``[B]``."""
+        return torch.rand(num_graphs, generator=generator, device=device)
+
+    def loss(
+        self, denoiser: torch.nn.Module, clean: GraphState, t: Tensor | None = None, generator: Generator | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Training loss per graph ``[B]`` at times ``t`` [B] (uniform draws when None), and its
+        named unweighted components ``{name: [B]}`` (empty for a single-term loss)."""
+        raise NotImplementedError
+
+    def prior(self, start: GraphState, generator: Generator | None = None) -> GraphState:
+        """The state at ``t = 1``, drawn after the positions.
+
+        ``start`` holds the batch layout, the prior positions (zero-CoM standard normal,
+        drawn by the sampler) and the features: the clean condition of a process that
+        conditions on them, else zeros of the diffused features' width.
+        """
+        raise NotImplementedError
+
+    def predictor(self, denoiser: torch.nn.Module, state: GraphState) -> Predictor:
+        """``denoiser`` bound to the batch of ``state`` (its graphs and pairs)."""
+        raise NotImplementedError
+
+    def discrete_step(
+        self, state: GraphState, out: Prediction, t: Tensor, s: Tensor, generator: Generator | None, temperature: float
+    ) -> GraphState:
+        """Move the non-Gaussian channels from time ``t`` to ``s < t``; a Gaussian process has none."""
+        return state

@@ -1,0 +1,93 @@
+"""Domains: the kinds of data molgen generates, registered by name.
+
+A domain turns its source data into graphs for the diffusion core and the
+core's samples back into its own objects and files:
+
+    build_data     source files -> training / validation datasets + DatasetInfo
+    sample_sizes   how many nodes each generated graph has
+    condition      clean node features a model conditions on (or None)
+    decode         a sampled GraphState -> the domain's samples
+    api_objects    the samples as the Python API returns them
+    sample_command `molgen sample`'s work after generation: write, evaluate, report
+    evaluate_command  `molgen evaluate` on the domain's files
+
+Registered: ``molecules`` (:mod:`molgen.domains.molecules`) and ``backbones``
+(:mod:`molgen.domains.backbones`). A new kind of data is one new module here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from molgen.dataset_info import DatasetInfo
+from molgen.diffusion.process import GraphState
+from molgen.registry import Registry
+
+__all__ = ["DOMAINS", "Domain", "dataset_domain", "get_domain"]
+
+
+class Domain:
+    """Base class of the domains (see the module docstring)."""
+
+    #: Registry name, equal to the ``domain`` of its :class:`~molgen.dataset_info.DatasetInfo`.
+    name: ClassVar[str]
+    #: What progress bars count.
+    unit: ClassVar[str]
+    #: Samples denoised together by default.
+    default_batch_size: ClassVar[int]
+    #: Data config names (``data=...``) this domain builds.
+    datasets: ClassVar[tuple[str, ...]]
+    #: The keyword arguments of :meth:`sample_sizes`: how a user asks for sample sizes.
+    size_options: ClassVar[tuple[str, ...]]
+
+    def build_data(self, dataset: str, **options: Any) -> tuple[Any, Any, DatasetInfo]:
+        """``(train, val, info)`` of the data config ``dataset`` with its ``options``."""
+        raise NotImplementedError
+
+    def sample_sizes(self, info: DatasetInfo, num_samples: int, seed: int, **request: Any) -> Tensor:
+        """Nodes of each graph to generate, ``[num_samples]`` long, seeded by ``seed``."""
+        raise NotImplementedError
+
+    def condition(self, info: DatasetInfo, num_nodes: Tensor) -> Tensor | None:
+        """Clean node features ``[N, F]`` for graphs of ``num_nodes`` [B] nodes, or None when generated."""
+        return None
+
+    def decode(self, info: DatasetInfo, state: GraphState) -> list:
+        """The samples of one generated batch."""
+        raise NotImplementedError
+
+    def api_objects(self, samples: list) -> list:
+        """What the Python API (:meth:`molgen.checkpoint.TrainedModel.sample`) returns for samples."""
+        return samples
+
+    def sample_command(self, model: Any, opts: Any, sampling: Any, device: str, rank: Any) -> int:
+        """``molgen sample`` for this domain: generate on this process's shard, then (rank 0) write,
+        evaluate and report. Returns the exit status."""
+        raise NotImplementedError
+
+    def evaluate_command(self, opts: Any) -> int:
+        """``molgen evaluate`` for this domain's files. Returns the exit status."""
+        raise NotImplementedError
+
+
+DOMAINS: Registry[Domain] = Registry("domain")
+
+
+def get_domain(name: str) -> Domain:
+    """The registered domain ``name``; ValueError naming the known ones."""
+    return DOMAINS[name]
+
+
+def dataset_domain(dataset: str) -> Domain:
+    """The domain that builds the data config ``dataset`` (``qm9``, ``qm9_bonds``, ``backbone``)."""
+    for name in DOMAINS:
+        if dataset in DOMAINS[name].datasets:
+            return DOMAINS[name]
+    known = sorted(d for name in DOMAINS for d in DOMAINS[name].datasets)
+    raise ValueError(f"unknown dataset {dataset!r}; available: {', '.join(known)}")
+
+
+# The registered domains (each module registers its own; imported last, as they subclass Domain).
+from molgen.domains import backbones, molecules  # noqa: E402,F401

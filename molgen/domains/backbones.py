@@ -1,0 +1,218 @@
+"""The protein backbone domain: N, CA, C, O atoms as nodes, PDB/mmCIF data, PDB output, geometry checks.
+
+Each backbone of ``L`` residues is a graph of ``4 L`` nodes in residue-major
+order (N, CA, C, O of residue 0, then residue 1, ...), whose atom types are
+fixed conditioning features; only coordinates are generated.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from molgen.commands import fail, generate_on_ranks, write_json
+from molgen.dataset_info import BackboneInfo
+from molgen.diffusion.process import GraphState
+from molgen.domains import DOMAINS, Domain
+from molgen.proteins.geometry import BACKBONE_ATOMS
+from molgen.sampling import sample_from_histogram, seeded_generator
+
+__all__ = ["DOMAIN", "MAX_LENGTH", "BackboneDomain", "backbone_features", "parse_length", "report_backbones"]
+
+#: Longest chain the PDB writer numbers (4-digit residue numbers).
+MAX_LENGTH = 9999
+_ATOMS = len(BACKBONE_ATOMS)
+
+
+def parse_length(text: str) -> tuple[int, int]:
+    """``"100"`` -> ``(100, 100)``; ``"60-120"`` -> ``(60, 120)`` (inclusive range)."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", text)
+    if match is None:
+        raise ValueError(f"length must be N or MIN-MAX (e.g. 100 or 60-120), got {text!r}")
+    low = int(match.group(1))
+    high = int(match.group(2) or low)
+    if not 2 <= low <= high <= MAX_LENGTH:
+        raise ValueError(f"length range must satisfy 2 <= MIN <= MAX <= {MAX_LENGTH}, got {text!r}")
+    return low, high
+
+
+def backbone_features(num_residues: Tensor) -> Tensor:
+    """Clean node features of chains with ``num_residues [B]`` residues: one-hot
+    atom types in residue-major order, ``[4 * sum(num_residues), 4]`` float32."""
+    per_residue = torch.eye(_ATOMS)
+    return per_residue.repeat(int(num_residues.sum()), 1)
+
+
+class BackboneDomain(Domain):
+    name = "backbones"
+    unit = "backbones"
+    default_batch_size = 16
+    datasets = ("backbone",)
+    size_options = ("length",)
+
+    def build_data(self, dataset: str, **options: Any):
+        from molgen.proteins.dataset import backbone_train_val
+
+        if options.get("root") is None:
+            raise ValueError("the backbone dataset needs a folder of structure files: set data.root=...")
+        return backbone_train_val(**options)
+
+    def sample_sizes(
+        self, info: BackboneInfo, num_samples: int, seed: int, length: tuple[int, int] | None = None
+    ) -> Tensor:
+        """Atoms per backbone, 4 per residue: residue counts drawn uniformly from the inclusive
+        ``length`` range, or from the training histogram."""
+        if list(info.atom_types) != list(BACKBONE_ATOMS):
+            raise ValueError(f"checkpoint atom types {info.atom_types} differ from {list(BACKBONE_ATOMS)}")
+        if length is None:
+            residues = sample_from_histogram(info.size_histogram, num_samples, seed)
+        else:
+            low, high = length
+            residues = torch.randint(low, high + 1, (num_samples,), generator=seeded_generator(seed))
+        return residues * _ATOMS
+
+    def condition(self, info: BackboneInfo, num_nodes: Tensor) -> Tensor:
+        return backbone_features(num_nodes // _ATOMS)
+
+    def decode(self, info: BackboneInfo, state: GraphState) -> list[np.ndarray]:
+        """One ``[L, 4, 3]`` float64 array per backbone, in Å, atoms N, CA, C, O, centred on the
+        mean of its atoms."""
+        coords = (state.pos.double().cpu() * float(info.length_scale)).numpy()
+        ptr = np.concatenate([[0], np.cumsum(state.num_nodes.cpu().numpy())])
+        return [coords[a:b].reshape(-1, _ATOMS, 3) for a, b in zip(ptr[:-1], ptr[1:])]
+
+    # ----- commands ---------------------------------------------------------
+    def sample_command(self, model, opts, sampling, device, rank) -> int:
+        from molgen.io import check_writable
+        from molgen.proteins.pdb import write_backbone_pdb
+        from molgen.proteins.relax import RESTRAINT_SIGMA, relax_backbones
+
+        if opts.num_atoms is not None or opts.filter is not None:
+            return fail("sample", "--num-atoms and --filter are for molecule checkpoints; this one generates backbones")
+        if opts.relax_restraint is not None and not opts.relax:
+            return fail("sample", "--relax-restraint applies only with --relax")
+        restraint = RESTRAINT_SIGMA if opts.relax_restraint is None else opts.relax_restraint
+        if not (math.isfinite(restraint) and restraint > 0):
+            return fail("sample", f"--relax-restraint must be a positive number of A, got {restraint}")
+        out = Path(opts.out or "designs")
+        try:
+            length = parse_length(opts.length) if opts.length is not None else None
+            _check_output_folder(out)
+            if opts.json_out:
+                check_writable(opts.json_out)
+
+            def relax(backbones: list[np.ndarray]) -> list[tuple]:
+                """This process's ``(backbone, relaxed backbone or None)`` pairs; diverged samples stay unrelaxed."""
+                finite = [opts.relax and bool(np.isfinite(coords).all()) for coords in backbones]
+                relaxed = iter(
+                    relax_backbones(
+                        [coords for coords, ok in zip(backbones, finite) if ok],
+                        restraint_sigma=restraint,
+                        progress=not opts.no_progress and rank.rank == 0,
+                    )
+                )
+                return [(coords, next(relaxed) if ok else None) for coords, ok in zip(backbones, finite)]
+
+            samples = generate_on_ranks(model, opts, sampling, device, rank, postprocess=relax, length=length)
+        except (OSError, ValueError) as err:
+            return fail("sample", str(err))
+        if samples is None:  # rank 0 writes the files
+            return 0
+        backbones = [coords if relaxed is None else relaxed.coords for coords, relaxed in samples]
+        if opts.evaluate:
+            try:
+                report_backbones(backbones, opts, relaxation=[pair for pair in samples if pair[1] is not None])
+            except (OSError, ValueError) as err:
+                return fail("sample", str(err))
+        unwritable = []  # a diverged sample (non-finite, or beyond the PDB columns) is reported, not written
+        try:
+            out.mkdir(exist_ok=True)
+            for index, coords in enumerate(backbones):
+                try:
+                    write_backbone_pdb(out / f"backbone_{index:04d}.pdb", coords)
+                except ValueError as err:
+                    unwritable.append(f"{index} ({err})")
+        except OSError as err:
+            return fail("sample", str(err))
+        written = len(backbones) - len(unwritable)
+        if unwritable:
+            print(f"molgen sample: {len(unwritable)} backbones not written: " + "; ".join(unwritable), file=sys.stderr)
+        if not written:
+            return fail("sample", "no backbone could be written (the model's samples diverged)")
+        lengths = sorted(len(b) for b in backbones)
+        print(f"wrote {written} backbones of {lengths[0]}-{lengths[-1]} residues to {out}/")
+        return 0
+
+    def evaluate_command(self, opts) -> int:
+        """Backbone validation of every chain in a structure file or folder."""
+        from molgen.io import check_writable
+        from molgen.proteins.pdb import read_backbone_folder, read_backbones
+
+        if opts.annotate:
+            return fail("evaluate", "--annotate is for SDF files of molecules")
+        path = Path(opts.path)
+        try:
+            if opts.json_out:
+                check_writable(opts.json_out)
+            if path.is_dir():
+                chains, parse_report = read_backbone_folder(path, progress=not opts.no_progress)
+            else:
+                chains, parse_report = read_backbones(path)
+                if not chains:
+                    raise ValueError(f"{path}: no chain with a complete N, CA, C, O residue")
+            if parse_report.files_failed:
+                print(parse_report.format())
+            report_backbones([c.coords for c in chains], opts)
+        except (OSError, ValueError, ImportError) as err:
+            return fail("evaluate", str(err).splitlines()[0])
+        return 0
+
+
+def _check_output_folder(out: Path) -> None:
+    """Fail before sampling if ``out`` cannot become a folder of output files."""
+    from molgen.io import check_writable
+
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out must be a folder for backbones, but {out} is a file")
+    check_writable(out / ".molgen_probe" if out.is_dir() else out)
+
+
+def report_backbones(backbones, opts, relaxation: list[tuple] | None = None) -> None:
+    """Print the backbone validation report (and write --json).
+
+    ``relaxation``: ``(unrelaxed coords, RelaxedBackbone)`` pairs of the relaxed samples. The report
+    then gains a ``relaxation`` section (how far atoms moved, how the unrelaxed samples fared) and
+    the JSON the whole unrelaxed report as ``backbone_unrelaxed``.
+    """
+    from molgen.proteins.metrics import evaluate_backbones, format_backbone_report
+    from molgen.proteins.relax import relaxation_summary
+
+    finite = [coords for coords in backbones if np.isfinite(coords).all()]
+    if not finite:
+        raise ValueError("no backbone to evaluate: every sample has non-finite coordinates")
+    report = evaluate_backbones(finite, progress=not opts.no_progress)
+    if len(finite) < len(backbones):
+        report["notes"].append(f"{len(backbones) - len(finite)} samples with non-finite coordinates not evaluated")
+    sections = {"backbone": report}
+    if relaxation:
+        # Relaxation moves atoms by about 0.5 A, which leaves TM-scores alike: align only once.
+        unrelaxed = evaluate_backbones([coords for coords, _ in relaxation], tm_score=False)
+        report["relaxation"] = {
+            **relaxation_summary([relaxed for _, relaxed in relaxation]),
+            "unrelaxed_passing_fraction": unrelaxed["validity"]["passing_fraction"],
+            "unrelaxed_residue_pass_fraction": unrelaxed["validity"]["residue_pass_fraction"],
+        }
+        sections["backbone_unrelaxed"] = unrelaxed
+    print(format_backbone_report(report))
+    if opts.json_out:
+        write_json(opts.json_out, sections)
+
+
+DOMAIN = DOMAINS.register(BackboneDomain.name)(BackboneDomain())

@@ -1,0 +1,266 @@
+"""The molecule domain: atoms as nodes, QM9 data, SDF output, chemistry validation.
+
+Coordinate-and-type models diffuse atom-type features with the positions;
+bond models (joint diffusion, docs/bonds.md) also generate formal charges and
+bond orders as categorical channels. Both decode to :class:`GeneratedMolecule`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rdkit import Chem
+from torch import Tensor
+
+from molgen.commands import fail, generate_on_ranks, write_json
+from molgen.dataset_info import MoleculeInfo
+from molgen.diffusion.process import GraphState
+from molgen.domains import DOMAINS, Domain
+from molgen.molecules.featurize import AtomFeaturizer
+from molgen.molecules.sdf import molecule_from_coordinates, molecule_from_graph
+from molgen.sampling import sample_from_histogram
+
+__all__ = ["DOMAIN", "FILTERS", "GeneratedMolecule", "MoleculeDomain"]
+
+#: `molgen sample --filter` choices and the per-molecule evaluation key each keeps.
+FILTERS = {"valid": "rdkit_valid", "stable": "edm_mol_stable"}
+
+
+@dataclass
+class GeneratedMolecule:
+    """One sample: atomic numbers [n] and coordinates [n, 3] in Å (zero CoM).
+
+    Joint models also give ``bonds`` [b, 3] int (rows ``(i, j, order)``,
+    ``i < j``, order 1-3, Kekulé) and formal ``charges`` [n] int; both are
+    None for coordinate-only models (bonds are then perceived from the geometry).
+    """
+
+    atomic_numbers: np.ndarray
+    positions: np.ndarray
+    bonds: np.ndarray | None = None
+    charges: np.ndarray | None = None
+
+    @property
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.positions).all())
+
+    @property
+    def finite_positions(self) -> np.ndarray:
+        """``positions`` with non-finite values set to 0 (a diverged sample stays writable)."""
+        return np.nan_to_num(self.positions, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def to_rdkit(self) -> tuple[Chem.Mol, bool]:
+        """RDKit molecule with a 3D conformer (``finite_positions``) and whether it has a bond graph.
+
+        Joint models: the generated bonds and charges, never perceived (True).
+        Coordinate-only models: bonds perceived from the geometry
+        (:func:`~molgen.molecules.sdf.molecule_from_coordinates`); False when
+        that failed and the molecule has atoms only.
+        """
+        if self.bonds is not None:
+            return molecule_from_graph(self.atomic_numbers, self.finite_positions, self.bonds, self.charges), True
+        return molecule_from_coordinates(self.atomic_numbers, self.finite_positions)
+
+
+def _channel_classes(info: MoleculeInfo, kind: str, name: str) -> list:
+    channels = info.categorical["node"] if kind == "node" else [info.categorical["edge"]]
+    for channel in channels:
+        if channel["name"] == name:
+            return list(channel["classes"])
+    raise ValueError(f"this joint checkpoint has no {kind} channel {name!r}")
+
+
+def _graph_ranges(state: GraphState) -> list[tuple[int, int]]:
+    ptr = np.concatenate([[0], np.cumsum(state.num_nodes.cpu().numpy())])
+    return list(zip(ptr[:-1].tolist(), ptr[1:].tolist()))
+
+
+class MoleculeDomain(Domain):
+    name = "molecules"
+    unit = "molecules"
+    default_batch_size = 100
+    datasets = ("qm9", "qm9_bonds")
+    size_options = ("num_atoms",)
+
+    def build_data(self, dataset: str, **options: Any):
+        if dataset == "qm9":
+            from molgen.molecules.qm9 import qm9_train_val
+
+            return qm9_train_val(**options)
+        # QM9 with perceived bonds and charges, for joint models (docs/bonds.md)
+        from molgen.molecules.qm9_bonds import qm9_bonds_train_val
+
+        return qm9_bonds_train_val(**options)
+
+    def sample_sizes(self, info: MoleculeInfo, num_samples: int, seed: int, num_atoms: int | None = None) -> Tensor:
+        """Atoms per molecule: ``num_atoms`` for all, or draws from the training histogram."""
+        if num_atoms is None:
+            return sample_from_histogram(info.size_histogram, num_samples, seed)
+        if num_atoms < 1:
+            raise ValueError(f"num_atoms must be >= 1, got {num_atoms}")
+        return torch.full((num_samples,), num_atoms, dtype=torch.long)
+
+    def decode(self, info: MoleculeInfo, state: GraphState) -> list[GeneratedMolecule]:
+        """Elements from the decoded type features, or (bond models) from the generated classes
+        with the charges and bonds."""
+        pos = state.pos.double().cpu().numpy()
+        ranges = _graph_ranges(state)
+        if state.node_classes is None:
+            z = AtomFeaturizer.from_dict(info.featurizer).decode(state.h.cpu()).numpy()
+            return [GeneratedMolecule(z[a:b], pos[a:b]) for a, b in ranges]
+        elements = np.array(
+            [AtomFeaturizer(atom_types=tuple(_channel_classes(info, "node", "atom_type"))).atomic_numbers],
+            dtype=np.int64,
+        ).reshape(-1)
+        charge_values = np.array(_channel_classes(info, "node", "charge"), dtype=np.int64)
+        bond_orders = np.array(_channel_classes(info, "edge", info.categorical["edge"]["name"]), dtype=np.int64)
+        node_names = [channel["name"] for channel in info.categorical["node"]]
+        atom_col, charge_col = node_names.index("atom_type"), node_names.index("charge")
+        node_classes = state.node_classes.cpu().numpy()
+        z, charges = elements[node_classes[:, atom_col]], charge_values[node_classes[:, charge_col]]
+        orders = bond_orders[state.edge_classes.cpu().numpy()]
+        pairs = state.pair_index.cpu().numpy()
+        pair_graph = state.batch.cpu().numpy()[pairs[0]]
+        molecules = []
+        for g, (a, b) in enumerate(ranges):
+            keep = (pair_graph == g) & (orders > 0)
+            bonds = np.stack([pairs[0][keep] - a, pairs[1][keep] - a, orders[keep]], axis=1)
+            molecules.append(GeneratedMolecule(z[a:b], pos[a:b], bonds.astype(np.int64), charges[a:b]))
+        return molecules
+
+    def api_objects(self, samples: list[GeneratedMolecule]) -> list[Chem.Mol]:
+        """RDKit molecules with one 3D conformer each."""
+        return [molecule.to_rdkit()[0] for molecule in samples]
+
+    # ----- commands ---------------------------------------------------------
+    def sample_command(self, model, opts, sampling, device, rank) -> int:
+        from molgen.io import check_writable
+        from molgen.molecules.record import MoleculeRecord
+        from molgen.molecules.sdf import write_sdf
+
+        if opts.length is not None or opts.relax or opts.relax_restraint is not None:
+            return fail(
+                "sample",
+                "--length and --relax are for backbone checkpoints; this one generates molecules (--num-atoms)",
+            )
+        out = opts.out or "samples.sdf"
+        try:
+            check_writable(out)  # on every rank, so that all of them stop alike
+            if opts.json_out:
+                check_writable(opts.json_out)
+            molecules = generate_on_ranks(model, opts, sampling, device, rank, num_atoms=opts.num_atoms)
+        except (OSError, ValueError) as err:
+            return fail("sample", str(err))
+        if molecules is None:  # rank 0 writes the file
+            return 0
+
+        sdf_records, molecule_records, unperceived, nonfinite, generated = [], [], 0, 0, 0
+        for index, molecule in enumerate(molecules):
+            tags = {
+                "index": str(index),
+                "seed": str(opts.seed),
+                "checkpoint": model.source,
+                "steps": str(sampling.steps),
+                "sampler": sampling.label,
+            }
+            if not molecule.finite:
+                nonfinite += 1
+                tags["finite_coordinates"] = "0"
+            mol, bonds_ok = molecule.to_rdkit()
+            generated += molecule.bonds is not None
+            unperceived += not bonds_ok
+            sdf_records.append((mol, f"molgen_{index}", tags))
+            molecule_records.append(
+                MoleculeRecord(
+                    molecule.atomic_numbers, molecule.finite_positions, mol if bonds_ok else None, str(index)
+                )
+            )
+
+        if opts.evaluate or opts.filter:
+            try:
+                evaluation = evaluate_and_report(molecule_records, opts)
+            except (OSError, ValueError, ImportError) as err:
+                return fail("sample", str(err))
+            if opts.filter:
+                key = FILTERS[opts.filter]
+                if generated and opts.filter == "stable":  # joint models: the stability of the generated graph
+                    key = "graph_mol_stable"
+                kept = [r for r, row in zip(sdf_records, evaluation.per_molecule) if row.get(key)]
+                print(f"--filter {opts.filter}: kept {len(kept)}, dropped {len(molecule_records) - len(kept)}")
+                sdf_records = kept
+        try:
+            write_sdf(out, sdf_records)
+        except OSError as err:
+            return fail("sample", str(err))
+        bonds_note = (
+            "bonds and charges generated by the model"
+            if generated
+            else f"{unperceived} of {len(molecules)} generated without perceived bond orders"
+        )
+        print(
+            f"wrote {len(sdf_records)} molecules to {out} ({bonds_note}"
+            + (f", {nonfinite} with non-finite coordinates set to 0" if nonfinite else "")
+            + ")"
+        )
+        return 0
+
+    def evaluate_command(self, opts) -> int:
+        from molgen.io import check_writable
+        from molgen.molecules.sdf import SDFRecord, read_records, write_sdf
+
+        try:
+            for out in (opts.annotate, opts.json_out):
+                if out:
+                    check_writable(out)
+            records, problems = read_records(opts.path)
+            evaluation = evaluate_and_report(records, opts, problems)
+            if opts.annotate:
+                write_sdf(
+                    opts.annotate,
+                    (
+                        SDFRecord(r.mol, r.name, {k: int(v) if isinstance(v, bool) else v for k, v in row.items()})
+                        for r, row in zip(records, evaluation.per_molecule)
+                    ),
+                )
+        except (OSError, ValueError, ImportError) as err:
+            return fail("evaluate", str(err))
+        return 0
+
+
+def load_reference(spec: str, progress: bool):
+    """The novelty/distribution reference of ``--reference``: ``qm9``, ``none`` or an SDF file."""
+    from molgen.molecules.metrics.reference import Reference, qm9_reference
+    from molgen.molecules.sdf import read_records
+
+    if spec == "none":
+        return None
+    if spec == "qm9":
+        return qm9_reference(progress=progress)
+    records, _ = read_records(spec)
+    return Reference.from_records(Path(spec).name, records, progress=progress)
+
+
+def evaluate_and_report(records, opts, problems=None):
+    """Evaluate molecule records with the command's options, print the table, write --json;
+    returns the :class:`~molgen.molecules.evaluate.Evaluation`."""
+    from molgen.molecules.evaluate import evaluate_molecules, format_report
+
+    evaluation = evaluate_molecules(
+        records,
+        reference=load_reference(opts.reference, progress=not opts.no_progress),
+        problems=problems,
+        posebusters_max=opts.posebusters,
+        posebusters_energy=opts.posebusters_energy,
+        posebusters_workers=opts.workers,
+    )
+    print(format_report(evaluation.report))
+    if opts.json_out:
+        write_json(opts.json_out, evaluation.report)
+    return evaluation
+
+
+DOMAIN = DOMAINS.register(MoleculeDomain.name)(MoleculeDomain())

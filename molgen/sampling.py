@@ -1,0 +1,191 @@
+"""Sampling for every domain: one sampling configuration, batches, seeds, process shards.
+
+:class:`SamplingConfig` is the one place the sampler settings and their
+defaults live; the CLI, the Python API and the model cards all go through it.
+:func:`generate` is the loop every domain shares: the model's domain draws the
+graph sizes and the clean conditioning, the process's sampler generates each
+batch, and the domain decodes it into its samples.
+
+Seeding: graph sizes come from ``SeedSequence([seed])`` (see
+:func:`seeded_generator`) and batch ``i`` from ``SeedSequence([seed, i])``, so
+a seed fixes the output for a given batch size whatever device order or
+process split is used: a run sharded over processes (``shard``) and put back
+together with :func:`merge_shards` equals a single-process run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from molgen.diffusion import Sampler, make_sampler
+from molgen.diffusion.process import DiffusionProcess
+
+if TYPE_CHECKING:
+    from molgen.checkpoint import TrainedModel
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to run the reverse process: a registered sampler, its step count and its options.
+
+    Attributes:
+        sampler: ``ddpm``, ``ddim`` or ``dpm-solver`` (:func:`molgen.diffusion.make_sampler`).
+        steps: reverse steps (the network is called ``steps + 1`` times, plus refinements).
+        options: the sampler's options, e.g. ``{"eta": 1.0, "refine_steps": 1}``; every
+            sampler takes ``grid``, ``refine_steps``, ``refine_time`` and ``class_temperature``.
+    """
+
+    sampler: str = "ddpm"
+    steps: int = 1000
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any] | None) -> SamplingConfig:
+        """The ``sampling`` entry of a model card (``{"sampler", "steps", "options"}``), else the defaults."""
+        recommended = dict(card or {})
+        return cls(
+            recommended.get("sampler", cls.sampler),
+            int(recommended.get("steps", cls.steps)),
+            dict(recommended.get("options", {})),
+        )
+
+    def updated(
+        self, sampler: str | None = None, steps: int | None = None, options: Mapping[str, Any] | None = None
+    ) -> SamplingConfig:
+        """This config with what was given replaced: naming a sampler drops this config's options
+        (they belong to its sampler); given ``options`` update the rest."""
+        base = dict(self.options) if sampler is None else {}
+        return SamplingConfig(sampler or self.sampler, steps or self.steps, {**base, **dict(options or {})})
+
+    def make(self, process: DiffusionProcess) -> Sampler:
+        """The sampler over ``process``; ValueError for an unknown sampler or option."""
+        return make_sampler(self.sampler, process, self.steps, **self.options)
+
+    @property
+    def label(self) -> str:
+        """``"dpm-solver eta=1.0 grid=time"``: the sampler and its options, as SD tags record them."""
+        return self.sampler + "".join(f" {key}={value}" for key, value in self.options.items())
+
+
+def derived_seed(*entropy: int) -> int:
+    """A 63-bit seed mixed from integers (numpy ``SeedSequence``)."""
+    return int(np.random.SeedSequence(list(entropy)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """CPU generator for the per-run draws (graph sizes) of ``seed``."""
+    return torch.Generator().manual_seed(derived_seed(seed))
+
+
+def sample_from_histogram(histogram: list[int] | Tensor, num_samples: int, seed: int) -> Tensor:
+    """Draw sizes ``[num_samples]`` (long) from a histogram indexed by size, seeded by ``seed``."""
+    weights = torch.as_tensor(histogram, dtype=torch.float64)
+    if weights.sum() <= 0:
+        raise ValueError("the checkpoint's size histogram is empty")
+    return torch.multinomial(weights, num_samples, replacement=True, generator=seeded_generator(seed))
+
+
+def check_shard(shard: tuple[int, int]) -> None:
+    rank, world_size = shard
+    if not 0 <= rank < world_size:
+        raise ValueError(f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard}")
+
+
+def generate(
+    model: TrainedModel,
+    num_samples: int,
+    sampling: SamplingConfig | None = None,
+    *,
+    batch_size: int | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    shard: tuple[int, int] = (0, 1),
+    **request: Any,
+) -> list:
+    """Sample ``num_samples`` items of the model's domain.
+
+    Args:
+        sampling: the sampler (default: the model card's recommendation for a shipped
+            model, else :class:`SamplingConfig`'s defaults).
+        batch_size: samples denoised together (default: the domain's).
+        shard: ``(rank, world_size)``: generate only the batches ``i`` with
+            ``i % world_size == rank``, in order (see :func:`merge_shards`).
+        request: the domain's size request, e.g. ``num_atoms=9`` for molecules or
+            ``length=(60, 120)`` for backbones (default: the training histogram).
+    Returns:
+        The domain's samples (:meth:`molgen.domains.Domain.decode`).
+    """
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    check_shard(shard)
+    sampling = sampling or model.sampling
+    domain, info = model.domain, model.info
+    unknown = sorted(set(request) - set(domain.size_options))
+    if unknown:
+        sized_by = ", ".join(domain.size_options)
+        raise ValueError(f"this model generates {domain.name}, sized by {sized_by}; not by {', '.join(unknown)}")
+    num_nodes = domain.sample_sizes(info, num_samples, seed, **request)
+    reverse = sampling.make(model.diffusion)
+    model.to(device)
+    samples: list = []
+    batch_size = batch_size or domain.default_batch_size
+    for sizes, generator in seeded_batches(num_nodes, batch_size, seed, device, shard, progress, domain.unit):
+        state = reverse.sample(
+            model.denoiser,
+            sizes,
+            info.num_features,
+            condition=domain.condition(info, sizes),
+            generator=generator,
+            device=device,
+            progress=progress,
+        )
+        samples += domain.decode(info, state)
+    return samples
+
+
+def seeded_batches(
+    num_nodes: Tensor,
+    batch_size: int,
+    seed: int,
+    device: torch.device | str,
+    shard: tuple[int, int],
+    progress: bool,
+    unit: str,
+) -> Iterator[tuple[Tensor, torch.Generator]]:
+    """The batches of ``num_nodes`` this process samples, each with its own generator.
+
+    Yields ``(sizes [B], generator)`` for the batches ``i`` with
+    ``i % world_size == rank``; batch ``i`` is seeded from ``SeedSequence([seed, i])``.
+    A progress bar counts ``unit`` (advanced after each batch is consumed).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_shard(shard)
+    rank, world_size = shard
+    batches = list(enumerate(num_nodes.split(batch_size)))[rank::world_size]
+    with tqdm(total=sum(len(c) for _, c in batches), desc=unit, unit=unit[:4], disable=not progress) as bar:
+        for i, sizes in batches:
+            yield sizes, torch.Generator(device=device).manual_seed(derived_seed(seed, i))
+            bar.update(len(sizes))
+
+
+def merge_shards(shards: list[list[T]], batch_size: int) -> list[T]:
+    """Interleave the outputs of ranks ``0 .. len(shards) - 1`` back into single-process order."""
+    remaining = [iter(shard) for shard in shards]
+    merged: list[T] = []
+    for i in itertools.count():
+        batch = list(itertools.islice(remaining[i % len(shards)], batch_size))
+        if not batch:
+            return merged
+        merged += batch
