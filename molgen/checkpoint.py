@@ -7,13 +7,12 @@ Their ``state_dict`` holds the EMA weights (see ``molgen.training.train``).
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from molgen.checkpoint_files import CheckpointError, read_checkpoint_file
 from molgen.dataset_info import DatasetInfo, dataset_info_from_dict
 from molgen.diffusion.process import DiffusionProcess
 from molgen.domains import Domain, get_domain
@@ -21,10 +20,6 @@ from molgen.models import build_model
 from molgen.sampling import SamplingConfig, generate
 
 _PREFIX = "denoiser."
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable, or not a molgen checkpoint."""
 
 
 @dataclass
@@ -103,22 +98,14 @@ class TrainedModel:
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> TrainedModel:
     """Read a molgen checkpoint; raises :class:`CheckpointError` with a one-line reason."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"refusing to load {path}: not a PyTorch checkpoint, or it holds objects other than "
-            "tensors and plain containers (unpickling those could run code)"
-        ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from err
-
+    ckpt = read_checkpoint_file(path)
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
     if not isinstance(hparams, dict) or not isinstance(state, dict) or "model" not in hparams:
-        raise CheckpointError(f"not a molgen checkpoint (no model hyperparameters or weights): {path}")
+        raise CheckpointError(
+            f"{path} is a PyTorch file but not a molgen checkpoint (no model hyperparameters or weights): "
+            "use a checkpoint written by `molgen train`"
+        )
 
     weights = {k[len(_PREFIX) :]: v for k, v in state.items() if k.startswith(_PREFIX)}
     return model_from_parts(hparams, weights, path, device)

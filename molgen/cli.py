@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
+from molgen.commands import LIMITS
 from molgen.commands import fail as _fail
 
 USAGE = """usage: molgen <command> [options]
@@ -105,7 +105,10 @@ def _sample_parser() -> argparse.ArgumentParser:
         "backbone_NNNN.pdb per sample, created if needed (default designs)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="random seed; same seed and batch size give the same output (default 0)"
+        "--seed",
+        type=_non_negative,
+        default=0,
+        help="random seed (>= 0); same seed and batch size give the same output (default 0)",
     )
     p.add_argument(
         "--steps",
@@ -196,6 +199,12 @@ def _sample_parser() -> argparse.ArgumentParser:
         help="with --relax: width in A of the restraint holding each atom near the model's position (default 1.0); "
         "smaller moves atoms less but may leave clashes",
     )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="run a large request without asking: sizes beyond twice the largest training sample, or an estimate "
+        f"above {LIMITS.max_minutes} minutes or half of the machine's memory (see docs/reliability.md)",
+    )
     p.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
     p.add_argument(
         "--compile",
@@ -223,8 +232,11 @@ def _sample(args: list[str]) -> int:
     import torch
 
     from molgen.checkpoint import CheckpointError, load_checkpoint
-    from molgen.diffusion.samplers import sampler_options
+    from molgen.commands import check_request, output_lock
+    from molgen.diffusion.samplers import check_option_values, sampler_options
     from molgen.distributed import join_torchrun
+    from molgen.domains.backbones import parse_length
+    from molgen.locks import LockedError
 
     device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -237,8 +249,12 @@ def _sample(args: list[str]) -> int:
         for key in ("eta", "noise_scale", "grid", "refine_steps", "refine_time", "class_temperature")
         if getattr(opts, key) is not None
     }
-    if "class_temperature" in given and not (math.isfinite(opts.class_temperature) and opts.class_temperature > 0):
-        return _fail("sample", f"--class-temperature must be a positive number, got {opts.class_temperature}")
+    try:  # every argument is checked before a model loads
+        check_option_values(given)
+        if opts.length is not None:
+            opts.length = parse_length(opts.length)
+    except ValueError as err:
+        return _fail("sample", "--" + str(err).replace("_", "-", 1))  # "--refine-time must be in (0, 1), ..."
     try:
         if opts.ckpt:
             model = load_checkpoint(opts.ckpt, device=device)
@@ -259,7 +275,17 @@ def _sample(args: list[str]) -> int:
             )
     if opts.compile:
         model.compile()
-    return model.domain.sample_command(model, opts, sampling, device, rank)
+    try:
+        refusal = check_request(model, opts, sampling, device)
+    except ValueError as err:
+        return _fail("sample", str(err))
+    if refusal:
+        return _fail("sample", refusal)
+    try:
+        with output_lock(opts.out or model.domain.default_output, rank):
+            return model.domain.sample_command(model, opts, sampling, device, rank)
+    except LockedError as err:
+        return _fail("sample", str(err))
 
 
 # ----- evaluate ----------------------------------------------------------

@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["fail", "generate_on_ranks", "write_json"]
+__all__ = ["LIMITS", "RequestLimits", "check_request", "fail", "generate_on_ranks", "output_lock", "write_json"]
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """Beyond these, `molgen sample` refuses a request unless ``--yes`` is given (docs/reliability.md).
+
+    Attributes:
+        size_factor: largest sample size asked for, over the largest in the training data.
+        max_minutes: the estimate's upper bound of the sampling time.
+        memory_fraction: the estimated memory of one batch, over the machine's memory.
+    """
+
+    size_factor: float = 2.0
+    max_minutes: float = 60.0
+    memory_fraction: float = 0.5
+
+
+LIMITS = RequestLimits()
 
 
 def fail(command: str, message: str, status: int = 1) -> int:
@@ -56,3 +78,55 @@ def generate_on_ranks(
         samples = postprocess(samples)
     shards = gather_to_first(samples, rank)
     return None if shards is None else merge_shards(shards, opts.batch_size or model.domain.default_batch_size)
+
+
+def _memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_request(model: Any, opts: Any, sampling: Any, device: str, limits: RequestLimits = LIMITS) -> str | None:
+    """Why a sampling request needs ``--yes`` (one line, with the estimate), or None.
+
+    The sizes are checked first (no network call); then one-step runs on graphs of the
+    largest size time the request (:func:`molgen.sampling.estimate_cost`). An estimate above
+    a minute is printed even when the request goes ahead.
+    """
+    from molgen.sampling import ESTIMATE_DRAWS, estimate_cost
+
+    domain = model.domain
+    request = {key: getattr(opts, key) for key in domain.size_options if getattr(opts, key, None) is not None}
+    largest = (
+        int(domain.sample_sizes(model.info, min(opts.num_samples, ESTIMATE_DRAWS), opts.seed, **request).max())
+        // domain.nodes_per_unit
+    )
+    trained = len(model.info.size_histogram) - 1
+    if largest > limits.size_factor * trained and not opts.yes:
+        return (
+            f"a sample of size {largest} is far beyond the largest the model was trained on ({trained}); "
+            "its output is unlikely to be meaningful: pass --yes to run it anyway"
+        )
+    cost = estimate_cost(
+        model, opts.num_samples, sampling, batch_size=opts.batch_size, seed=opts.seed, device=device, **request
+    )
+    too_long = cost.seconds > 60 * limits.max_minutes
+    too_big = cost.peak_bytes > limits.memory_fraction * _memory_bytes()
+    if (too_long or too_big) and not opts.yes:
+        what = " and ".join(w for w, hit in (("long", too_long), ("much memory", too_big)) if hit)
+        return f"this request would take too {what}: {cost.describe()}; pass --yes to run it anyway"
+    if cost.seconds > 60 and not opts.no_progress:
+        print(f"molgen sample: estimate: {cost.describe()}", file=sys.stderr)
+    return None
+
+
+@contextmanager
+def output_lock(out: str, rank: Any) -> Iterator[None]:
+    """Hold ``<out>.lock`` while this command writes ``out`` (rank 0 only; where the folder exists:
+    a missing one is reported by the output check itself)."""
+    from molgen.locks import exclusive_lock
+
+    lock = Path(f"{str(out).rstrip('/')}.lock")
+    if rank.rank != 0 or not lock.parent.is_dir():
+        yield
+        return
+    with exclusive_lock(lock, f"output {out}", "wait for that command to finish, or choose another --out"):
+        yield

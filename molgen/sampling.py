@@ -16,6 +16,7 @@ together with :func:`merge_shards` equals a single-process run.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -152,6 +153,100 @@ def generate(
         )
         samples += domain.decode(info, state)
     return samples
+
+
+#: How many sample sizes :func:`estimate_cost` draws to find the largest (not all of a huge request).
+ESTIMATE_DRAWS = 10_000
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What a sampling request will take, from one timed network call on its largest graph.
+
+    Attributes:
+        seconds: every graph costed as the largest one, one call at a time: an upper
+            bound, as batching shares the per-call overhead.
+        peak_bytes: memory one batch adds (the calibration graph's, times the batch size).
+        largest_size: the largest sample size asked for, in the domain's unit.
+        largest_trained: the largest size in the training histogram.
+    """
+
+    seconds: float
+    peak_bytes: int
+    largest_size: int
+    largest_trained: int
+
+    def describe(self) -> str:
+        minutes = self.seconds / 60
+        if minutes < 2:
+            duration = f"{self.seconds:.0f} s"
+        else:
+            duration = f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:,.1f} h"
+        return f"at most about {duration} and {self.peak_bytes / 2**30:.1f} GiB of memory per batch"
+
+
+def estimate_cost(
+    model: TrainedModel,
+    num_samples: int,
+    sampling: SamplingConfig,
+    *,
+    batch_size: int | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    **request: Any,
+) -> CostEstimate:
+    """Time a one-step run of the same sampler (two network calls) on one, then on a few graphs of
+    the largest size the request draws, and scale it to the whole request (see :class:`CostEstimate`).
+
+    Memory is what the few graphs add to the process's peak over the single one (on CUDA: the
+    allocator's peak), which leaves out one-time costs such as library start-up.
+    """
+    import resource
+
+    domain, info = model.domain, model.info
+    largest = int(domain.sample_sizes(info, min(num_samples, ESTIMATE_DRAWS), seed, **request).max())
+    one_step = SamplingConfig(sampling.sampler, 1, {k: v for k, v in sampling.options.items() if k != "refine_steps"})
+    reverse = one_step.make(model.diffusion)
+    model.to(device)
+    cuda = torch.device(device).type == "cuda"
+
+    def run(graphs: int) -> tuple[float, int]:
+        """Seconds per network call and the peak memory (bytes) of a run on ``graphs`` graphs."""
+        sizes = torch.full((graphs,), largest, dtype=torch.long)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        start = time.perf_counter()
+        reverse.sample(
+            model.denoiser,
+            sizes,
+            info.num_features,
+            condition=domain.condition(info, sizes),
+            generator=torch.Generator(device=device).manual_seed(seed),
+            device=device,
+        )
+        seconds = (time.perf_counter() - start) / 2
+        peak = (
+            torch.cuda.max_memory_allocated(device)
+            if cuda
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        )
+        return seconds, peak
+
+    batch = min(batch_size or domain.default_batch_size, num_samples)
+    few = min(batch, 4)
+    per_call, single_peak = run(1)
+    per_graph_bytes = single_peak if cuda else 0
+    if few > 1:
+        seconds, few_peak = run(few)
+        per_call = min(per_call, seconds / few)
+        per_graph_bytes = max(few_peak - single_peak, 0) / (few - 1)
+    calls = sampling.steps + 1 + int(sampling.options.get("refine_steps", 0))
+    return CostEstimate(
+        seconds=per_call * calls * num_samples,
+        peak_bytes=int(per_graph_bytes * batch),
+        largest_size=largest // domain.nodes_per_unit,
+        largest_trained=len(info.size_histogram) - 1,
+    )
 
 
 def seeded_batches(

@@ -22,6 +22,8 @@ PACKAGE = Path(molgen.__file__).resolve().parent
 ALLOWED = {
     "molgen.graph_batch": set(),
     "molgen.registry": set(),
+    "molgen.locks": set(),
+    "molgen.checkpoint_files": set(),
     "molgen.dataset_info": set(),
     "molgen.io": set(),
     # the diffusion core: no chemistry, no proteins, no domains, no training, no networks

@@ -86,7 +86,7 @@ def test_sample_refinement_moves_atoms_and_is_tagged(tiny_ckpt, tmp_path, capsys
     assert a.GetNumAtoms() == b.GetNumAtoms() == 5
     assert a.GetConformer().GetPositions().tolist() != b.GetConformer().GetPositions().tolist()
     assert _sample(tiny_ckpt, tmp_path / "bad.sdf", "--refine-time", "1.5") == 1
-    assert "refine_time must be in (0, 1), got 1.5" in capsys.readouterr().err
+    assert "--refine-time must be in (0, 1), got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "bad.sdf").exists()
 
 
@@ -99,7 +99,7 @@ def test_sample_noise_scale_lowers_the_temperature_and_is_checked(tiny_ckpt, tmp
     assert b.GetProp("sampler") == "ddpm noise_scale=0.5"
     assert a.GetConformer().GetPositions().tolist() != b.GetConformer().GetPositions().tolist()
     assert _sample(tiny_ckpt, tmp_path / "bad.sdf", "--noise-scale", "1.5") == 1
-    assert "noise_scale must be in [0, 1], got 1.5" in capsys.readouterr().err
+    assert "--noise-scale must be in [0, 1], got 1.5" in capsys.readouterr().err
     assert _sample(tiny_ckpt, tmp_path / "bad.sdf", "--sampler", "ddim", "--noise-scale", "0.5") == 1
     assert "--noise-scale is an option of --sampler ddpm, not ddim" in capsys.readouterr().err
     assert not (tmp_path / "bad.sdf").exists()
@@ -136,7 +136,7 @@ def test_sample_errors_keep_existing_output(tiny_ckpt, tmp_path, capsys):
     assert _sample(tiny_ckpt, tmp_path / "no_such_dir" / "x.sdf") == 1
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("molgen sample: error: ") for line in errors)
-    assert "checkpoint not found" in errors[0] and "refusing to load" in errors[1]
+    assert "checkpoint not found" in errors[0] and "bad.ckpt is not a PyTorch checkpoint" in errors[1]
     assert "does not exist" in errors[2]
     assert out.read_text() == "precious\n"
 

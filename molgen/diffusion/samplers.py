@@ -78,6 +78,52 @@ def _unit_interval(name: str, value: float) -> float:
     return float(value)
 
 
+def _grid(value: str) -> str:
+    if value not in GRIDS:
+        raise ValueError(f"unknown time grid {value!r}; choose from {list(GRIDS)}")
+    return value
+
+
+def _refine_steps(value: int) -> int:
+    if int(value) != value or value < 0:
+        raise ValueError(f"refine_steps must be a whole number >= 0, got {value}")
+    return int(value)
+
+
+def _refine_time(value: float) -> float:
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"refine_time must be in (0, 1), got {value}")
+    return float(value)
+
+
+def _class_temperature(value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"class_temperature must be a positive number, got {value}")
+    return float(value)
+
+
+#: The value check of every sampler option, shared by the constructors and :func:`check_option_values`.
+_OPTION_CHECKS = {
+    "eta": lambda value: _unit_interval("eta", value),
+    "noise_scale": lambda value: _unit_interval("noise_scale", value),
+    "grid": _grid,
+    "refine_steps": _refine_steps,
+    "refine_time": _refine_time,
+    "class_temperature": _class_temperature,
+}
+
+
+def check_option_values(options: dict) -> None:
+    """Check the values of sampler options before any sampler (or model) exists.
+
+    Raises:
+        ValueError: the first value out of its range, in the constructors' words.
+    """
+    for name, value in options.items():
+        if name in _OPTION_CHECKS:
+            _OPTION_CHECKS[name](value)
+
+
 class Sampler:
     """Base sampler: the time grid and the sampling loop.
 
@@ -108,16 +154,9 @@ class Sampler:
     ) -> None:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-        grid = self.default_grid if grid is None else grid
-        if grid not in GRIDS:
-            raise ValueError(f"unknown time grid {grid!r}; choose from {list(GRIDS)}")
-        if int(refine_steps) != refine_steps or refine_steps < 0:
-            raise ValueError(f"refine_steps must be a whole number >= 0, got {refine_steps}")
-        if not 0.0 < refine_time < 1.0:
-            raise ValueError(f"refine_time must be in (0, 1), got {refine_time}")
-        if not (math.isfinite(class_temperature) and class_temperature > 0):
-            raise ValueError(f"class_temperature must be a positive number, got {class_temperature}")
-        if class_temperature != 1.0 and not process.has_classes:
+        grid = _grid(self.default_grid if grid is None else grid)
+        refine_steps, refine_time = _refine_steps(refine_steps), _refine_time(refine_time)
+        if _class_temperature(class_temperature) != 1.0 and not process.has_classes:
             raise ValueError(
                 "class_temperature applies to models that generate bonds; this one generates coordinates and types only"
             )

@@ -56,6 +56,8 @@ class BackboneDomain(Domain):
     default_batch_size = 16
     datasets = ("backbone",)
     size_options = ("length",)
+    nodes_per_unit = _ATOMS
+    default_output = "designs"
 
     def build_data(self, dataset: str, **options: Any):
         from molgen.proteins.dataset import backbone_train_val
@@ -101,9 +103,8 @@ class BackboneDomain(Domain):
         restraint = RESTRAINT_SIGMA if opts.relax_restraint is None else opts.relax_restraint
         if not (math.isfinite(restraint) and restraint > 0):
             return fail("sample", f"--relax-restraint must be a positive number of A, got {restraint}")
-        out = Path(opts.out or "designs")
+        out = Path(opts.out or self.default_output)
         try:
-            length = parse_length(opts.length) if opts.length is not None else None
             _check_output_folder(out)
             if opts.json_out:
                 check_writable(opts.json_out)
@@ -120,7 +121,7 @@ class BackboneDomain(Domain):
                 )
                 return [(coords, next(relaxed) if ok else None) for coords, ok in zip(backbones, finite)]
 
-            samples = generate_on_ranks(model, opts, sampling, device, rank, postprocess=relax, length=length)
+            samples = generate_on_ranks(model, opts, sampling, device, rank, postprocess=relax, length=opts.length)
         except (OSError, ValueError) as err:
             return fail("sample", str(err))
         if samples is None:  # rank 0 writes the files

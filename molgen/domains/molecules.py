@@ -85,6 +85,7 @@ class MoleculeDomain(Domain):
     default_batch_size = 100
     datasets = ("qm9", "qm9_bonds")
     size_options = ("num_atoms",)
+    default_output = "samples.sdf"
 
     def build_data(self, dataset: str, **options: Any):
         if dataset == "qm9":
@@ -147,7 +148,7 @@ class MoleculeDomain(Domain):
                 "sample",
                 "--length and --relax are for backbone checkpoints; this one generates molecules (--num-atoms)",
             )
-        out = opts.out or "samples.sdf"
+        out = opts.out or self.default_output
         try:
             check_writable(out)  # on every rank, so that all of them stop alike
             if opts.json_out:

@@ -12,22 +12,36 @@ names to numbers (fractions in [0, 1] unless the name says otherwise):
                   connectivity, valid_and_connected, uniqueness, novelty
     posebusters   PoseBusters "mol" checks: pass rate per check, all_passed
     distribution  distances to the reference: atom_type_tv, num_atoms_tv, bond_length_w1 (Å)
-    notes         human-readable remarks (skipped sections and why)
+    notes         human-readable remarks (skipped sections and why, molecules with
+                  elements outside molgen's tables)
+
+A molecule holding an element outside molgen's tables
+(:data:`~molgen.molecules.metrics.elements.TABLE_ELEMENTS`, e.g. Xe or U) is
+invalid and unstable in the edm, graph and rdkit sections; a note names each
+such molecule and its elements, and its per-molecule row carries
+``unknown_elements``. Its hydrogens do not decide whether the edm and graph
+sections run (RDKit guesses implicit hydrogens on such elements, e.g. on Xe
+with three bonds).
 
 ``per_molecule`` results (for ``--annotate`` and ``--filter``) are kept apart.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from molgen.molecules.metrics.distribution import compare_statistics, molecule_statistics
 from molgen.molecules.metrics.edm import evaluate_edm
+from molgen.molecules.metrics.elements import TABLE_ELEMENTS, elements_outside_tables
 from molgen.molecules.metrics.graph_stability import evaluate_graph_stability
 from molgen.molecules.metrics.rdkit_protocol import evaluate_rdkit
 from molgen.molecules.metrics.reference import Reference
 from molgen.molecules.record import MoleculeRecord
 from molgen.reports import format_sections
+
+#: Molecules with elements outside the tables named one by one in the note; the rest are counted.
+MAX_NAMED_RECORDS = 10
 
 
 @dataclass
@@ -59,18 +73,24 @@ def evaluate_molecules(
     if not records:
         raise ValueError("no readable molecules to evaluate" + (f" ({len(problems)} unreadable)" if problems else ""))
     problems = problems or []
-    implicit = sum(r.implicit_hydrogens > 0 for r in records)
+    unknown = [elements_outside_tables(r.atomic_numbers) for r in records]
+    # Molecules with unknown elements fail every protocol anyway, and their implicit hydrogens
+    # may be nothing but RDKit's guess for an element it has no usual valence for.
+    implicit = sum(r.implicit_hydrogens > 0 and not u for r, u in zip(records, unknown))
     report: dict = {
         "input": {
             "num_records": len(records) + len(problems),
             "num_evaluated": len(records),
             "num_unreadable": len(problems),
             "num_with_bonds_in_file": sum(r.has_bonds for r in records),
-            "num_with_implicit_hydrogens": implicit,
+            "num_with_implicit_hydrogens": sum(r.implicit_hydrogens > 0 for r in records),
         },
         "notes": [f"unreadable {p}" for p in problems],
     }
-    per_molecule: list[dict] = [{} for _ in records]
+    per_molecule: list[dict] = [{"unknown_elements": ",".join(u)} if u else {} for u in unknown]
+    if any(unknown):
+        report["input"]["num_with_unknown_elements"] = sum(bool(u) for u in unknown)
+        report["notes"].append(_unknown_elements_note(records, unknown))
 
     def merge(prefix: str, rows: list[dict | None], keys: tuple[str, ...]) -> None:
         for target, row in zip(per_molecule, rows):
@@ -84,11 +104,15 @@ def evaluate_molecules(
             "from distances and needs every hydrogen placed in 3D"
         )
     else:
-        edm = evaluate_edm(records, reference.edm_smiles if reference else None)
+        with warnings.catch_warnings():  # any implicit hydrogens are on molecules with unknown elements
+            warnings.filterwarnings("ignore", message="some records have implicit hydrogens")
+            edm = evaluate_edm(records, reference.edm_smiles if reference else None)
         report["edm"] = {k: v for k, v in edm.summary.items() if v is not None}
-        unsupported = sorted({e for row in edm.per_molecule for e in row["unsupported_elements"]})
+        # Elements within molgen's tables that the EDM bond tables lack (unknown ones have their own note).
+        outside_bonds = [set(row["unsupported_elements"]) - set(u) for row, u in zip(edm.per_molecule, unknown)]
+        unsupported = sorted(set().union(*outside_bonds))
         if unsupported:
-            count = sum(bool(row["unsupported_elements"]) for row in edm.per_molecule)
+            count = sum(bool(elements) for elements in outside_bonds)
             report["notes"].append(
                 f"edm: {count} molecules contain elements outside the protocol's bond tables "
                 f"({', '.join(unsupported)}); counted invalid and unstable"
@@ -133,6 +157,23 @@ def evaluate_molecules(
         report["distribution"] = compare_statistics(molecule_statistics(records), reference.statistics)
         report["input"]["reference"] = reference.name
     return Evaluation(report, per_molecule)
+
+
+def _unknown_elements_note(records: list[MoleculeRecord], unknown: list[list[str]]) -> str:
+    """The note naming the molecules with elements outside the tables: position among the evaluated
+    molecules (as in ``--annotate``), name where it says more, and the elements."""
+    named = []
+    for index, (record, elements) in enumerate(zip(records, unknown)):
+        if elements:
+            label = f"record {index}" + (f' "{record.name}"' if record.name and record.name != str(index) else "")
+            named.append(f"{label} ({', '.join(elements)})")
+    shown = ", ".join(named[:MAX_NAMED_RECORDS]) + (
+        f", and {len(named) - MAX_NAMED_RECORDS} more" if len(named) > MAX_NAMED_RECORDS else ""
+    )
+    return (
+        f"{len(named)} molecules contain elements outside the tables ({', '.join(TABLE_ELEMENTS)}); "
+        f"the edm, graph and rdkit protocols count them invalid and unstable: {shown}"
+    )
 
 
 def format_report(report: dict) -> str:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from molgen.checkpoint import CheckpointError, TrainedModel, model_from_parts
+from molgen.checkpoint import TrainedModel, model_from_parts
+from molgen.checkpoint_files import CheckpointError, read_safetensors_file
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
 #: What `molgen sample` uses without --ckpt or --model.
@@ -63,14 +64,9 @@ def load_pretrained(
 ) -> TrainedModel:
     """The shipped model ``name`` (see :func:`available_models`), with its card: its
     :meth:`~molgen.checkpoint.TrainedModel.sample` uses the card's recommended sampler."""
-    from safetensors.torch import load_file
-
     card = model_card(name, folder)
     weights_path = (folder or PRETRAINED_DIR) / f"{name}.safetensors"
-    try:
-        weights = load_file(weights_path)
-    except Exception as err:  # safetensors raises its own error types for corrupt headers
-        raise CheckpointError(f"cannot read pretrained weights {weights_path}: {err}") from err
+    weights = read_safetensors_file(weights_path)
     return model_from_parts(card["config"], weights, weights_path, device, card={**card, "name": name})
 
 

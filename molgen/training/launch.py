@@ -11,7 +11,9 @@ import logging
 import sys
 from pathlib import Path
 
+from molgen.checkpoint_files import CheckpointError
 from molgen.commands import fail
+from molgen.locks import LockedError
 from molgen.training.config import register_schemas, validate_overrides
 
 HELP = (
@@ -23,6 +25,22 @@ HELP = (
 )
 
 
+def run_directory_error(overrides: list[str]) -> str | None:
+    """An error line if the ``hydra.run.dir=`` given cannot be the run directory (a file, or a
+    folder that cannot be created), else None. Creates the folder: Hydra would, a moment later."""
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.run.dir=")]
+    if not given:
+        return None  # Hydra's default: a new time-stamped folder under outputs/
+    run_dir = Path(given[-1]).expanduser()
+    if run_dir.exists() and not run_dir.is_dir():
+        return f"hydra.run.dir={given[-1]} is a file, not a folder: choose another run directory"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"hydra.run.dir={given[-1]} cannot be created ({err.strerror}): choose another run directory"
+    return None
+
+
 def launch(args: list[str]) -> int:
     """Run ``molgen train ARGS``; returns the exit status (a failed run exits with 1 from inside Hydra)."""
     if any(a in ("-h", "--help") for a in args):
@@ -30,7 +48,7 @@ def launch(args: list[str]) -> int:
         return 0
     multirun = any(a in ("-m", "--multirun") for a in args)
     if not multirun and not any(a.startswith("-") for a in args):
-        error = validate_overrides(args)
+        error = validate_overrides(args) or run_directory_error(args)
         if error:
             return fail("train", error)
 
@@ -54,6 +72,8 @@ def launch(args: list[str]) -> int:
         try:
             hydra_cfg = HydraConfig.get()
             train(cfg, Path(hydra_cfg.runtime.output_dir), sweep=hydra_cfg.mode == RunMode.MULTIRUN)
+        except (CheckpointError, LockedError) as err:  # molgen's own: the message says it all
+            sys.exit(fail("train", str(err)))
         except (ValueError, TypeError, OSError, FloatingPointError, MisconfigurationException) as err:
             # TypeError: a config value of the wrong type reached a constructor
             sys.exit(fail("train", f"{type(err).__name__}: {err}"))

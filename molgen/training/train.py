@@ -7,7 +7,10 @@ Everything a run writes goes under its run directory (``hydra.run.dir``):
     logs/metrics.csv             CSV log;  logs/events.*  TensorBoard log
     checkpoints/last.ckpt        latest state (resume point)
     checkpoints/best.ckpt        lowest validation loss
+    .molgen.lock                 while the run is going (one run per directory)
 
+Checkpoints are written to a temporary file and renamed when complete
+(:class:`AtomicCheckpointIO`), so an interrupted save leaves the previous one.
 Starting the same command again on the same run directory resumes from
 ``checkpoints/last.ckpt``; a changed model or diffusion config is refused
 with the differing keys named (:func:`molgen.training.module.check_resumable`).
@@ -21,10 +24,13 @@ data, averages gradients, and only rank 0 writes files (docs/distributed.md).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import (
     ModelCheckpoint,
     TQDMProgressBar,
@@ -35,7 +41,10 @@ from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from molgen.checkpoint import CheckpointError, load_checkpoint
+from molgen.checkpoint import load_checkpoint
+from molgen.checkpoint_files import CheckpointError, read_checkpoint_file
+from molgen.io import atomic_output
+from molgen.locks import exclusive_lock
 from molgen.pretrained import available_models, load_pretrained
 from molgen.training.data import build_datamodule
 from molgen.training.module import DiffusionModule
@@ -48,14 +57,52 @@ def _container(cfg: DictConfig) -> dict:
 
 
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
-    """The checkpoint to resume from: ``ckpt_path`` if set, else the run's last.ckpt if present."""
+    """The checkpoint to resume from: ``ckpt_path`` if set, else the run's last.ckpt if present.
+
+    The file is read first (:func:`~molgen.checkpoint_files.read_checkpoint_file`), so an
+    empty, truncated, foreign or unsafe one is reported in one line, with the other
+    checkpoints of the run to resume from instead.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be resumed from.
+    """
     if cfg.ckpt_path:
-        path = Path(cfg.ckpt_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"ckpt_path does not exist: {path}")
-        return path
-    last = run_dir / "checkpoints" / "last.ckpt"
-    return last if last.is_file() else None
+        path, advice = Path(cfg.ckpt_path), "give another ckpt_path"
+    else:
+        path = run_dir / "checkpoints" / "last.ckpt"
+        if not path.exists():
+            return None
+        others = sorted(str(p) for p in path.parent.glob("*.ckpt") if p.name != path.name)
+        advice = f"resume from another with ckpt_path={others[0]}" if others else "delete it to start the run again"
+    try:
+        read_checkpoint_file(path, advice)
+    except CheckpointError as err:
+        raise CheckpointError(f"cannot resume: {err}") from err
+    return path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing to a temporary file renamed over the target when
+    complete: an interrupted save (kill -9, full disk) leaves the previous checkpoint intact."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
+@contextmanager
+def run_directory_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory for this run's first process (other ranks of a DDP run share it)."""
+    if rank_zero_only.rank != 0:
+        yield
+        return
+    with exclusive_lock(
+        run_dir / ".molgen.lock",
+        f"run directory {run_dir}",
+        "wait for that run to finish, or use another hydra.run.dir",
+    ):
+        yield
 
 
 def warm_start(denoiser: torch.nn.Module, source: str) -> list[str]:
@@ -139,10 +186,17 @@ def train(cfg: DictConfig, run_dir: Path, sweep: bool = False) -> Path:
     its re-run command line would start the whole sweep again.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
+    with run_directory_lock(run_dir):
+        return _train(cfg, run_dir, sweep)
+
+
+def _train(cfg: DictConfig, run_dir: Path, sweep: bool) -> Path:
+    """:func:`train` once the run directory is held."""
     if rank_zero_only.rank == 0:
         OmegaConf.save(cfg, run_dir / "config_resolved.yaml", resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
+    ckpt = resume_checkpoint(cfg, run_dir)  # before the data: a bad checkpoint stops the run at once
     datamodule = build_datamodule(_container(cfg.data))
     module = DiffusionModule(
         model=_container(cfg.model),
@@ -154,6 +208,10 @@ def train(cfg: DictConfig, run_dir: Path, sweep: bool = False) -> Path:
 
     tcfg = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
+    if rank_zero_only.rank == 0:  # a save killed before its rename left its temporary file (the run is ours now)
+        for partial in ckpt_dir.glob(".*.tmp"):
+            log.warning("removing %s, left by an interrupted checkpoint save", partial)
+            partial.unlink()
     callbacks = [
         # best.ckpt on validation loss, and last.ckpt after each validation
         ModelCheckpoint(
@@ -184,6 +242,7 @@ def train(cfg: DictConfig, run_dir: Path, sweep: bool = False) -> Path:
     ]
     trainer = L.Trainer(
         default_root_dir=run_dir,
+        plugins=[AtomicCheckpointIO()],
         accelerator=tcfg.accelerator,
         devices=tcfg.devices,
         strategy=ddp_strategy(tcfg.strategy, module),
@@ -205,7 +264,6 @@ def train(cfg: DictConfig, run_dir: Path, sweep: bool = False) -> Path:
             "a multirun sweep cannot start local DDP processes (each would re-run the whole sweep); "
             "run one `molgen train` per configuration, or submit the jobs to SLURM (docs/distributed.md)"
         )
-    ckpt = resume_checkpoint(cfg, run_dir)
     if ckpt is not None:
         log.info("resuming from %s", ckpt)
     elif cfg.init_from:

@@ -5,6 +5,7 @@ import pytest
 
 from molgen.molecules.metrics.edm import (
     ALLOWED_VALENCES,
+    SINGLE_BOND_PM,
     bond_length_pm,
     canonical_smiles,
     edm_atom_stability,
@@ -13,6 +14,7 @@ from molgen.molecules.metrics.edm import (
     edm_smiles_of,
     evaluate_edm,
 )
+from molgen.molecules.metrics.elements import TABLE_ELEMENTS, elements_outside_tables
 from molgen.molecules.record import MoleculeRecord
 
 # `import qm9pack` fails (it needs pkg_resources), so probe without importing it.
@@ -237,6 +239,24 @@ def test_unsupported_element_is_invalid_and_unstable():
     assert not mol["valid"] and mol["smiles"] is None and not mol["mol_stable"]
     assert mol["stable_atoms"] == 3  # the three H; C has 3 bonds, Cl none
     assert edm_smiles_of(z, pos) is None
+
+
+def test_elements_outside_every_table_are_invalid_and_unstable():
+    """Xe, U or He at a bonding distance: unstable, invalid, reported; methane next to them is judged as alone."""
+    assert set(ALLOWED_VALENCES) <= set(TABLE_ELEMENTS)
+    assert {s for pair in SINGLE_BOND_PM for s in pair} <= set(TABLE_ELEMENTS)
+    assert {"Xe", "U", "He"}.isdisjoint(TABLE_ELEMENTS)
+    records = [record(methane())]
+    for number, symbol in ((54, "Xe"), (92, "U"), (2, "He")):
+        z, pos = np.array([number, 9, 9]), np.array([[0, 0, 0], [1.0, 0, 0], [-1.0, 0, 0]])
+        assert elements_outside_tables(z) == [symbol]
+        records.append(record((z, pos)))
+    result = evaluate_edm(records)
+    alone, *others = result.per_molecule
+    assert alone == evaluate_edm(records[:1]).per_molecule[0] and alone["mol_stable"] and alone["valid"]
+    assert [m["unsupported_elements"] for m in others] == [["Xe"], ["U"], ["He"]]
+    assert not any(m["valid"] or m["mol_stable"] or m["stable_atoms"] for m in others)
+    assert result.summary["validity"] == result.summary["mol_stability"] == 0.25
 
 
 # --------------------------------------------------------------------------- #

@@ -6,7 +6,8 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 
 from molgen.molecules.evaluate import evaluate_molecules
-from molgen.molecules.metrics.graph_stability import atom_stability, evaluate_graph_stability
+from molgen.molecules.metrics.elements import TABLE_ELEMENTS
+from molgen.molecules.metrics.graph_stability import CHARGED_VALENCES, atom_stability, evaluate_graph_stability
 from molgen.molecules.record import MoleculeRecord
 from molgen.molecules.sdf import BONDS_GENERATED_TAG, molecule_from_graph, read_records, write_sdf
 
@@ -55,6 +56,28 @@ def test_radical_overbonded_carbon_and_wrong_charges_are_unstable():
     assert result.summary["mol_stability"] == 0.5
     assert result.summary["atom_stability"] == pytest.approx((2 * len(z) - 2) / (2 * len(z)))
     assert result.summary["num_charged_atoms"] == 2 and result.summary["num_bonds_generated"] == 2
+
+
+def test_elements_outside_the_tables_are_never_stable():
+    """XeF2 and UF6 with the right bond counts: Xe and U have no valence here, so the molecules are unstable."""
+    assert {element for element, _ in CHARGED_VALENCES} <= set(TABLE_ELEMENTS)
+    xef2 = molecule_from_graph(np.array([54, 9, 9]), [[0, 0, 0], [1.98, 0, 0], [-1.98, 0, 0]], [(0, 1, 1), (0, 2, 1)])
+    axes = np.vstack([2.0 * np.eye(3), -2.0 * np.eye(3)])
+    uf6 = molecule_from_graph(
+        np.array([92] + [9] * 6), np.vstack([np.zeros(3), axes]), [(0, k, 1) for k in range(1, 7)]
+    )
+    assert atom_stability(xef2) == [False, True, True]
+    assert atom_stability(uf6) == [False] + [True] * 6
+    water = molecule_from_graph(
+        np.array([8, 1, 1]), [[0, 0, 0], [0.76, 0.59, 0], [-0.76, 0.59, 0]], [(0, 1, 1), (0, 2, 1)]
+    )
+    result = evaluate_graph_stability([record(water), record(xef2), record(uf6)])
+    assert [m["mol_stable"] for m in result.per_molecule] == [True, False, False]
+    assert result.per_molecule[0] == evaluate_graph_stability([record(water)]).per_molecule[0]
+    assert result.summary["mol_stability"] == pytest.approx(1 / 3)
+    assert result.summary["atom_stability"] == pytest.approx(11 / 13)
+    report = evaluate_molecules([record(water), record(xef2), record(uf6)]).report
+    assert report["graph"]["mol_stability"] == pytest.approx(1 / 3) and report["rdkit"]["num_valid"] == 1
 
 
 def test_molecule_from_graph_round_trips_through_sdf(tmp_path):

@@ -129,6 +129,42 @@ def test_uniqueness_and_novelty():
     assert evaluate_rdkit(records).summary["novelty"] is None
 
 
+def _with_bonds(atoms, bonds):
+    """A record with file bonds (single) for hand-placed ``atoms``: (atomic number, (x, y, z)) pairs."""
+    rw = Chem.RWMol()
+    for number, _ in atoms:
+        rw.AddAtom(Chem.Atom(number))
+    for i, j in bonds:
+        rw.AddBond(i, j, Chem.BondType.SINGLE)
+    conformer = Chem.Conformer(len(atoms))
+    for index, (_, xyz) in enumerate(atoms):
+        conformer.SetAtomPosition(index, xyz)
+    rw.AddConformer(conformer)
+    mol = rw.GetMol()
+    mol.UpdatePropertyCache(strict=False)
+    return MoleculeRecord(*_arrays(mol), mol=mol)
+
+
+def test_elements_outside_the_tables_are_invalid():
+    xef2 = _with_bonds([(54, (0, 0, 0)), (9, (1.98, 0, 0)), (9, (-1.98, 0, 0))], [(0, 1), (0, 2)])
+    axes = [(2.0, 0, 0), (-2.0, 0, 0), (0, 2.0, 0), (0, -2.0, 0), (0, 0, 2.0), (0, 0, -2.0)]
+    uf6 = _with_bonds([(92, (0, 0, 0))] + [(9, xyz) for xyz in axes], [(0, k) for k in range(1, 7)])
+    assert Chem.SanitizeMol(Chem.Mol(xef2.mol), catchErrors=True) == Chem.SanitizeFlags.SANITIZE_NONE  # RDKit: fine
+    ethanol = _bare(_embedded("CCO"))
+    result = evaluate_rdkit([ethanol, xef2, uf6, MoleculeRecord(*_arrays(uf6.mol))])
+    rows = result.per_molecule
+    assert [m["unknown_elements"] for m in rows] == [[], ["Xe"], ["U"], ["U"]]
+    assert [m["valid"] for m in rows] == [True, False, False, False]
+    assert rows[0]["smiles"] == "CCO" and all(m["smiles"] is None for m in rows[1:])
+    assert rows[1]["connected"] and rows[2]["connected"]  # invalid for the element, not the graph
+    # a bare geometry is not perceived: RDKit's extended-Hückel fallback ends the process on U and Xe
+    assert not rows[3]["has_bonds"] and not rows[3]["connected"]
+    assert result.summary["validity"] == result.summary["valid_and_connected"] == 0.25
+    assert result.summary["num_unique"] == 1 and result.summary["uniqueness"] == 1.0
+    assert evaluate_rdkit([ethanol]).per_molecule == rows[:1]  # the normal molecule is judged as alone
+    assert rdkit_smiles_of(*_arrays(uf6.mol)) is None
+
+
 def test_empty_input_is_an_error():
     with pytest.raises(ValueError, match="no molecules to evaluate"):
         evaluate_rdkit([])

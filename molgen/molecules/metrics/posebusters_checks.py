@@ -12,7 +12,10 @@ PoseBusters needs bonds. They come
 * from the record itself when it carries bonds (``record.has_bonds``), or
 * from the geometry via :func:`molgen.molecules.sdf.molecule_from_coordinates`.
 
-A molecule whose bonds cannot be perceived **fails every check**: it is
+A bare molecule with elements outside molgen's tables
+(:mod:`molgen.molecules.metrics.elements`) is not perceived (RDKit's
+extended-Hückel fallback exits or crashes on e.g. Xe and U), so it has no
+bonds. A molecule whose bonds cannot be perceived **fails every check**: it is
 counted, not skipped, so sampling bad geometries lowers the pass rates. The
 same holds for a molecule that makes PoseBusters raise.
 
@@ -49,6 +52,7 @@ import numpy as np
 import rdkit
 from rdkit import Chem, rdBase
 
+from molgen.molecules.metrics.elements import elements_outside_tables
 from molgen.molecules.record import MoleculeRecord
 from molgen.molecules.sdf import molecule_from_coordinates
 
@@ -179,7 +183,7 @@ def _bonded_molecule(record: MoleculeRecord) -> Chem.Mol | None:
         conformer.Set3D(True)
         mol.AddConformer(conformer, assignId=True)
         return mol
-    if record.num_atoms == 0 or not np.isfinite(positions).all():
+    if record.num_atoms == 0 or not np.isfinite(positions).all() or elements_outside_tables(record.atomic_numbers):
         return None
     mol, bonds_ok = molecule_from_coordinates(np.asarray(record.atomic_numbers), positions)
     return mol if bonds_ok else None

@@ -10,8 +10,12 @@ For every molecule a bonded RDKit graph is obtained, either
   a generated graph is judged as it is, and one without any bond (of more
   than one atom) is invalid and disconnected.
 
-A molecule is **valid** when bonds were available and its largest fragment
-passes ``Chem.SanitizeMol`` (valences, aromaticity, ...). It is **connected**
+A molecule is **valid** when bonds were available, its largest fragment
+passes ``Chem.SanitizeMol`` (valences, aromaticity, ...) and every element of
+the molecule is one molgen's tables cover
+(:data:`molgen.molecules.metrics.elements.TABLE_ELEMENTS`): RDKit sanitizes
+e.g. XeF2 or UF6, but no other protocol here could judge such a molecule, so
+it counts as invalid (its ``unknown_elements`` say why). It is **connected**
 when it consists of exactly one fragment; a molecule of several atoms without
 any bonds therefore counts as disconnected. The SMILES of a valid molecule is
 the canonical SMILES of its largest fragment with hydrogens made implicit and
@@ -27,6 +31,7 @@ from typing import Any
 import numpy as np
 from rdkit import Chem, rdBase
 
+from molgen.molecules.metrics.elements import elements_outside_tables
 from molgen.molecules.record import MoleculeRecord
 from molgen.molecules.sdf import molecule_from_coordinates
 
@@ -44,8 +49,10 @@ class RDKitResult:
             ``num_valid``, ``num_connected``, ``num_unique``, ``bonds_from_file``.
         per_molecule: one dict per input record, in input order, with keys
             ``name``, ``num_atoms``, ``bonds_from_file``, ``has_bonds``,
-            ``num_fragments``, ``valid``, ``connected`` and ``smiles``
-            (None unless valid).
+            ``num_fragments``, ``valid``, ``connected``, ``smiles``
+            (None unless valid) and ``unknown_elements`` (symbols of the
+            elements outside molgen's tables; such a molecule is invalid, and
+            without bonds from the file it is not perceived, so disconnected).
     """
 
     summary: dict[str, Any]
@@ -71,14 +78,17 @@ def _bonded_molecule(record: MoleculeRecord) -> tuple[Chem.Mol | None, bool]:
     """The molecule to judge and whether it has trustworthy bonds.
 
     Returns ``(None, False)`` for records without atoms or with non-finite
-    coordinates, which no bonds can be perceived for.
+    coordinates, which no bonds can be perceived for, and for bare records with
+    elements outside molgen's tables: they are invalid anyway, and perceiving
+    them can end the process (RDKit's extended-Hückel fallback exits or
+    crashes on e.g. Xe and U).
     """
     if record.has_bonds:
         return record.mol, True
     if record.bonds_generated:  # a generated graph without bonds: judged as it is, never perceived
         return record.mol, record.num_atoms == 1
     positions = np.asarray(record.positions, dtype=np.float64)
-    if record.num_atoms == 0 or not np.isfinite(positions).all():
+    if record.num_atoms == 0 or not np.isfinite(positions).all() or elements_outside_tables(record.atomic_numbers):
         return None, False
     return molecule_from_coordinates(np.asarray(record.atomic_numbers), positions)
 
@@ -87,9 +97,10 @@ def _evaluate_one(record: MoleculeRecord) -> dict[str, Any]:
     """Per-molecule entry of :class:`RDKitResult` (see there for the keys)."""
     mol, has_bonds = _bonded_molecule(record)
     num_fragments = 0 if mol is None else len(Chem.GetMolFrags(mol))
+    unknown = elements_outside_tables(record.atomic_numbers)
     smiles = None
     # Without bonds the atoms would "sanitize" as isolated radicals: no evidence of validity.
-    if has_bonds:
+    if has_bonds and not unknown:
         fragments = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
         # Ties between equally large fragments go to the first in atom order.
         smiles = _sanitized_smiles(max(fragments, key=lambda m: m.GetNumAtoms()))
@@ -102,6 +113,7 @@ def _evaluate_one(record: MoleculeRecord) -> dict[str, Any]:
         "valid": smiles is not None,
         "connected": num_fragments == 1,
         "smiles": smiles,
+        "unknown_elements": unknown,
     }
 
 
