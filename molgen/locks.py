@@ -5,7 +5,9 @@ owner's PID, host and start time. A second process that finds it refuses with
 one line naming the owner. A lock left by a process that died (same host, PID
 no longer running, e.g. after ``kill -9``) is taken over with a warning; a lock
 from another host cannot be checked and is reported with the file to delete
-once that process is known to be gone.
+once that process is known to be gone. Two processes taking over the same stale
+lock in the same instant could both proceed; a lock is a guard against mistakes
+(a second command on the same folder), not against a race of that precision.
 """
 
 from __future__ import annotations
