@@ -179,6 +179,42 @@ def _sample_parser() -> argparse.ArgumentParser:
         default=None,
         help="molecules: atoms per molecule (default: drawn from the training set's histogram)",
     )
+    fixed = p.add_mutually_exclusive_group()
+    fixed.add_argument(
+        "--fix",
+        metavar="SDF",
+        help="molecules: keep these atoms (every record of the SDF, in order, at their coordinates) and generate "
+        "the rest, up to --num-atoms in all (scaffold decoration; docs/inpainting.md)",
+    )
+    fixed.add_argument(
+        "--link",
+        metavar="SDF",
+        help="molecules: keep these fragments (two or more disconnected parts) and generate a linker of "
+        "--linker-atoms atoms between them",
+    )
+    fixed.add_argument(
+        "--motif",
+        metavar="PDB",
+        help="backbones: keep the --motif-residues of this structure (N, CA, C, O) in every chain and generate the "
+        "rest (motif scaffolding; motif residues get B-factor 1 in the output)",
+    )
+    p.add_argument("--motif-residues", help="with --motif: segments to keep, e.g. A12-26,A40-48 (chain, first-last)")
+    p.add_argument(
+        "--motif-positions",
+        help="with --motif: 1-based first residue of each segment in the new chain, e.g. 5,40 (default: spread evenly)",
+    )
+    p.add_argument(
+        "--linker-atoms",
+        default=None,
+        help="with --link: atoms to generate, hydrogens included, K or a range MIN-MAX drawn uniformly",
+    )
+    p.add_argument(
+        "--resample",
+        type=int,
+        default=None,
+        help="with --fix, --link or --motif: take each step this many times, re-noising in between (RePaint's "
+        "resampling jumps; default 1); costs that many network calls per step",
+    )
     p.add_argument(
         "--length",
         default=None,
@@ -232,7 +268,7 @@ def _sample(args: list[str]) -> int:
     import torch
 
     from molgen.checkpoint import CheckpointError, load_checkpoint
-    from molgen.commands import check_request, output_lock
+    from molgen.commands import check_request, fixed_part, output_lock
     from molgen.diffusion.samplers import check_option_values, sampler_options
     from molgen.distributed import join_torchrun
     from molgen.domains.backbones import parse_length
@@ -246,7 +282,7 @@ def _sample(args: list[str]) -> int:
         device = f"cuda:{rank.local_rank % torch.cuda.device_count()}"
     given = {
         key: getattr(opts, key)
-        for key in ("eta", "noise_scale", "grid", "refine_steps", "refine_time", "class_temperature")
+        for key in ("eta", "noise_scale", "grid", "refine_steps", "refine_time", "class_temperature", "resample")
         if getattr(opts, key) is not None
     }
     try:  # every argument is checked before a model loads
@@ -255,6 +291,10 @@ def _sample(args: list[str]) -> int:
             opts.length = parse_length(opts.length)
     except ValueError as err:
         return _fail("sample", "--" + str(err).replace("_", "-", 1))  # "--refine-time must be in (0, 1), ..."
+    try:
+        opts.fixed = fixed_part(opts)
+    except (OSError, ValueError) as err:
+        return _fail("sample", str(err))
     try:
         if opts.ckpt:
             model = load_checkpoint(opts.ckpt, device=device)

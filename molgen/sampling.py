@@ -112,6 +112,7 @@ def generate(
     device: torch.device | str = "cpu",
     progress: bool = True,
     shard: tuple[int, int] = (0, 1),
+    fixed: Any = None,
     **request: Any,
 ) -> list:
     """Sample ``num_samples`` items of the model's domain.
@@ -122,6 +123,8 @@ def generate(
         batch_size: samples denoised together (default: the domain's).
         shard: ``(rank, world_size)``: generate only the batches ``i`` with
             ``i % world_size == rank``, in order (see :func:`merge_shards`).
+        fixed: a part every sample keeps (inpainting), in the domain's terms: a
+            :class:`~molgen.molecules.fragments.Fragment` for molecules.
         request: the domain's size request, e.g. ``num_atoms=9`` for molecules or
             ``length=(60, 120)`` for backbones (default: the training histogram).
     Returns:
@@ -147,6 +150,7 @@ def generate(
             sizes,
             info.num_features,
             condition=domain.condition(info, sizes),
+            known=None if fixed is None else domain.known_part(info, model.diffusion, fixed, sizes),
             generator=generator,
             device=device,
             progress=progress,
@@ -205,7 +209,8 @@ def estimate_cost(
 
     domain, info = model.domain, model.info
     largest = int(domain.sample_sizes(info, min(num_samples, ESTIMATE_DRAWS), seed, **request).max())
-    one_step = SamplingConfig(sampling.sampler, 1, {k: v for k, v in sampling.options.items() if k != "refine_steps"})
+    loop_only = ("refine_steps", "resample")  # counted below; resampling needs a fixed part
+    one_step = SamplingConfig(sampling.sampler, 1, {k: v for k, v in sampling.options.items() if k not in loop_only})
     reverse = one_step.make(model.diffusion)
     model.to(device)
     cuda = torch.device(device).type == "cuda"
@@ -240,7 +245,8 @@ def estimate_cost(
         seconds, few_peak = run(few)
         per_call = min(per_call, seconds / few)
         per_graph_bytes = max(few_peak - single_peak, 0) / (few - 1)
-    calls = sampling.steps + 1 + int(sampling.options.get("refine_steps", 0))
+    options = sampling.options
+    calls = sampling.steps * int(options.get("resample", 1)) + 1 + int(options.get("refine_steps", 0))
     return CostEstimate(
         seconds=per_call * calls * num_samples,
         peak_bytes=int(per_graph_bytes * batch),

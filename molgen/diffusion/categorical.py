@@ -114,6 +114,13 @@ class CategoricalDiffusion:
         """Sample ``x_t ~ q(x_t | x_0)``: ``[M]`` long; ``t`` [M] float (one uniform draw per item)."""
         return sample_categorical(self.forward_probs(x0, t), generator)
 
+    def renoise(self, x_s: Tensor, s: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Sample ``x_t ~ q(x_t | x_s)`` for ``s < t``: keep the class with probability
+        ``abar_t / abar_s``, else draw from the marginals. ``[M]`` long; ``s``, ``t`` scalars."""
+        keep = (self.abar(t) / self.abar(s)).clamp(0.0, 1.0)
+        probs = keep * F.one_hot(x_s, self.num_classes).to(keep.dtype) + (1 - keep) * self.marginals(keep)
+        return sample_categorical(probs, generator)
+
     def sample_prior(
         self,
         num_items: int,

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import torch
 from torch import Generator, Tensor
 
+from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.prediction import VelocityDenoiser
 from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor
 from molgen.diffusion.schedules import NoiseSchedule
@@ -175,6 +176,37 @@ class GaussianDiffusion(DiffusionProcess):
             return start
         h = start.h
         return start.replace(h=torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype))
+
+    def inpaint(self, state: GraphState, known: KnownPart, t: Tensor | None, generator: Generator | None) -> GraphState:
+        """Positions, then the known nodes' diffused features (conditioning features are clean already)."""
+        state = super().inpaint(state, known, t, generator)
+        if not self.diffuse_features or known.h is None:
+            return state
+        h = known.h
+        if t is not None:
+            noise = torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+            h = self.schedule.alpha(t) * h + self.schedule.sigma(t) * noise
+        return state.replace(h=torch.where(known.mask[:, None], h, state.h))
+
+    def renoise_values(
+        self, z_s: Tensor, s: Tensor, t: Tensor, generator: Generator | None, batch: Tensor | None = None
+    ) -> Tensor:
+        """``z_t ~ q(z_t | z_s)``: ``alpha_ts z_s + sqrt(sigma_t**2 - alpha_ts**2 sigma_s**2) noise`` with
+        ``alpha_ts = alpha_t / alpha_s``; zero-CoM noise when ``batch`` is given (positions)."""
+        alpha_ts = self.schedule.alpha(t) / self.schedule.alpha(s)
+        std = (self.schedule.sigma(t) ** 2 - alpha_ts**2 * self.schedule.sigma(s) ** 2).clamp(min=0.0).sqrt()
+        if batch is not None:
+            noise = zero_com_noise(z_s, batch, generator)
+        else:
+            noise = torch.randn(z_s.shape, generator=generator, device=z_s.device, dtype=z_s.dtype)
+        return alpha_ts * z_s + std * noise
+
+    def renoise(self, state: GraphState, s: Tensor, t: Tensor, generator: Generator | None) -> GraphState:
+        """Positions, then the features when they are diffused."""
+        state = super().renoise(state, s, t, generator)
+        if not self.diffuse_features:
+            return state
+        return state.replace(h=self.renoise_values(state.h, s, t, generator))
 
     def predictor(self, denoiser: Denoiser, state: GraphState) -> Predictor:
         """Calls ``denoiser`` on the batch of ``state``, feeding a self-conditioned one its previous

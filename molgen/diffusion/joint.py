@@ -41,6 +41,7 @@ from torch import Generator, Tensor
 
 from molgen.diffusion.categorical import CategoricalDiffusion
 from molgen.diffusion.gaussian import GaussianDiffusion, position_dof
+from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor
 from molgen.diffusion.schedules import NoiseSchedule
 from molgen.graph_batch import graph_sizes, graph_sum, pair_index, remove_mean
@@ -280,6 +281,39 @@ class JointDiffusion(DiffusionProcess):
             pair_index=pairs,
             edge_classes=edge_classes,
         )
+
+    def inpaint(self, state: GraphState, known: KnownPart, t: Tensor | None, generator: Generator | None) -> GraphState:
+        """Positions, then the known nodes' classes (each channel, in column order) and the classes of
+        the pairs among them, each drawn from ``q(x_t | x_0)`` (exact when ``t`` is None)."""
+        state = super().inpaint(state, known, t, generator)
+        node_classes, edge_classes = known.node_classes, known.edge_classes
+        if t is not None:
+            t_node = t.expand(node_classes.shape[0])
+            node_classes = torch.stack(
+                [
+                    channel.add_noise(node_classes[:, c], t_node, generator)
+                    for c, channel in enumerate(self.node_channels.values())
+                ],
+                dim=1,
+            )
+            edge_classes = self.edge_channel.add_noise(edge_classes, t.expand(edge_classes.shape[0]), generator)
+        return state.replace(
+            node_classes=torch.where(known.mask[:, None], node_classes, state.node_classes),
+            edge_classes=torch.where(known.pair_mask, edge_classes, state.edge_classes),
+        )
+
+    def renoise(self, state: GraphState, s: Tensor, t: Tensor, generator: Generator | None) -> GraphState:
+        """Positions, then each node channel and the pair channel (:meth:`CategoricalDiffusion.renoise`)."""
+        state = super().renoise(state, s, t, generator)
+        node_classes = torch.stack(
+            [
+                channel.renoise(state.node_classes[:, c], s, t, generator)
+                for c, channel in enumerate(self.node_channels.values())
+            ],
+            dim=1,
+        )
+        edge_classes = self.edge_channel.renoise(state.edge_classes, s, t, generator)
+        return state.replace(node_classes=node_classes, edge_classes=edge_classes)
 
     def predictor(self, denoiser: JointDenoiser, state: GraphState) -> Predictor:
         """Calls ``denoiser`` with the one-hots of a state's classes and the batch's pairs."""

@@ -29,6 +29,7 @@ from molgen.graph_batch import graph_sizes
 
 if TYPE_CHECKING:
     from molgen.diffusion.gaussian import GaussianDiffusion
+    from molgen.diffusion.inpainting import KnownPart
 
 __all__ = ["DiffusionProcess", "GraphState", "Prediction"]
 
@@ -141,6 +142,21 @@ class DiffusionProcess(torch.nn.Module):
     def predictor(self, denoiser: torch.nn.Module, state: GraphState) -> Predictor:
         """``denoiser`` bound to the batch of ``state`` (its graphs and pairs)."""
         raise NotImplementedError
+
+    def inpaint(self, state: GraphState, known: KnownPart, t: Tensor | None, generator: Generator | None) -> GraphState:
+        """``state`` with its known part (:class:`~molgen.diffusion.inpainting.KnownPart`) replaced by
+        the true values noised to time ``t`` (None: exact). Positions here; processes with more
+        channels replace those too."""
+        if t is None:
+            return state.replace(pos=known.positions(state))
+        schedule = self.gaussian.schedule
+        return state.replace(pos=known.positions(state, schedule.alpha(t), schedule.sigma(t), generator))
+
+    def renoise(self, state: GraphState, s: Tensor, t: Tensor, generator: Generator | None) -> GraphState:
+        """A draw from the forward transition ``q(z_t | z_s)``, ``s < t`` (RePaint's resampling jump):
+        positions here (zero-CoM noise); processes with more channels renoise those too."""
+        gaussian = self.gaussian
+        return state.replace(pos=gaussian.renoise_values(state.pos, s, t, generator, state.batch))
 
     def discrete_step(
         self, state: GraphState, out: Prediction, t: Tensor, s: Tensor, generator: Generator | None, temperature: float

@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from molgen.diffusion.gaussian import zero_com_noise
+from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.process import DiffusionProcess, GraphState, Predictor
 from molgen.diffusion.schedules import NoiseSchedule
 from molgen.graph_batch import node_batch, remove_mean
@@ -96,6 +98,12 @@ def _refine_time(value: float) -> float:
     return float(value)
 
 
+def _resample(value: int) -> int:
+    if int(value) != value or value < 1:
+        raise ValueError(f"resample must be a whole number >= 1, got {value}")
+    return int(value)
+
+
 def _class_temperature(value: float) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"class_temperature must be a positive number, got {value}")
@@ -110,6 +118,7 @@ _OPTION_CHECKS = {
     "refine_steps": _refine_steps,
     "refine_time": _refine_time,
     "class_temperature": _class_temperature,
+    "resample": _resample,
 }
 
 
@@ -139,6 +148,10 @@ class Sampler:
         class_temperature: processes with categorical channels divide the
             predicted clean-class logits by this before each draw (default 1;
             below 1 sharpens them). Refused for processes without such channels.
+        resample: with a fixed part (inpainting), take each step this many times,
+            re-noising the result back to the step's start in between (RePaint's
+            resampling jumps, which let the generated part adapt to the fixed one;
+            default 1: none). Costs that many network calls per step.
     """
 
     default_grid = "time"
@@ -151,6 +164,7 @@ class Sampler:
         refine_steps: int = 0,
         refine_time: float = 0.02,
         class_temperature: float = 1.0,
+        resample: int = 1,
     ) -> None:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
@@ -163,6 +177,7 @@ class Sampler:
         self.process = process
         self.diffusion = process.gaussian
         self.class_temperature = float(class_temperature)
+        self.resample = _resample(resample)
         self.num_steps = num_steps
         self.grid = grid
         self.refine_steps = int(refine_steps)
@@ -190,6 +205,14 @@ class Sampler:
         so that consecutive :meth:`sample` calls are independent.
         """
 
+    def memory(self) -> object:
+        """What the sampler carries between steps (a multistep solver's history), for :meth:`recall`."""
+        return None
+
+    def recall(self, memory: object) -> None:
+        """Return to an earlier :meth:`memory`, so that a repeated step (a resampling jump) starts
+        from the same history as the first try."""
+
     def step(
         self,
         pos_t: Tensor,
@@ -209,7 +232,13 @@ class Sampler:
         """
         raise NotImplementedError
 
-    def refine(self, predict: Predictor, state: GraphState, generator: torch.Generator | None) -> GraphState:
+    def refine(
+        self,
+        predict: Predictor,
+        state: GraphState,
+        generator: torch.Generator | None,
+        keep: Callable[[GraphState, Tensor | None], GraphState] | None = None,
+    ) -> GraphState:
         """Re-noise the finished sample to ``refine_time`` and denoise it, ``refine_steps`` times.
 
         Each round draws ``z = alpha * x + sigma * noise`` (zero-CoM noise for
@@ -228,6 +257,8 @@ class Sampler:
         Args:
             predict: the network bound to the batch (:meth:`DiffusionProcess.predictor`).
             state: the finished sample, zero-CoM positions.
+            keep: applied to each round's noised state (at ``refine_time``) and clean prediction
+                (``None``): the inpainting replacement of a fixed part, or nothing.
         Returns:
             The refined state (unchanged when ``refine_steps`` is 0).
         """
@@ -240,7 +271,12 @@ class Sampler:
             h_t = h
             if diffusion.diffuse_features:
                 h_t = alpha * h + sigma * torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
-            state = self._clean_prediction(predict, state.replace(pos=pos_t, h=h_t), t)
+            noised = state.replace(pos=pos_t, h=h_t)
+            if keep is not None:
+                noised = keep(noised, t)
+            state = self._clean_prediction(predict, noised, t)
+            if keep is not None:
+                state = keep(state, None)
         return state
 
     def _clean_prediction(self, predict: Predictor, state: GraphState, t: Tensor) -> GraphState:
@@ -260,6 +296,7 @@ class Sampler:
         num_features: int = 0,
         *,
         condition: Tensor | None = None,
+        known: KnownPart | None = None,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
@@ -275,6 +312,9 @@ class Sampler:
             num_features: F, the width of diffused continuous features.
             condition: [N, F] clean features when the process conditions on them
                 (e.g. backbone atom types); else None.
+            known: a fixed part to keep (inpainting, :mod:`molgen.diffusion.inpainting`): after the
+                prior, every step and every clean prediction the process replaces it by its true
+                value noised to that time; the sample ends with it exact and in its given frame.
             generator: seeds every random draw (on ``device``), in this order: the prior
                 positions, the process's prior, then per step the sampler's draws and the
                 process's discrete draws, then the refinement noise.
@@ -294,17 +334,34 @@ class Sampler:
         else:
             h = condition.to(device=device, dtype=dtype)
         state = process.prior(GraphState(pos, h, batch, num_nodes.numel()), generator)
+        grid = self.timesteps(device, dtype)
+
+        def keep(state: GraphState, t: Tensor | None) -> GraphState:
+            return state if known is None else process.inpaint(state, known, t, generator)
+
+        if known is not None:
+            known = known.to(device, dtype)
+            known.check(state)
+            state = keep(state, grid[0])
         predict = process.predictor(denoiser, state)
         self.reset()
-        grid = self.timesteps(device, dtype)
+        if self.resample > 1 and known is None:
+            raise ValueError("resample applies only when sampling with a fixed part")
         for i in tqdm(range(self.num_steps), desc="sampling", disable=not progress, leave=False):
             t, s = grid[i], grid[i + 1]
-            out = predict(state, t)
-            pos, h = self.step(state.pos, state.h, out.eps_pos, out.eps_h, t, s, state.batch, generator)
-            state = process.discrete_step(state.replace(pos=pos, h=h), out, t, s, generator, self.class_temperature)
+            memory = self.memory()
+            for jump in range(self.resample):
+                if jump:  # back to time t (RePaint): the fixed and generated parts get another step to agree
+                    state = keep(process.renoise(state, s, t, generator), t)
+                    self.recall(memory)
+                out = predict(state, t)
+                pos, h = self.step(state.pos, state.h, out.eps_pos, out.eps_h, t, s, state.batch, generator)
+                state = process.discrete_step(state.replace(pos=pos, h=h), out, t, s, generator, self.class_temperature)
+                state = keep(state, s)
 
-        state = self._clean_prediction(predict, state, grid[-1])
-        return self.refine(predict, state, generator)
+        state = keep(self._clean_prediction(predict, state, grid[-1]), None)
+        state = self.refine(predict, state, generator, keep)
+        return state if known is None else known.place(state)
 
 
 @SAMPLERS.register("ancestral")
@@ -443,6 +500,12 @@ class DPMSolverSampler(Sampler):
     def reset(self) -> None:
         """Forget the previous step's ``(lambda_t, x0_pos, x0_h)``."""
         self._previous: tuple[Tensor, Tensor, Tensor | None] | None = None
+
+    def memory(self) -> object:
+        return self._previous
+
+    def recall(self, memory: object) -> None:
+        self._previous = memory
 
     def step(self, pos_t, h_t, eps_pos, eps_h, t, s, batch, generator):
         diffusion, schedule = self.diffusion, self.diffusion.schedule

@@ -5,6 +5,7 @@ core's samples back into its own objects and files:
 
     build_data     source files -> training / validation datasets + DatasetInfo
     sample_sizes   how many nodes each generated graph has
+    known_part     the nodes a fixed part keeps (inpainting)
     condition      clean node features a model conditions on (or None)
     decode         a sampled GraphState -> the domain's samples
     api_objects    the samples as the Python API returns them
@@ -22,6 +23,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from molgen.dataset_info import DatasetInfo
+from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.process import GraphState
 from molgen.registry import Registry
 
@@ -57,6 +59,11 @@ class Domain:
     def condition(self, info: DatasetInfo, num_nodes: Tensor) -> Tensor | None:
         """Clean node features ``[N, F]`` for graphs of ``num_nodes`` [B] nodes, or None when generated."""
         return None
+
+    def known_part(self, info: DatasetInfo, process: Any, fixed: Any, num_nodes: Tensor) -> KnownPart:
+        """The nodes ``fixed`` (the domain's fixed part, e.g. a fragment) keeps in graphs of
+        ``num_nodes`` [B] nodes, for inpainting (:mod:`molgen.diffusion.inpainting`)."""
+        raise ValueError(f"sampling with a fixed part is not available for {self.name} yet")
 
     def decode(self, info: DatasetInfo, state: GraphState) -> list:
         """The samples of one generated batch."""

@@ -19,9 +19,11 @@ from torch import Tensor
 
 from molgen.commands import fail, generate_on_ranks, write_json
 from molgen.dataset_info import BackboneInfo
+from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.process import GraphState
 from molgen.domains import DOMAINS, Domain
 from molgen.proteins.geometry import BACKBONE_ATOMS
+from molgen.proteins.motif import Motif, motif_starts
 from molgen.sampling import sample_from_histogram, seeded_generator
 
 __all__ = ["DOMAIN", "MAX_LENGTH", "BackboneDomain", "backbone_features", "parse_length", "report_backbones"]
@@ -83,6 +85,20 @@ class BackboneDomain(Domain):
     def condition(self, info: BackboneInfo, num_nodes: Tensor) -> Tensor:
         return backbone_features(num_nodes // _ATOMS)
 
+    def known_part(self, info: BackboneInfo, process, fixed: Motif, num_nodes: Tensor) -> KnownPart:
+        """The motif's residues (all four atoms) at their places in every chain (:func:`motif_starts`),
+        in model units."""
+        mask, pos = [], []
+        for residues in (num_nodes // _ATOMS).tolist():
+            keep = np.zeros(residues, dtype=bool)
+            coords = np.zeros((residues, _ATOMS, 3))
+            for start, segment in zip(motif_starts(fixed, residues), fixed.segments):
+                keep[start : start + len(segment)] = True
+                coords[start : start + len(segment)] = segment / float(info.length_scale)
+            mask.append(np.repeat(keep, _ATOMS))
+            pos.append(coords.reshape(-1, 3))
+        return KnownPart(torch.as_tensor(np.concatenate(mask)), torch.as_tensor(np.concatenate(pos)))
+
     def decode(self, info: BackboneInfo, state: GraphState) -> list[np.ndarray]:
         """One ``[L, 4, 3]`` float64 array per backbone, in Å, atoms N, CA, C, O, centred on the
         mean of its atoms."""
@@ -96,6 +112,8 @@ class BackboneDomain(Domain):
         from molgen.proteins.pdb import write_backbone_pdb
         from molgen.proteins.relax import RESTRAINT_SIGMA, relax_backbones
 
+        if opts.fix or opts.link:
+            return fail("sample", "--fix and --link are for molecule checkpoints; backbones keep residues with --motif")
         if opts.num_atoms is not None or opts.filter is not None:
             return fail("sample", "--num-atoms and --filter are for molecule checkpoints; this one generates backbones")
         if opts.relax_restraint is not None and not opts.relax:
@@ -121,12 +139,16 @@ class BackboneDomain(Domain):
                 )
                 return [(coords, next(relaxed) if ok else None) for coords, ok in zip(backbones, finite)]
 
-            samples = generate_on_ranks(model, opts, sampling, device, rank, postprocess=relax, length=opts.length)
+            samples = generate_on_ranks(
+                model, opts, sampling, device, rank, postprocess=relax, fixed=opts.fixed, length=opts.length
+            )
         except (OSError, ValueError) as err:
             return fail("sample", str(err))
         if samples is None:  # rank 0 writes the files
             return 0
         backbones = [coords if relaxed is None else relaxed.coords for coords, relaxed in samples]
+        if opts.fixed is not None:
+            print(format_motif_report(motif_report(backbones, opts.fixed)))
         if opts.evaluate:
             try:
                 report_backbones(backbones, opts, relaxation=[pair for pair in samples if pair[1] is not None])
@@ -137,7 +159,8 @@ class BackboneDomain(Domain):
             out.mkdir(exist_ok=True)
             for index, coords in enumerate(backbones):
                 try:
-                    write_backbone_pdb(out / f"backbone_{index:04d}.pdb", coords)
+                    marks = None if opts.fixed is None else motif_mask(opts.fixed, len(coords)).astype(float)
+                    write_backbone_pdb(out / f"backbone_{index:04d}.pdb", coords, b_factors=marks)
                 except ValueError as err:
                     unwritable.append(f"{index} ({err})")
         except OSError as err:
@@ -174,6 +197,52 @@ class BackboneDomain(Domain):
         except (OSError, ValueError, ImportError) as err:
             return fail("evaluate", str(err).splitlines()[0])
         return 0
+
+
+def motif_mask(motif: Motif, length: int) -> np.ndarray:
+    """``[L]`` bool: the motif's residues in a chain of ``length`` residues."""
+    mask = np.zeros(length, dtype=bool)
+    for start, segment in zip(motif_starts(motif, length), motif.segments):
+        mask[start : start + len(segment)] = True
+    return mask
+
+
+def motif_report(backbones: list[np.ndarray], motif: Motif, flank: int = 2) -> dict[str, float]:
+    """How the written backbones keep the motif: ``motif_rmsd_mean`` / ``_max`` (Å, every atom, in
+    place, no alignment) and the fraction of junction residues (the ``flank`` generated residues on
+    each side of every segment) and of all residues passing the geometry checks."""
+    from molgen.proteins.metrics import validate_backbone
+
+    rmsd, junction, overall = [], [], []
+    reference = np.concatenate(motif.segments)
+    for coords in backbones:
+        if not np.isfinite(coords).all():
+            continue
+        mask = motif_mask(motif, len(coords))
+        rmsd.append(float(np.sqrt(((coords[mask] - reference) ** 2).sum(-1).mean())))
+        passing = validate_backbone(coords).residue_pass
+        near = np.zeros(len(coords), dtype=bool)
+        for start, segment in zip(motif_starts(motif, len(coords)), motif.segments):
+            near[max(start - flank, 0) : start] = True
+            near[start + len(segment) : start + len(segment) + flank] = True
+        near &= ~mask
+        junction.append(passing[near])
+        overall.append(passing)
+    if not rmsd:
+        raise ValueError("no backbone to measure the motif on: every sample has non-finite coordinates")
+    return {
+        "motif_rmsd_mean": float(np.mean(rmsd)),
+        "motif_rmsd_max": float(np.max(rmsd)),
+        "junction_residue_pass": float(np.concatenate(junction).mean()) if any(len(j) for j in junction) else 1.0,
+        "residue_pass": float(np.concatenate(overall).mean()),
+    }
+
+
+def format_motif_report(report: dict[str, float]) -> str:
+    lines = ["[motif]"]
+    lines += [f"  {key:<36} {report[key]:.3f} A" for key in ("motif_rmsd_mean", "motif_rmsd_max")]
+    lines += [f"  {key:<36} {100 * report[key]:6.2f} %" for key in ("junction_residue_pass", "residue_pass")]
+    return "\n".join(lines)
 
 
 def _check_output_folder(out: Path) -> None:

@@ -18,11 +18,14 @@ from torch import Tensor
 
 from molgen.commands import fail, generate_on_ranks, write_json
 from molgen.dataset_info import MoleculeInfo
+from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.process import GraphState
 from molgen.domains import DOMAINS, Domain
-from molgen.molecules.featurize import AtomFeaturizer
+from molgen.graph_batch import node_batch, pair_index
+from molgen.molecules.featurize import AtomFeaturizer, atomic_number, element_symbol
+from molgen.molecules.fragments import Fragment
 from molgen.molecules.sdf import molecule_from_coordinates, molecule_from_graph
-from molgen.sampling import sample_from_histogram
+from molgen.sampling import sample_from_histogram, seeded_generator
 
 __all__ = ["DOMAIN", "FILTERS", "GeneratedMolecule", "MoleculeDomain"]
 
@@ -74,6 +77,16 @@ def _channel_classes(info: MoleculeInfo, kind: str, name: str) -> list:
     raise ValueError(f"this joint checkpoint has no {kind} channel {name!r}")
 
 
+def _class_indices(values: np.ndarray, classes: list, what: str, name) -> torch.Tensor:
+    """Index of each value among a channel's ``classes``; ValueError naming values the model lacks."""
+    lookup = {value: i for i, value in enumerate(classes)}
+    missing = sorted({int(v) for v in values if int(v) not in lookup})
+    if missing:
+        shown = ", ".join(name(v) for v in missing)
+        raise ValueError(f"the fragment has {what}s this model does not generate: {shown} (it knows {classes})")
+    return torch.tensor([lookup[int(v)] for v in values], dtype=torch.long)
+
+
 def _graph_ranges(state: GraphState) -> list[tuple[int, int]]:
     ptr = np.concatenate([[0], np.cumsum(state.num_nodes.cpu().numpy())])
     return list(zip(ptr[:-1].tolist(), ptr[1:].tolist()))
@@ -97,13 +110,51 @@ class MoleculeDomain(Domain):
 
         return qm9_bonds_train_val(**options)
 
-    def sample_sizes(self, info: MoleculeInfo, num_samples: int, seed: int, num_atoms: int | None = None) -> Tensor:
-        """Atoms per molecule: ``num_atoms`` for all, or draws from the training histogram."""
+    def sample_sizes(
+        self, info: MoleculeInfo, num_samples: int, seed: int, num_atoms: int | tuple[int, int] | None = None
+    ) -> Tensor:
+        """Atoms per molecule: ``num_atoms`` for all, an inclusive range ``(lo, hi)`` drawn uniformly,
+        or draws from the training histogram."""
         if num_atoms is None:
             return sample_from_histogram(info.size_histogram, num_samples, seed)
-        if num_atoms < 1:
-            raise ValueError(f"num_atoms must be >= 1, got {num_atoms}")
-        return torch.full((num_samples,), num_atoms, dtype=torch.long)
+        low, high = num_atoms if isinstance(num_atoms, tuple) else (num_atoms, num_atoms)
+        if not 1 <= low <= high:
+            raise ValueError(f"num_atoms must be >= 1 (a range: 1 <= lo <= hi), got {num_atoms}")
+        if low == high:
+            return torch.full((num_samples,), low, dtype=torch.long)
+        return torch.randint(low, high + 1, (num_samples,), generator=seeded_generator(seed))
+
+    def known_part(self, info: MoleculeInfo, process, fixed: Fragment, num_nodes: Tensor) -> KnownPart:
+        """The fragment's atoms as the first nodes of every molecule, in their input order: positions,
+        then type features (coordinate-and-type models) or atom-type and charge classes and the bond
+        classes of the pairs among them (bond models)."""
+        k = fixed.num_atoms
+        if (num_nodes <= k).any():
+            raise ValueError(f"the molecules must have more atoms than the {k} kept, got {int(num_nodes.min())}")
+        batch = node_batch(num_nodes)
+        local = torch.arange(len(batch)) - (torch.cumsum(num_nodes, 0) - num_nodes)[batch]
+        mask = local < k
+        index = local.clamp(max=k - 1)  # the fragment atom of each node (meaningful where mask)
+        z = torch.as_tensor(fixed.atomic_numbers)
+        known = KnownPart(mask, torch.as_tensor(fixed.positions, dtype=torch.float64)[index])
+        if info.categorical is None:
+            known.h = AtomFeaturizer.from_dict(info.featurizer).encode(z)[index]
+            return known
+        atom_types = [atomic_number(symbol) for symbol in _channel_classes(info, "node", "atom_type")]
+        classes = {
+            "atom_type": _class_indices(fixed.atomic_numbers, atom_types, "element", element_symbol),
+            "charge": _class_indices(fixed.charges, _channel_classes(info, "node", "charge"), "formal charge", str),
+        }
+        names = [channel["name"] for channel in info.categorical["node"]]
+        known.node_classes = torch.stack([classes[name] for name in names], dim=1)[index]
+        bond_classes = _channel_classes(info, "edge", info.categorical["edge"]["name"])
+        orders = _class_indices(fixed.bonds[:, 2], bond_classes, "bond order", str)
+        by_pair = torch.zeros(k, k, dtype=torch.long)  # class 0: no bond
+        by_pair[fixed.bonds[:, 0], fixed.bonds[:, 1]] = orders
+        pairs = pair_index(batch)
+        known.pair_mask = mask[pairs[0]] & mask[pairs[1]]
+        known.edge_classes = by_pair[index[pairs[0]], index[pairs[1]]]
+        return known
 
     def decode(self, info: MoleculeInfo, state: GraphState) -> list[GeneratedMolecule]:
         """Elements from the decoded type features, or (bond models) from the generated classes
@@ -148,12 +199,16 @@ class MoleculeDomain(Domain):
                 "sample",
                 "--length and --relax are for backbone checkpoints; this one generates molecules (--num-atoms)",
             )
+        if opts.motif:
+            return fail("sample", "--motif is for backbone checkpoints; molecules keep atoms with --fix or --link")
         out = opts.out or self.default_output
         try:
             check_writable(out)  # on every rank, so that all of them stop alike
             if opts.json_out:
                 check_writable(opts.json_out)
-            molecules = generate_on_ranks(model, opts, sampling, device, rank, num_atoms=opts.num_atoms)
+            molecules = generate_on_ranks(
+                model, opts, sampling, device, rank, fixed=opts.fixed, num_atoms=opts.num_atoms
+            )
         except (OSError, ValueError) as err:
             return fail("sample", str(err))
         if molecules is None:  # rank 0 writes the file
@@ -168,6 +223,8 @@ class MoleculeDomain(Domain):
                 "steps": str(sampling.steps),
                 "sampler": sampling.label,
             }
+            if opts.fixed is not None:  # 1-based, as SDF atom numbers
+                tags["fixed_atoms"] = ",".join(str(i + 1) for i in range(opts.fixed.num_atoms))
             if not molecule.finite:
                 nonfinite += 1
                 tags["finite_coordinates"] = "0"
@@ -181,6 +238,8 @@ class MoleculeDomain(Domain):
                 )
             )
 
+        if opts.fixed is not None:
+            print(format_fixed_part_report(fixed_part_report(molecules, opts.fixed)))
         if opts.evaluate or opts.filter:
             try:
                 evaluation = evaluate_and_report(molecule_records, opts)
@@ -230,6 +289,53 @@ class MoleculeDomain(Domain):
         except (OSError, ValueError, ImportError) as err:
             return fail("evaluate", str(err))
         return 0
+
+
+def fixed_part_report(molecules: list[GeneratedMolecule], fragment: Fragment) -> dict[str, float]:
+    """How the samples of ``--fix`` / ``--link`` kept their fixed part (the first atoms of each).
+
+    ``fixed_rmsd_max``: the largest RMSD (Å) of the fixed atoms from their input positions;
+    ``substructure_kept``: the fraction whose fixed atoms keep their elements, charges and the bonds
+    among them (generated bonds, or those perceived from the geometry); ``valid``: the fraction that
+    sanitize in RDKit; ``valid_and_connected``: the fraction that are one valid connected molecule (for
+    linking: the fragments were linked, and nothing was generated beside them).
+    """
+    k = fragment.num_atoms
+    expected = {(int(i), int(j)): int(order) for i, j, order in fragment.bonds}
+    rmsd, kept, valid, connected = [], 0, 0, 0
+    for molecule in molecules:
+        rmsd.append(float(np.sqrt(((molecule.finite_positions[:k] - fragment.positions) ** 2).sum(1).mean())))
+        mol, _ = molecule.to_rdkit()
+        bonds = {
+            (min(b.GetBeginAtomIdx(), b.GetEndAtomIdx()), max(b.GetBeginAtomIdx(), b.GetEndAtomIdx())): b
+            for b in mol.GetBonds()
+        }
+        among = {pair: int(bond.GetBondTypeAsDouble()) for pair, bond in bonds.items() if pair[1] < k}
+        charges = [atom.GetFormalCharge() for atom in mol.GetAtoms()][:k]
+        kept += bool(
+            np.array_equal(molecule.atomic_numbers[:k], fragment.atomic_numbers)
+            and charges == fragment.charges.tolist()
+            and among == expected
+        )
+        try:
+            Chem.SanitizeMol(Chem.Mol(mol))
+        except (ValueError, RuntimeError):
+            continue
+        valid += 1
+        connected += len(Chem.GetMolFrags(mol)) == 1
+    n = len(molecules)
+    return {
+        "fixed_rmsd_max": max(rmsd),
+        "substructure_kept": kept / n,
+        "valid": valid / n,
+        "valid_and_connected": connected / n,
+    }
+
+
+def format_fixed_part_report(report: dict[str, float]) -> str:
+    lines = ["[fixed part]", f"  fixed_rmsd_max                       {report['fixed_rmsd_max']:.2e} A"]
+    lines += [f"  {key:<36} {100 * value:6.2f} %" for key, value in report.items() if key != "fixed_rmsd_max"]
+    return "\n".join(lines)
 
 
 def load_reference(spec: str, progress: bool):

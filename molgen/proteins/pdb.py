@@ -448,7 +448,9 @@ def read_backbone_folder(
 # --------------------------------------------------------------------------- #
 
 
-def format_backbone_pdb(coords: np.ndarray, chain_id: str = "A", residue_name: str = "GLY") -> str:
+def format_backbone_pdb(
+    coords: np.ndarray, chain_id: str = "A", residue_name: str = "GLY", b_factors: np.ndarray | None = None
+) -> str:
     """A backbone as PDB text written by :class:`Bio.PDB.PDBIO`: ``ATOM`` records, a ``TER`` record and ``END``.
 
     Residues are numbered 1..L; atoms are written in :data:`BACKBONE_ATOMS` order with
@@ -460,6 +462,7 @@ def format_backbone_pdb(coords: np.ndarray, chain_id: str = "A", residue_name: s
         coords: Array-like ``[L, 4, 3]`` in Å, atoms in N, CA, C, O order.
         chain_id: One character.
         residue_name: 1-3 letters/digits, used for every residue.
+        b_factors: ``[L]`` per-residue B-factors (default 0), e.g. 1 to mark motif residues.
 
     Raises:
         ValueError: wrong shape, ``L == 0`` or ``L > 9999``, non-finite coordinates,
@@ -479,15 +482,18 @@ def format_backbone_pdb(coords: np.ndarray, chain_id: str = "A", residue_name: s
             f"coordinates must lie in -999.999..9999.999 Å to fit PDB columns, got range "
             f"{coords.min():.3f}..{coords.max():.3f}"
         )
+    b_factors = np.zeros(len(coords)) if b_factors is None else np.asarray(b_factors, dtype=np.float64)
+    if b_factors.shape != (len(coords),):
+        raise ValueError(f"b_factors must be [L] = [{len(coords)}], got {b_factors.shape}")
     builder = StructureBuilder()
     builder.init_structure("backbone")
     builder.init_model(0)
     builder.init_chain(chain_id)
     builder.init_seg("    ")
-    for resseq, residue in enumerate(coords, start=1):
+    for resseq, (residue, b_factor) in enumerate(zip(coords, b_factors.tolist()), start=1):
         builder.init_residue(residue_name, " ", resseq, " ")
         for name, pdb_name, element, xyz in zip(BACKBONE_ATOMS, _PDB_ATOM_NAMES, BACKBONE_ELEMENTS, residue):
-            builder.init_atom(name, xyz, 0.0, 1.0, " ", pdb_name, element=element)
+            builder.init_atom(name, xyz, b_factor, 1.0, " ", pdb_name, element=element)
     pdbio = PDBIO()
     pdbio.set_structure(builder.get_structure())
     buffer = io.StringIO()
@@ -496,7 +502,11 @@ def format_backbone_pdb(coords: np.ndarray, chain_id: str = "A", residue_name: s
 
 
 def write_backbone_pdb(
-    path: str | os.PathLike, coords: np.ndarray, chain_id: str = "A", residue_name: str = "GLY"
+    path: str | os.PathLike,
+    coords: np.ndarray,
+    chain_id: str = "A",
+    residue_name: str = "GLY",
+    b_factors: np.ndarray | None = None,
 ) -> Path:
     """Write :func:`format_backbone_pdb` output to ``path`` atomically (see :func:`molgen.io.atomic_output`).
 
@@ -508,4 +518,5 @@ def write_backbone_pdb(
         FileNotFoundError / NotADirectoryError / IsADirectoryError / PermissionError:
             see :func:`molgen.io.check_writable`.
     """
-    return atomic_write_text(path, format_backbone_pdb(coords, chain_id=chain_id, residue_name=residue_name))
+    text = format_backbone_pdb(coords, chain_id=chain_id, residue_name=residue_name, b_factors=b_factors)
+    return atomic_write_text(path, text)
