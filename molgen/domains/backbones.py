@@ -110,7 +110,7 @@ class BackboneDomain(Domain):
     def sample_command(self, model, opts, sampling, device, rank) -> int:
         from molgen.io import check_writable
         from molgen.proteins.pdb import write_backbone_pdb
-        from molgen.proteins.relax import RESTRAINT_SIGMA, relax_backbones
+        from molgen.proteins.relax import MOTIF_RESTRAINT_SIGMA, RESTRAINT_SIGMA, relax_backbones
 
         if opts.fix or opts.link:
             return fail("sample", "--fix and --link are for molecule checkpoints; backbones keep residues with --motif")
@@ -130,10 +130,15 @@ class BackboneDomain(Domain):
             def relax(backbones: list[np.ndarray]) -> list[tuple]:
                 """This process's ``(backbone, relaxed backbone or None)`` pairs; diverged samples stay unrelaxed."""
                 finite = [opts.relax and bool(np.isfinite(coords).all()) for coords in backbones]
+                kept = [coords for coords, ok in zip(backbones, finite) if ok]
+                sigmas = None  # a motif is held tighter than the generated residues
+                if opts.fixed is not None:
+                    sigmas = [np.where(motif_mask(opts.fixed, len(c)), MOTIF_RESTRAINT_SIGMA, restraint) for c in kept]
                 relaxed = iter(
                     relax_backbones(
-                        [coords for coords, ok in zip(backbones, finite) if ok],
+                        kept,
                         restraint_sigma=restraint,
+                        restraint_sigmas=sigmas,
                         progress=not opts.no_progress and rank.rank == 0,
                     )
                 )

@@ -67,6 +67,8 @@ CA_CLASH_DISTANCE = 3.2
 ANGLE_O_C_N = 360.0 - ANGLE_CA_C_O - ANGLE_CA_C_N
 #: Default restraint width (Å) and L-BFGS iteration budget.
 RESTRAINT_SIGMA = 1.0
+#: Restraint (Å) on motif residues kept by inpainting (`molgen sample --motif ... --relax`): they stay put.
+MOTIF_RESTRAINT_SIGMA = 0.05
 MAX_ITERATIONS = 300
 
 
@@ -140,23 +142,28 @@ def clash_energy(x: Tensor, limit: Tensor, may_clash: Tensor) -> Tensor:
 
 
 def relax_backbone(
-    coords, *, restraint_sigma: float = RESTRAINT_SIGMA, max_iterations: int = MAX_ITERATIONS
+    coords, *, restraint_sigma: float | np.ndarray = RESTRAINT_SIGMA, max_iterations: int = MAX_ITERATIONS
 ) -> RelaxedBackbone:
     """Relax one backbone (see the module docstring for the energy).
 
     Args:
         coords: ``[L, 4, 3]`` array (Å), atoms N, CA, C, O.
-        restraint_sigma: Å; larger lets atoms move further to fix the geometry.
+        restraint_sigma: Å; larger lets atoms move further to fix the geometry. A ``[L]`` array sets it
+            per residue (e.g. tighter on a motif that must stay in place).
         max_iterations: L-BFGS iterations (each evaluates the energy about once).
 
     Raises:
         ValueError: a wrong shape, non-finite coordinates, or a non-positive setting.
     """
-    if not (np.isfinite(restraint_sigma) and restraint_sigma > 0):
+    sigma = np.asarray(restraint_sigma, dtype=np.float64)
+    if not (np.isfinite(sigma).all() and (sigma > 0).all()):
         raise ValueError(f"restraint_sigma must be a positive number of Å, got {restraint_sigma}")
     if max_iterations < 1:
         raise ValueError(f"max_iterations must be >= 1, got {max_iterations}")
     start = torch.tensor(as_backbone(coords))  # a copy: inputs may be read-only
+    if sigma.ndim and sigma.shape != (len(start),):
+        raise ValueError(f"a per-residue restraint_sigma must be [L] = [{len(start)}], got {sigma.shape}")
+    weight = torch.tensor(sigma, dtype=start.dtype).reshape(-1, 1, 1) ** -2 if sigma.ndim else float(sigma) ** -2
     limit, may_clash = _clash_limits(len(start))
     x = start.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS(
@@ -165,7 +172,7 @@ def relax_backbone(
 
     def closure() -> Tensor:
         optimizer.zero_grad()
-        restraint = ((x - start) ** 2).sum() / restraint_sigma**2
+        restraint = (((x - start) ** 2) * weight).sum()
         energy = covalent_energy(x) + clash_energy(x, limit, may_clash) + restraint
         energy.backward()
         return energy
@@ -180,12 +187,16 @@ def relax_backbone(
     )
 
 
-def relax_backbones(backbones, *, progress: bool = False, **options) -> list[RelaxedBackbone]:
-    """:func:`relax_backbone` on each of ``backbones`` (``options`` go to it), with a progress bar."""
-    return [
-        relax_backbone(coords, **options)
-        for coords in tqdm(backbones, desc="Relaxing backbones", unit="structure", disable=not progress)
-    ]
+def relax_backbones(
+    backbones, *, progress: bool = False, restraint_sigmas: list | None = None, **options
+) -> list[RelaxedBackbone]:
+    """:func:`relax_backbone` on each of ``backbones`` (``options`` go to it), with a progress bar;
+    ``restraint_sigmas``, if given, holds each backbone's own ``restraint_sigma``."""
+    sigmas = restraint_sigmas if restraint_sigmas is not None else [None] * len(backbones)
+    if len(sigmas) != len(backbones):
+        raise ValueError(f"{len(sigmas)} restraint_sigmas for {len(backbones)} backbones")
+    bar = tqdm(list(zip(backbones, sigmas)), desc="Relaxing backbones", unit="structure", disable=not progress)
+    return [relax_backbone(coords, **{**options, **({} if s is None else {"restraint_sigma": s})}) for coords, s in bar]
 
 
 def relaxation_summary(relaxed: list[RelaxedBackbone]) -> dict:
