@@ -133,50 +133,16 @@ def output_lock(out: str, rank: Any) -> Iterator[None]:
 
 
 def fixed_part(opts: Any) -> Any:
-    """The fragment of ``--fix`` or ``--link``, or the motif of ``--motif`` (None without them), read
-    and checked before a model loads; sets ``opts.num_atoms`` to the range of sizes ``--linker-atoms``
-    asks for.
+    """The fixed part the options ask for (a fragment, a motif; None without one), read and checked
+    by the domain that owns those options (:meth:`molgen.domains.Domain.fixed_from_options`), before
+    a model loads.
 
     Raises:
-        ValueError: inconsistent options, an unreadable or unusable fragment file.
+        ValueError: inconsistent options, an unreadable or unusable file.
     """
-    from molgen.domains.backbones import parse_length
-    from molgen.molecules.fragments import read_fragment
+    from molgen.domains import DOMAINS
 
-    if opts.linker_atoms is not None and opts.link is None:
-        raise ValueError("--linker-atoms applies only with --link")
-    if (opts.motif_residues is not None or opts.motif_positions is not None) and opts.motif is None:
-        raise ValueError("--motif-residues and --motif-positions apply only with --motif")
-    if opts.resample is not None and opts.fix is None and opts.link is None and opts.motif is None:
+    parts = [part for name in DOMAINS if (part := DOMAINS[name].fixed_from_options(opts)) is not None]
+    if opts.resample is not None and not parts:
         raise ValueError("--resample applies only with --fix, --link or --motif")
-    if opts.motif is not None:
-        from molgen.proteins.motif import parse_starts, read_motif
-
-        if opts.motif_residues is None:
-            raise ValueError("--motif needs --motif-residues, e.g. A12-26,A40-48")
-        starts = None if opts.motif_positions is None else parse_starts(opts.motif_positions)
-        return read_motif(opts.motif, opts.motif_residues, starts)
-    if opts.fix is None and opts.link is None:
-        return None
-    fragment = read_fragment(opts.fix or opts.link)
-    k = fragment.num_atoms
-    if opts.fix is not None:
-        if opts.num_atoms is None:
-            raise ValueError(f"--fix needs --num-atoms: the atoms of each molecule, the {k} kept included")
-        if opts.num_atoms <= k:
-            raise ValueError(
-                f"--num-atoms {opts.num_atoms} leaves nothing to generate around the {k} atoms of {opts.fix}"
-            )
-        return fragment
-    if fragment.num_components < 2:
-        raise ValueError(f"--link needs two or more disconnected fragments; {opts.link} has one")
-    if opts.linker_atoms is None or opts.num_atoms is not None:
-        raise ValueError("--link takes --linker-atoms (the atoms to generate), not --num-atoms")
-    try:
-        low, high = parse_length(opts.linker_atoms)
-    except ValueError:
-        raise ValueError(
-            f"--linker-atoms must be K or MIN-MAX with 2 <= MIN <= MAX, got {opts.linker_atoms!r}"
-        ) from None
-    opts.num_atoms = (k + low, k + high)
-    return fragment
+    return parts[0] if parts else None

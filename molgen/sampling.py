@@ -150,7 +150,7 @@ def generate(
             sizes,
             info.num_features,
             condition=domain.condition(info, sizes),
-            known=None if fixed is None else domain.known_part(info, model.diffusion, fixed, sizes),
+            known=None if fixed is None else domain.known_part(info, fixed, sizes),
             generator=generator,
             device=device,
             progress=progress,
@@ -165,20 +165,16 @@ ESTIMATE_DRAWS = 10_000
 
 @dataclass(frozen=True)
 class CostEstimate:
-    """What a sampling request will take, from one timed network call on its largest graph.
+    """What a sampling request will take, from timed one-step runs on graphs of its largest size.
 
     Attributes:
         seconds: every graph costed as the largest one, one call at a time: an upper
             bound, as batching shares the per-call overhead.
         peak_bytes: memory one batch adds (the calibration graph's, times the batch size).
-        largest_size: the largest sample size asked for, in the domain's unit.
-        largest_trained: the largest size in the training histogram.
     """
 
     seconds: float
     peak_bytes: int
-    largest_size: int
-    largest_trained: int
 
     def describe(self) -> str:
         minutes = self.seconds / 60
@@ -250,8 +246,6 @@ def estimate_cost(
     return CostEstimate(
         seconds=per_call * calls * num_samples,
         peak_bytes=int(per_graph_bytes * batch),
-        largest_size=largest // domain.nodes_per_unit,
-        largest_trained=len(info.size_histogram) - 1,
     )
 
 

@@ -5,6 +5,7 @@ core's samples back into its own objects and files:
 
     build_data     source files -> training / validation datasets + DatasetInfo
     sample_sizes   how many nodes each generated graph has
+    fixed_from_options  the fixed part `molgen sample`'s options ask for (read before a model loads)
     known_part     the nodes a fixed part keeps (inpainting)
     condition      clean node features a model conditions on (or None)
     decode         a sampled GraphState -> the domain's samples
@@ -60,7 +61,12 @@ class Domain:
         """Clean node features ``[N, F]`` for graphs of ``num_nodes`` [B] nodes, or None when generated."""
         return None
 
-    def known_part(self, info: DatasetInfo, process: Any, fixed: Any, num_nodes: Tensor) -> KnownPart:
+    def fixed_from_options(self, opts: Any) -> Any:
+        """The fixed part `molgen sample`'s options ask of this domain (None if they ask none), read and
+        checked before a model loads; ValueError for inconsistent options or an unusable file."""
+        return None
+
+    def known_part(self, info: DatasetInfo, fixed: Any, num_nodes: Tensor) -> KnownPart:
         """The nodes ``fixed`` (the domain's fixed part, e.g. a fragment) keeps in graphs of
         ``num_nodes`` [B] nodes, for inpainting (:mod:`molgen.diffusion.inpainting`)."""
         raise ValueError(f"sampling with a fixed part is not available for {self.name} yet")

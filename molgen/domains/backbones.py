@@ -23,7 +23,7 @@ from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.process import GraphState
 from molgen.domains import DOMAINS, Domain
 from molgen.proteins.geometry import BACKBONE_ATOMS
-from molgen.proteins.motif import Motif, motif_starts
+from molgen.proteins.motif import Motif, motif_starts, parse_starts, read_motif
 from molgen.sampling import sample_from_histogram, seeded_generator
 
 __all__ = ["DOMAIN", "MAX_LENGTH", "BackboneDomain", "backbone_features", "parse_length", "report_backbones"]
@@ -85,7 +85,18 @@ class BackboneDomain(Domain):
     def condition(self, info: BackboneInfo, num_nodes: Tensor) -> Tensor:
         return backbone_features(num_nodes // _ATOMS)
 
-    def known_part(self, info: BackboneInfo, process, fixed: Motif, num_nodes: Tensor) -> KnownPart:
+    def fixed_from_options(self, opts) -> Motif | None:
+        """The motif of ``--motif``, ``--motif-residues`` and ``--motif-positions``."""
+        if (opts.motif_residues is not None or opts.motif_positions is not None) and opts.motif is None:
+            raise ValueError("--motif-residues and --motif-positions apply only with --motif")
+        if opts.motif is None:
+            return None
+        if opts.motif_residues is None:
+            raise ValueError("--motif needs --motif-residues, e.g. A12-26,A40-48")
+        starts = None if opts.motif_positions is None else parse_starts(opts.motif_positions)
+        return read_motif(opts.motif, opts.motif_residues, starts)
+
+    def known_part(self, info: BackboneInfo, fixed: Motif, num_nodes: Tensor) -> KnownPart:
         """The motif's residues (all four atoms) at their places in every chain (:func:`motif_starts`),
         in model units."""
         mask, pos = [], []

@@ -23,7 +23,7 @@ from molgen.diffusion.process import GraphState
 from molgen.domains import DOMAINS, Domain
 from molgen.graph_batch import node_batch, pair_index
 from molgen.molecules.featurize import AtomFeaturizer, atomic_number, element_symbol
-from molgen.molecules.fragments import Fragment
+from molgen.molecules.fragments import Fragment, read_fragment
 from molgen.molecules.sdf import molecule_from_coordinates, molecule_from_graph
 from molgen.sampling import sample_from_histogram, seeded_generator
 
@@ -124,7 +124,39 @@ class MoleculeDomain(Domain):
             return torch.full((num_samples,), low, dtype=torch.long)
         return torch.randint(low, high + 1, (num_samples,), generator=seeded_generator(seed))
 
-    def known_part(self, info: MoleculeInfo, process, fixed: Fragment, num_nodes: Tensor) -> KnownPart:
+    def fixed_from_options(self, opts) -> Fragment | None:
+        """The fragment of ``--fix`` or ``--link``; sets ``opts.num_atoms`` to the range of sizes
+        ``--linker-atoms`` asks for."""
+        from molgen.domains.backbones import parse_length
+
+        if opts.linker_atoms is not None and opts.link is None:
+            raise ValueError("--linker-atoms applies only with --link")
+        if opts.fix is None and opts.link is None:
+            return None
+        fragment = read_fragment(opts.fix or opts.link)
+        k = fragment.num_atoms
+        if opts.fix is not None:
+            if opts.num_atoms is None:
+                raise ValueError(f"--fix needs --num-atoms: the atoms of each molecule, the {k} kept included")
+            if opts.num_atoms <= k:
+                raise ValueError(
+                    f"--num-atoms {opts.num_atoms} leaves nothing to generate around the {k} atoms of {opts.fix}"
+                )
+            return fragment
+        if fragment.num_components < 2:
+            raise ValueError(f"--link needs two or more disconnected fragments; {opts.link} has one")
+        if opts.linker_atoms is None or opts.num_atoms is not None:
+            raise ValueError("--link takes --linker-atoms (the atoms to generate), not --num-atoms")
+        try:
+            low, high = parse_length(opts.linker_atoms)
+        except ValueError:
+            raise ValueError(
+                f"--linker-atoms must be K or MIN-MAX with 2 <= MIN <= MAX, got {opts.linker_atoms!r}"
+            ) from None
+        opts.num_atoms = (k + low, k + high)
+        return fragment
+
+    def known_part(self, info: MoleculeInfo, fixed: Fragment, num_nodes: Tensor) -> KnownPart:
         """The fragment's atoms as the first nodes of every molecule, in their input order: positions,
         then type features (coordinate-and-type models) or atom-type and charge classes and the bond
         classes of the pairs among them (bond models)."""
