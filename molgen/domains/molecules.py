@@ -24,10 +24,14 @@ from molgen.domains import DOMAINS, Domain
 from molgen.graph_batch import node_batch, pair_index
 from molgen.molecules.featurize import AtomFeaturizer, atomic_number, element_symbol
 from molgen.molecules.fragments import Fragment, read_fragment
+from molgen.molecules.hydrogens import place_hydrogens
 from molgen.molecules.sdf import molecule_from_coordinates, molecule_from_graph
 from molgen.sampling import sample_from_histogram, seeded_generator
 
 __all__ = ["DOMAIN", "FILTERS", "GeneratedMolecule", "MoleculeDomain"]
+
+#: Property / SD tag of heavy-atom models' molecules: how the hydrogens were placed (HYDROGEN_PLACEMENTS).
+HYDROGENS_TAG = "hydrogens"
 
 #: `molgen sample --filter` choices and the per-molecule evaluation key each keeps.
 FILTERS = {"valid": "rdkit_valid", "stable": "edm_mol_stable"}
@@ -40,12 +44,15 @@ class GeneratedMolecule:
     Joint models also give ``bonds`` [b, 3] int (rows ``(i, j, order)``,
     ``i < j``, order 1-3, Kekulé) and formal ``charges`` [n] int; both are
     None for coordinate-only models (bonds are then perceived from the geometry).
+    ``place_hydrogens``: the model generates heavy atoms only (drug-like models);
+    :meth:`to_rdkit` adds the hydrogens.
     """
 
     atomic_numbers: np.ndarray
     positions: np.ndarray
     bonds: np.ndarray | None = None
     charges: np.ndarray | None = None
+    place_hydrogens: bool = False
 
     @property
     def finite(self) -> bool:
@@ -59,14 +66,21 @@ class GeneratedMolecule:
     def to_rdkit(self) -> tuple[Chem.Mol, bool]:
         """RDKit molecule with a 3D conformer (``finite_positions``) and whether it has a bond graph.
 
-        Joint models: the generated bonds and charges, never perceived (True).
+        Joint models: the generated bonds and charges, never perceived (True);
+        heavy-atom models get their hydrogens here
+        (:func:`~molgen.molecules.hydrogens.place_hydrogens`, heavy atoms first and
+        unmoved; the string property ``hydrogens`` says how they were placed).
         Coordinate-only models: bonds perceived from the geometry
         (:func:`~molgen.molecules.sdf.molecule_from_coordinates`); False when
         that failed and the molecule has atoms only.
         """
-        if self.bonds is not None:
-            return molecule_from_graph(self.atomic_numbers, self.finite_positions, self.bonds, self.charges), True
-        return molecule_from_coordinates(self.atomic_numbers, self.finite_positions)
+        if self.bonds is None:
+            return molecule_from_coordinates(self.atomic_numbers, self.finite_positions)
+        mol = molecule_from_graph(self.atomic_numbers, self.finite_positions, self.bonds, self.charges)
+        if self.place_hydrogens:
+            mol, placement = place_hydrogens(mol)
+            mol.SetProp(HYDROGENS_TAG, placement)
+        return mol, True
 
 
 def _channel_classes(info: MoleculeInfo, kind: str, name: str) -> list:
@@ -96,7 +110,7 @@ class MoleculeDomain(Domain):
     name = "molecules"
     unit = "molecules"
     default_batch_size = 100
-    datasets = ("qm9", "qm9_bonds")
+    datasets = ("qm9", "qm9_bonds", "drugs")
     size_options = ("num_atoms",)
     default_output = "samples.sdf"
 
@@ -105,6 +119,10 @@ class MoleculeDomain(Domain):
             from molgen.molecules.qm9 import qm9_train_val
 
             return qm9_train_val(**options)
+        if dataset == "drugs":  # MOSES with MMFF conformers, heavy atoms with bonds (docs/druglike.md)
+            from molgen.molecules.drugs import drugs_train_val
+
+            return drugs_train_val(**options)
         # QM9 with perceived bonds and charges, for joint models (docs/bonds.md)
         from molgen.molecules.qm9_bonds import qm9_bonds_train_val
 
@@ -213,7 +231,9 @@ class MoleculeDomain(Domain):
         for g, (a, b) in enumerate(ranges):
             keep = (pair_graph == g) & (orders > 0)
             bonds = np.stack([pairs[0][keep] - a, pairs[1][keep] - a, orders[keep]], axis=1)
-            molecules.append(GeneratedMolecule(z[a:b], pos[a:b], bonds.astype(np.int64), charges[a:b]))
+            molecules.append(
+                GeneratedMolecule(z[a:b], pos[a:b], bonds.astype(np.int64), charges[a:b], place_hydrogens=info.remove_h)
+            )
         return molecules
 
     def api_objects(self, samples: list[GeneratedMolecule]) -> list[Chem.Mol]:
@@ -246,7 +266,7 @@ class MoleculeDomain(Domain):
         if molecules is None:  # rank 0 writes the file
             return 0
 
-        sdf_records, molecule_records, unperceived, nonfinite, generated = [], [], 0, 0, 0
+        sdf_records, molecule_records, unperceived, nonfinite, generated, hydrogens_not_placed = [], [], 0, 0, 0, 0
         for index, molecule in enumerate(molecules):
             tags = {
                 "index": str(index),
@@ -261,12 +281,18 @@ class MoleculeDomain(Domain):
                 nonfinite += 1
                 tags["finite_coordinates"] = "0"
             mol, bonds_ok = molecule.to_rdkit()
+            if mol.HasProp(HYDROGENS_TAG):
+                tags[HYDROGENS_TAG] = mol.GetProp(HYDROGENS_TAG)
+                hydrogens_not_placed += tags[HYDROGENS_TAG] == "not_placed"
             generated += molecule.bonds is not None
             unperceived += not bonds_ok
             sdf_records.append((mol, f"molgen_{index}", tags))
             molecule_records.append(
-                MoleculeRecord(
-                    molecule.atomic_numbers, molecule.finite_positions, mol if bonds_ok else None, str(index)
+                MoleculeRecord(  # the atoms as written: heavy-atom models' hydrogens included
+                    np.array([atom.GetAtomicNum() for atom in mol.GetAtoms()]),
+                    mol.GetConformer().GetPositions(),
+                    mol if bonds_ok else None,
+                    str(index),
                 )
             )
 
@@ -296,6 +322,11 @@ class MoleculeDomain(Domain):
         print(
             f"wrote {len(sdf_records)} molecules to {out} ({bonds_note}"
             + (f", {nonfinite} with non-finite coordinates set to 0" if nonfinite else "")
+            + (
+                f", hydrogens placed on all but {hydrogens_not_placed} whose heavy atoms have impossible valences"
+                if molecules and molecules[0].place_hydrogens
+                else ""
+            )
             + ")"
         )
         return 0

@@ -156,6 +156,94 @@ class MoleculeDataset(torch.utils.data.Dataset):
         )
 
 
+CHARGE_CLASSES: tuple[int, ...] = (-1, 0, 1)
+"""Formal charges of bond models' ``charge`` channel, in class order."""
+BOND_CLASSES: tuple[int, ...] = (0, 1, 2, 3)
+"""Bond orders per atom pair, in class order: none, single, double, triple (Kekulé)."""
+
+
+class BondedMoleculeDataset(MoleculeDataset):
+    """Molecules with formal charges and Kekulé bonds: the training graphs of joint (bond) models.
+
+    Items are ``Data`` with, besides ``pos``, ``z`` and ``h`` (as in
+    :class:`MoleculeDataset`): ``node_classes`` [n, 2] long (atom-type class,
+    charge class), ``pair_class_index`` [2, b] (bonded atom pairs, i < j; PyG
+    offsets them when batching) and ``pair_class`` [b] long (bond order 1-3).
+
+    Args:
+        pos, z, ptr, featurizer, smiles: as in :class:`MoleculeDataset` (no hydrogen removal
+            here: bonds index the atoms as given).
+        charge: Integer tensor [A], formal charges in :data:`CHARGE_CLASSES`.
+        bond_ptr: Integer tensor [M + 1], molecule offsets into the bond arrays.
+        bond_atoms: Integer tensor [B, 2], atom indices within the molecule, i < j.
+        bond_order: Integer tensor [B], orders 1-3.
+    """
+
+    def __init__(
+        self,
+        pos: torch.Tensor,
+        z: torch.Tensor,
+        ptr: torch.Tensor,
+        charge: torch.Tensor,
+        bond_ptr: torch.Tensor,
+        bond_atoms: torch.Tensor,
+        bond_order: torch.Tensor,
+        *,
+        featurizer: AtomFeaturizer = AtomFeaturizer(),
+        smiles: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(pos, z, ptr, featurizer=featurizer, smiles=smiles)
+        charge_class = torch.full((len(charge),), -1, dtype=torch.long)
+        for k, value in enumerate(CHARGE_CLASSES):
+            charge_class[charge.long() == value] = k
+        if (charge_class < 0).any():
+            raise ValueError(
+                f"formal charges outside {list(CHARGE_CLASSES)}: {sorted(set(charge[charge_class < 0].tolist()))}"
+            )
+        if not ((bond_order >= 1) & (bond_order <= 3)).all():
+            raise ValueError("bond orders must be 1, 2 or 3 (Kekulé)")
+        self._node_classes = torch.stack([featurizer.type_indices(self._z), charge_class], dim=1)
+        self._bond_ptr_list: list[int] = bond_ptr.long().tolist()
+        self._bond_atoms = bond_atoms.long().T.contiguous()  # [2, B]
+        self._bond_order = bond_order.long()
+
+    def __getitem__(self, idx: int) -> Data:
+        data = super().__getitem__(idx)
+        i = int(idx) % len(self)
+        a, b = self._ptr_list[i], self._ptr_list[i + 1]
+        c, d = self._bond_ptr_list[i], self._bond_ptr_list[i + 1]
+        data.node_classes = self._node_classes[a:b].clone()
+        data.pair_class_index = self._bond_atoms[:, c:d].clone()
+        data.pair_class = self._bond_order[c:d].clone()
+        return data
+
+    def marginals(self) -> dict[str, list[float]]:
+        """Class frequencies of the channels over this dataset: ``atom_type``, ``charge``, ``bond`` (all pairs)."""
+        atom = torch.bincount(self._node_classes[:, 0], minlength=len(self.featurizer.atom_types))
+        charge = torch.bincount(self._node_classes[:, 1], minlength=len(CHARGE_CLASSES))
+        n = self.num_atoms
+        num_pairs = int((n * (n - 1) // 2).sum())
+        bond = torch.bincount(self._bond_order, minlength=len(BOND_CLASSES))
+        bond[0] = num_pairs - int(bond[1:].sum())
+
+        def normalise(counts: torch.Tensor) -> list[float]:
+            return (counts.double() / counts.sum()).tolist()
+
+        return {"atom_type": normalise(atom), "charge": normalise(charge), "bond": normalise(bond)}
+
+    def categorical_info(self) -> dict[str, Any]:
+        """The ``categorical`` entry of :class:`~molgen.dataset_info.MoleculeInfo` with this set's marginals:
+        node channels ``atom_type`` and ``charge``, pair channel ``bond``."""
+        marginals = self.marginals()
+        return {
+            "node": [
+                {"name": "atom_type", "classes": list(self.featurizer.atom_types), "marginals": marginals["atom_type"]},
+                {"name": "charge", "classes": list(CHARGE_CLASSES), "marginals": marginals["charge"]},
+            ],
+            "edge": {"name": "bond", "classes": list(BOND_CLASSES), "marginals": marginals["bond"]},
+        }
+
+
 def _check_atom_arrays(
     pos: torch.Tensor, z: torch.Tensor, ptr: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -193,15 +281,20 @@ def _center_per_molecule(pos: torch.Tensor, counts: torch.Tensor) -> torch.Tenso
     return remove_mean(pos.double(), node_batch(counts), len(counts)).float()
 
 
-def gather_molecules(
-    pos: torch.Tensor, z: torch.Tensor, ptr: torch.Tensor, select: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Atom arrays and offsets of the molecules ``select`` (LongTensor [S]), in that order."""
+def gather_rows(ptr: torch.Tensor, select: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``ptr[i]:ptr[i+1]`` of the selected items (LongTensor [S]), concatenated: ``(row indices, new ptr)``."""
     starts = ptr[select]
     counts = ptr[select + 1] - starts
     new_ptr = torch.zeros(len(select) + 1, dtype=torch.long)
     new_ptr[1:] = counts.cumsum(0)
-    # Atom j of the output comes from start-of-its-molecule + offset-within-molecule.
+    # Row j of the output comes from start-of-its-item + offset-within-item.
     offset = torch.arange(int(new_ptr[-1])) - torch.repeat_interleave(new_ptr[:-1], counts)
-    atoms = torch.repeat_interleave(starts, counts) + offset
+    return torch.repeat_interleave(starts, counts) + offset, new_ptr
+
+
+def gather_molecules(
+    pos: torch.Tensor, z: torch.Tensor, ptr: torch.Tensor, select: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Atom arrays and offsets of the molecules ``select`` (LongTensor [S]), in that order."""
+    atoms, new_ptr = gather_rows(ptr, select)
     return pos[atoms], z[atoms], new_ptr

@@ -35,12 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 from rdkit import Chem, rdBase
-from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from molgen.dataset_info import MoleculeInfo
 from molgen.io import atomic_output, read_cache
-from molgen.molecules.dataset import MoleculeDataset, gather_molecules
+from molgen.molecules.dataset import BOND_CLASSES, CHARGE_CLASSES, BondedMoleculeDataset, gather_molecules, gather_rows
 from molgen.molecules.featurize import AtomFeaturizer
 from molgen.molecules.qm9 import QM9_NUM_MOLECULES, default_cache_dir, edm_split, load_qm9
 from molgen.molecules.sdf import molecule_from_coordinates
@@ -64,11 +63,6 @@ log = logging.getLogger(__name__)
 BONDS_CACHE_FILENAME = "qm9_bonds.pt"
 BONDS_CACHE_FORMAT_VERSION = 1
 """Bump when the cache layout or the perception changes; stale caches are rebuilt."""
-
-CHARGE_CLASSES: tuple[int, ...] = (-1, 0, 1)
-"""Formal charges, in class order."""
-BOND_CLASSES: tuple[int, ...] = (0, 1, 2, 3)
-"""Bond orders per atom pair, in class order: none, single, double, triple (Kekulé)."""
 
 DROP_REASONS: tuple[str, ...] = (
     "kept",
@@ -262,23 +256,10 @@ def load_qm9_bonds(
     return bonds
 
 
-def _gather_rows(ptr: torch.Tensor, select: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows ``ptr[i]:ptr[i+1]`` of the selected items, concatenated: ``(row indices, new ptr)``."""
-    starts = ptr[select]
-    counts = ptr[select + 1] - starts
-    new_ptr = torch.zeros(len(select) + 1, dtype=torch.long)
-    new_ptr[1:] = counts.cumsum(0)
-    offset = torch.arange(int(new_ptr[-1])) - torch.repeat_interleave(new_ptr[:-1], counts)
-    return torch.repeat_interleave(starts, counts) + offset, new_ptr
-
-
-class QM9BondsDataset(MoleculeDataset):
+class QM9BondsDataset(BondedMoleculeDataset):
     """An EDM split of QM9 with perceived bonds and charges; molecules without them are left out.
 
-    Items are ``Data`` with, besides ``pos``, ``z`` and ``h`` (as in
-    :class:`MoleculeDataset`): ``node_classes`` [n, 2] long (atom-type class,
-    charge class), ``pair_class_index`` [2, b] (bonded atom pairs, i < j; PyG
-    offsets them when batching) and ``pair_class`` [b] long (bond order 1-3).
+    Items as in :class:`~molgen.molecules.dataset.BondedMoleculeDataset`.
 
     Args:
         split: ``"train"``, ``"valid"`` or ``"test"``.
@@ -315,43 +296,21 @@ class QM9BondsDataset(MoleculeDataset):
                 raise ValueError(f"subset must be between 1 and {len(select)} for split {split!r}, got {subset}")
             select = select[:subset]
         pos, z, ptr = gather_molecules(qm9["pos"], qm9["z"], qm9["ptr"], select)
-        super().__init__(pos, z, ptr, featurizer=featurizer, smiles=[qm9["smiles"][i] for i in select.tolist()])
+        _, charge, _ = gather_molecules(qm9["pos"], bonds["charge"], qm9["ptr"], select)
+        rows, bond_ptr = gather_rows(bonds["bond_ptr"], select)
+        super().__init__(
+            pos,
+            z,
+            ptr,
+            charge,
+            bond_ptr,
+            bonds["bond_atoms"][rows],
+            bonds["bond_order"][rows],
+            featurizer=featurizer,
+            smiles=[qm9["smiles"][i] for i in select.tolist()],
+        )
         self.split = split
         self.qm9_index: torch.Tensor = qm9["index"][select]
-
-        _, charge, _ = gather_molecules(qm9["pos"], bonds["charge"], qm9["ptr"], select)
-        charge_class = torch.full((len(charge),), -1, dtype=torch.long)
-        for k, value in enumerate(CHARGE_CLASSES):
-            charge_class[charge.long() == value] = k
-        self._node_classes = torch.stack([featurizer.type_indices(self._z), charge_class], dim=1)
-        rows, self._bond_ptr = _gather_rows(bonds["bond_ptr"], select)
-        self._bond_ptr_list: list[int] = self._bond_ptr.tolist()
-        self._bond_atoms = bonds["bond_atoms"][rows].long().T.contiguous()  # [2, B]
-        self._bond_order = bonds["bond_order"][rows].long()
-
-    def __getitem__(self, idx: int) -> Data:
-        data = super().__getitem__(idx)
-        i = int(idx) % len(self)
-        a, b = self._ptr_list[i], self._ptr_list[i + 1]
-        c, d = self._bond_ptr_list[i], self._bond_ptr_list[i + 1]
-        data.node_classes = self._node_classes[a:b].clone()
-        data.pair_class_index = self._bond_atoms[:, c:d].clone()
-        data.pair_class = self._bond_order[c:d].clone()
-        return data
-
-    def marginals(self) -> dict[str, list[float]]:
-        """Class frequencies of the channels over this dataset: ``atom_type``, ``charge``, ``bond`` (all pairs)."""
-        atom = torch.bincount(self._node_classes[:, 0], minlength=len(self.featurizer.atom_types))
-        charge = torch.bincount(self._node_classes[:, 1], minlength=len(CHARGE_CLASSES))
-        n = self.num_atoms
-        num_pairs = int((n * (n - 1) // 2).sum())
-        bond = torch.bincount(self._bond_order, minlength=len(BOND_CLASSES))
-        bond[0] = num_pairs - int(bond[1:].sum())
-
-        def normalise(counts: torch.Tensor) -> list[float]:
-            return (counts.double() / counts.sum()).tolist()
-
-        return {"atom_type": normalise(atom), "charge": normalise(charge), "bond": normalise(bond)}
 
 
 def qm9_bonds_train_val(
@@ -374,16 +333,9 @@ def qm9_bonds_train_val(
     )
     val = QM9BondsDataset("valid", subset=val_subset, cache_dir=cache_dir, featurizer=featurizer)
     full_train = train if subset is None else QM9BondsDataset("train", cache_dir=cache_dir, featurizer=featurizer)
-    marginals = full_train.marginals()
     info = train.info(
         "qm9_bonds",
-        categorical={
-            "node": [
-                {"name": "atom_type", "classes": list(featurizer.atom_types), "marginals": marginals["atom_type"]},
-                {"name": "charge", "classes": list(CHARGE_CLASSES), "marginals": marginals["charge"]},
-            ],
-            "edge": {"name": "bond", "classes": list(BOND_CLASSES), "marginals": marginals["bond"]},
-        },
+        categorical=full_train.categorical_info(),
         num_dropped={"train": full_train.num_dropped, "valid": val.num_dropped},
     )
     return train, val, info

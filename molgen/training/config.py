@@ -58,6 +58,15 @@ class QM9BondsDataConfig(DataConfig):
 
 
 @dataclass
+class DrugsDataConfig(DataConfig):
+    """``data=drugs``: :func:`molgen.molecules.drugs.drugs_train_val` plus the loader options."""
+
+    num_molecules: int = MISSING
+    val_molecules: int = MISSING
+    workers: Optional[int] = MISSING
+
+
+@dataclass
 class BackboneDataConfig(DataConfig):
     """``data=backbone``: :func:`molgen.proteins.dataset.backbone_train_val` plus the loader options.
 
@@ -263,7 +272,12 @@ class TrainConfig:
 #: Schema of each option of each config group: ``conf/<group>/<option>.yaml`` lists
 #: ``_<option>_schema`` first in its defaults (``trainer=ddp`` extends ``trainer=default``).
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
-    "data": {"qm9": QM9DataConfig, "qm9_bonds": QM9BondsDataConfig, "backbone": BackboneDataConfig},
+    "data": {
+        "qm9": QM9DataConfig,
+        "qm9_bonds": QM9BondsDataConfig,
+        "drugs": DrugsDataConfig,
+        "backbone": BackboneDataConfig,
+    },
     "model": {"egnn": EGNNModelConfig, "egnn_bonds": EGNNBondsModelConfig, "e3nn": E3NNModelConfig},
     "diffusion": {
         "polynomial": PolynomialDiffusionConfig,
