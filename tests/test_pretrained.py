@@ -79,6 +79,8 @@ def test_velocity_model_round_trips(tmp_path, monkeypatch):
 def test_unknown_model_and_corrupt_weights(folder):
     with pytest.raises(CheckpointError, match="no pretrained model named 'nope'; available: backbone, qm9"):
         pretrained.load_pretrained("nope")
+    with pytest.raises(CheckpointError, match="a checkpoint file goes to --ckpt"):
+        pretrained.load_pretrained("runs/x/checkpoints/last.ckpt")
     (folder / "qm9.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(CheckpointError, match="qm9.safetensors is not a safetensors file"):
         pretrained.load_pretrained("qm9")

@@ -55,7 +55,8 @@ def model_card(name: str, folder: Path | None = None) -> dict:
     cards = available_models(folder)
     if name not in cards:
         listed = ", ".join(cards) or "none installed"
-        raise CheckpointError(f"no pretrained model named {name!r}; available: {listed}")
+        hint = "; a checkpoint file goes to --ckpt" if "/" in name or name.endswith((".ckpt", ".safetensors")) else ""
+        raise CheckpointError(f"no pretrained model named {name!r}; available: {listed}{hint}")
     return cards[name]
 
 
