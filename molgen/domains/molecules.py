@@ -256,8 +256,9 @@ class MoleculeDomain(Domain):
         out = opts.out or self.default_output
         try:
             check_writable(out)  # on every rank, so that all of them stop alike
-            if opts.json_out:
-                check_writable(opts.json_out)
+            for extra in (opts.json_out, opts.report):
+                if extra:
+                    check_writable(extra)
             molecules = generate_on_ranks(
                 model, opts, sampling, device, rank, fixed=opts.fixed, num_atoms=opts.num_atoms
             )
@@ -329,6 +330,11 @@ class MoleculeDomain(Domain):
             )
             + ")"
         )
+        if opts.report:
+            try:
+                write_molecule_report(opts, out)
+            except (OSError, ValueError, ImportError) as err:
+                return fail("sample", str(err))
         return 0
 
     def evaluate_command(self, opts) -> int:
@@ -336,7 +342,7 @@ class MoleculeDomain(Domain):
         from molgen.molecules.sdf import SDFRecord, read_records, write_sdf
 
         try:
-            for out in (opts.annotate, opts.json_out):
+            for out in (opts.annotate, opts.json_out, opts.report):
                 if out:
                     check_writable(out)
             records, problems = read_records(opts.path)
@@ -349,6 +355,8 @@ class MoleculeDomain(Domain):
                         for r, row in zip(records, evaluation.per_molecule)
                     ),
                 )
+            if opts.report:
+                write_molecule_report(opts, opts.path, records, problems, evaluation)
         except (OSError, ValueError, ImportError) as err:
             return fail("evaluate", str(err))
         return 0
@@ -402,7 +410,8 @@ def format_fixed_part_report(report: dict[str, float]) -> str:
 
 
 def load_reference(spec: str, progress: bool):
-    """The novelty/distribution reference of ``--reference``: ``qm9``, ``none`` or an SDF file."""
+    """The novelty/distribution reference of ``--reference``: ``qm9``, ``moses`` (drug-like; needs the molsets
+    wheel, else FileNotFoundError with the install line), ``none`` or an SDF file."""
     from molgen.molecules.metrics.reference import Reference, qm9_reference
     from molgen.molecules.sdf import read_records
 
@@ -410,6 +419,10 @@ def load_reference(spec: str, progress: bool):
         return None
     if spec == "qm9":
         return qm9_reference(progress=progress)
+    if spec == "moses":
+        from molgen.molecules.metrics.moses_reference import moses_reference
+
+        return moses_reference(progress=progress)
     records, _ = read_records(spec)
     return Reference.from_records(Path(spec).name, records, progress=progress)
 
@@ -431,6 +444,18 @@ def evaluate_and_report(records, opts, problems=None):
     if opts.json_out:
         write_json(opts.json_out, evaluation.report)
     return evaluation
+
+
+def write_molecule_report(opts, path, records=None, problems=None, evaluation=None) -> None:
+    """Write the `molgen report` page of the SDF ``path`` to ``opts.report`` (``--report``); reuses the
+    command's records and evaluation when given (aligned with the file), else reads and evaluates the file."""
+    from molgen.report.molecules import molecule_report
+
+    page = molecule_report(
+        path, opts.reference, records=records, problems=problems, evaluation=evaluation, progress=not opts.no_progress
+    )
+    page.write(opts.report)
+    print(f"wrote the report to {opts.report}")
 
 
 DOMAIN = DOMAINS.register(MoleculeDomain.name)(MoleculeDomain())

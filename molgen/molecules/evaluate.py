@@ -12,8 +12,22 @@ names to numbers (fractions in [0, 1] unless the name says otherwise):
                   connectivity, valid_and_connected, uniqueness, novelty
     posebusters   PoseBusters "mol" checks: pass rate per check, all_passed
     distribution  distances to the reference: atom_type_tv, num_atoms_tv, bond_length_w1 (Å)
+    druglike      MOSES-style metrics of the valid molecules (IntDiv, SNN, fragment and scaffold
+                  similarity, property distances and means, filter pass rates, ring sizes)
+    geometry      distances of the valid molecules' bond lengths (Å), bond angles and torsions
+                  (degrees) from the reference conformers', per bonded type
+    strain        MMFF94s strain energy of the valid molecules (kcal/mol: median, quartiles)
     notes         human-readable remarks (skipped sections and why, molecules with
                   elements outside molgen's tables)
+
+The druglike, geometry and strain sections need a drug-like reference
+(``--reference moses``, :mod:`~molgen.molecules.metrics.moses_reference`):
+the drug-like metrics and geometry compare with its molecules, and strain is
+reported with them because MMFF94s is a force field for drug-like molecules
+(it needs explicit hydrogens: with implicit ones the section is skipped, as
+edm is). They judge the RDKit protocol's valid molecules (the sanitized
+largest fragment, duplicates kept, as MOSES does), so uniqueness and novelty
+stay in the rdkit section.
 
 A molecule holding an element outside molgen's tables
 (:data:`~molgen.molecules.metrics.elements.TABLE_ELEMENTS`, e.g. Xe or U) is
@@ -31,17 +45,23 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+from molgen.molecules.metrics.conformer_geometry import compare_geometry, conformer_geometry
 from molgen.molecules.metrics.distribution import compare_statistics, molecule_statistics
+from molgen.molecules.metrics.druglike import FRACTION_KEYS, PROPERTIES, evaluate_druglike
 from molgen.molecules.metrics.edm import evaluate_edm
 from molgen.molecules.metrics.elements import TABLE_ELEMENTS, elements_outside_tables
 from molgen.molecules.metrics.graph_stability import evaluate_graph_stability
 from molgen.molecules.metrics.rdkit_protocol import evaluate_rdkit
 from molgen.molecules.metrics.reference import Reference
+from molgen.molecules.metrics.strain import evaluate_strain
 from molgen.molecules.record import MoleculeRecord
 from molgen.reports import format_sections
 
 #: Molecules with elements outside the tables named one by one in the note; the rest are counted.
 MAX_NAMED_RECORDS = 10
+
+#: Sections whose numbers are distances or energies, never shown as percentages.
+_NOT_FRACTIONS = ("distribution", "geometry", "strain")
 
 
 @dataclass
@@ -64,7 +84,8 @@ def evaluate_molecules(
     """Evaluate ``records`` with every protocol.
 
     Args:
-        reference: novelty and distribution reference (None skips both).
+        reference: novelty and distribution reference (None skips both; a drug-like one adds the
+            druglike, geometry and strain sections).
         problems: records of the input that could not be read (reported).
         posebusters_max: molecules to bust (a seeded random subset); None =
             all, 0 = skip PoseBusters.
@@ -156,6 +177,36 @@ def evaluate_molecules(
     else:
         report["distribution"] = compare_statistics(molecule_statistics(records), reference.statistics)
         report["input"]["reference"] = reference.name
+        if reference.edm_smiles is None and report["edm"]:
+            report["notes"].append(f"edm: no novelty, the {reference.name} reference has no training geometries")
+
+    if reference is not None and reference.druglike is not None:
+        valid = [index for index, mol in enumerate(rdkit.molecules) if mol is not None]
+        mols = [rdkit.molecules[index] for index in valid]
+
+        def aligned(rows: list[dict]) -> list[dict | None]:
+            """Rows of the valid molecules placed at their records (None for the others)."""
+            placed: list[dict | None] = [None] * len(records)
+            for index, row in zip(valid, rows):
+                placed[index] = row
+            return placed
+
+        if not mols:
+            report["notes"].append("druglike, geometry and strain: skipped, no valid molecule")
+        else:
+            druglike = evaluate_druglike(mols, reference.druglike)
+            report["druglike"] = druglike.summary
+            merge("druglike", aligned(druglike.per_molecule), (*PROPERTIES, "filters_passed", "filters_failed"))
+            geometry = compare_geometry(conformer_geometry(mols), reference.geometry)
+            report["geometry"] = {"num_molecules": len(mols), **geometry}
+            if implicit:
+                report["notes"].append(
+                    f"strain: skipped, {implicit} molecules have implicit hydrogens; MMFF94s needs every hydrogen"
+                )
+            else:
+                strain = evaluate_strain(mols)
+                report["strain"] = strain.summary
+                merge("strain", aligned(strain.per_molecule), ("energy", "status"))
     return Evaluation(report, per_molecule)
 
 
@@ -176,7 +227,13 @@ def _unknown_elements_note(records: list[MoleculeRecord], unknown: list[list[str
     )
 
 
+def _is_fraction(section: str, key: str, value: float) -> bool:
+    if section == "druglike":
+        return key in FRACTION_KEYS  # the rest are similarities, distances and means, whatever their range
+    return section not in _NOT_FRACTIONS and 0 <= value <= 1
+
+
 def format_report(report: dict) -> str:
-    """The report as an aligned text table, one block per section (values in [0, 1] as
-    percentages, except the distribution distances)."""
-    return format_sections(report, lambda section, key, value: section != "distribution" and 0 <= value <= 1)
+    """The report as an aligned text table, one block per section (fractions of molecules or atoms as
+    percentages; distances, similarities, means and energies as numbers)."""
+    return format_sections(report, _is_fraction)

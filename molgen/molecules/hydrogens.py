@@ -49,6 +49,7 @@ def place_hydrogens(heavy: Chem.Mol, max_iterations: int = 500) -> tuple[Chem.Mo
     for atom in mol.GetAtoms():
         atom.SetNoImplicit(False)  # let the valence model count the open valences
         atom.SetNumExplicitHs(0)
+        atom.SetNumRadicalElectrons(0)  # a sanitised NoImplicit graph holds its open valences as radicals
     with rdBase.BlockLogs():
         try:
             Chem.SanitizeMol(mol)
@@ -65,7 +66,10 @@ def place_hydrogens(heavy: Chem.Mol, max_iterations: int = 500) -> tuple[Chem.Mo
             if atom.GetAtomicNum() != 1:
                 field.AddFixedPoint(atom.GetIdx())
         field.Initialize()
-        field.Minimize(maxIts=max_iterations)
+        try:
+            field.Minimize(maxIts=max_iterations)
+        except RuntimeError:  # e.g. a line search that fails on a degenerate pose
+            return _with_heavy_props(with_h, heavy), "geometric"
         positions = field.Positions()
     conformer = with_h.GetConformer()
     for index in range(with_h.GetNumAtoms()):

@@ -61,6 +61,13 @@ def test_heavy_atoms_stay_and_hydrogens_get_mmff_lengths(smiles):
     Chem.SanitizeMol(placed)
 
 
+def test_a_sanitised_heavy_atom_graph_gets_its_hydrogens():
+    heavy = _heavy_graph(_optimised("CC(=O)Nc1ccc(O)cc1"))
+    Chem.SanitizeMol(heavy)  # NoImplicit atoms: the open valences become radicals
+    placed, how = place_hydrogens(heavy)
+    assert how == "mmff" and placed.GetNumAtoms() == 20
+
+
 def test_impossible_valence_is_left_without_hydrogens():
     pentavalent = molecule_from_graph(
         [6] * 6, np.random.default_rng(0).normal(size=(6, 3)) * 2, [(0, k, 1) for k in range(1, 6)]

@@ -25,7 +25,7 @@ geometries with or without assigned stereo, give the same string.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,7 @@ from molgen.molecules.metrics.elements import elements_outside_tables
 from molgen.molecules.record import MoleculeRecord
 from molgen.molecules.sdf import molecule_from_coordinates
 
-__all__ = ["RDKitResult", "evaluate_rdkit", "rdkit_smiles_of"]
+__all__ = ["RDKitResult", "canonical_smiles", "evaluate_rdkit", "rdkit_smiles_of"]
 
 
 @dataclass
@@ -53,14 +53,18 @@ class RDKitResult:
             (None unless valid) and ``unknown_elements`` (symbols of the
             elements outside molgen's tables; such a molecule is invalid, and
             without bonds from the file it is not perceived, so disconnected).
+        molecules: per input record, the sanitized largest fragment of a valid
+            molecule (hydrogens, stereo and conformer as given; the one its
+            ``smiles`` describes), None for an invalid one.
     """
 
     summary: dict[str, Any]
     per_molecule: list[dict[str, Any]]
+    molecules: list[Chem.Mol | None] = field(default_factory=list)
 
 
-def _sanitized_smiles(mol: Chem.Mol) -> str | None:
-    """SMILES of ``mol`` (see the module docstring), or None if it does not sanitize.
+def _sanitized_smiles(mol: Chem.Mol) -> tuple[str | None, Chem.Mol | None]:
+    """SMILES of ``mol`` (see the module docstring) and a sanitized copy, or (None, None) if it does not sanitize.
 
     ``mol`` is not modified.
     """
@@ -68,10 +72,16 @@ def _sanitized_smiles(mol: Chem.Mol) -> str | None:
     with rdBase.BlockLogs():  # invalid samples are expected; keep stderr quiet
         try:
             Chem.SanitizeMol(mol)
-            Chem.RemoveStereochemistry(mol)  # else RemoveHs keeps e.g. the H of "[H]N=C"
-            return Chem.MolToSmiles(Chem.RemoveHs(mol), isomericSmiles=False)
+            plain = Chem.Mol(mol)
+            Chem.RemoveStereochemistry(plain)  # else RemoveHs keeps e.g. the H of "[H]N=C"
+            return Chem.MolToSmiles(Chem.RemoveHs(plain), isomericSmiles=False), mol
         except (ValueError, RuntimeError):  # incl. valence and kekulization errors
-            return None
+            return None, None
+
+
+def _largest_fragment(mol: Chem.Mol) -> Chem.Mol:
+    """The fragment with the most atoms (ties go to the first in atom order), unsanitized."""
+    return max(Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False), key=lambda m: m.GetNumAtoms())
 
 
 def _bonded_molecule(record: MoleculeRecord) -> tuple[Chem.Mol | None, bool]:
@@ -93,18 +103,16 @@ def _bonded_molecule(record: MoleculeRecord) -> tuple[Chem.Mol | None, bool]:
     return molecule_from_coordinates(np.asarray(record.atomic_numbers), positions)
 
 
-def _evaluate_one(record: MoleculeRecord) -> dict[str, Any]:
-    """Per-molecule entry of :class:`RDKitResult` (see there for the keys)."""
+def _evaluate_one(record: MoleculeRecord) -> tuple[dict[str, Any], Chem.Mol | None]:
+    """Per-molecule entry of :class:`RDKitResult` (see there for the keys) and the sanitized largest fragment."""
     mol, has_bonds = _bonded_molecule(record)
     num_fragments = 0 if mol is None else len(Chem.GetMolFrags(mol))
     unknown = elements_outside_tables(record.atomic_numbers)
-    smiles = None
+    smiles = sanitized = None
     # Without bonds the atoms would "sanitize" as isolated radicals: no evidence of validity.
     if has_bonds and not unknown:
-        fragments = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
-        # Ties between equally large fragments go to the first in atom order.
-        smiles = _sanitized_smiles(max(fragments, key=lambda m: m.GetNumAtoms()))
-    return {
+        smiles, sanitized = _sanitized_smiles(_largest_fragment(mol))
+    row = {
         "name": record.name,
         "num_atoms": record.num_atoms,
         "bonds_from_file": record.has_bonds,
@@ -115,6 +123,7 @@ def _evaluate_one(record: MoleculeRecord) -> dict[str, Any]:
         "smiles": smiles,
         "unknown_elements": unknown,
     }
+    return row, sanitized
 
 
 def rdkit_smiles_of(atomic_numbers: Any, positions: Any) -> str | None:
@@ -131,7 +140,17 @@ def rdkit_smiles_of(atomic_numbers: Any, positions: Any) -> str | None:
         Canonical SMILES of the largest fragment, or None if the molecule is invalid.
     """
     record = MoleculeRecord(np.asarray(atomic_numbers), np.asarray(positions, dtype=np.float64))
-    return _evaluate_one(record)["smiles"]
+    return _evaluate_one(record)[0]["smiles"]
+
+
+def canonical_smiles(smiles: str) -> str | None:
+    """A SMILES string in the protocol's canonical form (see the module docstring), or None if it is invalid.
+
+    Use it to build the ``reference_smiles`` set from a training set given as SMILES.
+    """
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(smiles, sanitize=False)
+    return None if mol is None or mol.GetNumAtoms() == 0 else _sanitized_smiles(_largest_fragment(mol))[0]
 
 
 def evaluate_rdkit(records: list[MoleculeRecord], reference_smiles: set[str] | None = None) -> RDKitResult:
@@ -153,7 +172,7 @@ def evaluate_rdkit(records: list[MoleculeRecord], reference_smiles: set[str] | N
     """
     if len(records) == 0:
         raise ValueError("no molecules to evaluate")
-    per_molecule = [_evaluate_one(record) for record in records]
+    per_molecule, molecules = map(list, zip(*(_evaluate_one(record) for record in records)))
 
     n = len(per_molecule)
     num_valid = sum(m["valid"] for m in per_molecule)
@@ -174,4 +193,4 @@ def evaluate_rdkit(records: list[MoleculeRecord], reference_smiles: set[str] | N
         "num_unique": len(unique),
         "bonds_from_file": sum(m["bonds_from_file"] for m in per_molecule),
     }
-    return RDKitResult(summary=summary, per_molecule=per_molecule)
+    return RDKitResult(summary=summary, per_molecule=per_molecule, molecules=molecules)

@@ -6,6 +6,13 @@ rdDetermineBonds), so novelty compares like with like, plus the training
 set's :class:`~molgen.molecules.metrics.distribution.MoleculeStatistics`.
 The QM9 reference (EDM training split, 100,000 molecules) takes a few
 minutes to build and is cached next to the QM9 cache.
+
+A drug-like reference also carries the statistics of the drug-like metrics
+(:mod:`~molgen.molecules.metrics.druglike`) and of conformer geometry
+(:mod:`~molgen.molecules.metrics.conformer_geometry`); evaluation adds those
+sections only for such a reference (``--reference moses``,
+:mod:`~molgen.molecules.metrics.moses_reference`, which builds it afresh
+each time and caches only its training SMILES).
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from molgen.molecules.metrics.conformer_geometry import GeometryStatistics
 from molgen.molecules.metrics.distribution import MoleculeStatistics, molecule_statistics
+from molgen.molecules.metrics.druglike import DruglikeStatistics
 from molgen.molecules.metrics.edm import edm_smiles_of
 from molgen.molecules.metrics.rdkit_protocol import rdkit_smiles_of
 from molgen.molecules.record import MoleculeRecord
@@ -29,12 +38,19 @@ REFERENCE_FORMAT_VERSION = 1
 
 @dataclass
 class Reference:
-    """Training-set SMILES per protocol and training-set statistics."""
+    """Training-set SMILES per protocol and training-set statistics.
+
+    ``edm_smiles`` is None when the training set has no geometries to run the EDM
+    protocol on (no EDM novelty then); ``druglike`` and ``geometry`` are set for a
+    drug-like reference only.
+    """
 
     name: str
-    edm_smiles: set[str]
+    edm_smiles: set[str] | None
     rdkit_smiles: set[str]
     statistics: MoleculeStatistics
+    druglike: DruglikeStatistics | None = None
+    geometry: GeometryStatistics | None = None
 
     @classmethod
     def from_records(cls, name: str, records: Sequence[MoleculeRecord], progress: bool = True) -> "Reference":
@@ -49,6 +65,9 @@ class Reference:
         return cls(name, edm, rdkit, molecule_statistics(records))
 
     def to_dict(self) -> dict:
+        """Plain-Python form of a reference without drug-like parts (those are rebuilt, not cached)."""
+        if self.edm_smiles is None or self.druglike is not None or self.geometry is not None:
+            raise ValueError(f"reference {self.name!r} is drug-like; only its training SMILES are cached")
         return {
             "version": REFERENCE_FORMAT_VERSION,
             "name": self.name,

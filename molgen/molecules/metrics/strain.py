@@ -1,0 +1,101 @@
+"""Strain energy of 3D molecules: how far each pose sits above its nearest MMFF94s minimum.
+
+The strain of a pose is its MMFF94s energy as given minus the energy after
+an unconstrained local MMFF94s optimisation of the same molecule from that
+pose (kcal/mol). It is 0 for a pose at a force-field minimum, grows with
+stretched bonds, bent angles, eclipsed torsions and clashes, and unlike a
+comparison with a global minimum (a conformer search) it does not charge a
+pose for being a different but relaxed conformer.
+
+The force field needs every hydrogen as an atom: a molecule with implicit
+hydrogens gets no strain (status ``implicit_hydrogens``), and so does one
+MMFF94s has no parameters for (``no_parameters``, e.g. unusual valences);
+both are counted, never fatal. An optimisation that has not converged after
+``max_iterations`` steps still gives a strain (a lower bound) and is counted
+as ``not_converged``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rdkit import Chem, rdBase
+from rdkit.Chem import rdForceFieldHelpers
+
+__all__ = ["MAX_ITERATIONS", "STRAIN_STATUSES", "StrainResult", "evaluate_strain", "strain_energy"]
+
+MAX_ITERATIONS = 2000
+"""Optimisation steps allowed; drug-like molecules of ~40 atoms converge in a few hundred."""
+
+STRAIN_STATUSES = ("ok", "not_converged", "no_parameters", "implicit_hydrogens")
+"""Outcome of one molecule: the first two have a strain energy, the last two none."""
+
+
+@dataclass
+class StrainResult:
+    """Outcome of :func:`evaluate_strain`.
+
+    Attributes:
+        summary: ``num_molecules``, ``num_with_strain``, a count ``num_<status>`` for each status but ``ok``,
+            and over the molecules with a strain energy (kcal/mol; absent when none has one):
+            ``median_kcal_mol``, ``q1_kcal_mol``, ``q3_kcal_mol`` (quartiles), ``iqr_kcal_mol`` (q3 - q1)
+            and ``mean_kcal_mol``.
+        per_molecule: one dict per molecule, in input order: ``energy`` (strain, kcal/mol, or None) and
+            ``status`` (one of :data:`STRAIN_STATUSES`).
+    """
+
+    summary: dict[str, Any]
+    per_molecule: list[dict[str, Any]]
+
+
+def strain_energy(mol: Chem.Mol, conf_id: int = -1, max_iterations: int = MAX_ITERATIONS) -> tuple[float | None, str]:
+    """The MMFF94s strain (kcal/mol) of a conformer of a sanitized molecule with explicit hydrogens.
+
+    ``mol`` is not modified (the optimisation runs on a copy).
+
+    Returns:
+        ``(strain, status)``: the energy of the pose minus that of its local minimum, and one of
+        :data:`STRAIN_STATUSES` (strain None for ``no_parameters`` and ``implicit_hydrogens``).
+    """
+    if any(atom.GetNumImplicitHs() for atom in mol.GetAtoms()):
+        return None, "implicit_hydrogens"
+    mol = Chem.Mol(mol)
+    with rdBase.BlockLogs():  # MMFF prints every missing parameter
+        properties = rdForceFieldHelpers.MMFFGetMoleculeProperties(mol, mmffVariant="MMFF94s")
+        if properties is None:
+            return None, "no_parameters"
+        field = rdForceFieldHelpers.MMFFGetMoleculeForceField(mol, properties, confId=conf_id)
+    before = field.CalcEnergy()
+    not_converged = field.Minimize(maxIts=max_iterations)
+    return before - field.CalcEnergy(), "not_converged" if not_converged else "ok"
+
+
+def evaluate_strain(mols: Sequence[Chem.Mol], max_iterations: int = MAX_ITERATIONS) -> StrainResult:
+    """Strain of each molecule (its first conformer) and their median and quartiles; see the module docstring.
+
+    Raises:
+        ValueError: if ``mols`` is empty.
+    """
+    if len(mols) == 0:
+        raise ValueError("no molecules to evaluate")
+    rows = []
+    for mol in mols:
+        energy, status = strain_energy(mol, max_iterations=max_iterations)
+        rows.append({"energy": energy, "status": status})
+    energies = np.array([row["energy"] for row in rows if row["energy"] is not None])
+    summary: dict[str, Any] = {"num_molecules": len(mols), "num_with_strain": len(energies)}
+    for status in STRAIN_STATUSES[1:]:
+        summary[f"num_{status}"] = sum(row["status"] == status for row in rows)
+    if len(energies):
+        q1, median, q3 = np.percentile(energies, [25, 50, 75])
+        summary.update(
+            median_kcal_mol=float(median),
+            q1_kcal_mol=float(q1),
+            q3_kcal_mol=float(q3),
+            iqr_kcal_mol=float(q3 - q1),
+            mean_kcal_mol=float(energies.mean()),
+        )
+    return StrainResult(summary, rows)
