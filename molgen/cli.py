@@ -25,6 +25,9 @@ commands:
   evaluate validate molecules in an SDF file (EDM, RDKit, PoseBusters, distribution)
            or protein backbones in PDB/mmCIF files (geometry, DSSP, radius of gyration)
   models   list the pretrained models shipped with molgen
+  report   write one self-contained HTML report with pictures of an SDF file, a folder of PDB files or a run
+  dock     dock molecules of an SDF file into a receptor with AutoDock Vina (needs molgen[dock])
+  export   write the molecules of an SDF file as docking-ready PDBQT files (meeko), for Vina, Gnina or Uni-Dock
 
 Run `molgen <command> --help` for the options of a command."""
 
@@ -55,8 +58,9 @@ def _add_evaluation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--reference",
         default="qm9",
-        help="novelty/distribution reference: qm9 (training split, cached after the first use), "
-        "none, or an SDF file (default qm9)",
+        help="novelty/distribution reference: qm9 (training split, cached after the first use), moses (drug-like: "
+        "MOSES training SMILES for novelty, 1,000 test conformers for the rest; adds the druglike, geometry and "
+        "strain sections), none, or an SDF file (default qm9)",
     )
     p.add_argument(
         "--posebusters",
@@ -72,6 +76,11 @@ def _add_evaluation_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--workers", type=_positive, default=1, help="processes for PoseBusters (default 1)")
     p.add_argument("--json", dest="json_out", help="also write the report as JSON to this file")
+    p.add_argument(
+        "--report",
+        metavar="HTML",
+        help="also write the `molgen report` page of the output (pictures, histograms, 3D views) to this file",
+    )
 
 
 # ----- sample ------------------------------------------------------------
@@ -359,6 +368,13 @@ def _evaluate(args: list[str]) -> int:
     return domain.evaluate_command(opts)
 
 
+# ----- report ------------------------------------------------------------
+def _report(args: list[str]) -> int:
+    from molgen.report.command import main as report_main
+
+    return report_main(args)
+
+
 # ----- models ------------------------------------------------------------
 def _models(args: list[str]) -> int:
     argparse.ArgumentParser(
@@ -378,12 +394,109 @@ def _models(args: list[str]) -> int:
     return 0
 
 
+# ----- dock and export ----------------------------------------------------
+def _add_docking_input_options(p: argparse.ArgumentParser, receptor_required: bool) -> None:
+    p.add_argument("samples", help="SDF file of 3D molecules, e.g. the output of `molgen sample`")
+    p.add_argument("--receptor", required=receptor_required, help="protein PDB (or mmCIF) file; hydrogens optional")
+    p.add_argument(
+        "--ref-ligand",
+        metavar="SDF",
+        help="a ligand in the pocket (e.g. the crystal ligand): the box is centred on its heavy atoms, each edge its "
+        "extent + 10 A, at least 20 A",
+    )
+    p.add_argument("--center", type=float, nargs=3, metavar=("X", "Y", "Z"), help="box centre in A (with --size)")
+    p.add_argument("--size", type=float, nargs=3, metavar=("SX", "SY", "SZ"), help="box edges in A")
+    p.add_argument(
+        "--largest-fragment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep the largest fragment of a disconnected molecule (default; counted in the summary), or refuse it",
+    )
+    p.add_argument(
+        "--no-repair",
+        action="store_true",
+        help="refuse a receptor whose residues near the box match no meeko template (truncated side chains) instead "
+        "of rebuilding them with PDBFixer",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _dock_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="molgen dock",
+        description="Dock the molecules of an SDF file into a receptor with AutoDock Vina (meeko prepares receptor "
+        "and ligands) and write the top poses with their scores; see docs/docking.md.",
+        epilog="Resumable: a killed run keeps its finished molecules in OUT.progress, and the same command continues "
+        "from there. Needs the docking extra: pip install 'molgen[dock]'.",
+    )
+    _add_docking_input_options(p, receptor_required=True)
+    p.add_argument(
+        "--out", default="docked.sdf", help="output SDF of the poses, written atomically (default docked.sdf)"
+    )
+    p.add_argument("--scoring", choices=["vina", "vinardo"], default="vina", help="scoring function (default vina)")
+    p.add_argument("--exhaustiveness", type=_positive, default=8, help="Vina's search effort (default 8)")
+    p.add_argument(
+        "--num-poses",
+        type=_positive,
+        default=1,
+        help="poses written per molecule, best first (default 1; the search always keeps at least 9, as Vina's "
+        "command line does, so the top pose does not depend on this)",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--score-only", action="store_true", help="score each molecule where it is, without moving it")
+    mode.add_argument(
+        "--local-only", action="store_true", help="optimise each molecule locally from where it is (no global search)"
+    )
+    p.add_argument(
+        "--seed", type=_positive, default=42, help="Vina's random seed (>= 1); same seed, same poses (default 42)"
+    )
+    p.add_argument(
+        "--jobs", type=_positive, default=1, help="processes docking molecules in parallel, one core each (default 1)"
+    )
+    p.add_argument("--json", dest="json_out", help="also write the summary, with every failure, as JSON to this file")
+    return p
+
+
+def _dock(args: list[str]) -> int:
+    from molgen.docking.command import dock_command
+
+    return dock_command(_dock_parser().parse_args(args))
+
+
+def _export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="molgen export",
+        description="Write each molecule of an SDF file as a meeko PDBQT file (the ligand preparation of `molgen "
+        "dock`), for docking with your own Vina, Gnina or Uni-Dock; with --receptor, also the receptor's PDBQT and "
+        "Vina's box config. Needs the docking extra: pip install 'molgen[dock]'.",
+    )
+    _add_docking_input_options(p, receptor_required=False)
+    p.add_argument(
+        "--out", required=True, help="output folder (created if needed): ligand_NNNN.pdbqt, NNNN the record's index"
+    )
+    return p
+
+
+def _export(args: list[str]) -> int:
+    from molgen.docking.command import export_command
+
+    return export_command(_export_parser().parse_args(args))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
-    commands = {"train": _train, "sample": _sample, "evaluate": _evaluate, "models": _models}
+    commands = {
+        "train": _train,
+        "sample": _sample,
+        "evaluate": _evaluate,
+        "models": _models,
+        "report": _report,
+        "dock": _dock,
+        "export": _export,
+    }
     if argv[0] not in commands:
         print(USAGE, file=sys.stderr)
         return _fail(argv[0], f"unknown command {argv[0]!r}", status=2)

@@ -1,4 +1,4 @@
-"""Plain-text rendering of the nested report dicts that `molgen evaluate` prints."""
+"""Plain-text rendering of the nested report dicts that `molgen evaluate` prints (HTML pages: :mod:`molgen.report`)."""
 
 from __future__ import annotations
 

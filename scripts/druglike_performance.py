@@ -39,11 +39,11 @@ def prepare_rate(num_molecules: int) -> float:
 
 
 def train_rate(steps: int, batch_size: int = 64) -> float:
+    import molgen.conf  # noqa: F401 - importing registers the config schemas
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
     from torch_geometric.loader import DataLoader
 
-    import molgen.conf  # noqa: F401 - importing registers the config schemas
     from molgen.molecules.drugs import DrugsDataset
     from molgen.training.module import DiffusionModule
 

@@ -36,6 +36,9 @@ ALLOWED = {
     "molgen.molecules": {"molgen.io", "molgen.dataset_info", "molgen.reports", "molgen.graph_batch"},
     "molgen.proteins": {"molgen.io", "molgen.dataset_info", "molgen.reports", "molgen.graph_batch"},
     "molgen.reports": set(),
+    # downstream tools: they read and write the files molgen writes, as a user's pipeline would
+    "molgen.docking": {"molgen.io", "molgen.locks", "molgen.commands", "molgen.molecules"},
+    "molgen.report": {"molgen.io", "molgen.commands", "molgen.molecules", "molgen.proteins", "molgen.reports"},
     # what inference needs
     "molgen.sampling": {"molgen.diffusion", "molgen.checkpoint"},
 }

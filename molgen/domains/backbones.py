@@ -135,8 +135,9 @@ class BackboneDomain(Domain):
         out = Path(opts.out or self.default_output)
         try:
             _check_output_folder(out)
-            if opts.json_out:
-                check_writable(opts.json_out)
+            for extra in (opts.json_out, opts.report):
+                if extra:
+                    check_writable(extra)
 
             def relax(backbones: list[np.ndarray]) -> list[tuple]:
                 """This process's ``(backbone, relaxed backbone or None)`` pairs; diverged samples stay unrelaxed."""
@@ -188,6 +189,11 @@ class BackboneDomain(Domain):
             return fail("sample", "no backbone could be written (the model's samples diverged)")
         lengths = sorted(len(b) for b in backbones)
         print(f"wrote {written} backbones of {lengths[0]}-{lengths[-1]} residues to {out}/")
+        if opts.report:
+            try:
+                write_backbone_report(opts, out)
+            except (OSError, ValueError, ImportError) as err:
+                return fail("sample", str(err).splitlines()[0])
         return 0
 
     def evaluate_command(self, opts) -> int:
@@ -199,8 +205,9 @@ class BackboneDomain(Domain):
             return fail("evaluate", "--annotate is for SDF files of molecules")
         path = Path(opts.path)
         try:
-            if opts.json_out:
-                check_writable(opts.json_out)
+            for extra in (opts.json_out, opts.report):
+                if extra:
+                    check_writable(extra)
             if path.is_dir():
                 chains, parse_report = read_backbone_folder(path, progress=not opts.no_progress)
             else:
@@ -210,6 +217,8 @@ class BackboneDomain(Domain):
             if parse_report.files_failed:
                 print(parse_report.format())
             report_backbones([c.coords for c in chains], opts)
+            if opts.report:
+                write_backbone_report(opts, path)
         except (OSError, ValueError, ImportError) as err:
             return fail("evaluate", str(err).splitlines()[0])
         return 0
@@ -299,6 +308,15 @@ def report_backbones(backbones, opts, relaxation: list[tuple] | None = None) -> 
     print(format_backbone_report(report))
     if opts.json_out:
         write_json(opts.json_out, sections)
+
+
+def write_backbone_report(opts, path: Path) -> None:
+    """Write the `molgen report` page of the structures in ``path`` to ``opts.report`` (``--report``;
+    designs alone: `molgen report --reference DIR` compares them with natural chains)."""
+    from molgen.report.backbones import backbone_report
+
+    backbone_report(path, progress=not opts.no_progress).write(opts.report)
+    print(f"wrote the report to {opts.report}")
 
 
 DOMAIN = DOMAINS.register(BackboneDomain.name)(BackboneDomain())

@@ -8,7 +8,6 @@ bond orders as categorical channels. Both decode to :class:`GeneratedMolecule`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -409,28 +408,10 @@ def format_fixed_part_report(report: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def load_reference(spec: str, progress: bool):
-    """The novelty/distribution reference of ``--reference``: ``qm9``, ``moses`` (drug-like; needs the molsets
-    wheel, else FileNotFoundError with the install line), ``none`` or an SDF file."""
-    from molgen.molecules.metrics.reference import Reference, qm9_reference
-    from molgen.molecules.sdf import read_records
-
-    if spec == "none":
-        return None
-    if spec == "qm9":
-        return qm9_reference(progress=progress)
-    if spec == "moses":
-        from molgen.molecules.metrics.moses_reference import moses_reference
-
-        return moses_reference(progress=progress)
-    records, _ = read_records(spec)
-    return Reference.from_records(Path(spec).name, records, progress=progress)
-
-
 def evaluate_and_report(records, opts, problems=None):
     """Evaluate molecule records with the command's options, print the table, write --json;
     returns the :class:`~molgen.molecules.evaluate.Evaluation`."""
-    from molgen.molecules.evaluate import evaluate_molecules, format_report
+    from molgen.molecules.evaluate import evaluate_molecules, format_report, load_reference
 
     evaluation = evaluate_molecules(
         records,

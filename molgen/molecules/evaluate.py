@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from molgen.molecules.metrics.conformer_geometry import compare_geometry, conformer_geometry
 from molgen.molecules.metrics.distribution import compare_statistics, molecule_statistics
@@ -237,3 +238,21 @@ def format_report(report: dict) -> str:
     """The report as an aligned text table, one block per section (fractions of molecules or atoms as
     percentages; distances, similarities, means and energies as numbers)."""
     return format_sections(report, _is_fraction)
+
+
+def load_reference(spec: str, progress: bool):
+    """The novelty/distribution reference of ``--reference``: ``qm9``, ``moses`` (drug-like; needs the molsets
+    wheel, else FileNotFoundError with the install line), ``none`` or an SDF file."""
+    from molgen.molecules.metrics.reference import qm9_reference
+    from molgen.molecules.sdf import read_records
+
+    if spec == "none":
+        return None
+    if spec == "qm9":
+        return qm9_reference(progress=progress)
+    if spec == "moses":
+        from molgen.molecules.metrics.moses_reference import moses_reference
+
+        return moses_reference(progress=progress)
+    records, _ = read_records(spec)
+    return Reference.from_records(Path(spec).name, records, progress=progress)

@@ -24,6 +24,7 @@ data, averages gradients, and only rank 0 writes files (docs/distributed.md).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +33,9 @@ import lightning as L
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import (
+    LearningRateMonitor,
     ModelCheckpoint,
+    ThroughputMonitor,
     TQDMProgressBar,
     WeightAveraging,
 )
@@ -50,6 +53,14 @@ from molgen.training.data import build_datamodule
 from molgen.training.module import DiffusionModule
 
 log = logging.getLogger(__name__)
+
+# ThroughputMonitor logs samples/s and batches/s; FLOPs would need a per-model count nobody reads.
+warnings.filterwarnings("ignore", message="When using the `ThroughputMonitor`, you need to define a `flops_per_batch`")
+
+
+def _graphs_in_batch(batch) -> int:
+    """Molecules or backbones in a training batch (ThroughputMonitor's sample count)."""
+    return batch.num_graphs
 
 
 def _container(cfg: DictConfig) -> dict:
@@ -233,6 +244,9 @@ def _train(cfg: DictConfig, run_dir: Path, sweep: bool) -> Path:
             enable_version_counter=False,
         ),
         WeightAveraging(multi_avg_fn=ema_with_warmup(tcfg.ema_decay)),
+        # the lr-AdamW, train/time and train/samples (graphs) columns of logs/metrics.csv (`molgen report`)
+        LearningRateMonitor(logging_interval="step"),
+        ThroughputMonitor(batch_size_fn=_graphs_in_batch),
     ]
     if tcfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=10))

@@ -91,7 +91,7 @@ def test_evaluation_against_a_druglike_reference(tiny_moses, tmp_path):
 
 
 def test_missing_molsets_is_one_line(monkeypatch):
-    from molgen.domains.molecules import load_reference
+    from molgen.molecules.evaluate import load_reference
 
     def missing(name):
         raise importlib.metadata.PackageNotFoundError(name)
