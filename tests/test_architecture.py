@@ -38,7 +38,15 @@ ALLOWED = {
     "molgen.reports": set(),
     # downstream tools: they read and write the files molgen writes, as a user's pipeline would
     "molgen.docking": {"molgen.io", "molgen.locks", "molgen.commands", "molgen.molecules"},
-    "molgen.report": {"molgen.io", "molgen.commands", "molgen.molecules", "molgen.proteins", "molgen.reports"},
+    # the report also draws what the downstream tools compute (docking: scores, the summary figures)
+    "molgen.report": {
+        "molgen.io",
+        "molgen.commands",
+        "molgen.molecules",
+        "molgen.proteins",
+        "molgen.reports",
+        "molgen.docking",
+    },
     # what inference needs
     "molgen.sampling": {"molgen.diffusion", "molgen.checkpoint"},
 }

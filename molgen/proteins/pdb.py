@@ -17,6 +17,7 @@ as deposited and applies one documented policy, counting every decision in a
   :meth:`BackboneChain.segments` splits a chain at them.
 
 Every problem that makes a file unusable raises :class:`StructureError`, naming the file.
+:func:`read_model` gives the first model itself, all atoms (e.g. the receptor of the report's pocket view).
 
 Writing (:func:`format_backbone_pdb`, :func:`write_backbone_pdb`) builds a Biopython
 structure and writes it with :class:`Bio.PDB.PDBIO`: fixed-column PDB v3.3 ``ATOM``
@@ -54,6 +55,7 @@ __all__ = [
     "format_backbone_pdb",
     "read_backbone_folder",
     "read_backbones",
+    "read_model",
     "write_backbone_pdb",
 ]
 
@@ -342,16 +344,15 @@ def _read_chain(chain: Chain, name: str, report: ParseReport) -> BackboneChain |
     return backbone
 
 
-def read_backbones(path: str | os.PathLike) -> tuple[list[BackboneChain], ParseReport]:
-    """Backbones of every chain of the first model of one PDB or mmCIF file.
+def read_model(path: str | os.PathLike):
+    """The first model of one PDB or mmCIF file, as Biopython parses it, and the number of models in the file.
 
     Args:
         path: A ``.pdb``, ``.ent``, ``.cif`` or ``.mmcif`` file, optionally gzipped
             (``.gz``). mmCIF files use author chain ids and residue numbers.
 
     Returns:
-        ``(chains, report)``: chains in file order, each with at least one kept
-        residue (chains without any are only counted in ``report.chains_empty``).
+        ``(model, num_models)``: a :class:`Bio.PDB.Model.Model` with at least one atom, all finite.
 
     Raises:
         StructureError: missing file, unknown extension, unreadable gzip, empty
@@ -376,10 +377,23 @@ def read_backbones(path: str | os.PathLike) -> tuple[list[BackboneChain], ParseR
     models = list(structure)
     if not models or next(models[0].get_atoms(), None) is None:
         raise StructureError(path, "no atoms")
-    model = models[0]
-    _check_finite(model, path)
+    _check_finite(models[0], path)
+    return models[0], len(models)
 
-    report = ParseReport(files=1, models_ignored=len(models) - 1)
+
+def read_backbones(path: str | os.PathLike) -> tuple[list[BackboneChain], ParseReport]:
+    """Backbones of every chain of the first model of one PDB or mmCIF file (:func:`read_model`).
+
+    Returns:
+        ``(chains, report)``: chains in file order, each with at least one kept
+        residue (chains without any are only counted in ``report.chains_empty``).
+
+    Raises:
+        StructureError: see :func:`read_model`.
+    """
+    model, num_models = read_model(path)
+    stem, _ = _split_name(Path(path))
+    report = ParseReport(files=1, models_ignored=num_models - 1)
     chains = []
     for chain in model:
         report.chains += 1

@@ -11,6 +11,7 @@ Modules, one concept each:
     viewer      the bundled 3Dmol.js viewer
     statistics  molecule statistics beyond the evaluation's (bond angles, rings, properties) and references
     molecules   the molecule report (grid, 3D, histograms, metrics with published anchors)
+    docking     its docking sections (best poses inside the receptor's pocket, scores against a baseline)
     backbones   the backbone report (Ramachandran, geometry, secondary structure, Rg, contacts, 3D)
     runs        the training-run report (loss terms, validation loss, learning rate, throughput)
 

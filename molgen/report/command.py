@@ -4,7 +4,9 @@ The kind of report follows from the input (:func:`input_kind`): an SDF file give
 molecule report (:mod:`molgen.report.molecules`), a structure file or a folder of them
 the backbone report (:mod:`molgen.report.backbones`), and a run directory of
 `molgen train` (or its ``logs/metrics.csv``) the training report
-(:mod:`molgen.report.runs`). Every error a user can cause is one
+(:mod:`molgen.report.runs`). An SDF of docked molecules (`molgen dock`'s output) adds the
+docking sections (:mod:`molgen.report.docking`): ``--baseline`` and ``--receptor`` apply to
+it only. Every error a user can cause is one
 ``molgen report: error: ...`` line with exit status 1, and nothing is written then:
 the output is checked before the work and replaced atomically after it.
 """
@@ -56,6 +58,9 @@ def write_report(
     max_grid: int | None = None,
     figures: str | Path | None = None,
     posebusters: int = 0,
+    receptor: str | Path | None = None,
+    baseline: str | Path | None = None,
+    best_poses: int | None = None,
     progress: bool = False,
 ) -> str:
     """Build the report of ``path`` and write it to ``out`` (and its figures to ``figures``).
@@ -64,6 +69,8 @@ def write_report(
         reference: molecules: ``qm9`` (default), ``moses``, ``none`` or an SDF file; backbones: a folder of
             natural structures (default none).
         max_grid: molecules: records in the grid (default 100); backbones: designs in the contact maps.
+        receptor, baseline, best_poses: docked molecules only: the receptor PDB/mmCIF file, a docked SDF to
+            compare with, the molecules shown in the pocket (default 5); see :mod:`molgen.report.docking`.
 
     Returns:
         The kind of report written.
@@ -75,7 +82,10 @@ def write_report(
 
     kind = input_kind(path)
     check_writable(out)
+    if kind != "molecules" and (receptor, baseline, best_poses) != (None, None, None):
+        raise ValueError(f"--receptor, --baseline and --best-poses apply to docked molecules (an SDF), not {path}")
     if kind == "molecules":
+        from molgen.report.docking import DEFAULT_BEST_POSES
         from molgen.report.molecules import DEFAULT_MAX_GRID, molecule_report
 
         page = molecule_report(
@@ -83,6 +93,9 @@ def write_report(
             reference or "qm9",
             max_grid=max_grid or DEFAULT_MAX_GRID,
             posebusters=posebusters,
+            receptor=receptor,
+            baseline=baseline,
+            best_poses=best_poses or DEFAULT_BEST_POSES,
             progress=progress,
         )
     elif kind == "backbones":
@@ -101,7 +114,8 @@ def report_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="molgen report",
         description="Write one self-contained HTML report (figures and the 3D viewer inline, no network needed) of "
-        "molecules in an SDF file, protein backbones in a PDB/mmCIF file or folder, or a training run directory.",
+        "molecules in an SDF file (docked ones: scores against a baseline, poses in the pocket), protein backbones "
+        "in a PDB/mmCIF file or folder, or a training run directory.",
     )
     p.add_argument("input", help="SDF file, structure file or folder, or run directory (with logs/metrics.csv)")
     p.add_argument(
@@ -128,6 +142,24 @@ def report_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="molecules: PoseBusters' checks on N molecules in the metrics (default 0: skipped, they are slow)",
     )
+    p.add_argument(
+        "--receptor",
+        metavar="PDB",
+        help="docked molecules (molgen dock's SDF): the receptor they were docked into (PDB or mmCIF), inlined to "
+        "show the best poses inside the pocket",
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="SDF",
+        help="docked molecules: a docked SDF to compare the scores with (e.g. MOSES molecules docked the same way)",
+    )
+    p.add_argument(
+        "--best-poses",
+        type=int,
+        default=None,
+        metavar="N",
+        help="docked molecules: the N best-scoring molecules shown in 3D (default 5)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
@@ -140,6 +172,8 @@ def main(args: list[str]) -> int:
         return fail("report", f"--max-grid must be a positive integer, got {opts.max_grid}")
     if opts.posebusters < 0:
         return fail("report", f"--posebusters must be >= 0, got {opts.posebusters}")
+    if opts.best_poses is not None and opts.best_poses < 1:
+        return fail("report", f"--best-poses must be a positive integer, got {opts.best_poses}")
     try:
         kind = write_report(
             opts.input,
@@ -148,6 +182,9 @@ def main(args: list[str]) -> int:
             max_grid=opts.max_grid,
             figures=opts.figures,
             posebusters=opts.posebusters,
+            receptor=opts.receptor,
+            baseline=opts.baseline,
+            best_poses=opts.best_poses,
             progress=not opts.no_progress,
         )
     except (OSError, ValueError, ImportError) as err:

@@ -12,7 +12,9 @@ For an SDF file (``molgen sample``'s output or any other), the page shows:
   elements, bond lengths per bond type, bond angles by central element, ring sizes and,
   for drug-like sets, QED, SA, logP and molecular weight;
 - the evaluation table of :func:`molgen.molecules.evaluate.evaluate_molecules`, with the
-  published QM9 figures beside the EDM protocol's rows (:data:`ANCHORS`).
+  published QM9 figures beside the EDM protocol's rows (:data:`ANCHORS`);
+- for docked molecules, the docking sections of :mod:`molgen.report.docking` (scores against
+  a baseline, the best poses inside the receptor's pocket).
 
 A set is drug-like when its molecules are larger than QM9's (median above 9 heavy atoms,
 QM9's maximum) or it is compared with MOSES. The grid is capped (``--max-grid``) so that a
@@ -32,6 +34,7 @@ from rdkit.Chem.Draw import rdMolDraw2D
 
 from molgen.molecules.metrics.distribution import molecule_statistics
 from molgen.molecules.record import MoleculeRecord
+from molgen.report.docking import DEFAULT_BEST_POSES, SCORE_TAGS, DockingReport, docking_report, tag_value
 from molgen.report.html import Figure, Page, Section, badge, data_image, escape, table
 from molgen.report.plots import bars, binned, new_figure, values_histogram
 from molgen.report.statistics import (
@@ -42,7 +45,7 @@ from molgen.report.statistics import (
     molecule_reference,
     property_values,
 )
-from molgen.report.viewer import ViewItem, viewer_box, viewer_scripts
+from molgen.report.viewer import ViewItem, molblock, viewer_box, viewer_scripts
 
 __all__ = ["ANCHORS", "DEFAULT_MAX_GRID", "build_molecule_page", "molecule_report"]
 
@@ -54,8 +57,6 @@ QM9_MAX_HEAVY_ATOMS = 9
 #: Bond-length panels (the most frequent bond types of the sample) and bond-angle panels (central elements).
 MAX_BOND_TYPES = 6
 MAX_ANGLE_ELEMENTS = 4
-#: SD tags of docking scores (kcal/mol), shown as a badge and a histogram when present.
-DOCKING_TAGS = ("vina_score", "minimizedAffinity", "docking_score")
 
 #: Published figures beside the evaluation's rows, (section, key) -> [(label, fraction)]; all QM9 with
 #: hydrogens, EDM protocol (Hoogeboom et al. 2022, Table 1; GeoLDM: Xu et al. 2023).
@@ -73,6 +74,9 @@ def molecule_report(
     *,
     max_grid: int = DEFAULT_MAX_GRID,
     posebusters: int = 0,
+    receptor: str | Path | None = None,
+    baseline: str | Path | None = None,
+    best_poses: int = DEFAULT_BEST_POSES,
     records: list[MoleculeRecord] | None = None,
     problems: list[str] | None = None,
     evaluation=None,
@@ -84,11 +88,15 @@ def molecule_report(
         reference: ``qm9``, ``moses``, ``none`` or an SDF file (novelty, distribution and histograms).
         max_grid: records shown in the grid and the 3D viewer (the first ones of the file).
         posebusters: molecules PoseBusters checks (a seeded subset; 0 = skip, the default: slow).
+        receptor, baseline, best_poses: docked molecules: the receptor they were docked into (PDB or mmCIF),
+            a docked SDF to compare their scores with, and the molecules whose best pose the 3D pocket view
+            lists (:func:`molgen.report.docking.docking_report`).
         records, problems, evaluation: what the caller already read (:func:`molgen.molecules.sdf.read_records`)
             and evaluated (:func:`molgen.molecules.evaluate.evaluate_molecules`), to skip doing it again.
 
     Raises:
-        FileNotFoundError, ValueError: a missing, empty or wholly unreadable file or reference.
+        FileNotFoundError, ValueError: a missing, empty or wholly unreadable file or reference; receptor or
+            baseline that cannot be used (checked before the evaluation).
     """
     from molgen.molecules.evaluate import evaluate_molecules, load_reference
     from molgen.molecules.sdf import read_records
@@ -97,6 +105,7 @@ def molecule_report(
         records, problems = read_records(path)
     if not records:
         raise ValueError(f"no readable molecules in {path} ({len(problems or [])} unreadable records)")
+    docking = docking_report(records, receptor, baseline, best_poses)
     scored = None if reference == "none" else load_reference(reference, progress=progress)
     if evaluation is None:
         evaluation = evaluate_molecules(records, reference=scored, problems=problems, posebusters_max=posebusters)
@@ -108,6 +117,7 @@ def molecule_report(
         molecule_reference(reference, scored),
         max_grid=max_grid,
         druglike=reference == "moses" or None,
+        docking=docking,
     )
 
 
@@ -121,6 +131,7 @@ def build_molecule_page(
     *,
     max_grid: int = DEFAULT_MAX_GRID,
     druglike: bool | None = None,
+    docking: DockingReport | None = None,
 ) -> Page:
     """The page of evaluated records (``evaluation.per_molecule`` aligned with ``records``).
 
@@ -128,6 +139,7 @@ def build_molecule_page(
         name: the input's name, for the title.
         problems: read_records' unreadable records (``"record <i>...: <reason>"``), shown as failed tiles.
         druglike: show the drug-like property panels; None decides from the sizes (module docstring).
+        docking: the docking sections' content (:func:`molgen.report.docking.docking_report`), None for none.
     """
     heavy = np.array([int(np.count_nonzero(r.atomic_numbers > 1)) for r in records])
     if druglike is None:
@@ -148,9 +160,8 @@ def build_molecule_page(
         )
     )
     page.sections.append(_distribution_section(records, reference, properties))
-    docking = _docking_section(records)
     if docking is not None:
-        page.sections.append(docking)
+        page.sections += docking.sections()
     page.scripts += viewer_scripts()
     return page
 
@@ -208,28 +219,10 @@ def depiction(mol: Chem.Mol | None) -> bytes | None:
     return text[text.index("<svg") :].encode()  # without the XML declaration
 
 
-def _molblock(mol: Chem.Mol) -> str | None:
-    with rdBase.BlockLogs():
-        try:
-            return Chem.MolToMolBlock(mol, includeStereo=False, kekulize=False)
-        except (ValueError, RuntimeError):
-            return None
-
-
 def _flag(row: dict, key: str, label: str) -> str:
     if key not in row:
         return ""
     return badge(label if row[key] else f"not {label}", "yes" if row[key] else "no")
-
-
-def _tag(record: MoleculeRecord, *names: str) -> float | None:
-    for key, value in record.properties.items():
-        if key.lower() in names:
-            try:
-                return float(value)
-            except ValueError:
-                return None
-    return None
 
 
 def _badges(record: MoleculeRecord, row: dict, druglike: bool) -> str:
@@ -240,8 +233,8 @@ def _badges(record: MoleculeRecord, row: dict, druglike: bool) -> str:
         _flag(row, stable, "stable"),
     ]
     parts.append(_flag(row, "posebusters_all_passed", "PB"))
-    qed = row.get("druglike_qed", _tag(record, "qed"))
-    sa = row.get("druglike_sa", _tag(record, "sa", "sa_score"))
+    qed = row.get("druglike_qed", tag_value(record, "qed"))
+    sa = row.get("druglike_sa", tag_value(record, "sa", "sa_score"))
     if druglike and (qed is None or sa is None) and row.get("rdkit_valid") and record.mol is not None:
         computed = property_values([record.mol])
         if len(computed["qed"]):
@@ -251,7 +244,7 @@ def _badges(record: MoleculeRecord, row: dict, druglike: bool) -> str:
         parts.append(badge(f"QED {qed:.2f}", title="quantitative estimate of drug-likeness, 0..1"))
     if sa is not None:
         parts.append(badge(f"SA {sa:.1f}", title="synthetic accessibility, 1 easy .. 10 hard"))
-    score = _tag(record, *(t.lower() for t in DOCKING_TAGS))
+    score = tag_value(record, *SCORE_TAGS)
     if score is not None:
         parts.append(badge(f"dock {score:.1f}", title="docking score, kcal/mol"))
     return "".join(parts)
@@ -280,7 +273,7 @@ def _grid_section(
             if svg is not None
             else '<div class="reason">no 2D depiction (no bonds)</div>'
         )
-        block = _molblock(record.mol) if record.mol is not None else None
+        block = molblock(record.mol) if record.mol is not None else None
         view = ""
         if block is not None:
             view = f' data-viewer="molecule-viewer" data-view="{len(items)}"'
@@ -408,23 +401,3 @@ def _distribution_section(
         figures.append(Figure("properties", "Drug-like properties of the molecules that sanitize (RDKit).", figure))
     notes = "".join(f'<p class="note">{escape(n)}</p>' for n in (reference.notes if reference else []))
     return Section("Distributions", notes, figures)
-
-
-def _docking_section(records: list[MoleculeRecord]) -> Section | None:
-    """Docking scores, where the records carry one of :data:`DOCKING_TAGS` (``molgen dock``'s output).
-
-    The hook for the docking panel: the score histogram; poses in their pocket need the receptor, which
-    an SDF does not hold, and are left to a later version.
-    """
-    scores = [s for s in (_tag(r, *(t.lower() for t in DOCKING_TAGS)) for r in records) if s is not None]
-    if not scores:
-        return None
-    figure, (ax,) = new_figure()
-    values_histogram(ax, np.asarray(scores), None, ("docked molecules", ""), "docking score (kcal/mol)", bins=30)
-    best = sorted(scores)[:5]
-    return Section(
-        "Docking",
-        f'<p class="note">{len(scores):,} molecules carry a docking score; best: '
-        f"{escape(', '.join(f'{s:.2f}' for s in best))} kcal/mol.</p>",
-        [Figure("docking_scores", "Docking scores (lower binds better).", figure)],
-    )

@@ -44,11 +44,14 @@ def open_page(browser, path):
     return page, errors, requests
 
 
-def canvas_is_drawn(page) -> bool:
-    """The viewer's canvas shows more than its background: a screenshot of it has many non-white pixels."""
+def canvas_is_drawn(page, box: str = "") -> bool:
+    """The canvas of the viewer ``box`` (an element id; default the first viewer) shows more than its background:
+    a screenshot of it has many non-white pixels."""
     from PIL import Image
 
-    shot = np.asarray(Image.open(io.BytesIO(page.locator(".viewer canvas").first.screenshot())).convert("L"))
+    canvas = page.locator(f"#{box} .viewer canvas" if box else ".viewer canvas").first
+    canvas.scroll_into_view_if_needed()
+    shot = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("L"))
     return int((shot < 200).sum()) > 200
 
 
@@ -82,3 +85,17 @@ def test_run_report_in_chromium(browser, run_dir, tmp_path):
     page, errors, requests = open_page(browser, out)
     assert errors == [] and requests == [out.as_uri()]
     assert page.locator("figure img").count() == 4
+
+
+def test_docking_report_in_chromium(browser, docked_sdf, receptor_pdb, baseline_sdf, tmp_path):
+    out = tmp_path / "docked.html"
+    args = ["report", str(docked_sdf), "--receptor", str(receptor_pdb), "--baseline", str(baseline_sdf)]
+    assert main([*args, "--reference", "none", "--no-progress", "-o", str(out)]) == 0
+    page, errors, requests = open_page(browser, out)
+    assert errors == [] and requests == [out.as_uri()]
+    assert page.locator("#fig-docking_scores img").evaluate("i => i.naturalWidth > 0")
+    assert canvas_is_drawn(page, "pocket-viewer")  # the receptor and the best pose
+    page.locator("#pocket-viewer select").select_option("2")  # another pose in the same pocket
+    page.wait_for_timeout(300)
+    assert canvas_is_drawn(page, "pocket-viewer")
+    assert errors == []
