@@ -292,6 +292,24 @@ def gather_rows(ptr: torch.Tensor, select: torch.Tensor) -> tuple[torch.Tensor, 
     return torch.repeat_interleave(starts, counts) + offset, new_ptr
 
 
+def gather_bonded(
+    pos: torch.Tensor,
+    z: torch.Tensor,
+    charge: torch.Tensor,
+    ptr: torch.Tensor,
+    bond_ptr: torch.Tensor,
+    bond_atoms: torch.Tensor,
+    bond_order: torch.Tensor,
+    select: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """The molecules ``select`` (LongTensor [S]) of bonded-molecule arrays, in that order, as the positional
+    arguments of :class:`BondedMoleculeDataset`: ``(pos, z, ptr, charge, bond_ptr, bond_atoms, bond_order)``."""
+    new_pos, new_z, new_ptr = gather_molecules(pos, z, ptr, select)
+    _, new_charge, _ = gather_molecules(pos, charge, ptr, select)
+    rows, new_bond_ptr = gather_rows(bond_ptr, select)
+    return new_pos, new_z, new_ptr, new_charge, new_bond_ptr, bond_atoms[rows], bond_order[rows]
+
+
 def gather_molecules(
     pos: torch.Tensor, z: torch.Tensor, ptr: torch.Tensor, select: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

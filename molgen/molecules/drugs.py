@@ -31,7 +31,7 @@ import torch
 from molgen.dataset_info import MoleculeInfo
 from molgen.io import default_cache_root
 from molgen.molecules.conformers import ConformerConfig, failure_counts, load_chunks, prepare_chunks
-from molgen.molecules.dataset import BondedMoleculeDataset, gather_molecules, gather_rows
+from molgen.molecules.dataset import BondedMoleculeDataset, gather_bonded
 from molgen.molecules.featurize import AtomFeaturizer
 from molgen.molecules.moses import read_moses_smiles
 
@@ -135,17 +135,10 @@ class DrugsDataset(BondedMoleculeDataset):
             if not 1 <= subset <= len(select):
                 raise ValueError(f"subset must be between 1 and {len(select)} (the kept molecules), got {subset}")
             select = select[:subset]
-        pos, z, ptr = gather_molecules(data["pos"], data["z"], data["ptr"], select)
-        _, charge, _ = gather_molecules(data["pos"], data["charge"], data["ptr"], select)
-        bond_rows, bond_ptr = gather_rows(data["bond_ptr"], select)
         super().__init__(
-            pos,
-            z,
-            ptr,
-            charge,
-            bond_ptr,
-            data["bond_atoms"][bond_rows],
-            data["bond_order"][bond_rows],
+            *gather_bonded(
+                *(data[key] for key in ("pos", "z", "charge", "ptr", "bond_ptr", "bond_atoms", "bond_order")), select
+            ),
             featurizer=AtomFeaturizer(atom_types=DRUG_ELEMENTS),
             smiles=[data["smiles"][i] for i in select.tolist()],
         )

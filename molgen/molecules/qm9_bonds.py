@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from molgen.dataset_info import MoleculeInfo
 from molgen.io import atomic_output, read_cache
-from molgen.molecules.dataset import BOND_CLASSES, CHARGE_CLASSES, BondedMoleculeDataset, gather_molecules, gather_rows
+from molgen.molecules.dataset import BOND_CLASSES, CHARGE_CLASSES, BondedMoleculeDataset, gather_bonded
 from molgen.molecules.featurize import AtomFeaturizer
 from molgen.molecules.qm9 import QM9_NUM_MOLECULES, default_cache_dir, edm_split, load_qm9
 from molgen.molecules.sdf import molecule_from_coordinates
@@ -295,17 +295,17 @@ class QM9BondsDataset(BondedMoleculeDataset):
             if not 1 <= subset <= len(select):
                 raise ValueError(f"subset must be between 1 and {len(select)} for split {split!r}, got {subset}")
             select = select[:subset]
-        pos, z, ptr = gather_molecules(qm9["pos"], qm9["z"], qm9["ptr"], select)
-        _, charge, _ = gather_molecules(qm9["pos"], bonds["charge"], qm9["ptr"], select)
-        rows, bond_ptr = gather_rows(bonds["bond_ptr"], select)
         super().__init__(
-            pos,
-            z,
-            ptr,
-            charge,
-            bond_ptr,
-            bonds["bond_atoms"][rows],
-            bonds["bond_order"][rows],
+            *gather_bonded(
+                qm9["pos"],
+                qm9["z"],
+                bonds["charge"],
+                qm9["ptr"],
+                bonds["bond_ptr"],
+                bonds["bond_atoms"],
+                bonds["bond_order"],
+                select,
+            ),
             featurizer=featurizer,
             smiles=[qm9["smiles"][i] for i in select.tolist()],
         )
