@@ -69,12 +69,12 @@ def main() -> None:
         t = torch.full((batch.num_graphs,), float(invert_log_snr(schedule, log_snr)))
         pos_t, h_t, eps, _ = model.diffusion.add_noise(batch.pos, batch.h, t, batch.batch, generator)
         with torch.inference_mode():
-            estimate = {}
+            inputs, estimate = (pos_t, h_t, t, batch.batch), {}
             if is_self_conditioned(model.denoiser):
                 estimate["self_condition"] = training_estimate(
-                    model.denoiser, model.diffusion, pos_t, h_t, t, batch.batch, batch.num_graphs, rate=1.0
+                    model.denoiser, inputs, model.diffusion.self_condition_estimate, rate=1.0
                 )
-            eps_pred, _ = model.denoiser(pos_t, h_t, t, batch.batch, **estimate)
+            eps_pred, _ = model.denoiser(*inputs, **estimate)
         eps_pred = remove_mean(eps_pred, batch.batch)
         per_node_t = t[batch.batch, None]
         x0 = model.diffusion.predict_clean(pos_t, eps_pred, per_node_t)

@@ -9,6 +9,7 @@ from molgen.pretrained import load_pretrained, model_card
 from molgen.training.module import DiffusionModule, check_resumable
 from molgen.training.train import warm_start
 from tests.helpers import save_tiny_checkpoint, tiny_backbone_module, tiny_molecule_module
+from tests.joint_helpers import save_tiny_joint_checkpoint, tiny_joint_module, tiny_molecules
 
 
 def test_roundtrip_restores_weights(tmp_path):
@@ -120,6 +121,31 @@ def test_warm_start_loads_every_weight_and_keeps_the_new_embedding_at_zero(tmp_p
     t, batch = torch.tensor([0.3, 0.7]), torch.tensor([0] * 12 + [1] * 12)
     expected = plain(pos, h, t, batch)[0]
     torch.testing.assert_close(target.eval()(pos, h, t, batch, self_condition=pos)[0], expected, rtol=0, atol=0)
+
+
+def test_warm_start_a_self_conditioned_joint_model_from_a_plain_one(tmp_path):
+    source = save_tiny_joint_checkpoint(tmp_path / "plain.ckpt", seed=3)
+    plain = load_checkpoint(source).denoiser
+    target = tiny_joint_module(seed=5, self_conditioning=True).denoiser
+    new = ["estimate_node_embedding.weight", "estimate_pair_embedding.weight"]
+    assert warm_start(target, str(source)) == new
+    for name, value in plain.state_dict().items():
+        assert torch.equal(target.state_dict()[name], value), name
+    assert not any(target.get_parameter(name).any() for name in new)
+    # so the fine-tuning starts from the source's predictions exactly, estimate or not
+    diffusion, clean = load_checkpoint(source).diffusion, tiny_molecules()
+    inputs = (
+        clean.pos,
+        diffusion.node_features(clean.node_classes, clean.pos.dtype),
+        diffusion.edge_features(clean.edge_classes, clean.pos.dtype),
+        clean.pair_index,
+        torch.full((3,), 0.3),
+        clean.batch,
+    )
+    expected = plain(*inputs)
+    estimate = diffusion.self_condition_estimate(inputs, expected)
+    for got, want in zip(target.eval()(*inputs, self_condition=estimate), expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
 def test_warm_start_refuses_unknown_sources_and_other_architectures(tmp_path):

@@ -26,7 +26,12 @@ from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.prediction import VelocityDenoiser
 from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor
 from molgen.diffusion.schedules import NoiseSchedule
-from molgen.diffusion.self_conditioning import EstimateFeedback, is_self_conditioned, training_estimate
+from molgen.diffusion.self_conditioning import (
+    EstimateFeedback,
+    clean_estimate,
+    is_self_conditioned,
+    training_estimate,
+)
 from molgen.graph_batch import graph_sizes, graph_sum, remove_mean
 
 # What a trained network outputs: the noise, or the velocity (molgen.diffusion.prediction).
@@ -151,10 +156,10 @@ class GaussianDiffusion(DiffusionProcess):
         if t is None:
             t = self.sample_time(num_graphs, pos.device, generator).to(pos.dtype)
         pos_t, h_t, eps_pos, eps_h = self.add_noise(pos, h, t, batch, generator)
-        estimate = {}
+        inputs, estimate = (pos_t, h_t, t, batch), {}
         if is_self_conditioned(denoiser):
-            estimate["self_condition"] = training_estimate(denoiser, self, pos_t, h_t, t, batch, num_graphs, generator)
-        pred_pos, pred_h = denoiser(pos_t, h_t, t, batch, **estimate)
+            estimate["self_condition"] = training_estimate(denoiser, inputs, self.self_condition_estimate, generator)
+        pred_pos, pred_h = denoiser(*inputs, **estimate)
         pred_pos = remove_mean(pred_pos, batch, num_graphs)
 
         sq_err = ((pred_pos - eps_pos) ** 2).sum(dim=1)
@@ -208,13 +213,20 @@ class GaussianDiffusion(DiffusionProcess):
             return state
         return state.replace(h=self.renoise_values(state.h, s, t, generator))
 
+    def self_condition_estimate(self, inputs: tuple[Tensor, Tensor, Tensor, Tensor], output: tuple) -> Tensor:
+        """The estimate a self-conditioned denoiser gets next (:mod:`molgen.diffusion.self_conditioning`):
+        the zero-CoM clean positions ``[N, 3]`` implied by a call on ``inputs = (pos_t, h_t, t [B], batch)``
+        that returned ``output = (eps_pos, eps_h)``, detached."""
+        pos_t, _, t, batch = inputs
+        return clean_estimate(self, pos_t, output[0], t, batch, t.shape[0])
+
     def predictor(self, denoiser: Denoiser, state: GraphState) -> Predictor:
         """Calls ``denoiser`` on the batch of ``state``, feeding a self-conditioned one its previous
         estimate (:class:`~molgen.diffusion.self_conditioning.EstimateFeedback`)."""
-        denoise = EstimateFeedback(denoiser, self, state.batch, state.num_graphs)
+        denoise = EstimateFeedback(denoiser, self.self_condition_estimate)
 
         def predict(current: GraphState, t: Tensor) -> Prediction:
-            eps_pos, eps_h = denoise(current.pos, current.h, t)
+            eps_pos, eps_h = denoise(current.pos, current.h, t.expand(current.num_graphs), current.batch)
             return Prediction(remove_mean(eps_pos, current.batch, current.num_graphs), eps_h)
 
         return predict

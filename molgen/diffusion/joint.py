@@ -16,7 +16,10 @@ symmetric by construction (a dense matrix is the upper triangle mirrored).
 
 The denoiser (see :class:`JointDenoiser`) sees the noisy positions, the
 noisy classes as one-hots and ``t``, and predicts the position noise and
-logits of the clean classes. The training loss of a graph is the weighted sum
+logits of the clean classes. A self-conditioned one also sees its previous
+clean estimate, positions and class probabilities
+(:class:`~molgen.diffusion.self_conditioning.JointEstimate`), in training and
+sampling alike (:mod:`molgen.diffusion.self_conditioning`). The training loss of a graph is the weighted sum
 
     w_pos * ||eps_pred - eps||^2 / (3 (n - 1))  +  sum_c w_c * mean cross-entropy of channel c
 
@@ -44,6 +47,14 @@ from molgen.diffusion.gaussian import GaussianDiffusion, position_dof
 from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor
 from molgen.diffusion.schedules import NoiseSchedule
+from molgen.diffusion.self_conditioning import (
+    EstimateFeedback,
+    JointEstimate,
+    class_probabilities,
+    clean_estimate,
+    is_self_conditioned,
+    training_estimate,
+)
 from molgen.graph_batch import graph_sizes, graph_sum, pair_index, remove_mean
 
 __all__ = [
@@ -66,6 +77,8 @@ class JointDenoiser(Protocol):
     channels, concatenated in channel order), edge_features [P, K_e],
     pair_index [2, P], t [B], batch [N] ->
     ``(eps_pos [N, 3], node_logits [N, sum K_c], edge_logits [P, K_e])``.
+    A self-conditioned denoiser also takes ``self_condition``, a
+    :class:`~molgen.diffusion.self_conditioning.JointEstimate` or None.
     """
 
     def __call__(
@@ -240,6 +253,10 @@ class JointDiffusion(DiffusionProcess):
         :meth:`GaussianDiffusion.loss`); each channel: the mean
         cross-entropy of its clean-class prediction over the graph's nodes
         (or pairs; a graph without pairs contributes 0).
+
+        A self-conditioned denoiser gets its own detached estimate for half of
+        the batches, decided by one draw from ``generator`` after the noise
+        (:func:`~molgen.diffusion.self_conditioning.training_estimate`).
         """
         pos, batch, num_graphs = clean.pos, clean.batch, clean.num_graphs
         node_classes, pairs, edge_classes = clean.node_classes, clean.pair_index, clean.edge_classes
@@ -247,9 +264,11 @@ class JointDiffusion(DiffusionProcess):
         if t is None:
             t = self.sample_time(num_graphs, pos.device, generator).to(pos.dtype)
         pos_t, eps_pos, node_t, edge_t = self.add_noise(pos, node_classes, pairs, edge_classes, t, batch, generator)
-        eps_pred, node_logits, edge_logits = denoiser(
-            pos_t, self.node_features(node_t, pos.dtype), self.edge_features(edge_t, pos.dtype), pairs, t, batch
-        )
+        inputs = (pos_t, self.node_features(node_t, pos.dtype), self.edge_features(edge_t, pos.dtype), pairs, t, batch)
+        estimate = {}
+        if is_self_conditioned(denoiser):
+            estimate["self_condition"] = training_estimate(denoiser, inputs, self.self_condition_estimate, generator)
+        eps_pred, node_logits, edge_logits = denoiser(*inputs, **estimate)
         eps_pred = remove_mean(eps_pred, batch, num_graphs)
 
         num_nodes = graph_sizes(batch, num_graphs)
@@ -315,12 +334,27 @@ class JointDiffusion(DiffusionProcess):
         edge_classes = self.edge_channel.renoise(state.edge_classes, s, t, generator)
         return state.replace(node_classes=node_classes, edge_classes=edge_classes)
 
+    def self_condition_estimate(self, inputs: tuple, output: tuple[Tensor, Tensor, Tensor]) -> JointEstimate:
+        """The estimate a self-conditioned denoiser gets next (:mod:`molgen.diffusion.self_conditioning`),
+        from a call on ``inputs = (pos_t, node_features, edge_features, pairs, t [B], batch)`` that returned
+        ``output = (eps_pos, node_logits, edge_logits)``: the zero-CoM clean positions and the softmax of
+        each channel's logits (untempered, as in training), detached."""
+        pos_t, _, _, _, t, batch = inputs
+        eps_pos, node_logits, edge_logits = output
+        return JointEstimate(
+            clean_estimate(self.gaussian, pos_t, eps_pos, t, batch, t.shape[0]),
+            class_probabilities(node_logits, self.node_sizes),
+            class_probabilities(edge_logits, [self.num_edge_classes]),
+        )
+
     def predictor(self, denoiser: JointDenoiser, state: GraphState) -> Predictor:
-        """Calls ``denoiser`` with the one-hots of a state's classes and the batch's pairs."""
+        """Calls ``denoiser`` with the one-hots of a state's classes and the batch's pairs, feeding a
+        self-conditioned one its previous estimate (:class:`~molgen.diffusion.self_conditioning.EstimateFeedback`)."""
+        denoise = EstimateFeedback(denoiser, self.self_condition_estimate)
 
         def predict(current: GraphState, t: Tensor) -> Prediction:
             dtype = current.pos.dtype
-            eps, node_logits, edge_logits = denoiser(
+            eps, node_logits, edge_logits = denoise(
                 current.pos,
                 self.node_features(current.node_classes, dtype),
                 self.edge_features(current.edge_classes, dtype),

@@ -1,8 +1,19 @@
 """Self-conditioning (Chen, Zhang & Hinton 2022): the denoiser also sees its own previous estimate.
 
-A self-conditioned denoiser takes one more keyword, ``self_condition``: ``[N, 3]``
-zero-CoM clean positions it predicted before, in the units of ``pos``, or None
-(no estimate yet). Its ``self_conditioning`` attribute is True.
+A self-conditioned denoiser takes one more keyword, ``self_condition``: the
+clean estimate it made before, or None (no estimate yet). Its
+``self_conditioning`` attribute is True. What an estimate holds is the
+process's business, derived from the denoiser's inputs and output by the
+process's ``self_condition_estimate`` (an :data:`Estimator`):
+
+- Gaussian diffusion (coordinate-only denoisers): ``[N, 3]`` zero-CoM clean
+  positions, in the units of ``pos`` (:func:`clean_estimate`);
+- the joint process (bond-generating denoisers): a :class:`JointEstimate`,
+  those positions plus the predicted probabilities of the clean classes of the
+  node and pair channels (:func:`class_probabilities`), as in the
+  bond-generating FlowMol3 and SemlaFlow.
+
+Both uses below are the same for every process:
 
 - **Sampling** (:class:`EstimateFeedback`) feeds each call the clean prediction
   of the previous call, at no extra network call. Each step then refines an
@@ -14,12 +25,13 @@ zero-CoM clean positions it predicted before, in the units of ``pos``, or None
   gradient, and is trained on that prediction as its estimate; the other half
   get none, as the first sampling step does.
 
-Only position estimates are fed back; features, when diffused, are not.
+Diffused continuous features, where a Gaussian process has them, are not fed back.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import Tensor
@@ -29,6 +41,9 @@ from molgen.graph_batch import remove_mean
 __all__ = [
     "ESTIMATE_RATE",
     "EstimateFeedback",
+    "Estimator",
+    "JointEstimate",
+    "class_probabilities",
     "clean_estimate",
     "is_self_conditioned",
     "training_estimate",
@@ -37,11 +52,28 @@ __all__ = [
 ESTIMATE_RATE = 0.5
 """Fraction of training batches that get the network's own estimate (0.5, as Chen et al.)."""
 
+Estimator = Callable[[tuple, Any], Any]
+"""``(inputs, output) -> estimate``: the detached clean estimate implied by one denoiser call on the
+positional ``inputs`` that returned ``output`` (a process's ``self_condition_estimate``)."""
+
 
 class CleanPredictor(Protocol):
     """What turns a noise prediction into clean positions (a Gaussian diffusion)."""
 
     def predict_clean(self, z_t: Tensor, eps_pred: Tensor, t: Tensor) -> Tensor: ...
+
+
+class JointEstimate(NamedTuple):
+    """A joint denoiser's clean estimate of a batch (see the module docstring).
+
+    ``pos`` [N, 3] zero-CoM clean positions (units of ``pos``); ``node_probs`` [N, sum K_c]
+    the predicted clean-class probabilities of the node channels, concatenated in channel
+    order (each channel's block sums to 1); ``edge_probs`` [P, K_e] those of the pair channel.
+    """
+
+    pos: Tensor
+    node_probs: Tensor
+    edge_probs: Tensor
 
 
 def is_self_conditioned(denoiser: torch.nn.Module) -> bool:
@@ -52,61 +84,58 @@ def is_self_conditioned(denoiser: torch.nn.Module) -> bool:
 def clean_estimate(
     diffusion: CleanPredictor, pos_t: Tensor, eps_pos: Tensor, t: Tensor, batch: Tensor, num_graphs: int
 ) -> Tensor:
-    """Zero-CoM clean positions ``[N, 3]`` implied by the noise prediction ``eps_pos`` at time ``t``
-    (a scalar, or ``[B]`` per graph), detached from the graph."""
-    t_node = t if t.dim() == 0 else t[batch, None]
+    """Zero-CoM clean positions ``[N, 3]`` implied by the noise prediction ``eps_pos`` at times ``t`` [B],
+    detached from the graph."""
     eps_pos = remove_mean(eps_pos, batch, num_graphs)
-    return remove_mean(diffusion.predict_clean(pos_t, eps_pos, t_node), batch, num_graphs).detach()
+    return remove_mean(diffusion.predict_clean(pos_t, eps_pos, t[batch, None]), batch, num_graphs).detach()
+
+
+def class_probabilities(logits: Tensor, sizes: Sequence[int]) -> Tensor:
+    """Softmax of each channel's block of ``logits`` [M, sum sizes] (channels concatenated in order),
+    same shape, detached from the graph."""
+    return torch.cat([block.softmax(dim=-1) for block in logits.split(list(sizes), dim=-1)], dim=-1).detach()
 
 
 def training_estimate(
     denoiser: torch.nn.Module,
-    diffusion: CleanPredictor,
-    pos_t: Tensor,
-    h_t: Tensor,
-    t: Tensor,
-    batch: Tensor,
-    num_graphs: int,
+    inputs: tuple,
+    estimator: Estimator,
     generator: torch.Generator | None = None,
     rate: float = ESTIMATE_RATE,
-) -> Tensor | None:
-    """The estimate a training batch conditions on: with probability ``rate`` the denoiser's own
-    clean prediction ``[N, 3]`` from ``(pos_t, h_t, t [B])``, made without an estimate and without
-    gradient; otherwise None. One draw from ``generator`` decides (``rate=1``: always, e.g. to
-    measure the second call at one noise level)."""
-    if float(torch.rand((), generator=generator, device=pos_t.device)) >= rate:
+) -> Any:
+    """The estimate a training batch conditions on: with probability ``rate`` the denoiser's own clean
+    estimate from its positional ``inputs`` (``inputs[0]`` the noisy positions), made without an
+    estimate and without gradient and read by ``estimator``; otherwise None. One draw from
+    ``generator`` decides (``rate=1``: always, e.g. to measure the second call at one noise level)."""
+    if float(torch.rand((), generator=generator, device=inputs[0].device)) >= rate:
         return None
     with torch.no_grad():
-        eps_pos, _ = denoiser(pos_t, h_t, t, batch, self_condition=None)
-    return clean_estimate(diffusion, pos_t, eps_pos, t, batch, num_graphs)
+        return estimator(inputs, denoiser(*inputs, self_condition=None))
 
 
 class EstimateFeedback:
-    """Calls a denoiser on one batch of graphs as ``(pos_t, h_t, t) -> (eps_pos, eps_h)``
-    with a scalar ``t``, feeding a self-conditioned denoiser its previous clean estimate.
+    """Calls a denoiser on one batch of graphs, feeding a self-conditioned denoiser its previous
+    clean estimate.
 
     Any other denoiser is called plainly. The first call has no estimate; each
     call stores the one the next call receives, so a sampler's loop, final
     clean prediction and refinement rounds share one chain of estimates.
 
     Args:
-        denoiser: ``(pos [N, 3], h [N, F], t [B], batch [N], **kw) -> (eps_pos, eps_h)``.
-        diffusion: turns the noise prediction into the clean estimate.
-        batch: ``[N]`` sorted graph index; num_graphs: ``B``.
+        denoiser: called as ``denoiser(*inputs)``, or ``denoiser(*inputs, self_condition=estimate)``
+            when self-conditioned.
+        estimator: reads the estimate the next call receives from the inputs and output of this one.
     """
 
-    def __init__(self, denoiser: torch.nn.Module, diffusion: CleanPredictor, batch: Tensor, num_graphs: int):
+    def __init__(self, denoiser: torch.nn.Module, estimator: Estimator):
         self.denoiser = denoiser
-        self.diffusion = diffusion
-        self.batch = batch
-        self.num_graphs = num_graphs
+        self.estimator = estimator
         self.self_conditioned = is_self_conditioned(denoiser)
-        self.estimate: Tensor | None = None
+        self.estimate: Any = None
 
-    def __call__(self, pos_t: Tensor, h_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        t_graph = t.expand(self.num_graphs)
+    def __call__(self, *inputs: Tensor) -> Any:
         if not self.self_conditioned:
-            return self.denoiser(pos_t, h_t, t_graph, self.batch)
-        eps_pos, eps_h = self.denoiser(pos_t, h_t, t_graph, self.batch, self_condition=self.estimate)
-        self.estimate = clean_estimate(self.diffusion, pos_t, eps_pos, t, self.batch, self.num_graphs)
-        return eps_pos, eps_h
+            return self.denoiser(*inputs)
+        output = self.denoiser(*inputs, self_condition=self.estimate)
+        self.estimate = self.estimator(inputs, output)
+        return output

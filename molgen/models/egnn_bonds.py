@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from molgen.diffusion.self_conditioning import JointEstimate
 from molgen.graph_batch import remove_mean
 from molgen.nn.egnn import EGNNLayer
 from molgen.nn.time_embedding import TimeEmbedding
@@ -45,6 +46,16 @@ class EGNNBondDenoiser(nn.Module):
             as in :class:`~molgen.models.egnn_denoiser.EGNNDenoiser`.
         edge_dim: width of the pair features.
         update_edges: update pair features after every layer.
+        self_conditioning: also take the network's previous clean estimate
+            (``forward(..., self_condition=JointEstimate)``, see
+            :mod:`molgen.diffusion.self_conditioning`), zeros when there is none.
+            Its node class probabilities join the node input and, on every pair,
+            its pair class probabilities and squared distance in the estimated
+            positions join the pair input (so they reach every layer's edge
+            attributes through ``e_ij``). Each enters through its own linear
+            map, which is the same as widening the input layers; the maps start
+            at zero, so the network starts out as one without self-conditioning,
+            and such a network's weights load into it (``init_from``) to fine-tune.
     """
 
     joint = True
@@ -66,6 +77,7 @@ class EGNNBondDenoiser(nn.Module):
         norm_constant: float = 1.0,
         time_embedding: str = "scalar",
         num_time_frequencies: int = 8,
+        self_conditioning: bool = False,
     ) -> None:
         super().__init__()
         if num_edge_classes < 2 or edge_dim < 1:
@@ -99,6 +111,13 @@ class EGNNBondDenoiser(nn.Module):
         )
         self.node_readout = nn.Linear(hidden_dim, in_node_dim)
         self.edge_readout = _mlp(2 * hidden_dim + edge_dim + 2, hidden_dim, num_edge_classes)
+        # Made last, so that a seed initialises every other weight as without self-conditioning.
+        self.self_conditioning = self_conditioning
+        if self_conditioning:
+            self.estimate_node_embedding = nn.Linear(in_node_dim, hidden_dim, bias=False)
+            self.estimate_pair_embedding = nn.Linear(num_edge_classes + 1, edge_dim, bias=False)
+            nn.init.zeros_(self.estimate_node_embedding.weight)
+            nn.init.zeros_(self.estimate_pair_embedding.weight)
 
     @property
     def num_parameters(self) -> int:
@@ -111,8 +130,25 @@ class EGNNBondDenoiser(nn.Module):
         d2 = (x[pairs[0]] - x[pairs[1]]).square().sum(dim=-1, keepdim=True)
         return torch.cat([h_i + h_j, h_i * h_j, e, d2], dim=-1)
 
+    @staticmethod
+    def _estimate_input(estimate: JointEstimate | None, h: Tensor, e: Tensor, pairs: Tensor) -> tuple[Tensor, Tensor]:
+        """The estimate's node input ``[N, in_node_dim]`` (class probabilities) and pair input
+        ``[P, num_edge_classes + 1]`` (class probabilities, squared distance in the estimated positions):
+        invariant, and symmetric in ``i, j``. Zeros without an estimate."""
+        if estimate is None:
+            return torch.zeros_like(h), e.new_zeros(e.shape[0], e.shape[1] + 1)
+        d2 = (estimate.pos[pairs[0]] - estimate.pos[pairs[1]]).square().sum(dim=-1, keepdim=True)
+        return estimate.node_probs, torch.cat([estimate.edge_probs, d2], dim=-1)
+
     def forward(
-        self, pos: Tensor, h: Tensor, e: Tensor, pairs: Tensor, t: Tensor, batch: Tensor
+        self,
+        pos: Tensor,
+        h: Tensor,
+        e: Tensor,
+        pairs: Tensor,
+        t: Tensor,
+        batch: Tensor,
+        self_condition: JointEstimate | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Predict the position noise and clean-class logits.
 
@@ -124,11 +160,17 @@ class EGNNBondDenoiser(nn.Module):
                 (all of them: the graph is fully connected).
             t: ``[B]`` diffusion times.
             batch: ``[N]`` sorted graph index of each node.
+            self_condition: the previous clean estimate (positions ``[N, 3]`` in the units of ``pos``,
+                node class probabilities ``[N, in_node_dim]``, pair class probabilities
+                ``[P, num_edge_classes]``), or None (none yet); only for a network built with
+                ``self_conditioning``.
 
         Returns:
             ``(eps_pos [N, 3] zero mean per graph, node_logits [N, in_node_dim],
             edge_logits [P, num_edge_classes])``.
         """
+        if self_condition is not None and not self.self_conditioning:
+            raise ValueError("this denoiser was built without self_conditioning: it takes no self_condition")
         num_graphs = t.shape[0]
         # Both directions of every pair (j -> i and i -> j): the fully connected graph when `pairs` lists all pairs.
         edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
@@ -138,6 +180,11 @@ class EGNNBondDenoiser(nn.Module):
 
         x = pos
         hidden = self.node_embedding(torch.cat([h, self.time_embedding(t.to(h.dtype)[batch])], dim=-1))
+        if self.self_conditioning:
+            # Without an estimate the maps still run on zeros, so plain DDP sees their weights used at every step.
+            node_estimate, pair_estimate = self._estimate_input(self_condition, h, e, pairs)
+            hidden = hidden + self.estimate_node_embedding(node_estimate)
+            e_hidden = e_hidden + self.estimate_pair_embedding(pair_estimate)
         for k, layer in enumerate(self.layers):
             edge_attr = torch.cat([d0, e_hidden], dim=-1)[pair_of_edge]
             x, hidden = layer(x, hidden, edge_index, edge_attr)

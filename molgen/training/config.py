@@ -95,7 +95,8 @@ class GraphOptions:
 
 @dataclass
 class EGNNOptions:
-    """What the EGNN denoisers share (:class:`molgen.nn.egnn.EGNNLayer` and the time embedding)."""
+    """What the EGNN denoisers share (:class:`molgen.nn.egnn.EGNNLayer`, the time embedding and
+    self-conditioning, :mod:`molgen.diffusion.self_conditioning`)."""
 
     name: str = MISSING
     hidden_dim: int = MISSING
@@ -107,6 +108,7 @@ class EGNNOptions:
     coords_range: float = MISSING
     norm_constant: float = MISSING
     time_embedding: str = MISSING
+    self_conditioning: bool = MISSING
 
 
 @dataclass
@@ -115,7 +117,6 @@ class EGNNModelConfig(EGNNOptions, GraphOptions):
 
     distance_rbf: int = MISSING
     rbf_cutoff: float = MISSING
-    self_conditioning: bool = MISSING
 
 
 @dataclass

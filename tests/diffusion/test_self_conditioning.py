@@ -92,10 +92,9 @@ def test_training_estimate_is_the_detached_clean_prediction_for_half_of_the_batc
     model = self_conditioned_model()
     diffusion = GaussianDiffusion(LogLinearSchedule(), diffuse_features=True)
     pos, h, t, batch = make_inputs(dtype=torch.float32)
-    num_graphs = t.shape[0]
+    estimator = diffusion.self_condition_estimate
     drawn = [
-        training_estimate(model, diffusion, pos, h, t, batch, num_graphs, torch.Generator().manual_seed(s))
-        for s in range(400)
+        training_estimate(model, (pos, h, t, batch), estimator, torch.Generator().manual_seed(s)) for s in range(400)
     ]
     given = [e for e in drawn if e is not None]
     assert len(given) / len(drawn) == pytest.approx(ESTIMATE_RATE, abs=0.08)
@@ -159,6 +158,6 @@ def test_estimate_feedback_calls_a_plain_denoiser_plainly():
         return pos, h
 
     batch = torch.tensor([0, 0, 1])
-    feedback = EstimateFeedback(plain, GaussianDiffusion(PolynomialSchedule()), batch, 2)
-    feedback(torch.zeros(3, 3), torch.zeros(3, 1), torch.tensor(0.5))
+    feedback = EstimateFeedback(plain, GaussianDiffusion(PolynomialSchedule()).self_condition_estimate)
+    feedback(torch.zeros(3, 3), torch.zeros(3, 1), torch.full((2,), 0.5), batch)
     assert calls[0].shape == (2,) and feedback.estimate is None

@@ -1,14 +1,20 @@
-"""EGNNBondDenoiser: E(3) and permutation equivariance (edges permuted with nodes), symmetric bond logits."""
+"""EGNNBondDenoiser: E(3) and permutation equivariance (edges permuted with nodes), symmetric bond logits,
+self-conditioning on a joint estimate."""
+
+import inspect
 
 import pytest
 import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 
 from molgen.diffusion.joint import pair_lookup
-from molgen.diffusion.process import GraphState
+from molgen.diffusion.self_conditioning import JointEstimate
 from molgen.graph_batch import pair_index, remove_mean
 from molgen.models import build_denoiser
 from molgen.models.egnn_bonds import EGNNBondDenoiser
-from tests.equivariance_utils import assert_o3_equivariant, permute_within_graphs, tolerance
+from tests.equivariance_utils import assert_o3_equivariant, permute_within_graphs, random_rotation, tolerance
+from tests.joint_helpers import tiny_joint_module, tiny_molecules
 
 F, KE = 8, 4
 SIZES = [5, 9, 3, 1]
@@ -26,12 +32,35 @@ def make_inputs(seed=0, sizes=SIZES, dtype=torch.float64):
 
 
 def make_model(seed=0, **kwargs):
+    """A small network; a self-conditioned one gets estimate maps that are no longer zero (as after training)."""
     torch.manual_seed(seed)
     model = EGNNBondDenoiser(F, KE, **{"hidden_dim": 16, "num_layers": 3, "edge_dim": 8, **kwargs})
     with torch.no_grad():  # EDM's tiny coordinate-head gain would make the position checks vacuous
         for layer in model.layers:
             layer.phi_x[-1].weight.mul_(300.0)
+        if model.self_conditioning:
+            model.estimate_node_embedding.weight.normal_(0.0, 0.5)
+            model.estimate_pair_embedding.weight.normal_(0.0, 0.5)
     return model
+
+
+def estimate_of(pos, h, e, batch):
+    """An estimate that is an equivariant function of the inputs: each centred position stretched by its
+    length (rotation- and permutation-equivariant, translation-invariant), softmaxes of the one-hots."""
+    centred = remove_mean(pos, batch)
+    stretched = centred * (0.5 + 0.2 * centred.square().sum(dim=1, keepdim=True))
+    return JointEstimate(stretched, (2.0 * h).softmax(dim=-1), (1.5 * e).softmax(dim=-1))
+
+
+class WithEstimate(torch.nn.Module):
+    """The model called with :func:`estimate_of` its inputs."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pos, h, e, pairs, t, batch):
+        return self.model(pos, h, e, pairs, t, batch, self_condition=estimate_of(pos, h, e, batch))
 
 
 def dense(edge_values, pairs, n):
@@ -42,12 +71,22 @@ def dense(edge_values, pairs, n):
     return out
 
 
-CONFIGS = [{}, {"update_edges": False, "attention": False, "aggregation": "mean"}, {"time_embedding": "sinusoidal"}]
+CONFIGS = [
+    {},
+    {"update_edges": False, "attention": False, "aggregation": "mean"},
+    {"time_embedding": "sinusoidal"},
+    {"self_conditioning": True},
+    {"self_conditioning": True, "update_edges": False},
+]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
 def test_equivariance_float64(config):
+    """Rotations, reflections, translations and permutations (a self-conditioned network's estimate moving
+    with its inputs)."""
     model = make_model(**config).double().eval()
+    if model.self_conditioning:
+        model = WithEstimate(model)
     pos, h, e, pairs, t, batch = make_inputs()
     tol = tolerance(torch.float64)
     gen = torch.Generator().manual_seed(0)
@@ -80,6 +119,49 @@ def test_equivariance_float64(config):
         torch.testing.assert_close(dense(out[2], pairs, n), dense(edge_logits, pairs, n)[perm][:, perm], **tol)
 
 
+def test_self_conditioning_off_is_the_plain_network_and_on_starts_as_it():
+    """Without the option the network has exactly its former weights; with it, the same seed gives the same
+    shared weights plus two zero maps, so any estimate leaves the outputs as the plain network's."""
+    plain = make_model(seed=4)
+    assert not plain.self_conditioning
+    torch.manual_seed(4)
+    fresh = EGNNBondDenoiser(F, KE, hidden_dim=16, num_layers=3, edge_dim=8, self_conditioning=True)
+    new = fresh.state_dict().keys() - plain.state_dict().keys()
+    assert new == {"estimate_node_embedding.weight", "estimate_pair_embedding.weight"}
+    assert not any(fresh.state_dict()[k].any() for k in new)
+    fresh.load_state_dict(plain.state_dict(), strict=False)
+    pos, h, e, pairs, t, batch = make_inputs(dtype=torch.float32)
+    expected = plain(pos, h, e, pairs, t, batch)
+    for estimate in (None, estimate_of(pos, h, e, batch)):
+        for got, want in zip(fresh(pos, h, e, pairs, t, batch, self_condition=estimate), expected):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="without self_conditioning"):
+        plain(pos, h, e, pairs, t, batch, self_condition=estimate_of(pos, h, e, batch))
+
+
+def test_the_estimate_changes_every_output_through_its_geometry_and_classes():
+    model = make_model(self_conditioning=True).double().eval()
+    pos, h, e, pairs, t, batch = make_inputs(seed=3)
+    estimate = estimate_of(pos, h, e, batch)
+    with torch.no_grad():
+        base = model(pos, h, e, pairs, t, batch, self_condition=estimate)
+        without = model(pos, h, e, pairs, t, batch)
+        assert all((a - b).abs().max() > 1e-3 for a, b in zip(base, without))
+        # each part of the estimate matters on its own
+        gen = torch.Generator().manual_seed(1)
+        for changed in (
+            estimate._replace(pos=estimate.pos * torch.tensor([1.0, 1.0, 1.5], dtype=torch.float64)),
+            estimate._replace(node_probs=estimate.node_probs.flip(0)),
+            estimate._replace(edge_probs=estimate.edge_probs.roll(1, dims=-1)),
+        ):
+            out = model(pos, h, e, pairs, t, batch, self_condition=changed)
+            assert all((a - b).abs().max() > 1e-4 for a, b in zip(out, base))
+        # its internal geometry is read, not its frame: moving it rigidly changes nothing
+        moved = estimate._replace(pos=estimate.pos @ random_rotation(generator=gen).T + 1.0)
+        for a, b in zip(model(pos, h, e, pairs, t, batch, self_condition=moved), base):
+            torch.testing.assert_close(a, b, **tolerance(torch.float64))
+
+
 def test_bond_logits_do_not_depend_on_pair_orientation():
     model = make_model().double().eval()
     pos, h, e, pairs, t, batch = make_inputs(seed=2)
@@ -104,6 +186,16 @@ def test_outputs_shapes_and_degenerate_graphs():
     assert all(torch.isfinite(o).all() for o in out) and torch.isfinite(pos2.grad).all()
 
 
+@pytest.mark.parametrize("override", [[], ["model.self_conditioning=true"]], ids=["default", "self-conditioned"])
+def test_config_file_builds_the_model(override):
+    # conf/model/egnn_bonds.yaml as training composes it (with its schema); self-conditioning is off by default
+    with initialize_config_module(config_module="molgen.conf", version_base="1.3"):
+        config = OmegaConf.to_container(compose(config_name="config", overrides=["model=egnn_bonds", *override]).model)
+    model = build_denoiser(config, in_node_dim=F, num_edge_classes=KE)
+    assert set(config) - {"name"} <= set(inspect.signature(EGNNBondDenoiser).parameters)
+    assert model.self_conditioning == bool(override)
+
+
 def test_registry_needs_the_joint_diffusion():
     model = build_denoiser({"name": "egnn_bonds", "hidden_dim": 8, "num_layers": 1}, in_node_dim=F, num_edge_classes=KE)
     assert isinstance(model, EGNNBondDenoiser)
@@ -113,26 +205,13 @@ def test_registry_needs_the_joint_diffusion():
         build_denoiser({"name": "egnn", "hidden_dim": 8, "num_layers": 1}, in_node_dim=F, num_edge_classes=KE)
 
 
-def test_joint_loss_decreases_on_a_tiny_overfit_run():
-    """Three molecules (methane, HCN, water) with their bonds: the joint loss at fixed noise falls by training."""
-    from molgen.diffusion.joint import edge_classes_from_list
-    from tests.joint_helpers import tiny_joint_module
-
-    module = tiny_joint_module(seed=0)
+@pytest.mark.parametrize("self_conditioning", [False, True], ids=["plain", "self-conditioned"])
+def test_joint_loss_decreases_on_a_tiny_overfit_run(self_conditioning):
+    """Three molecules (methane, HCN, water) with their bonds: the joint loss at fixed noise falls by training
+    (a self-conditioned model's loss includes its own estimate on about half of the batches)."""
+    module = tiny_joint_module(seed=0, self_conditioning=self_conditioning)
     diffusion, denoiser = module.diffusion, module.denoiser
-    pos = torch.tensor(
-        [[0, 0, 0], [0.63, 0.63, 0.63], [-0.63, -0.63, 0.63], [-0.63, 0.63, -0.63], [0.63, -0.63, -0.63],
-         [0, 0, -1.07], [0, 0, 0], [0, 0, 1.16],
-         [0, 0, 0], [0.76, 0.59, 0], [-0.76, 0.59, 0]],
-    )  # fmt: skip
-    batch = torch.tensor([0] * 5 + [1] * 3 + [2] * 3)
-    pos = remove_mean(pos, batch)
-    atom = torch.tensor([1, 0, 0, 0, 0, 0, 1, 2, 3, 0, 0])  # classes of H C N O F
-    nodes = torch.stack([atom, torch.ones_like(atom)], 1)  # all neutral
-    bond_list = torch.tensor([[0, 0, 0, 0, 5, 6, 8, 8], [1, 2, 3, 4, 6, 7, 9, 10]])
-    pairs = pair_index(batch)
-    edges = edge_classes_from_list(pairs, bond_list, torch.tensor([1, 1, 1, 1, 1, 3, 1, 1]), 11)
-    clean = GraphState(pos, pos.new_zeros(11, 0), batch, 3, nodes, pairs, edges)
+    clean = tiny_molecules()
 
     def loss(generator=None, t=None):
         total, _ = diffusion.loss(denoiser, clean, t=t, generator=generator)
@@ -153,3 +232,5 @@ def test_joint_loss_decreases_on_a_tiny_overfit_run():
         optim.step()
     after = fixed_loss()
     assert after < 0.6 * before, (before, after)
+    if self_conditioning:  # the estimate maps start at zero and were trained
+        assert denoiser.estimate_node_embedding.weight.any() and denoiser.estimate_pair_embedding.weight.any()
