@@ -7,7 +7,7 @@ Their ``state_dict`` holds the EMA weights (see ``molgen.training.train``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -33,6 +33,8 @@ class TrainedModel:
         info: what it kept of its training data (its domain, size histogram, decoding).
         path: where it was loaded from.
         card: the model card of a shipped model (:mod:`molgen.pretrained`), else None.
+        config: the ``model`` and ``diffusion`` configs it was built from (a distillation's student takes
+            its teacher's).
     """
 
     denoiser: torch.nn.Module
@@ -40,6 +42,7 @@ class TrainedModel:
     info: DatasetInfo
     path: Path
     card: dict | None = None
+    config: dict = field(default_factory=dict)
 
     @property
     def domain(self) -> Domain:
@@ -130,4 +133,5 @@ def model_from_parts(
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint weights do not match its model config: {source}") from err
     denoiser.eval().to(device)
-    return TrainedModel(denoiser, diffusion, info, Path(source), card)
+    config = {key: hparams[key] for key in ("model", "diffusion")}
+    return TrainedModel(denoiser, diffusion, info, Path(source), card, config)

@@ -87,7 +87,7 @@ def _add_evaluation_options(p: argparse.ArgumentParser) -> None:
 #: `molgen sample --filter` choices (molgen.domains.molecules.FILTERS).
 FILTER_CHOICES = ["stable", "valid"]
 #: Samplers offered by `molgen sample` (`ancestral` is an alias of ddpm in the registry).
-SAMPLER_CHOICES = ["ddpm", "ddim", "dpm-solver"]
+SAMPLER_CHOICES = ["ddpm", "ddim", "dpm-solver", "consistency"]
 
 
 def _sample_parser() -> argparse.ArgumentParser:
@@ -123,14 +123,17 @@ def _sample_parser() -> argparse.ArgumentParser:
         "--steps",
         type=_positive,
         default=None,
-        help="reverse-diffusion steps (default: the shipped model's recommendation, 1000 for checkpoints)",
+        help="reverse-diffusion steps (default: the shipped model's recommendation, 1000 for checkpoints); "
+        "--sampler consistency: network calls in all, e.g. 1, 2 or 4",
     )
     p.add_argument(
         "--sampler",
         default=None,
         choices=SAMPLER_CHOICES,
-        help="reverse-process sampler: ancestral ddpm, deterministic ddim, or dpm-solver (DPM-Solver++(2M), "
-        "good in few steps, e.g. --steps 50); default: the shipped model's recommendation, ddpm for checkpoints",
+        help="reverse-process sampler: ancestral ddpm, deterministic ddim, dpm-solver (DPM-Solver++(2M), "
+        "good in few steps, e.g. --steps 50), or consistency (multistep consistency sampling of a distilled "
+        "model, --steps 1 to 4; docs/distillation.md); default: the shipped model's recommendation, ddpm for "
+        "checkpoints",
     )
     p.add_argument(
         "--eta",

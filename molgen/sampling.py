@@ -40,8 +40,9 @@ class SamplingConfig:
     """How to run the reverse process: a registered sampler, its step count and its options.
 
     Attributes:
-        sampler: ``ddpm``, ``ddim`` or ``dpm-solver`` (:func:`molgen.diffusion.make_sampler`).
-        steps: reverse steps (the network is called ``steps + 1`` times, plus refinements).
+        sampler: ``ddpm``, ``ddim``, ``dpm-solver`` or ``consistency`` (:func:`molgen.diffusion.make_sampler`).
+        steps: reverse steps (the network is called ``steps + 1`` times, plus refinements; ``consistency``:
+            ``steps`` calls in all, see :attr:`~molgen.diffusion.samplers.Sampler.network_calls`).
         options: the sampler's options, e.g. ``{"eta": 1.0, "refine_steps": 1}``; every
             sampler takes ``grid``, ``refine_steps``, ``refine_time`` and ``class_temperature``.
     """
@@ -195,8 +196,8 @@ def estimate_cost(
     device: torch.device | str = "cpu",
     **request: Any,
 ) -> CostEstimate:
-    """Time a one-step run of the same sampler (two network calls) on one, then on a few graphs of
-    the largest size the request draws, and scale it to the whole request (see :class:`CostEstimate`).
+    """Time a one-step run of the same sampler (two network calls; one for ``consistency``) on one, then on a
+    few graphs of the largest size the request draws, and scale it to the whole request (see :class:`CostEstimate`).
 
     Memory is what the few graphs add to the process's peak over the single one (on CUDA: the
     allocator's peak), which leaves out one-time costs such as library start-up.
@@ -225,7 +226,7 @@ def estimate_cost(
             generator=torch.Generator(device=device).manual_seed(seed),
             device=device,
         )
-        seconds = (time.perf_counter() - start) / 2
+        seconds = (time.perf_counter() - start) / reverse.network_calls
         peak = (
             torch.cuda.max_memory_allocated(device)
             if cuda
@@ -241,10 +242,8 @@ def estimate_cost(
         seconds, few_peak = run(few)
         per_call = min(per_call, seconds / few)
         per_graph_bytes = max(few_peak - single_peak, 0) / (few - 1)
-    options = sampling.options
-    calls = sampling.steps * int(options.get("resample", 1)) + 1 + int(options.get("refine_steps", 0))
     return CostEstimate(
-        seconds=per_call * calls * num_samples,
+        seconds=per_call * sampling.make(model.diffusion).network_calls * num_samples,
         peak_bytes=int(per_graph_bytes * batch),
     )
 

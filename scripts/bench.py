@@ -12,6 +12,11 @@ Prints a table and optionally writes JSON (``--json out.json``):
                                      (what trainer.precision=bf16-mixed runs)
     sample_mol_per_s_50steps         DPM-Solver++(2M), 50 steps  } small config, batch of
     sample_mol_per_s_1000steps       ancestral (DDPM), 1000 steps } 100 QM9-size molecules
+    sample_mol_per_s_4steps          the shipped few-step bond model, consistency sampler, 4
+                                     network calls, a batch of 100 molecules of its histogram;
+                                     until a distilled ``qm9-fast`` is shipped, the ``qm9``
+                                     teacher itself (the same network, so the same cost; its
+                                     4-call samples are poor), named in ``sample_4steps_model``
     sample_backbones_per_s_len100    backbones of 100 residues per second: the
                                      experiment=backbone model (kNN + chain
                                      graph), DPM-Solver++(2M) 50 steps, batch 16
@@ -100,20 +105,19 @@ def bench_train(config: str, device: str, steps: int, bf16: bool = False, warmup
     return {"s_per_batch": median, "mol_per_s": 64 / median, "peak_mem_mb": _peak_mem_mb(device)}
 
 
-def bench_sample(device: str, sampler_name: str, num_steps: int, repeats: int) -> dict:
+def time_sampling(denoiser, process, info, device: str, sampler_name: str, num_steps: int, repeats: int) -> dict:
+    """Median seconds to sample 100 molecules drawn from ``info``'s size histogram (seed 0), after a warm-up."""
     from molgen.diffusion import make_sampler
     from molgen.sampling import sample_from_histogram
 
-    module, _, info = qm9_module("small", device)
-    module.eval()
     sizes = sample_from_histogram(info.size_histogram, 100, seed=0)
 
     def run(steps: int) -> float:
-        sampler = make_sampler(sampler_name, module.diffusion, steps)
+        sampler = make_sampler(sampler_name, process, steps)
         sync(device)
         start = time.perf_counter()
         sampler.sample(
-            module.denoiser,
+            denoiser,
             sizes,
             info.num_features,
             device=device,
@@ -124,7 +128,26 @@ def bench_sample(device: str, sampler_name: str, num_steps: int, repeats: int) -
 
     run(3)  # warm-up
     median = statistics.median(run(num_steps) for _ in range(repeats))
-    return {"s_per_batch": median, "mol_per_s": 100 / median, "s_per_step": median / (num_steps + 1)}
+    calls = make_sampler(sampler_name, process, num_steps).network_calls
+    return {"s_per_batch": median, "mol_per_s": 100 / median, "s_per_step": median / calls}
+
+
+def bench_sample(device: str, sampler_name: str, num_steps: int, repeats: int) -> dict:
+    module, _, info = qm9_module("small", device)
+    module.eval()
+    return time_sampling(module.denoiser, module.diffusion, info, device, sampler_name, num_steps, repeats)
+
+
+def bench_few_steps(device: str, num_steps: int, repeats: int) -> dict:
+    """The consistency sampler on the shipped ``qm9-fast`` model, or on its teacher ``qm9`` until it exists."""
+    from molgen.pretrained import available_models, load_pretrained
+
+    name = "qm9-fast" if "qm9-fast" in available_models() else "qm9"
+    model = load_pretrained(name, device)
+    return {
+        **time_sampling(model.denoiser, model.diffusion, model.info, device, "consistency", num_steps, repeats),
+        "model": name,
+    }
 
 
 def bench_backbones(device: str, num_steps: int, repeats: int, length: int = 100, batch: int = 16) -> dict:
@@ -175,6 +198,8 @@ def _worker(task: str, device: str, quick: bool) -> dict:
     if kind == "train":
         config, _, precision = arg.partition("+")
         return bench_train(config, device, steps=5 if quick else 20, bf16=precision == "bf16")
+    if kind == "fewsteps":
+        return bench_few_steps(device, int(arg), repeats=1 if quick else 3)
     name, steps = arg.split("@")
     return bench_sample(device, name, int(steps), repeats=1 if (quick or int(steps) >= 1000) else 3)
 
@@ -214,6 +239,9 @@ def main() -> None:
         results[f"train_mol_per_s_{config}_bf16"] = run(f"train:{config}+bf16")["mol_per_s"]
     r50 = run("sample:dpm-solver@50")
     results["sample_mol_per_s_50steps"] = r50["mol_per_s"]
+    r4 = run("fewsteps:4")
+    results["sample_mol_per_s_4steps"] = r4["mol_per_s"]
+    results["sample_4steps_model"] = r4["model"]
     if args.quick:
         results["sample_mol_per_s_1000steps"] = 100 / (r50["s_per_step"] * 1001)
         results["sample_1000steps_extrapolated"] = True

@@ -7,11 +7,14 @@ generated graph, whose bonds the RDKit protocol then uses), and append one JSON 
 already in the file are skipped, so an interrupted run resumes). Prints a
 Markdown table of what the file holds at the end.
 
-Usage: python scripts/quality_per_step.py --ckpt CKPT --out quality.jsonl
+Usage: python scripts/quality_per_step.py (--ckpt CKPT | --model NAME) --out quality.jsonl
            [--num-samples 100] [--cells ddpm:1000,dpm-solver:50,...] [--device cpu]
 
 A cell is ``sampler:steps`` with optional sampler options, ``ddim:50:eta=1`` or
-``dpm-solver:50:grid=time``; its row is labelled ``ddim eta=1``.
+``dpm-solver:50:grid=time``; its row is labelled ``ddim eta=1``. A distilled model's rows
+are ``consistency:1``, ``consistency:2``, ``consistency:4`` (optionally with
+``class_temperature=0.1``); each row records its network calls, which for the consistency
+sampler equal its steps (the others call the network once more, plus refinements).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from molgen.molecules.metrics.edm import evaluate_edm
 from molgen.molecules.metrics.graph_stability import evaluate_graph_stability
 from molgen.molecules.metrics.rdkit_protocol import evaluate_rdkit
 from molgen.molecules.record import MoleculeRecord
+from molgen.pretrained import load_pretrained
 from molgen.sampling import SamplingConfig, generate
 
 DEFAULT_CELLS = (
@@ -43,7 +47,9 @@ def _option_value(text: str) -> float | str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ckpt", help="a checkpoint written by `molgen train`")
+    source.add_argument("--model", help="a shipped model (`molgen models`), e.g. qm9-fast")
     parser.add_argument("--out", required=True, help="JSON-lines file of results (appended)")
     parser.add_argument("--num-samples", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=100)
@@ -56,20 +62,21 @@ def main() -> None:
     done = (
         {(r["sampler"], r["steps"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
     )
-    model = load_checkpoint(args.ckpt, device=args.device)
+    model = load_checkpoint(args.ckpt, device=args.device) if args.ckpt else load_pretrained(args.model, args.device)
     if model.domain.name != "molecules":
-        raise SystemExit(f"error: {args.ckpt} generates {model.domain.name}, not molecules")
+        raise SystemExit(f"error: {args.ckpt or args.model} generates {model.domain.name}, not molecules")
     for cell in args.cells.split(","):
         sampler, steps, *options = cell.split(":")
         label = " ".join([sampler, *options])
         if (label, int(steps)) in done:
             continue
         sampler_options = {key: _option_value(value) for key, value in (option.split("=") for option in options)}
+        sampling = SamplingConfig(sampler, int(steps), sampler_options)
         start = time.perf_counter()
         molecules = generate(
             model,
             args.num_samples,
-            SamplingConfig(sampler, int(steps), sampler_options),
+            sampling,
             batch_size=args.batch_size,
             seed=args.seed,
             device=args.device,
@@ -87,6 +94,7 @@ def main() -> None:
         row = {
             "sampler": label,
             "steps": int(steps),
+            "calls": sampling.make(model.diffusion).network_calls,
             "num_samples": args.num_samples,
             "seconds": seconds,
             "finite": len(records),
@@ -103,17 +111,18 @@ def main() -> None:
 
     rows = sorted(map(json.loads, out.read_text().splitlines()), key=lambda r: (r["sampler"], r["steps"]))
     print(
-        "| sampler | steps | EDM atom stab. | EDM mol stab. | EDM validity | RDKit validity | RDKit uniqueness "
-        "| graph mol stab. | s per 100 mol |"
+        "| sampler | steps | network calls | EDM atom stab. | EDM mol stab. | EDM validity | RDKit validity "
+        "| RDKit uniqueness | graph mol stab. | s per 100 mol |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 
     def optional(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
 
     for r in rows:
         print(
-            f"| {r['sampler']} | {r['steps']} | {r['atom_stability']:.3f} | {r['mol_stability']:.3f} | "
+            f"| {r['sampler']} | {r['steps']} | {r.get('calls', '-')} | {r['atom_stability']:.3f} | "
+            f"{r['mol_stability']:.3f} | "
             f"{r['edm_validity']:.3f} | {r['rdkit_validity']:.3f} | {optional(r.get('rdkit_uniqueness'))} | "
             f"{optional(r.get('graph_mol_stability'))} | {100 * r['seconds'] / r['num_samples']:.0f} |"
         )

@@ -3,7 +3,14 @@
 from molgen.diffusion.gaussian import GaussianDiffusion, zero_com_noise
 from molgen.diffusion.joint import JointDiffusion
 from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction
-from molgen.diffusion.samplers import AncestralSampler, DDIMSampler, DPMSolverSampler, Sampler, make_sampler
+from molgen.diffusion.samplers import (
+    AncestralSampler,
+    ConsistencySampler,
+    DDIMSampler,
+    DPMSolverSampler,
+    Sampler,
+    make_sampler,
+)
 from molgen.diffusion.schedules import (
     CosineSchedule,
     LogLinearSchedule,
@@ -15,6 +22,7 @@ from molgen.diffusion.schedules import (
 
 __all__ = [
     "AncestralSampler",
+    "ConsistencySampler",
     "CosineSchedule",
     "DDIMSampler",
     "DPMSolverSampler",

@@ -116,8 +116,9 @@ class CategoricalDiffusion:
 
     def renoise(self, x_s: Tensor, s: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Sample ``x_t ~ q(x_t | x_s)`` for ``s < t``: keep the class with probability
-        ``abar_t / abar_s``, else draw from the marginals. ``[M]`` long; ``s``, ``t`` scalars."""
+        ``abar_t / abar_s``, else draw from the marginals. ``[M]`` long; ``s``, ``t`` scalars or ``[M]``."""
         keep = (self.abar(t) / self.abar(s)).clamp(0.0, 1.0)
+        keep = keep[:, None] if keep.dim() else keep
         probs = keep * F.one_hot(x_s, self.num_classes).to(keep.dtype) + (1 - keep) * self.marginals(keep)
         return sample_categorical(probs, generator)
 
@@ -183,6 +184,13 @@ class CategoricalDiffusion:
     def loss(logits: Tensor, x0: Tensor) -> Tensor:
         """Cross-entropy of the predicted clean class, per item: ``[M]``."""
         return F.cross_entropy(logits, x0, reduction="none")
+
+    @staticmethod
+    def divergence(logits: Tensor, target_logits: Tensor) -> Tensor:
+        """``KL(softmax(target_logits) || softmax(logits))`` per item, ``[M]`` (both ``[M, K]``): the cross-entropy
+        against another model's predicted clean classes less their entropy, 0 when the two agree (distillation)."""
+        log_target = target_logits.log_softmax(dim=-1)
+        return (log_target.exp() * (log_target - logits.log_softmax(dim=-1))).sum(dim=-1)
 
     def to_dict(self) -> dict:
         return {"marginals": self._marginals.tolist(), "power": self.power, "schedule": self.schedule.to_dict()}

@@ -24,7 +24,7 @@ from torch import Generator, Tensor
 
 from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.prediction import VelocityDenoiser
-from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor
+from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor, per_item
 from molgen.diffusion.schedules import NoiseSchedule
 from molgen.diffusion.self_conditioning import (
     EstimateFeedback,
@@ -135,6 +135,11 @@ class GaussianDiffusion(DiffusionProcess):
         """``data.pos`` [N, 3], ``data.h`` [N, F], ``data.batch`` [N] of a torch_geometric ``Batch``."""
         return GraphState(data.pos, data.h, data.batch, data.num_graphs)
 
+    def noise(self, clean: GraphState, t: Tensor, generator: Generator | None = None) -> GraphState:
+        """Positions, then the features when they are diffused (:meth:`add_noise`)."""
+        pos_t, h_t, _, _ = self.add_noise(clean.pos, clean.h, t, clean.batch, generator)
+        return clean.replace(pos=pos_t, h=h_t)
+
     # ----- training objective ---------------------------------------------
     def loss(
         self, denoiser: Denoiser, clean: GraphState, t: Tensor | None = None, generator: Generator | None = None
@@ -211,7 +216,8 @@ class GaussianDiffusion(DiffusionProcess):
         state = super().renoise(state, s, t, generator)
         if not self.diffuse_features:
             return state
-        return state.replace(h=self.renoise_values(state.h, s, t, generator))
+        s_node, t_node = per_item(s, state.batch)[..., None], per_item(t, state.batch)[..., None]
+        return state.replace(h=self.renoise_values(state.h, s_node, t_node, generator))
 
     def self_condition_estimate(self, inputs: tuple[Tensor, Tensor, Tensor, Tensor], output: tuple) -> Tensor:
         """The estimate a self-conditioned denoiser gets next (:mod:`molgen.diffusion.self_conditioning`):

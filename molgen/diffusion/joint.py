@@ -45,7 +45,7 @@ from torch import Generator, Tensor
 from molgen.diffusion.categorical import CategoricalDiffusion
 from molgen.diffusion.gaussian import GaussianDiffusion, position_dof
 from molgen.diffusion.inpainting import KnownPart
-from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor
+from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor, per_item
 from molgen.diffusion.schedules import NoiseSchedule
 from molgen.diffusion.self_conditioning import (
     EstimateFeedback,
@@ -242,6 +242,13 @@ class JointDiffusion(DiffusionProcess):
         empty = data.pos.new_zeros(data.pos.shape[0], 0)
         return GraphState(data.pos, empty, data.batch, data.num_graphs, data.node_classes, pairs, edge_classes)
 
+    def noise(self, clean: GraphState, t: Tensor, generator: Generator | None = None) -> GraphState:
+        """Positions, each node channel, then the pair channel (:meth:`add_noise`)."""
+        pos_t, _, node_t, edge_t = self.add_noise(
+            clean.pos, clean.node_classes, clean.pair_index, clean.edge_classes, t, clean.batch, generator
+        )
+        return clean.replace(pos=pos_t, node_classes=node_t, edge_classes=edge_t)
+
     # ----- training objective ---------------------------------------------
     def loss(
         self, denoiser: JointDenoiser, clean: GraphState, t: Tensor | None = None, generator: Generator | None = None
@@ -274,16 +281,37 @@ class JointDiffusion(DiffusionProcess):
         num_nodes = graph_sizes(batch, num_graphs)
         sq_err = graph_sum(((eps_pred - eps_pos) ** 2).sum(dim=1), batch, num_graphs)
         parts = {POSITIONS: sq_err / position_dof(num_nodes).clamp(min=1).to(pos.dtype)}
-        node_count = num_nodes.clamp(min=1).to(pos.dtype)
-        for c, (name, logits) in enumerate(zip(self.node_channels, self.split_node_logits(node_logits))):
-            ce = CategoricalDiffusion.loss(logits, node_classes[:, c]).to(pos.dtype)
-            parts[name] = graph_sum(ce, batch, num_graphs) / node_count
-        pair_graph = batch[pairs[0]]
-        pair_count = graph_sizes(pair_graph, num_graphs).clamp(min=1).to(pos.dtype)
-        ce = CategoricalDiffusion.loss(edge_logits, edge_classes).to(pos.dtype)
-        parts[self.edge_name] = graph_sum(ce, pair_graph, num_graphs) / pair_count
+        parts.update(self.class_loss(clean, Prediction(eps_pred, None, node_logits, edge_logits)))
         total = sum(self.loss_weights[name] * value for name, value in parts.items())
         return total, parts
+
+    def class_loss(self, state: GraphState, out: Prediction, target: Prediction | None = None) -> dict[str, Tensor]:
+        """Per channel, in column order then the pair channel, a per-item loss of ``out``'s clean-class logits
+        averaged over each graph's nodes (or pairs; a graph without pairs contributes 0), ``[B]``: the
+        cross-entropy against ``state``'s classes, or the divergence from ``target``'s predicted classes
+        (:meth:`CategoricalDiffusion.divergence`)."""
+        batch, num_graphs, dtype = state.batch, state.num_graphs, state.pos.dtype
+        if target is None:
+            item_loss, node_targets, edge_target = (
+                CategoricalDiffusion.loss,
+                state.node_classes.unbind(1),
+                state.edge_classes,
+            )
+        else:
+            item_loss, node_targets, edge_target = (
+                CategoricalDiffusion.divergence,
+                self.split_node_logits(target.node_logits),
+                target.edge_logits,
+            )
+        parts = {}
+        node_count = graph_sizes(batch, num_graphs).clamp(min=1).to(dtype)
+        for name, logits, classes in zip(self.node_channels, self.split_node_logits(out.node_logits), node_targets):
+            parts[name] = graph_sum(item_loss(logits, classes).to(dtype), batch, num_graphs) / node_count
+        pair_graph = batch[state.pair_index[0]]
+        pair_count = graph_sizes(pair_graph, num_graphs).clamp(min=1).to(dtype)
+        edge_loss = graph_sum(item_loss(out.edge_logits, edge_target).to(dtype), pair_graph, num_graphs)
+        parts[self.edge_name] = edge_loss / pair_count
+        return parts
 
     # ----- sampling hooks (molgen.diffusion.samplers.Sampler) ---------------
     def prior(self, start: GraphState, generator: Generator | None = None) -> GraphState:
@@ -324,14 +352,18 @@ class JointDiffusion(DiffusionProcess):
     def renoise(self, state: GraphState, s: Tensor, t: Tensor, generator: Generator | None) -> GraphState:
         """Positions, then each node channel and the pair channel (:meth:`CategoricalDiffusion.renoise`)."""
         state = super().renoise(state, s, t, generator)
+        s_node, t_node = per_item(s, state.batch), per_item(t, state.batch)
         node_classes = torch.stack(
             [
-                channel.renoise(state.node_classes[:, c], s, t, generator)
+                channel.renoise(state.node_classes[:, c], s_node, t_node, generator)
                 for c, channel in enumerate(self.node_channels.values())
             ],
             dim=1,
         )
-        edge_classes = self.edge_channel.renoise(state.edge_classes, s, t, generator)
+        pair_graph = state.batch[state.pair_index[0]]
+        edge_classes = self.edge_channel.renoise(
+            state.edge_classes, per_item(s, pair_graph), per_item(t, pair_graph), generator
+        )
         return state.replace(node_classes=node_classes, edge_classes=edge_classes)
 
     def self_condition_estimate(self, inputs: tuple, output: tuple[Tensor, Tensor, Tensor]) -> JointEstimate:

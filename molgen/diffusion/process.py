@@ -11,15 +11,18 @@ through four methods, in this order:
     discrete_step  move the process's other channels (categorical classes) from t to s
 
 Training calls :meth:`DiffusionProcess.state_from_batch` on a data batch and
-:meth:`DiffusionProcess.loss` on the result. Nothing above ``molgen.diffusion``
-needs to know which process it holds.
+:meth:`DiffusionProcess.loss` on the result, and :meth:`DiffusionProcess.after_optimizer_step`
+after each update (a distillation's target network follows the student there,
+:mod:`molgen.diffusion.distillation`). Nothing above ``molgen.diffusion`` needs to
+know which process it holds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     from molgen.diffusion.gaussian import GaussianDiffusion
     from molgen.diffusion.inpainting import KnownPart
 
-__all__ = ["DiffusionProcess", "GraphState", "Prediction"]
+__all__ = ["DiffusionProcess", "GraphState", "Prediction", "per_item"]
 
 
 @dataclass
@@ -82,7 +85,13 @@ class Prediction(NamedTuple):
 
 
 Predictor = Callable[[GraphState, Tensor], Prediction]
-"""A network bound to one batch: ``(state, t) -> Prediction`` for a scalar time ``t``."""
+"""A network bound to one batch: ``(state, t) -> Prediction`` for a scalar time ``t`` or per-graph times ``[B]``."""
+
+
+def per_item(t: Tensor, graph: Tensor) -> Tensor:
+    """Times as they apply to items (nodes, pairs) of graphs ``graph`` ``[M]``: a scalar ``t`` unchanged,
+    per-graph times ``[B]`` gathered to ``[M]``."""
+    return t if t.dim() == 0 else t[graph]
 
 
 class DiffusionProcess(torch.nn.Module):
@@ -95,6 +104,8 @@ class DiffusionProcess(torch.nn.Module):
 
     #: Whether the process generates categorical channels (``class_temperature`` applies).
     has_classes: bool = False
+    #: Weight of each named loss term (``positions`` and each categorical channel); a missing name weighs 1.
+    loss_weights: Mapping[str, float] = MappingProxyType({})
     #: The Gaussian part samplers step (positions, continuous features).
     gaussian: GaussianDiffusion
 
@@ -130,6 +141,21 @@ class DiffusionProcess(torch.nn.Module):
         named unweighted components ``{name: [B]}`` (empty for a single-term loss)."""
         raise NotImplementedError
 
+    def noise(self, clean: GraphState, t: Tensor, generator: Generator | None = None) -> GraphState:
+        """A draw of every diffused channel of ``clean`` from ``q(z_t | x)`` at per-graph times ``t`` ``[B]``
+        (positions first); clean conditioning features are kept."""
+        raise NotImplementedError
+
+    def class_loss(self, state: GraphState, out: Prediction, target: Prediction | None = None) -> dict[str, Tensor]:
+        """Loss per graph ``{channel: [B]}`` of the clean classes ``out`` predicts for ``state``: the cross-entropy
+        against the classes of ``state`` (training on data) when ``target`` is None, else the KL divergence from
+        the classes ``target`` predicts (a teacher's, in distillation). Empty without categorical channels."""
+        return {}
+
+    def after_optimizer_step(self, denoiser: torch.nn.Module) -> None:
+        """Called by training after each optimizer step with the network being trained; a process that tracks
+        it (a distillation's target network) updates itself here. Nothing by default."""
+
     def prior(self, start: GraphState, generator: Generator | None = None) -> GraphState:
         """The state at ``t = 1``, drawn after the positions.
 
@@ -153,10 +179,11 @@ class DiffusionProcess(torch.nn.Module):
         return state.replace(pos=known.positions(state, schedule.alpha(t), schedule.sigma(t), generator))
 
     def renoise(self, state: GraphState, s: Tensor, t: Tensor, generator: Generator | None) -> GraphState:
-        """A draw from the forward transition ``q(z_t | z_s)``, ``s < t`` (RePaint's resampling jump):
-        positions here (zero-CoM noise); processes with more channels renoise those too."""
-        gaussian = self.gaussian
-        return state.replace(pos=gaussian.renoise_values(state.pos, s, t, generator, state.batch))
+        """A draw from the forward transition ``q(z_t | z_s)``, ``s < t``, scalars or per-graph ``[B]``
+        (RePaint's resampling jump; distillation's pairs of adjacent times): positions here (zero-CoM
+        noise); processes with more channels renoise those too."""
+        s_node, t_node = per_item(s, state.batch)[..., None], per_item(t, state.batch)[..., None]
+        return state.replace(pos=self.gaussian.renoise_values(state.pos, s_node, t_node, generator, state.batch))
 
     def discrete_step(
         self, state: GraphState, out: Prediction, t: Tensor, s: Tensor, generator: Generator | None, temperature: float

@@ -7,19 +7,22 @@ time ``t`` to the next ``s < t`` given the denoiser's noise prediction.
 :class:`~molgen.diffusion.process.DiffusionProcess`: draw the process's prior,
 and at each step call the network, the sampler's ``step`` and the process's
 ``discrete_step`` (its categorical channels, if any); finish with the clean
-prediction at ``t = 0`` and the optional refinement. A new algorithm
-subclasses :class:`Sampler` and overrides :meth:`step` (and :meth:`reset` if
-it carries state between steps, like a multistep solver).
+prediction at the grid's last time (:meth:`Sampler.finish`) and the optional
+refinement. A new algorithm subclasses :class:`Sampler` and overrides
+:meth:`step` (and :meth:`reset` if it carries state between steps, like a
+multistep solver; :meth:`timesteps` and :meth:`finish` if its grid stops short
+of 0, like the consistency sampler).
 
 Registered samplers (:func:`make_sampler`):
 
-==============  ================  ======================  ============
-name            class             options                 default grid
-==============  ================  ======================  ============
-``ddpm``        AncestralSampler  ``noise_scale, grid``   ``time``
-``ddim``        DDIMSampler       ``eta, grid``           ``time``
-``dpm-solver``  DPMSolverSampler  ``eta, grid``           ``logsnr``
-==============  ================  ======================  ============
+===============  ==================  ======================  ============
+name             class               options                 default grid
+===============  ==================  ======================  ============
+``ddpm``         AncestralSampler    ``noise_scale, grid``   ``time``
+``ddim``         DDIMSampler         ``eta, grid``           ``time``
+``dpm-solver``   DPMSolverSampler    ``eta, grid``           ``logsnr``
+``consistency``  ConsistencySampler  ``grid``                ``time``
+===============  ==================  ======================  ============
 
 Every sampler also takes ``refine_steps`` and ``refine_time`` (see
 :meth:`Sampler.refine`): denoiser calls after the loop that re-noise the
@@ -45,7 +48,7 @@ from tqdm.auto import tqdm
 
 from molgen.diffusion.gaussian import zero_com_noise
 from molgen.diffusion.inpainting import KnownPart
-from molgen.diffusion.process import DiffusionProcess, GraphState, Predictor
+from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor
 from molgen.diffusion.schedules import NoiseSchedule
 from molgen.graph_batch import node_batch, remove_mean
 from molgen.registry import Registry
@@ -140,7 +143,8 @@ class Sampler:
         process: the forward process being inverted; the sampler steps its
             Gaussian part (``process.gaussian``, kept as :attr:`diffusion`).
         num_steps: number of reverse steps ``T``; the denoiser is called
-            ``T + 1`` times (the last call turns ``z_0`` into the sample).
+            ``T + 1`` times (the last call turns ``z_0`` into the sample;
+            :class:`ConsistencySampler`: ``T`` calls in all, see :attr:`network_calls`).
         grid: ``"time"`` (uniform in ``t``) or ``"logsnr"`` (uniform in
             log-SNR); None takes the class's ``default_grid``.
         refine_steps: refinement calls after the loop (default 0), see :meth:`refine`.
@@ -182,6 +186,12 @@ class Sampler:
         self.grid = grid
         self.refine_steps = int(refine_steps)
         self.refine_time = float(refine_time)
+
+    @property
+    def network_calls(self) -> int:
+        """Denoiser calls of one :meth:`sample`: one per step (times ``resample`` with a fixed part), the final
+        clean prediction and the refinements."""
+        return (len(self.timesteps()) - 1) * self.resample + 1 + self.refine_steps
 
     def timesteps(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
         """Decreasing grid of ``T + 1`` times from exactly 1 to exactly 0, [T + 1].
@@ -274,19 +284,23 @@ class Sampler:
             noised = state.replace(pos=pos_t, h=h_t)
             if keep is not None:
                 noised = keep(noised, t)
-            state = self._clean_prediction(predict, noised, t)
+            state = self._clean_prediction(noised, predict(noised, t), t)
             if keep is not None:
                 state = keep(state, None)
         return state
 
-    def _clean_prediction(self, predict: Predictor, state: GraphState, t: Tensor) -> GraphState:
+    def _clean_prediction(self, state: GraphState, out: Prediction, t: Tensor) -> GraphState:
         """``state`` at time ``t`` with positions (and features, when they are diffused) replaced by
-        their clean prediction; clean conditioning features and classes are kept."""
+        their clean prediction from the network's output ``out``; clean conditioning features and classes are kept."""
         diffusion = self.diffusion
-        out = predict(state, t)
         pos = remove_mean(diffusion.predict_clean(state.pos, out.eps_pos, t), state.batch, state.num_graphs)
         h = diffusion.predict_clean(state.h, out.eps_h, t) if diffusion.diffuse_features else state.h
         return state.replace(pos=pos, h=h)
+
+    def finish(self, predict: Predictor, state: GraphState, t: Tensor, generator: torch.Generator | None) -> GraphState:
+        """The sample from the loop's last state, at the grid's last time ``t`` (one network call): its clean
+        prediction. At ``t = 0`` the categorical channels were drawn by the last step and are kept."""
+        return self._clean_prediction(state, predict(state, t), t)
 
     @torch.inference_mode()
     def sample(
@@ -347,7 +361,7 @@ class Sampler:
         self.reset()
         if self.resample > 1 and known is None:
             raise ValueError("resample applies only when sampling with a fixed part")
-        for i in tqdm(range(self.num_steps), desc="sampling", disable=not progress, leave=False):
+        for i in tqdm(range(len(grid) - 1), desc="sampling", disable=not progress, leave=False):
             t, s = grid[i], grid[i + 1]
             memory = self.memory()
             for jump in range(self.resample):
@@ -359,7 +373,7 @@ class Sampler:
                 state = process.discrete_step(state.replace(pos=pos, h=h), out, t, s, generator, self.class_temperature)
                 state = keep(state, s)
 
-        state = keep(self._clean_prediction(predict, state, grid[-1]), None)
+        state = keep(self.finish(predict, state, grid[-1], generator), None)
         state = self.refine(predict, state, generator, keep)
         return state if known is None else known.place(state)
 
@@ -535,6 +549,52 @@ class DPMSolverSampler(Sampler):
         if self.eta > 0:
             h_s = h_s + noise_std * torch.randn(h_t.shape, generator=generator, device=h_t.device, dtype=h_t.dtype)
         return pos_s, h_s
+
+
+@SAMPLERS.register("consistency")
+class ConsistencySampler(Sampler):
+    """Multistep consistency sampling (Song et al. 2023, Algorithm 1): ``num_steps`` network calls in all.
+
+    Each call predicts the clean sample ``x0_hat = (z_t - sigma_t * eps) / alpha_t``, which is re-noised
+    to the next grid time with fresh noise::
+
+        z_s = alpha_s * x0_hat + sigma_s * noise
+
+    and the last call's prediction is the sample. The grid is the first ``num_steps`` times of the
+    parent grid of ``num_steps`` steps (``time``: 1, 0.75, 0.5, 0.25 for four calls; the final 0 is
+    dropped), so ``--steps 1`` is the one-step map from the prior. Categorical channels take the
+    process's ancestral step between the calls (the posterior given the predicted clean classes) and,
+    after the last call, draw from the predicted clean classes themselves (the posterior at ``s = 0``).
+
+    Meant for a consistency-distilled model (:mod:`molgen.diffusion.distillation`), whose clean
+    prediction from any time is the end of its teacher's ODE trajectory; on an ordinary diffusion
+    model a clean prediction from high noise is the blurred posterior mean, and few calls give poor
+    samples. Position noise is projected to zero CoM; clean conditioning features pass unchanged.
+
+    Args:
+        grid: time grid (default ``time``, as the distillation's).
+    """
+
+    def timesteps(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
+        """The times of the ``num_steps`` calls, from exactly 1 down, [num_steps]."""
+        return super().timesteps(device, dtype)[:-1]
+
+    def step(self, pos_t, h_t, eps_pos, eps_h, t, s, batch, generator):
+        # positions then features, in AncestralSampler's order
+        diffusion, schedule = self.diffusion, self.diffusion.schedule
+        alpha_s, sigma_s = schedule.alpha(s), schedule.sigma(s)
+        pos_s = alpha_s * diffusion.predict_clean(pos_t, eps_pos, t) + sigma_s * zero_com_noise(pos_t, batch, generator)
+        if not diffusion.diffuse_features:
+            return pos_s, h_t
+        noise_h = torch.randn(h_t.shape, generator=generator, device=h_t.device, dtype=h_t.dtype)
+        return pos_s, alpha_s * diffusion.predict_clean(h_t, eps_h, t) + sigma_s * noise_h
+
+    def finish(self, predict: Predictor, state: GraphState, t: Tensor, generator: torch.Generator | None) -> GraphState:
+        """The clean prediction at the last call's time ``t > 0``, categorical channels drawn from their
+        predicted clean classes (the process's step from ``t`` to 0)."""
+        out = predict(state, t)
+        clean = self._clean_prediction(state, out, t)
+        return self.process.discrete_step(clean, out, t, torch.zeros_like(t), generator, self.class_temperature)
 
 
 def sampler_names() -> list[str]:

@@ -248,6 +248,16 @@ class TrainerConfig:
 
 # ----- the whole config ------------------------------------------------------
 @dataclass
+class DistillConfig:
+    """Consistency distillation from ``teacher`` (:class:`molgen.diffusion.distillation.ConsistencyDistillation`)."""
+
+    solver_steps: int = MISSING
+    grid: str = MISSING
+    target_decay: float = MISSING
+    snr_floor: float = MISSING
+
+
+@dataclass
 class OptimConfig:
     """AdamW (:meth:`molgen.training.module.DiffusionModule.configure_optimizers`)."""
 
@@ -267,6 +277,8 @@ class TrainConfig:
     seed: int = MISSING
     ckpt_path: Optional[str] = MISSING
     init_from: Optional[str] = MISSING
+    teacher: Optional[str] = MISSING
+    distill: DistillConfig = field(default_factory=DistillConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 

@@ -8,18 +8,30 @@ listed pairs, e.g. bonds) and ``pair_class`` [Q] long instead of ``h``. What
 the sampler later needs to turn noise back into domain objects travels as the
 data's :class:`~molgen.dataset_info.DatasetInfo`, saved in the hyperparameters
 as a plain dict so checkpoints load with ``torch.load(weights_only=True)``.
+
+With ``distill`` the module trains a consistency-distilled student of a teacher
+(:mod:`molgen.diffusion.distillation`): the process becomes the distillation
+objective around the teacher's, which holds the frozen teacher and the target
+network (both in the checkpoint, so a run resumes exactly); the student keeps the
+teacher's configs and samples like any model of them.
 """
 
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
+from molgen.checkpoint import TrainedModel, load_checkpoint
+from molgen.checkpoint_files import CheckpointError
 from molgen.dataset_info import dataset_info_from_dict
+from molgen.diffusion.distillation import ConsistencyDistillation
+from molgen.diffusion.process import DiffusionProcess
 from molgen.models import DENOISERS, build_model
+from molgen.pretrained import available_models, load_pretrained
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -42,8 +54,47 @@ def _constructor_defaults(name: str | None) -> dict:
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
-def check_resumable(saved: dict, model: dict, diffusion: dict, source: str = "the checkpoint") -> None:
-    """Refuse to resume from a checkpoint trained with another model or diffusion config.
+def load_model_source(source: str, option: str) -> TrainedModel:
+    """The model a run option (``init_from``, ``teacher``) names: a molgen checkpoint file or a shipped model.
+
+    Raises:
+        CheckpointError: ``source`` is neither, or is unreadable (one line naming ``option``).
+    """
+    if Path(source).is_file():
+        return load_checkpoint(source)
+    if source in available_models():
+        return load_pretrained(source)
+    raise CheckpointError(
+        f"{option}={source!r} is neither a checkpoint file nor a shipped model ({', '.join(available_models())})"
+    )
+
+
+def distillation(
+    student: torch.nn.Module, process: DiffusionProcess, model: dict, diffusion: dict, info: dict, distill: dict
+) -> ConsistencyDistillation:
+    """The distillation objective of ``distill`` (``teacher`` plus the options of
+    :class:`~molgen.diffusion.distillation.ConsistencyDistillation`), with ``student`` set to the teacher's weights.
+
+    Raises:
+        CheckpointError: the teacher cannot be loaded.
+        ValueError: the run's ``model``, ``diffusion`` or ``info`` are not the teacher's.
+    """
+    options = dict(distill)
+    teacher = load_model_source(options.pop("teacher"), "teacher")
+    if teacher.config != {"model": model, "diffusion": diffusion} or teacher.info.to_dict() != info:
+        raise ValueError(
+            "a distillation's student keeps its teacher's model, diffusion and dataset_info configs "
+            "(molgen train takes them from the teacher)"
+        )
+    student.load_state_dict(teacher.denoiser.state_dict())
+    # train mode like the rest of the module (no layer of the denoisers behaves differently in it)
+    return ConsistencyDistillation(process, student, teacher.denoiser.train(), **options)
+
+
+def check_resumable(
+    saved: dict, model: dict, diffusion: dict, source: str = "the checkpoint", distill: dict | None = None
+) -> None:
+    """Refuse to resume from a checkpoint trained with another model, diffusion or distillation config.
 
     Lightning would otherwise stop deep in ``load_state_dict`` with a list of
     missing weights, or, for a changed noise schedule, quietly continue
@@ -57,11 +108,12 @@ def check_resumable(saved: dict, model: dict, diffusion: dict, source: str = "th
         saved: the checkpoint's ``hyper_parameters``.
         model, diffusion: this run's config groups.
         source: how the message names the checkpoint (its path).
+        distill: this run's distillation (teacher and options), or None.
     Raises:
         ValueError: naming each key that differs, with both values.
     """
-    now = _flatten({"model": model, "diffusion": diffusion})
-    was = _flatten({"model": saved.get("model", {}), "diffusion": saved.get("diffusion", {})})
+    now = _flatten({"model": model, "diffusion": diffusion, "distill": distill or {}})
+    was = _flatten({key: saved.get(key) or {} for key in ("model", "diffusion", "distill")})
     changed = [
         f"{key}={was[key]!r} there, {repr(now[key]) if key in now else 'unset'} here"
         for key in was
@@ -86,19 +138,24 @@ class DiffusionModule(L.LightningModule):
         diffusion: diffusion config (see :func:`molgen.diffusion.build.build_diffusion`).
         optim: ``lr``, ``weight_decay``, ``amsgrad`` for AdamW.
         dataset_info: the data's :meth:`DatasetInfo.to_dict`; kept for sampling.
+        distill: distil ``distill["teacher"]`` (see :func:`distillation`), whose ``model``, ``diffusion`` and
+            ``dataset_info`` these must be; None: train on the data.
     """
 
-    def __init__(self, model: dict, diffusion: dict, optim: dict, dataset_info: dict) -> None:
+    def __init__(
+        self, model: dict, diffusion: dict, optim: dict, dataset_info: dict, distill: dict | None = None
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.denoiser, self.diffusion = build_model(model, diffusion, dataset_info_from_dict(dataset_info))
+        if distill:
+            self.diffusion = distillation(self.denoiser, self.diffusion, model, diffusion, dataset_info, distill)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Lightning calls this with the loaded checkpoint before it loads the weights.
         source = self.trainer.ckpt_path if self._trainer is not None else "the checkpoint"
-        check_resumable(
-            checkpoint.get("hyper_parameters") or {}, self.hparams["model"], self.hparams["diffusion"], source
-        )
+        saved, hparams = checkpoint.get("hyper_parameters") or {}, self.hparams
+        check_resumable(saved, hparams["model"], hparams["diffusion"], source, hparams.get("distill"))
 
     def forward(self, pos, h, t, batch):
         return self.denoiser(pos, h, t, batch)
@@ -124,6 +181,9 @@ class DiffusionModule(L.LightningModule):
             self.log(f"train/loss_{name}", value, batch_size=data.num_graphs)
         return loss
 
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.diffusion.after_optimizer_step(self.denoiser)
+
     def validation_step(self, data, batch_idx):
         # Fixed noise per validation batch, so that successive evaluations compare the model, not the draw.
         generator = torch.Generator(device=data.pos.device).manual_seed(batch_idx)
@@ -133,9 +193,10 @@ class DiffusionModule(L.LightningModule):
             self.log(f"val/loss_{name}", value, batch_size=data.num_graphs, sync_dist=True)
 
     def configure_optimizers(self):
+        # the denoiser only: a distillation's teacher and target network are not trained
         optim = self.hparams.optim
         return torch.optim.AdamW(
-            self.parameters(),
+            self.denoiser.parameters(),
             lr=float(optim["lr"]),
             weight_decay=float(optim.get("weight_decay", 1e-12)),
             amsgrad=bool(optim.get("amsgrad", True)),

@@ -15,7 +15,8 @@ Starting the same command again on the same run directory resumes from
 ``checkpoints/last.ckpt``; a changed model or diffusion config is refused
 with the differing keys named (:func:`molgen.training.module.check_resumable`).
 A new run can instead start from another model's weights (``init_from``, see
-:func:`warm_start`) with a fresh optimiser and step count.
+:func:`warm_start`) with a fresh optimiser and step count, or distil a teacher into a
+few-step student (``teacher``, see :func:`teacher_configs` and docs/distillation.md).
 
 With ``trainer=ddp`` every process runs :func:`train`; Lightning shards the
 data, averages gradients, and only rank 0 writes files (docs/distributed.md).
@@ -44,13 +45,12 @@ from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from molgen.checkpoint import load_checkpoint
 from molgen.checkpoint_files import CheckpointError, read_checkpoint_file
+from molgen.dataset_info import DatasetInfo
 from molgen.io import atomic_output
 from molgen.locks import exclusive_lock
-from molgen.pretrained import available_models, load_pretrained
 from molgen.training.data import build_datamodule
-from molgen.training.module import DiffusionModule
+from molgen.training.module import DiffusionModule, load_model_source
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +131,7 @@ def warm_start(denoiser: torch.nn.Module, source: str) -> list[str]:
         CheckpointError: ``source`` is neither a file nor a shipped model, is
             unreadable, or its weights do not fit this model (the keys are named).
     """
-    if Path(source).is_file():
-        weights = load_checkpoint(source).denoiser.state_dict()
-    elif source in available_models():
-        weights = load_pretrained(source).denoiser.state_dict()
-    else:
-        raise CheckpointError(
-            f"init_from={source!r} is neither a checkpoint file nor a shipped model ({', '.join(available_models())})"
-        )
+    weights = load_model_source(source, "init_from").denoiser.state_dict()
     own = denoiser.state_dict()
     unfit = [k for k in weights if k not in own or own[k].shape != weights[k].shape]
     if unfit:
@@ -149,6 +142,49 @@ def warm_start(denoiser: torch.nn.Module, source: str) -> list[str]:
         )
     denoiser.load_state_dict(weights, strict=False)
     return [k for k in own if k not in weights]
+
+
+#: DatasetInfo keys (at any depth) that describe a data set's contents rather than what its nodes and pairs mean.
+DATA_STATISTICS = ("dataset", "size_histogram", "num_dropped", "max_length", "marginals")
+
+
+def _meaning(value):
+    """A :meth:`DatasetInfo.to_dict` without its :data:`DATA_STATISTICS`: what a model's inputs mean."""
+    if isinstance(value, dict):
+        return {key: _meaning(item) for key, item in value.items() if key not in DATA_STATISTICS}
+    if isinstance(value, list):
+        return [_meaning(item) for item in value]
+    return value
+
+
+def teacher_configs(cfg: DictConfig, data_info: DatasetInfo) -> dict:
+    """The ``model``, ``diffusion``, ``dataset_info`` and ``distill`` arguments of a distillation's
+    :class:`DiffusionModule`: the teacher's configs and data info (so that the student samples as the
+    teacher does), and ``distill`` with the teacher's source. The run's model and diffusion groups are
+    replaced by the teacher's in ``cfg``.
+
+    Raises:
+        CheckpointError: the teacher cannot be loaded.
+        ValueError: with ``init_from`` (a student starts from its teacher), or data whose nodes and pairs
+            mean something else than the teacher's (other features, channels or classes).
+    """
+    if cfg.init_from:
+        raise ValueError(
+            "teacher and init_from exclude each other: a student starts from its teacher's weights "
+            "(continue a distillation by resuming its run)"
+        )
+    teacher = load_model_source(cfg.teacher, "teacher")
+    if _meaning(data_info.to_dict()) != _meaning(teacher.info.to_dict()):
+        raise ValueError(
+            f"teacher={cfg.teacher} was trained on data whose nodes and pairs mean something else than "
+            f"data={cfg.data.name}'s: distil it on its own kind of data (experiment=distill: QM9 with bonds)"
+        )
+    cfg.model, cfg.diffusion = teacher.config["model"], teacher.config["diffusion"]
+    return {
+        **teacher.config,
+        "dataset_info": teacher.info.to_dict(),
+        "distill": {"teacher": cfg.teacher, **_container(cfg.distill)},
+    }
 
 
 def ema_with_warmup(decay: float):
@@ -203,18 +239,22 @@ def train(cfg: DictConfig, run_dir: Path, sweep: bool = False) -> Path:
 
 def _train(cfg: DictConfig, run_dir: Path, sweep: bool) -> Path:
     """:func:`train` once the run directory is held."""
-    if rank_zero_only.rank == 0:
-        OmegaConf.save(cfg, run_dir / "config_resolved.yaml", resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     ckpt = resume_checkpoint(cfg, run_dir)  # before the data: a bad checkpoint stops the run at once
     datamodule = build_datamodule(_container(cfg.data))
-    module = DiffusionModule(
-        model=_container(cfg.model),
-        diffusion=_container(cfg.diffusion),
-        optim=_container(cfg.optim),
-        dataset_info=datamodule.dataset_info.to_dict(),
-    )
+    if cfg.teacher:
+        configs = teacher_configs(cfg, datamodule.dataset_info)
+        log.info("distilling %s: the student takes its model, diffusion and dataset_info", cfg.teacher)
+    else:
+        configs = {
+            "model": _container(cfg.model),
+            "diffusion": _container(cfg.diffusion),
+            "dataset_info": datamodule.dataset_info.to_dict(),
+        }
+    if rank_zero_only.rank == 0:  # the configs the run trains with (a student's model and diffusion: its teacher's)
+        OmegaConf.save(cfg, run_dir / "config_resolved.yaml", resolve=True)
+    module = DiffusionModule(optim=_container(cfg.optim), **configs)
     log.info("denoiser: %s parameters", f"{sum(p.numel() for p in module.denoiser.parameters()):,}")
 
     tcfg = cfg.trainer

@@ -45,6 +45,7 @@ def run(sampler_name, graphs, known, steps=100, seed=0, **options):
         ("dpm-solver", {"eta": 1.0, "refine_steps": 2}),
         ("ddpm", {"resample": 3}),
         ("dpm-solver", {"resample": 2}),
+        ("consistency", {"resample": 2}),
     ],
 )
 def test_the_known_part_comes_back_exactly_where_it_was_given(name, options):

@@ -45,13 +45,12 @@ def test_fix_decorates_the_scaffold_in_place(tmp_path, capsys):
     assert "[fixed part]" in report and "substructure_kept" in report
 
 
-def test_link_keeps_the_fragments_and_their_bonds_with_a_bond_model(tmp_path, capsys):
+@pytest.mark.parametrize("sampler", ["ddpm", "consistency"])
+def test_link_keeps_the_fragments_and_their_bonds_with_a_bond_model(tmp_path, capsys, sampler):
     ckpt, out = save_tiny_joint_checkpoint(tmp_path / "joint.ckpt"), tmp_path / "l.sdf"
     fragment = read_fragment(FRAGMENTS)
-    assert (
-        sample(ckpt, out, "--link", str(FRAGMENTS), "--linker-atoms", "2-4", "--num-samples", "4", "--resample", "2")
-        == 0
-    )
+    link = ["--link", str(FRAGMENTS), "--linker-atoms", "2-4", "--num-samples", "4", "--resample", "2"]
+    assert sample(ckpt, out, *link, "--sampler", sampler) == 0
     mols = records(out)
     assert sorted({m.GetNumAtoms() for m in mols}) <= [fragment.num_atoms + k for k in (2, 3, 4)]
     check_fixed_atoms(mols, fragment)
@@ -64,7 +63,7 @@ def test_link_keeps_the_fragments_and_their_bonds_with_a_bond_model(tmp_path, ca
         }
         assert among == expected
     assert "valid_and_connected" in capsys.readouterr().out
-    assert mols[0].GetProp("sampler").endswith("resample=2")
+    assert mols[0].GetProp("sampler") == f"{sampler} resample=2"
 
 
 def _sdf(tmp_path, name, smiles, shift=0.0):

@@ -1,0 +1,170 @@
+"""Consistency distillation (Song et al. 2023; LCM, Luo et al. 2023): a few-step student from a many-step teacher.
+
+A frozen teacher defines the probability-flow ODE of its process; its deterministic solver (one
+DDIM step, :class:`~molgen.diffusion.samplers.DDIMSampler` with ``eta = 0``, the first-order
+DPM-Solver) moves a noisy state from one time of a grid of ``solver_steps`` intervals to the next.
+The student, a network of the teacher's architecture that starts from the teacher's weights, is
+trained so that its clean prediction ``f(z_t, t) = (z_t - sigma_t * eps_hat) / alpha_t`` is the
+same at both ends of such a step: it then maps every point of a teacher trajectory to the
+trajectory's end (the clean prediction at ``t = 0``, where ``f`` is the identity up to the
+schedule's ``sigma_0``), and :class:`~molgen.diffusion.samplers.ConsistencySampler` needs one
+to four calls. One training step, for graphs with clean data ``x`` and a grid interval
+``s = t_n < t = t_{n+1}`` drawn uniformly per graph::
+
+    z_s ~ q(z_s | x),  z_t ~ q(z_t | z_s)           every channel, the classes as a coupled chain
+    z_s' = teacher's DDIM step of z_t to s          the Gaussian channels; classes stay z_s's
+    x*   = f_target(z_s', s)                        target network, no gradient
+    loss = w_pos * lambda(t) * |f_student(z_t, t) - x*|^2 / dof  +  sum_c w_c * KL(teacher_c(z_t) || student_c(z_t))
+
+The target network is an exponential moving average of the student (decay ``target_decay``,
+updated in :meth:`ConsistencyDistillation.after_optimizer_step`), and starts as a copy of it.
+
+The distance is measured on the noise scale: with ``eps* = (z_t - alpha_t x*) / sigma_t``,
+``|eps_hat - eps*|^2 = SNR(t) |f_student - x*|^2``, so ``lambda(t) = max(SNR(t), snr_floor) / SNR(t)``
+on the noise error is the clean-prediction distance weighted by ``max(SNR(t), snr_floor)``.
+``snr_floor = 0`` (the default) is the teacher's own eps-MSE weighting, well conditioned for an
+eps-predicting network at every ``t``. ``1`` is Salimans & Ho's truncated SNR, which gives the
+high-noise calls of a few-step sampler the weight of their clean-prediction error; for an eps
+network it weighs the noise error by ``1 / SNR(t)``, 1e5 at ``t = 1`` of the polynomial schedule,
+and that interval then dominates the loss (docs/distillation.md).
+
+Categorical channels (the joint model's atom types, charges and bonds) have no ODE: their
+forward chain is drawn jointly for the two times (``z_s`` then ``q(z_t | z_s)``, the pair the
+sampler sees), the positions' ODE is distilled conditioned on them, and each channel's
+predicted clean classes are trained by cross-entropy against the teacher's class probabilities
+at the same input, reported as the KL divergence (the cross-entropy less the teacher's entropy,
+0 while the student agrees; :meth:`~molgen.diffusion.process.DiffusionProcess.class_loss`);
+sampling draws them with the process's ancestral step between calls.
+
+Nothing here knows about chemistry: the process's hooks noise, predict and score every channel.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Generator, Tensor
+
+from molgen.diffusion.gaussian import position_dof
+from molgen.diffusion.joint import POSITIONS
+from molgen.diffusion.process import DiffusionProcess, GraphState, per_item
+from molgen.diffusion.samplers import DDIMSampler
+from molgen.graph_batch import graph_sizes, graph_sum
+
+__all__ = ["CONSISTENCY", "ConsistencyDistillation"]
+
+CONSISTENCY = "consistency"
+"""Name of the consistency term in the loss components (weighted as the process's positions)."""
+
+
+class ConsistencyDistillation(DiffusionProcess):
+    """The training objective of a consistency-distilled student of ``process`` (see the module docstring).
+
+    Only the training entry points are implemented (:meth:`state_from_batch`, :meth:`loss`,
+    :meth:`after_optimizer_step`): the student samples as a network of ``process`` itself.
+
+    Args:
+        process: the teacher's (and student's) process.
+        student: the network being trained (the teacher's weights at the start); the target network is
+            a frozen copy of it.
+        teacher: the teacher's network, frozen here.
+        solver_steps: intervals of the teacher's ODE grid (each training pair is one DDIM step).
+        grid: that grid's spacing, ``time`` or ``logsnr`` (:meth:`Sampler.timesteps`).
+        target_decay: EMA decay of the target network per optimizer step, in [0, 1) (0: the student itself).
+        snr_floor: ``>= 0``; the clean-prediction distance is weighted by ``max(SNR(t), snr_floor)``.
+    """
+
+    def __init__(
+        self,
+        process: DiffusionProcess,
+        student: torch.nn.Module,
+        teacher: torch.nn.Module,
+        solver_steps: int = 50,
+        grid: str = "time",
+        target_decay: float = 0.95,
+        snr_floor: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= target_decay < 1.0:
+            raise ValueError(f"distill.target_decay must be in [0, 1), got {target_decay}")
+        if not snr_floor >= 0.0:
+            raise ValueError(f"distill.snr_floor must be >= 0, got {snr_floor}")
+        self.process = process
+        self.teacher = teacher.requires_grad_(False)
+        self.target = copy.deepcopy(student).requires_grad_(False)
+        self.solver = DDIMSampler(process, solver_steps, grid=grid)
+        self.target_decay = float(target_decay)
+        self.snr_floor = float(snr_floor)
+
+    @property
+    def conditions_on_features(self) -> bool:
+        return self.process.conditions_on_features
+
+    def state_from_batch(self, data: Any) -> GraphState:
+        return self.process.state_from_batch(data)
+
+    def times(
+        self, num_graphs: int, like: Tensor, t: Tensor | None, generator: Generator | None
+    ) -> tuple[Tensor, Tensor]:
+        """``(s, t)``, each ``[B]``: both ends of one solver interval per graph, ``s < t``. Intervals are
+        drawn uniformly (one draw per graph), or hold the given student times ``t`` [B], each moved
+        to the nearest interval start."""
+        grid = self.solver.timesteps(like.device, like.dtype)
+        if t is None:
+            index = torch.randint(len(grid) - 1, (num_graphs,), generator=generator, device=like.device)
+        else:
+            index = (grid[:-1, None] - t[None, :]).abs().argmin(dim=0)
+        return grid[index + 1], grid[index]
+
+    def loss(
+        self, denoiser: torch.nn.Module, clean: GraphState, t: Tensor | None = None, generator: Generator | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Weighted distillation loss per graph ``[B]``, and its unweighted components: ``consistency`` and
+        one KL divergence per categorical channel (see the module docstring).
+
+        Draws, in order: the intervals (unless ``t``, the student's times [B], is given), the state at
+        ``s`` (:meth:`~DiffusionProcess.noise`), then its forward step to ``t``
+        (:meth:`~DiffusionProcess.renoise`).
+        """
+        process, gaussian = self.process, self.process.gaussian
+        batch, num_graphs = clean.batch, clean.num_graphs
+        s, t = self.times(num_graphs, clean.pos, t, generator)
+        noisy_s = process.noise(clean, s, generator)
+        noisy_t = process.renoise(noisy_s, s, t, generator)
+        s_node, t_node = per_item(s, batch)[:, None], per_item(t, batch)[:, None]
+        with torch.no_grad():
+            teacher_out = process.predictor(self.teacher, noisy_t)(noisy_t, t)
+            pos_s, h_s = self.solver.step(
+                noisy_t.pos, noisy_t.h, teacher_out.eps_pos, teacher_out.eps_h, t_node, s_node, batch, None
+            )
+            stepped = noisy_s.replace(pos=pos_s, h=h_s)
+            target_out = process.predictor(self.target, stepped)(stepped, s)
+        student_out = process.predictor(denoiser, noisy_t)(noisy_t, t)
+
+        # noise error against eps* = (z_t - alpha_t x*) / sigma_t, channel by channel (see the module docstring)
+        schedule = gaussian.schedule
+        alpha_t, sigma_t = schedule.alpha(t_node), schedule.sigma(t_node)
+        channels = [(noisy_t.pos, stepped.pos, student_out.eps_pos, target_out.eps_pos)]
+        num_nodes = graph_sizes(batch, num_graphs)
+        dof = position_dof(num_nodes)
+        if gaussian.diffuse_features:
+            channels.append((noisy_t.h, stepped.h, student_out.eps_h, target_out.eps_h))
+            dof = dof + num_nodes * clean.h.shape[1]
+        sq_err = sum(
+            ((eps_student - (z_t - alpha_t * gaussian.predict_clean(z_s, eps_target, s_node)) / sigma_t) ** 2).sum(1)
+            for z_t, z_s, eps_student, eps_target in channels
+        )
+        weight = (self.snr_floor * torch.exp(-schedule.log_snr(t))).clamp(min=1.0)
+        consistency = weight * graph_sum(sq_err, batch, num_graphs) / dof.clamp(min=1).to(sq_err.dtype)
+        classes = process.class_loss(noisy_t, student_out, teacher_out)
+        weights = process.loss_weights
+        total = weights.get(POSITIONS, 1.0) * consistency
+        total = total + sum(weights.get(name, 1.0) * value for name, value in classes.items())
+        return total, {CONSISTENCY: consistency, **classes}
+
+    @torch.no_grad()
+    def after_optimizer_step(self, denoiser: torch.nn.Module) -> None:
+        """Move the target network toward the student: ``target += (1 - target_decay) (student - target)``."""
+        torch._foreach_lerp_(list(self.target.parameters()), list(denoiser.parameters()), 1.0 - self.target_decay)
