@@ -159,3 +159,8 @@ def test_every_shipped_model_loads_and_samples(name):
     options = {"length": (20, 20)} if model.domain.name == "backbones" else {}
     items = model.sample(2, steps=5, **options)
     assert len(items) == 2
+    if getattr(model.info, "remove_h", False):  # heavy-atom models: molecules come with hydrogens placed
+        assert all(m.GetProp("hydrogens") in ("mmff", "geometric", "not_placed") for m in items)
+        assert all(
+            any(a.GetAtomicNum() == 1 for a in m.GetAtoms()) for m in items if m.GetProp("hydrogens") != "not_placed"
+        )
