@@ -323,7 +323,8 @@ class MoleculeDomain(Domain):
             f"wrote {len(sdf_records)} molecules to {out} ({bonds_note}"
             + (f", {nonfinite} with non-finite coordinates set to 0" if nonfinite else "")
             + (
-                f", hydrogens placed on all but {hydrogens_not_placed} whose heavy atoms have impossible valences"
+                f", hydrogens placed on {len(molecules) - hydrogens_not_placed}"
+                + (f", not on {hydrogens_not_placed} with an over-valent heavy atom" if hydrogens_not_placed else "")
                 if molecules and molecules[0].place_hydrogens
                 else ""
             )
