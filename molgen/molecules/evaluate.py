@@ -228,7 +228,7 @@ def _unknown_elements_note(records: list[MoleculeRecord], unknown: list[list[str
     )
 
 
-def _is_fraction(section: str, key: str, value: float) -> bool:
+def is_fraction(section: str, key: str, value: float) -> bool:
     if section == "druglike":
         return key in FRACTION_KEYS  # the rest are similarities, distances and means, whatever their range
     return section not in _NOT_FRACTIONS and 0 <= value <= 1
@@ -237,7 +237,7 @@ def _is_fraction(section: str, key: str, value: float) -> bool:
 def format_report(report: dict) -> str:
     """The report as an aligned text table, one block per section (fractions of molecules or atoms as
     percentages; distances, similarities, means and energies as numbers)."""
-    return format_sections(report, _is_fraction)
+    return format_sections(report, is_fraction)
 
 
 def load_reference(spec: str, progress: bool):

@@ -34,7 +34,7 @@ from molgen.proteins.geometry import (
     backbone_dihedrals,
 )
 from molgen.proteins.metrics import RG_EXPONENT, RG_PREFACTOR, evaluate_backbones, validate_backbone
-from molgen.report.html import Figure, Page, Section, escape, table
+from molgen.report.html import Figure, Page, Section, escape, metric_rows, table
 from molgen.report.plots import REFERENCE_COLOR, SAMPLE_COLOR, bars, new_figure, values_histogram
 from molgen.report.viewer import ViewItem, viewer_box, viewer_scripts
 
@@ -189,17 +189,13 @@ def backbone_report(path: str | Path, reference: str | None = None, *, progress:
 
 
 def _metric_table(report: dict, natural: dict | None) -> str:
-    rows = []
-    for section, values in report.items():
-        if section == "notes" or not isinstance(values, dict) or not values:
-            continue
-        rows.append([escape(section)])
-        for key, value in values.items():
-            shown = [_format(key, value)]
-            if natural is not None:
-                other = natural.get(section, {}).get(key)
-                shown.append(_format(key, other) if other is not None else "")
-            rows.append([escape(key), *shown])
+    def cells(section: str, key: str, value) -> list[str]:
+        if natural is None:
+            return [_format(key, value)]
+        other = natural.get(section, {}).get(key)
+        return [_format(key, value), _format(key, other) if other is not None else ""]
+
+    rows = metric_rows(report, cells)
     header = ["metric", "designs"] + (["natural"] if natural is not None else [])
     notes = "".join(f'<p class="note">{escape(n)}</p>' for n in report.get("notes", []))
     return table(rows, header, numeric={1, 2}) + notes

@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Figure", "Page", "Section", "badge", "data_image", "escape", "table"]
+__all__ = ["Figure", "Page", "Section", "badge", "data_image", "escape", "metric_rows", "table"]
 
 #: No network access of any kind: inline scripts and styles, data: images; WebGL needs nothing more.
 CONTENT_SECURITY_POLICY = (
@@ -83,6 +83,18 @@ def badge(label: str, kind: str = "info", title: str = "") -> str:
     """A small coloured label; ``kind`` is ``yes`` (green), ``no`` (red) or ``info`` (grey)."""
     tip = f' title="{escape(title)}"' if title else ""
     return f'<span class="badge {kind}"{tip}>{escape(label)}</span>'
+
+
+def metric_rows(report: dict, cells) -> list[list[str]]:
+    """Rows of a metric table of an evaluation ``report``: a heading row per section (``notes`` and empty
+    sections skipped), then per key the escaped key followed by ``cells(section, key, value)`` (HTML strings)."""
+    rows = []
+    for section, values in report.items():
+        if section == "notes" or not isinstance(values, dict) or not values:
+            continue
+        rows.append([escape(section)])
+        rows += [[escape(key), *cells(section, key, value)] for key, value in values.items()]
+    return rows
 
 
 def table(rows: list[list[str]], header: list[str], numeric: set[int] = frozenset()) -> str:

@@ -35,7 +35,7 @@ from rdkit.Chem.Draw import rdMolDraw2D
 from molgen.molecules.metrics.distribution import molecule_statistics
 from molgen.molecules.record import MoleculeRecord
 from molgen.report.docking import DEFAULT_BEST_POSES, SCORE_TAGS, DockingReport, docking_report, tag_value
-from molgen.report.html import Figure, Page, Section, badge, data_image, escape, table
+from molgen.report.html import Figure, Page, Section, badge, data_image, escape, metric_rows, table
 from molgen.report.plots import bars, binned, new_figure, values_histogram
 from molgen.report.statistics import (
     PROPERTY_NAMES,
@@ -298,25 +298,22 @@ def _grid_section(
 # ----- metrics table ------------------------------------------------------------------------------
 def _format(section: str, key: str, value) -> str:
     """A table value: fractions as percentages, as `molgen evaluate` prints them; counts with separators."""
-    from molgen.molecules.evaluate import _is_fraction  # the evaluation's rule: the table matches its text form
+    from molgen.molecules.evaluate import is_fraction  # the evaluation's rule: the table matches its text form
 
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return escape(value)
     if isinstance(value, int):
         return f"{value:,}"
-    return f"{100 * value:.2f} %" if _is_fraction(section, key, value) else f"{value:.4f}"
+    return f"{100 * value:.2f} %" if is_fraction(section, key, value) else f"{value:.4f}"
 
 
 def _metric_table(report: dict, anchors: bool) -> str:
-    rows = []
-    for section, values in report.items():
-        if section == "notes" or not isinstance(values, dict) or not values:
-            continue
-        rows.append([escape(section)])
-        for key, value in values.items():
-            published = ANCHORS.get((section, key), []) if anchors else []
-            shown = ", ".join(f"{label} {100 * figure:.1f} %" for label, figure in published)
-            rows.append([escape(key), _format(section, key, value), escape(shown)])
+    def cells(section: str, key: str, value) -> list[str]:
+        published = ANCHORS.get((section, key), []) if anchors else []
+        shown = ", ".join(f"{label} {100 * figure:.1f} %" for label, figure in published)
+        return [_format(section, key, value), escape(shown)]
+
+    rows = metric_rows(report, cells)
     note = (
         '<p class="note">Published: EDM protocol on QM9 with hydrogens (Hoogeboom et al. 2022; GeoLDM, '
         "Xu et al. 2023), 10,000 samples each.</p>"
