@@ -72,8 +72,8 @@ def prepare_drugs(
     """The prepared first ``num_molecules`` of ``split`` (preparing missing chunks); see
     :func:`molgen.molecules.conformers.load_chunks` for the keys. Failures are included
     (``reason`` != 0) and logged by reason."""
-    source, _ = SPLITS.get(split, (None, None))
-    order = split_order(split)
+    order = split_order(split)  # checks the split's name
+    source, _ = SPLITS[split]
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_drugs_cache()
     paths = prepare_chunks(
         folder,
