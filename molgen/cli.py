@@ -28,6 +28,8 @@ commands:
   report   write one self-contained HTML report with pictures of an SDF file, a folder of PDB files or a run
   dock     dock molecules of an SDF file into a receptor with AutoDock Vina (needs molgen[dock])
   export   write the molecules of an SDF file as docking-ready PDBQT files (meeko), for Vina, Gnina or Uni-Dock
+  evaluate-conditioning
+           EDM's protocol for property-conditioned QM9 models: MAE of a property predictor against the targets
 
 Run `molgen <command> --help` for the options of a command."""
 
@@ -106,7 +108,12 @@ def _sample_parser() -> argparse.ArgumentParser:
         help="a pretrained model shipped with molgen (`molgen models` lists them); the default when --ckpt is "
         "not given is the QM9 model",
     )
-    p.add_argument("--num-samples", type=_positive, default=100, help="number of molecules or backbones (default 100)")
+    p.add_argument(
+        "--num-samples",
+        type=_positive,
+        default=None,
+        help="number of molecules or backbones (default 100, or the rows of --condition-file)",
+    )
     p.add_argument(
         "--out",
         default=None,
@@ -215,6 +222,28 @@ def _sample_parser() -> argparse.ArgumentParser:
         "--motif-positions",
         help="with --motif: 1-based first residue of each segment in the new chain, e.g. 5,40 (default: spread evenly)",
     )
+    targets = p.add_mutually_exclusive_group()
+    targets.add_argument(
+        "--condition",
+        action="append",
+        metavar="NAME=VALUE",
+        help="conditional models: a target property for every sample, in the units of the model card, e.g. "
+        "--condition alpha=80.5 --condition gap=6800 (meV); unnamed properties are left free "
+        "(docs/conditioning.md)",
+    )
+    targets.add_argument(
+        "--condition-file",
+        metavar="CSV",
+        help="conditional models: one row of targets per sample, a header of property names (empty cells left "
+        "free) and optionally num_atoms; sets --num-samples",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="with --condition or --condition-file: classifier-free guidance scale w >= 0; each network call "
+        "becomes two, (1 + w) conditional - w unconditional (default 0: the conditional model as trained)",
+    )
     p.add_argument(
         "--linker-atoms",
         default=None,
@@ -281,10 +310,12 @@ def _sample(args: list[str]) -> int:
 
     from molgen.checkpoint import CheckpointError, load_checkpoint
     from molgen.commands import check_request, fixed_part, output_lock
+    from molgen.diffusion.conditioning import GraphCondition
     from molgen.diffusion.samplers import check_option_values, sampler_options
     from molgen.distributed import join_torchrun
     from molgen.domains.backbones import parse_length
     from molgen.locks import LockedError
+    from molgen.targets import requested_targets, target_tensors
 
     device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -294,7 +325,16 @@ def _sample(args: list[str]) -> int:
         device = f"cuda:{rank.local_rank % torch.cuda.device_count()}"
     given = {
         key: getattr(opts, key)
-        for key in ("eta", "noise_scale", "grid", "refine_steps", "refine_time", "class_temperature", "resample")
+        for key in (
+            "eta",
+            "noise_scale",
+            "grid",
+            "refine_steps",
+            "refine_time",
+            "class_temperature",
+            "resample",
+            "guidance",
+        )
         if getattr(opts, key) is not None
     }
     try:  # every argument is checked before a model loads
@@ -303,6 +343,16 @@ def _sample(args: list[str]) -> int:
             opts.length = parse_length(opts.length)
     except ValueError as err:
         return _fail("sample", "--" + str(err).replace("_", "-", 1))  # "--refine-time must be in (0, 1), ..."
+    try:
+        opts.target_rows, opts.sizes, opts.num_samples = requested_targets(
+            opts.condition, opts.condition_file, opts.num_samples
+        )
+        if opts.sizes is not None and opts.num_atoms is not None:
+            raise ValueError(f"--num-atoms and the num_atoms column of {opts.condition_file} exclude each other")
+        if "guidance" in given and not opts.target_rows:
+            raise ValueError("--guidance needs targets: --condition or --condition-file")
+    except ValueError as err:
+        return _fail("sample", str(err))
     try:
         opts.fixed = fixed_part(opts)
     except (OSError, ValueError) as err:
@@ -315,6 +365,11 @@ def _sample(args: list[str]) -> int:
 
             model = load_pretrained(opts.model or DEFAULT_MODEL, device=device)
     except CheckpointError as err:
+        return _fail("sample", str(err))
+    try:
+        conditions = getattr(model.info, "conditions", None)
+        opts.targets = GraphCondition(*target_tensors(opts.target_rows, conditions)) if opts.target_rows else None
+    except ValueError as err:
         return _fail("sample", str(err))
     sampling = model.sampling.updated(opts.sampler, opts.steps, given)
     if "class_temperature" in given and not model.diffusion.has_classes:
@@ -376,6 +431,12 @@ def _report(args: list[str]) -> int:
     from molgen.report.command import main as report_main
 
     return report_main(args)
+
+
+def _evaluate_conditioning(args: list[str]) -> int:
+    from molgen.conditioning_benchmark import main as benchmark_main
+
+    return benchmark_main(args)
 
 
 # ----- models ------------------------------------------------------------
@@ -499,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": _report,
         "dock": _dock,
         "export": _export,
+        "evaluate-conditioning": _evaluate_conditioning,
     }
     if argv[0] not in commands:
         print(USAGE, file=sys.stderr)

@@ -54,7 +54,8 @@ def generate_on_ranks(
     postprocess: Callable[[list], list] | None = None,
     **request: Any,
 ) -> list | None:
-    """:func:`molgen.sampling.generate` on this process's shard with the command's options.
+    """:func:`molgen.sampling.generate` on this process's shard with the command's options (the target
+    properties and sizes of ``opts.targets`` and ``opts.sizes`` included).
 
     ``postprocess`` maps this process's samples before they are gathered (work each
     process does for its own share, e.g. relaxation). Returns every sample, in
@@ -72,6 +73,8 @@ def generate_on_ranks(
         device=device,
         progress=not opts.no_progress and rank.rank == 0,
         shard=(rank.rank, rank.world_size),
+        targets=getattr(opts, "targets", None),
+        sizes=getattr(opts, "sizes", None),
         **request,
     )
     if postprocess is not None:
@@ -95,16 +98,18 @@ def check_request(model: Any, opts: Any, sampling: Any, device: str, limits: Req
 
     domain = model.domain
     request = {key: getattr(opts, key) for key in domain.size_options if getattr(opts, key, None) is not None}
-    largest = (
-        int(domain.sample_sizes(model.info, min(opts.num_samples, ESTIMATE_DRAWS), opts.seed, **request).max())
-        // domain.nodes_per_unit
-    )
+    sizes = getattr(opts, "sizes", None)
+    if sizes is None:
+        sizes = domain.sample_sizes(model.info, min(opts.num_samples, ESTIMATE_DRAWS), opts.seed, **request)
+    largest = int(sizes.max()) // domain.nodes_per_unit
     trained = len(model.info.size_histogram) - 1
     if largest > limits.size_factor * trained and not opts.yes:
         return (
             f"a sample of size {largest} is far beyond the largest the model was trained on ({trained}); "
             "its output is unlikely to be meaningful: pass --yes to run it anyway"
         )
+    if getattr(opts, "sizes", None) is not None:
+        request = {domain.size_options[0]: largest}  # the largest size stands for all in the estimate
     cost = estimate_cost(
         model, opts.num_samples, sampling, batch_size=opts.batch_size, seed=opts.seed, device=device, **request
     )

@@ -51,6 +51,8 @@ class MoleculeInfo(DatasetInfo):
         categorical: bond models only: ``{"node": [channel, ...], "edge": channel}``, each
             channel ``{"name", "classes", "marginals"}``; None for coordinate-and-type models.
         num_dropped: molecules the data builder dropped, per split (bond models).
+        conditions: property-conditioned models only: the training statistics of the properties
+            (:func:`molgen.targets.conditions_info`); None for unconditional models.
     """
 
     domain: ClassVar[str] = "molecules"
@@ -58,6 +60,7 @@ class MoleculeInfo(DatasetInfo):
     remove_h: bool = False
     categorical: dict[str, Any] | None = None
     num_dropped: dict[str, int] | None = None
+    conditions: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from molgen.diffusion import Sampler, make_sampler
+from molgen.diffusion.conditioning import GraphCondition
 from molgen.diffusion.process import DiffusionProcess
+from molgen.targets import sample_sizes_given_targets
 
 if TYPE_CHECKING:
     from molgen.checkpoint import TrainedModel
@@ -114,6 +116,8 @@ def generate(
     progress: bool = True,
     shard: tuple[int, int] = (0, 1),
     fixed: Any = None,
+    targets: GraphCondition | None = None,
+    sizes: Tensor | None = None,
     **request: Any,
 ) -> list:
     """Sample ``num_samples`` items of the model's domain.
@@ -126,8 +130,13 @@ def generate(
             ``i % world_size == rank``, in order (see :func:`merge_shards`).
         fixed: a part every sample keeps (inpainting), in the domain's terms: a
             :class:`~molgen.molecules.fragments.Fragment` for molecules.
+        targets: a conditional model's target properties, one row per sample (``[num_samples, P]``,
+            normalised, :func:`molgen.targets.target_tensors`); None: unconditional.
+        sizes: the nodes of each sample, ``[num_samples]`` long, instead of a size request.
         request: the domain's size request, e.g. ``num_atoms=9`` for molecules or
-            ``length=(60, 120)`` for backbones (default: the training histogram).
+            ``length=(60, 120)`` for backbones (default: the training histogram, or with
+            ``targets`` the training frequencies given the targets,
+            :func:`molgen.targets.sample_sizes_given_targets`).
     Returns:
         The domain's samples (:meth:`molgen.domains.Domain.decode`).
     """
@@ -140,18 +149,31 @@ def generate(
     if unknown:
         sized_by = ", ".join(domain.size_options)
         raise ValueError(f"this model generates {domain.name}, sized by {sized_by}; not by {', '.join(unknown)}")
-    num_nodes = domain.sample_sizes(info, num_samples, seed, **request)
+    if targets is not None and targets.values.shape[0] != num_samples:
+        raise ValueError(f"got targets for {targets.values.shape[0]} samples, not {num_samples}")
+    asked = {key: value for key, value in request.items() if value is not None}
+    if sizes is not None:
+        if asked or sizes.shape != (num_samples,):
+            raise ValueError(f"sizes must be [{num_samples}] and exclude a size request, got {tuple(sizes.shape)}")
+        num_nodes = sizes.long()
+    elif targets is not None and not asked:
+        num_nodes = sample_sizes_given_targets(
+            info.conditions, info.size_histogram, targets.values, targets.mask, seeded_generator(seed)
+        )
+    else:
+        num_nodes = domain.sample_sizes(info, num_samples, seed, **request)
     reverse = sampling.make(model.diffusion)
     model.to(device)
     samples: list = []
     batch_size = batch_size or domain.default_batch_size
-    for sizes, generator in seeded_batches(num_nodes, batch_size, seed, device, shard, progress, domain.unit):
+    for first, sizes, generator in seeded_batches(num_nodes, batch_size, seed, device, shard, progress, domain.unit):
         state = reverse.sample(
             model.denoiser,
             sizes,
             info.num_features,
             condition=domain.condition(info, sizes),
             known=None if fixed is None else domain.known_part(info, fixed, sizes),
+            graph_condition=None if targets is None else targets.select(slice(first, first + len(sizes))),
             generator=generator,
             device=device,
             progress=progress,
@@ -206,7 +228,8 @@ def estimate_cost(
 
     domain, info = model.domain, model.info
     largest = int(domain.sample_sizes(info, min(num_samples, ESTIMATE_DRAWS), seed, **request).max())
-    loop_only = ("refine_steps", "resample")  # counted below; resampling needs a fixed part
+    # counted below (network_calls); resampling needs a fixed part, guidance a condition
+    loop_only = ("refine_steps", "resample", "guidance")
     one_step = SamplingConfig(sampling.sampler, 1, {k: v for k, v in sampling.options.items() if k not in loop_only})
     reverse = one_step.make(model.diffusion)
     model.to(device)
@@ -256,11 +279,12 @@ def seeded_batches(
     shard: tuple[int, int],
     progress: bool,
     unit: str,
-) -> Iterator[tuple[Tensor, torch.Generator]]:
+) -> Iterator[tuple[int, Tensor, torch.Generator]]:
     """The batches of ``num_nodes`` this process samples, each with its own generator.
 
-    Yields ``(sizes [B], generator)`` for the batches ``i`` with
-    ``i % world_size == rank``; batch ``i`` is seeded from ``SeedSequence([seed, i])``.
+    Yields ``(first, sizes [B], generator)`` for the batches ``i`` with ``i % world_size == rank``:
+    ``first`` is the batch's first sample (``i * batch_size``); batch ``i`` is seeded from
+    ``SeedSequence([seed, i])``.
     A progress bar counts ``unit`` (advanced after each batch is consumed).
     """
     if batch_size < 1:
@@ -270,7 +294,7 @@ def seeded_batches(
     batches = list(enumerate(num_nodes.split(batch_size)))[rank::world_size]
     with tqdm(total=sum(len(c) for _, c in batches), desc=unit, unit=unit[:4], disable=not progress) as bar:
         for i, sizes in batches:
-            yield sizes, torch.Generator(device=device).manual_seed(derived_seed(seed, i))
+            yield i * batch_size, sizes, torch.Generator(device=device).manual_seed(derived_seed(seed, i))
             bar.update(len(sizes))
 
 

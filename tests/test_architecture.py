@@ -26,6 +26,8 @@ ALLOWED = {
     "molgen.checkpoint_files": set(),
     "molgen.dataset_info": set(),
     "molgen.io": set(),
+    # target properties of conditional models: statistics, checks, sizes given targets (a leaf, like dataset_info)
+    "molgen.targets": set(),
     # the diffusion core: no chemistry, no proteins, no domains, no training, no networks
     "molgen.diffusion": {"molgen.graph_batch", "molgen.registry"},
     # layers: no dataset, no domain, no diffusion process
@@ -33,7 +35,7 @@ ALLOWED = {
     # denoisers and the model builder
     "molgen.models": {"molgen.nn", "molgen.diffusion", "molgen.graph_batch", "molgen.dataset_info", "molgen.registry"},
     # the chemistry and protein libraries: parsing, writing, metrics (no domain, no model, no training)
-    "molgen.molecules": {"molgen.io", "molgen.dataset_info", "molgen.reports", "molgen.graph_batch"},
+    "molgen.molecules": {"molgen.io", "molgen.dataset_info", "molgen.reports", "molgen.graph_batch", "molgen.targets"},
     "molgen.proteins": {"molgen.io", "molgen.dataset_info", "molgen.reports", "molgen.graph_batch"},
     "molgen.reports": set(),
     # downstream tools: they read and write the files molgen writes, as a user's pipeline would
@@ -48,7 +50,7 @@ ALLOWED = {
         "molgen.docking",
     },
     # what inference needs
-    "molgen.sampling": {"molgen.diffusion", "molgen.checkpoint"},
+    "molgen.sampling": {"molgen.diffusion", "molgen.checkpoint", "molgen.targets"},
 }
 FORBIDDEN_EVERYWHERE_BUT_TRAINING = ("lightning", "pytorch_lightning")
 INFERENCE = ("molgen.diffusion", "molgen.nn", "molgen.models", "molgen.domains", "molgen.molecules", "molgen.proteins")

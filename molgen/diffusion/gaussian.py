@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import torch
 from torch import Generator, Tensor
 
+from molgen.diffusion.conditioning import condition_from_batch, conditioned
 from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.prediction import VelocityDenoiser
 from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor, per_item
@@ -132,8 +133,9 @@ class GaussianDiffusion(DiffusionProcess):
         return network
 
     def state_from_batch(self, data: Any) -> GraphState:
-        """``data.pos`` [N, 3], ``data.h`` [N, F], ``data.batch`` [N] of a torch_geometric ``Batch``."""
-        return GraphState(data.pos, data.h, data.batch, data.num_graphs)
+        """``data.pos`` [N, 3], ``data.h`` [N, F], ``data.batch`` [N] of a torch_geometric ``Batch``, and its
+        ``y`` [B, P] (target properties) when it has them."""
+        return GraphState(data.pos, data.h, data.batch, data.num_graphs, condition=condition_from_batch(data))
 
     def noise(self, clean: GraphState, t: Tensor, generator: Generator | None = None) -> GraphState:
         """Positions, then the features when they are diffused (:meth:`add_noise`)."""
@@ -162,6 +164,7 @@ class GaussianDiffusion(DiffusionProcess):
             t = self.sample_time(num_graphs, pos.device, generator).to(pos.dtype)
         pos_t, h_t, eps_pos, eps_h = self.add_noise(pos, h, t, batch, generator)
         inputs, estimate = (pos_t, h_t, t, batch), {}
+        denoiser = conditioned(denoiser, clean.condition)
         if is_self_conditioned(denoiser):
             estimate["self_condition"] = training_estimate(denoiser, inputs, self.self_condition_estimate, generator)
         pred_pos, pred_h = denoiser(*inputs, **estimate)
@@ -229,7 +232,7 @@ class GaussianDiffusion(DiffusionProcess):
     def predictor(self, denoiser: Denoiser, state: GraphState) -> Predictor:
         """Calls ``denoiser`` on the batch of ``state``, feeding a self-conditioned one its previous
         estimate (:class:`~molgen.diffusion.self_conditioning.EstimateFeedback`)."""
-        denoise = EstimateFeedback(denoiser, self.self_condition_estimate)
+        denoise = EstimateFeedback(conditioned(denoiser, state.condition), self.self_condition_estimate)
 
         def predict(current: GraphState, t: Tensor) -> Prediction:
             eps_pos, eps_h = denoise(current.pos, current.h, t.expand(current.num_graphs), current.batch)

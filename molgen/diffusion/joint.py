@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Generator, Tensor
 
 from molgen.diffusion.categorical import CategoricalDiffusion
+from molgen.diffusion.conditioning import condition_from_batch, conditioned
 from molgen.diffusion.gaussian import GaussianDiffusion, position_dof
 from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor, per_item
@@ -234,13 +235,22 @@ class JointDiffusion(DiffusionProcess):
     def state_from_batch(self, data: Any) -> GraphState:
         """Clean state of a torch_geometric ``Batch`` with ``pos`` [N, 3], ``node_classes`` [N, C],
         and the listed pairs ``pair_class_index`` [2, Q] with their classes ``pair_class`` [Q]
-        (unlisted pairs are class 0)."""
+        (unlisted pairs are class 0), and its ``y`` [B, P] (target properties) when it has them."""
         pairs = pair_index(data.batch)
         edge_classes = edge_classes_from_list(
             pairs, data.pair_class_index, data.pair_class, data.num_nodes, self.num_edge_classes
         )
         empty = data.pos.new_zeros(data.pos.shape[0], 0)
-        return GraphState(data.pos, empty, data.batch, data.num_graphs, data.node_classes, pairs, edge_classes)
+        return GraphState(
+            data.pos,
+            empty,
+            data.batch,
+            data.num_graphs,
+            data.node_classes,
+            pairs,
+            edge_classes,
+            condition_from_batch(data),
+        )
 
     def noise(self, clean: GraphState, t: Tensor, generator: Generator | None = None) -> GraphState:
         """Positions, each node channel, then the pair channel (:meth:`add_noise`)."""
@@ -273,6 +283,7 @@ class JointDiffusion(DiffusionProcess):
         pos_t, eps_pos, node_t, edge_t = self.add_noise(pos, node_classes, pairs, edge_classes, t, batch, generator)
         inputs = (pos_t, self.node_features(node_t, pos.dtype), self.edge_features(edge_t, pos.dtype), pairs, t, batch)
         estimate = {}
+        denoiser = conditioned(denoiser, clean.condition)
         if is_self_conditioned(denoiser):
             estimate["self_condition"] = training_estimate(denoiser, inputs, self.self_condition_estimate, generator)
         eps_pred, node_logits, edge_logits = denoiser(*inputs, **estimate)
@@ -382,7 +393,7 @@ class JointDiffusion(DiffusionProcess):
     def predictor(self, denoiser: JointDenoiser, state: GraphState) -> Predictor:
         """Calls ``denoiser`` with the one-hots of a state's classes and the batch's pairs, feeding a
         self-conditioned one its previous estimate (:class:`~molgen.diffusion.self_conditioning.EstimateFeedback`)."""
-        denoise = EstimateFeedback(denoiser, self.self_condition_estimate)
+        denoise = EstimateFeedback(conditioned(denoiser, state.condition), self.self_condition_estimate)
 
         def predict(current: GraphState, t: Tensor) -> Prediction:
             dtype = current.pos.dtype

@@ -31,6 +31,7 @@ from torch import Generator, Tensor
 from molgen.graph_batch import graph_sizes
 
 if TYPE_CHECKING:
+    from molgen.diffusion.conditioning import GraphCondition
     from molgen.diffusion.gaussian import GaussianDiffusion
     from molgen.diffusion.inpainting import KnownPart
 
@@ -50,6 +51,8 @@ class GraphState:
         node_classes: ``[N, C]`` long, one column per categorical node channel, or None.
         pair_index: ``[2, P]`` long, every unordered node pair ``i < j`` of each graph, or None.
         edge_classes: ``[P]`` long, class of each pair (0: no edge), or None.
+        condition: target properties of each graph (:mod:`molgen.diffusion.conditioning`), which the
+            process gives the denoiser; None: unconditional.
     """
 
     pos: Tensor
@@ -59,6 +62,7 @@ class GraphState:
     node_classes: Tensor | None = None
     pair_index: Tensor | None = None
     edge_classes: Tensor | None = None
+    condition: GraphCondition | None = None
 
     @property
     def num_nodes(self) -> Tensor:

@@ -26,9 +26,11 @@ name             class               options                 default grid
 
 Every sampler also takes ``refine_steps`` and ``refine_time`` (see
 :meth:`Sampler.refine`): denoiser calls after the loop that re-noise the
-sample slightly and replace it by its clean prediction; and
+sample slightly and replace it by its clean prediction;
 ``class_temperature`` for processes with categorical channels (see
-:meth:`~molgen.diffusion.joint.JointDiffusion.discrete_step`).
+:meth:`~molgen.diffusion.joint.JointDiffusion.discrete_step`); ``resample``
+with a fixed part; and ``guidance`` for conditional models
+(:mod:`molgen.diffusion.conditioning`).
 
 (``ancestral`` is an alias of ``ddpm``.) Grids: ``time`` is uniform in
 ``t``; ``logsnr`` is uniform in the log-SNR ``log(alpha**2 / sigma**2)``
@@ -46,6 +48,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from molgen.diffusion.conditioning import GraphCondition, GuidedDenoiser
 from molgen.diffusion.gaussian import zero_com_noise
 from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor
@@ -107,6 +110,12 @@ def _resample(value: int) -> int:
     return int(value)
 
 
+def _guidance(value: float) -> float:
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"guidance must be a number >= 0, got {value}")
+    return float(value)
+
+
 def _class_temperature(value: float) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"class_temperature must be a positive number, got {value}")
@@ -122,6 +131,7 @@ _OPTION_CHECKS = {
     "refine_time": _refine_time,
     "class_temperature": _class_temperature,
     "resample": _resample,
+    "guidance": _guidance,
 }
 
 
@@ -156,6 +166,10 @@ class Sampler:
             re-noising the result back to the step's start in between (RePaint's
             resampling jumps, which let the generated part adapt to the fixed one;
             default 1: none). Costs that many network calls per step.
+        guidance: classifier-free guidance scale ``w`` >= 0 for a conditional model sampled with a
+            condition (:class:`~molgen.diffusion.conditioning.GuidedDenoiser`): every call becomes
+            two, combined as ``(1 + w) * conditional - w * unconditional``. 0 (default): the
+            conditional model as trained, one call.
     """
 
     default_grid = "time"
@@ -169,6 +183,7 @@ class Sampler:
         refine_time: float = 0.02,
         class_temperature: float = 1.0,
         resample: int = 1,
+        guidance: float = 0.0,
     ) -> None:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
@@ -182,6 +197,7 @@ class Sampler:
         self.diffusion = process.gaussian
         self.class_temperature = float(class_temperature)
         self.resample = _resample(resample)
+        self.guidance = _guidance(guidance)
         self.num_steps = num_steps
         self.grid = grid
         self.refine_steps = int(refine_steps)
@@ -190,8 +206,9 @@ class Sampler:
     @property
     def network_calls(self) -> int:
         """Denoiser calls of one :meth:`sample`: one per step (times ``resample`` with a fixed part), the final
-        clean prediction and the refinements."""
-        return (len(self.timesteps()) - 1) * self.resample + 1 + self.refine_steps
+        clean prediction and the refinements; twice that with ``guidance``."""
+        calls = (len(self.timesteps()) - 1) * self.resample + 1 + self.refine_steps
+        return 2 * calls if self.guidance else calls
 
     def timesteps(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
         """Decreasing grid of ``T + 1`` times from exactly 1 to exactly 0, [T + 1].
@@ -311,6 +328,7 @@ class Sampler:
         *,
         condition: Tensor | None = None,
         known: KnownPart | None = None,
+        graph_condition: GraphCondition | None = None,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
@@ -329,6 +347,8 @@ class Sampler:
             known: a fixed part to keep (inpainting, :mod:`molgen.diffusion.inpainting`): after the
                 prior, every step and every clean prediction the process replaces it by its true
                 value noised to that time; the sample ends with it exact and in its given frame.
+            graph_condition: target properties of each graph for a conditional model
+                (:mod:`molgen.diffusion.conditioning`; ``[B, P]``), or None (unconditional).
             generator: seeds every random draw (on ``device``), in this order: the prior
                 positions, the process's prior, then per step the sampler's draws and the
                 process's discrete draws, then the refinement noise.
@@ -348,6 +368,12 @@ class Sampler:
         else:
             h = condition.to(device=device, dtype=dtype)
         state = process.prior(GraphState(pos, h, batch, num_nodes.numel()), generator)
+        if graph_condition is not None:
+            state = state.replace(condition=graph_condition.to(device, dtype))
+        if self.guidance:
+            if graph_condition is None:
+                raise ValueError("guidance needs a condition: sample a conditional model with target properties")
+            denoiser = GuidedDenoiser(denoiser, self.guidance)
         grid = self.timesteps(device, dtype)
 
         def keep(state: GraphState, t: Tensor | None) -> GraphState:

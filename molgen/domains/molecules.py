@@ -275,6 +275,8 @@ class MoleculeDomain(Domain):
                 "steps": str(sampling.steps),
                 "sampler": sampling.label,
             }
+            if opts.target_rows:  # the requested properties (free ones are not named)
+                tags.update({f"target_{name}": str(value) for name, value in opts.target_rows[index].items()})
             if opts.fixed is not None:  # 1-based, as SDF atom numbers
                 tags["fixed_atoms"] = ",".join(str(i + 1) for i in range(opts.fixed.num_atoms))
             if not molecule.finite:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from molgen.dataset_info import DatasetInfo
@@ -24,15 +26,22 @@ def is_joint_denoiser(name_or_model) -> bool:
     return bool(getattr(cls, "joint", False))
 
 
-def build_denoiser(config: dict, in_node_dim: int, num_edge_classes: int | None = None) -> torch.nn.Module:
+def build_denoiser(
+    config: dict, in_node_dim: int, num_edge_classes: int | None = None, num_conditions: int = 0
+) -> torch.nn.Module:
     """Instantiate a denoiser from ``{"name": ..., **kwargs}``.
 
-    ``in_node_dim`` (feature width) and, for joint denoisers,
-    ``num_edge_classes`` come from the data, not the config.
+    ``in_node_dim`` (feature width), for joint denoisers ``num_edge_classes``, and for
+    conditional models ``num_conditions`` (target properties) come from the data, not the config.
     """
     config = dict(config)
     name = config.pop("name", None)
     cls = DENOISERS[name]
+    if num_conditions:
+        if "num_conditions" not in inspect.signature(cls).parameters:
+            conditional = sorted(n for n in DENOISERS if "num_conditions" in inspect.signature(DENOISERS[n]).parameters)
+            raise ValueError(f"model {name!r} takes no conditions; conditional models are {conditional}")
+        config["num_conditions"] = num_conditions
     if is_joint_denoiser(name):
         if num_edge_classes is None:
             raise ValueError(
@@ -52,10 +61,13 @@ def build_model(model: dict, diffusion: dict, info: DatasetInfo) -> tuple[torch.
     """``(denoiser, process)`` from the ``model`` and ``diffusion`` configs and the data's info.
 
     The process sizes the network (a process with categorical channels needs a joint
-    denoiser) and wraps it (a v-predicting network is converted to return the noise).
+    denoiser) and wraps it (a v-predicting network is converted to return the noise); data
+    with target properties (``info.conditions``) make it a conditional network.
     """
     process = build_diffusion(diffusion, getattr(info, "categorical", None))
-    network = build_denoiser(model, **process.network_dims(int(info.num_features)))
+    conditions = getattr(info, "conditions", None)
+    num_conditions = len(conditions["names"]) if conditions else 0
+    network = build_denoiser(model, **process.network_dims(int(info.num_features)), num_conditions=num_conditions)
     return process.wrap_network(network), process
 
 

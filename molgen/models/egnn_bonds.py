@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from molgen.diffusion.conditioning import GraphCondition
 from molgen.diffusion.self_conditioning import JointEstimate
 from molgen.graph_batch import remove_mean
+from molgen.models.condition_embedding import ConditionEmbedding, add_condition
 from molgen.nn.egnn import EGNNLayer
 from molgen.nn.time_embedding import TimeEmbedding
 
@@ -56,6 +58,11 @@ class EGNNBondDenoiser(nn.Module):
             map, which is the same as widening the input layers; the maps start
             at zero, so the network starts out as one without self-conditioning,
             and such a network's weights load into it (``init_from``) to fine-tune.
+        num_conditions: graph-level target properties the network takes
+            (``forward(..., condition=GraphCondition)``, see
+            :mod:`molgen.diffusion.conditioning`; 0: none), added to the node
+            embedding by a :class:`~molgen.models.condition_embedding.ConditionEmbedding`
+            (zero at the start, and exactly zero for dropped properties).
     """
 
     joint = True
@@ -78,6 +85,7 @@ class EGNNBondDenoiser(nn.Module):
         time_embedding: str = "scalar",
         num_time_frequencies: int = 8,
         self_conditioning: bool = False,
+        num_conditions: int = 0,
     ) -> None:
         super().__init__()
         if num_edge_classes < 2 or edge_dim < 1:
@@ -111,13 +119,14 @@ class EGNNBondDenoiser(nn.Module):
         )
         self.node_readout = nn.Linear(hidden_dim, in_node_dim)
         self.edge_readout = _mlp(2 * hidden_dim + edge_dim + 2, hidden_dim, num_edge_classes)
-        # Made last, so that a seed initialises every other weight as without self-conditioning.
+        # Made last, so that a seed initialises every other weight as without self-conditioning or conditions.
         self.self_conditioning = self_conditioning
         if self_conditioning:
             self.estimate_node_embedding = nn.Linear(in_node_dim, hidden_dim, bias=False)
             self.estimate_pair_embedding = nn.Linear(num_edge_classes + 1, edge_dim, bias=False)
             nn.init.zeros_(self.estimate_node_embedding.weight)
             nn.init.zeros_(self.estimate_pair_embedding.weight)
+        self.condition_embedding = ConditionEmbedding(num_conditions, hidden_dim) if num_conditions else None
 
     @property
     def num_parameters(self) -> int:
@@ -149,6 +158,7 @@ class EGNNBondDenoiser(nn.Module):
         t: Tensor,
         batch: Tensor,
         self_condition: JointEstimate | None = None,
+        condition: GraphCondition | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Predict the position noise and clean-class logits.
 
@@ -164,6 +174,8 @@ class EGNNBondDenoiser(nn.Module):
                 node class probabilities ``[N, in_node_dim]``, pair class probabilities
                 ``[P, num_edge_classes]``), or None (none yet); only for a network built with
                 ``self_conditioning``.
+            condition: target properties ``[B, P]`` (:mod:`molgen.diffusion.conditioning`), or None
+                (unconditional); only for a network built with ``num_conditions``.
 
         Returns:
             ``(eps_pos [N, 3] zero mean per graph, node_logits [N, in_node_dim],
@@ -180,6 +192,7 @@ class EGNNBondDenoiser(nn.Module):
 
         x = pos
         hidden = self.node_embedding(torch.cat([h, self.time_embedding(t.to(h.dtype)[batch])], dim=-1))
+        hidden = add_condition(self.condition_embedding, hidden, condition, batch, num_graphs)
         if self.self_conditioning:
             # Without an estimate the maps still run on zeros, so plain DDP sees their weights used at every step.
             node_estimate, pair_estimate = self._estimate_input(self_condition, h, e, pairs)

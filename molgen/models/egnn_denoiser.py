@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from molgen.diffusion.conditioning import GraphCondition
 from molgen.graph_batch import remove_mean
+from molgen.models.condition_embedding import ConditionEmbedding, add_condition
 from molgen.nn.egnn import EGNNLayer
 from molgen.nn.graphs import GraphBuilder
 from molgen.nn.radial import GaussianRadialBasis
@@ -68,6 +70,11 @@ class EGNNDenoiser(nn.Module):
             map starts at zero, so the network starts out as one without
             self-conditioning, and such a network's weights load into it
             (``init_from``) to fine-tune.
+        num_conditions: graph-level target properties the network takes
+            (``forward(..., condition=GraphCondition)``, see
+            :mod:`molgen.diffusion.conditioning`; 0: none), added to the node
+            embedding by a :class:`~molgen.models.condition_embedding.ConditionEmbedding`
+            (zero at the start, and exactly zero for dropped properties).
     """
 
     def __init__(
@@ -91,6 +98,7 @@ class EGNNDenoiser(nn.Module):
         distance_rbf: int = 0,
         rbf_cutoff: float = 2.0,
         self_conditioning: bool = False,
+        num_conditions: int = 0,
     ) -> None:
         super().__init__()
         self.in_node_dim = in_node_dim
@@ -119,6 +127,8 @@ class EGNNDenoiser(nn.Module):
             for _ in range(num_layers)
         )
         self.readout = nn.Linear(hidden_dim, in_node_dim)
+        # Made last, so that a seed initialises every other weight as without conditions.
+        self.condition_embedding = ConditionEmbedding(num_conditions, hidden_dim) if num_conditions else None
 
     @property
     def num_parameters(self) -> int:
@@ -132,7 +142,13 @@ class EGNNDenoiser(nn.Module):
         return [diff.square().sum(dim=-1, keepdim=True), *radial]
 
     def forward(
-        self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor, self_condition: Tensor | None = None
+        self,
+        pos: Tensor,
+        h: Tensor,
+        t: Tensor,
+        batch: Tensor,
+        self_condition: Tensor | None = None,
+        condition: GraphCondition | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Predict the noise of the noisy sample ``(pos, h)`` at time ``t``.
 
@@ -143,6 +159,8 @@ class EGNNDenoiser(nn.Module):
             batch: ``LongTensor[N]`` sorted graph index of each node.
             self_condition: ``[N, 3]`` previous clean estimate, or None (none
                 yet); only for a network built with ``self_conditioning``.
+            condition: target properties ``[B, P]`` (:mod:`molgen.diffusion.conditioning`), or None
+                (unconditional); only for a network built with ``num_conditions``.
 
         Returns:
             ``(eps_pos [N, 3], eps_h [N, F])``; ``eps_pos`` has zero mean
@@ -166,6 +184,7 @@ class EGNNDenoiser(nn.Module):
         t_node = t.to(h.dtype)[batch]
         x = pos
         hidden = self.embedding(torch.cat([h, self.time_embedding(t_node)], dim=-1))
+        hidden = add_condition(self.condition_embedding, hidden, condition, batch, num_graphs)
         for layer in self.layers:
             x, hidden = layer(x, hidden, edge_index, edge_attr)
 

@@ -18,6 +18,7 @@ from torch_geometric.data import Data
 from molgen.dataset_info import MoleculeInfo
 from molgen.graph_batch import node_batch, remove_mean
 from molgen.molecules.featurize import AtomFeaturizer
+from molgen.targets import conditions_info, normalize
 
 
 class MoleculeDataset(torch.utils.data.Dataset):
@@ -70,6 +71,25 @@ class MoleculeDataset(torch.utils.data.Dataset):
         self._ptr = ptr
         self._ptr_list: list[int] = ptr.tolist()  # Python ints: fastest slicing bounds
         self._smiles = list(smiles) if smiles is not None else None
+        self._targets: torch.Tensor | None = None
+        self._property_values: torch.Tensor | None = None
+        self.conditions: dict[str, Any] | None = None
+        """The :func:`~molgen.targets.conditions_info` the items' ``y`` is normalised with, or None."""
+
+    def set_targets(
+        self, values: torch.Tensor, names: Sequence[str], units: Sequence[str], conditions: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Serve per-molecule properties ``values`` ``[M, P]`` (physical units) as items' ``y`` ``[1, P]``,
+        normalised with ``conditions`` (a training set's statistics, for a validation set) or, when None,
+        with this set's own (a training set), which become :attr:`conditions`. Returns :attr:`conditions`."""
+        if conditions is None:
+            conditions = conditions_info(names, units, values, self.num_atoms)
+        elif list(conditions["names"]) != list(names):
+            raise ValueError(f"targets {list(names)} do not match the statistics of {conditions['names']}")
+        self.conditions = conditions
+        self._property_values = torch.as_tensor(values, dtype=torch.float64)
+        self._targets = normalize(self._property_values, conditions).float()
+        return conditions
 
     @staticmethod
     def from_lists(
@@ -114,7 +134,8 @@ class MoleculeDataset(torch.utils.data.Dataset):
         return len(self._ptr_list) - 1
 
     def __getitem__(self, idx: int) -> Data:
-        """Molecule ``idx`` as ``Data(pos=[n, 3] Å, z=[n] long, h=[n, K+1], num_nodes=n)``."""
+        """Molecule ``idx`` as ``Data(pos=[n, 3] Å, z=[n] long, h=[n, K+1], num_nodes=n)``, plus ``y`` [1, P]
+        (normalised properties) when the set has targets (:meth:`set_targets`)."""
         i = int(idx)
         n_mol = len(self)
         if not -n_mol <= i < n_mol:
@@ -122,17 +143,25 @@ class MoleculeDataset(torch.utils.data.Dataset):
         i %= n_mol
         a, b = self._ptr_list[i], self._ptr_list[i + 1]
         # Clone so in-place edits by transforms cannot corrupt the shared arrays.
-        return Data(
+        data = Data(
             pos=self._pos[a:b].clone(),
             z=self._z[a:b].clone(),
             h=self._h[a:b].clone(),
             num_nodes=b - a,
         )
+        if self._targets is not None:
+            data.y = self._targets[i : i + 1].clone()
+        return data
 
     @property
     def num_atoms(self) -> torch.Tensor:
         """LongTensor [M]: number of atoms of each molecule."""
         return self._ptr.diff()
+
+    @property
+    def property_values(self) -> torch.Tensor | None:
+        """DoubleTensor [M, P]: the properties of :meth:`set_targets` in physical units, or None."""
+        return self._property_values
 
     @property
     def smiles(self) -> list[str] | None:
@@ -145,13 +174,14 @@ class MoleculeDataset(torch.utils.data.Dataset):
 
     def info(self, dataset: str, **extra: Any) -> MoleculeInfo:
         """What a model trained on this (training) set keeps for sampling: the featurizer, the
-        feature width, the histogram of atoms per molecule, and ``extra`` fields of
-        :class:`~molgen.dataset_info.MoleculeInfo`."""
+        feature width, the histogram of atoms per molecule, the :attr:`conditions` of its targets,
+        and ``extra`` fields of :class:`~molgen.dataset_info.MoleculeInfo`."""
         return MoleculeInfo(
             dataset=dataset,
             num_features=self.featurizer.num_features,
             size_histogram=self.num_atoms_histogram().tolist(),
             featurizer=self.featurizer.to_dict(),
+            conditions=self.conditions,
             **extra,
         )
 

@@ -31,6 +31,7 @@ from molgen.dataset_info import MoleculeInfo
 from molgen.io import atomic_output, default_cache_root, read_cache
 from molgen.molecules.dataset import MoleculeDataset, gather_molecules
 from molgen.molecules.featurize import AtomFeaturizer, atomic_number
+from molgen.molecules.qm9_properties import PROPERTIES, check_property_names, load_qm9_properties, training_half
 
 __all__ = [
     "CACHE_FILENAME",
@@ -45,6 +46,7 @@ __all__ = [
     "parse_qm9_row",
     "process_qm9",
     "read_qm9_csv",
+    "serve_properties",
 ]
 
 log = logging.getLogger(__name__)
@@ -266,6 +268,12 @@ class QM9Dataset(MoleculeDataset):
         remove_h: Drop hydrogen atoms (pass a featurizer without ``"H"`` to also
             drop the always-zero H one-hot column).
         featurizer: Node feature encoder.
+        conditions: QM9 properties (:data:`~molgen.molecules.qm9_properties.PROPERTIES`) served as
+            items' normalised ``y`` (:meth:`MoleculeDataset.set_targets`).
+        half: ``"first"`` or ``"second"`` half of the training split (EDM's protocol,
+            :func:`~molgen.molecules.qm9_properties.training_half`), before ``subset``.
+        normalization: the training set's :attr:`conditions` to normalise ``y`` with (a validation set);
+            None: this set's own.
     """
 
     def __init__(
@@ -275,9 +283,14 @@ class QM9Dataset(MoleculeDataset):
         cache_dir: str | os.PathLike | None = None,
         remove_h: bool = False,
         featurizer: AtomFeaturizer = AtomFeaturizer(),
+        conditions: Sequence[str] = (),
+        half: str | None = None,
+        normalization: dict[str, Any] | None = None,
     ) -> None:
         if split not in _SPLIT_NAMES:
             raise ValueError(f"unknown split {split!r}; valid splits are {list(_SPLIT_NAMES)}")
+        if half is not None and split != "train":
+            raise ValueError(f"data.half selects half of the training split, not of {split!r}")
         data = load_qm9(cache_dir)
         n_total = len(data["index"])
         if n_total != QM9_NUM_MOLECULES:
@@ -285,7 +298,7 @@ class QM9Dataset(MoleculeDataset):
                 f"QM9 cache has {n_total} molecules, the EDM split needs {QM9_NUM_MOLECULES}; "
                 "rebuild it with process_qm9(force=True)"
             )
-        select = torch.from_numpy(edm_split(n_total)[split])
+        select = training_half(torch.from_numpy(edm_split(n_total)[split]), half)
         if subset is not None:
             if not 1 <= subset <= len(select):
                 raise ValueError(f"subset must be between 1 and {len(select)} for split {split!r}, got {subset}")
@@ -302,6 +315,8 @@ class QM9Dataset(MoleculeDataset):
         self.split = split
         self.qm9_index: torch.Tensor = data["index"][select]
         """LongTensor [M]: QM9 index of each molecule."""
+        if conditions:
+            serve_properties(self, conditions, cache_dir, normalization)
 
 
 def qm9_train_val(
@@ -309,11 +324,42 @@ def qm9_train_val(
     val_subset: int | None = None,
     remove_h: bool = False,
     cache_dir: str | os.PathLike | None = None,
+    conditions: Sequence[str] = (),
+    half: str | None = None,
 ) -> tuple[QM9Dataset, QM9Dataset, MoleculeInfo]:
     """Training and validation splits plus the info a model keeps for sampling: the
-    featurizer, the feature width and the training set's histogram of atoms per molecule.
+    featurizer, the feature width, the training set's histogram of atoms per molecule and,
+    with ``conditions``, the training statistics of those properties (``half``: of that half
+    of the training split; validation normalised with them).
     """
     featurizer = AtomFeaturizer()
-    train = QM9Dataset("train", subset=subset, cache_dir=cache_dir, remove_h=remove_h, featurizer=featurizer)
-    val = QM9Dataset("valid", subset=val_subset, cache_dir=cache_dir, remove_h=remove_h, featurizer=featurizer)
+    train = QM9Dataset(
+        "train",
+        subset=subset,
+        cache_dir=cache_dir,
+        remove_h=remove_h,
+        featurizer=featurizer,
+        conditions=conditions,
+        half=half,
+    )
+    val = QM9Dataset(
+        "valid",
+        subset=val_subset,
+        cache_dir=cache_dir,
+        remove_h=remove_h,
+        featurizer=featurizer,
+        conditions=conditions,
+        normalization=train.conditions,
+    )
     return train, val, train.info("qm9", remove_h=remove_h)
+
+
+def serve_properties(
+    dataset: MoleculeDataset, names: Sequence[str], cache_dir: str | os.PathLike | None, normalization: dict | None
+) -> None:
+    """Give the items of a QM9 split (with ``qm9_index``) the properties ``names`` as normalised ``y``
+    (:meth:`MoleculeDataset.set_targets`), read from the property cache beside the QM9 cache."""
+    names = check_property_names(names)
+    cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    values = load_qm9_properties(dataset.qm9_index, names, cache_dir)
+    dataset.set_targets(values, names, [PROPERTIES[name].unit for name in names], normalization)

@@ -29,6 +29,7 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ from molgen.dataset_info import MoleculeInfo
 from molgen.io import atomic_output, read_cache
 from molgen.molecules.dataset import BOND_CLASSES, CHARGE_CLASSES, BondedMoleculeDataset, gather_bonded
 from molgen.molecules.featurize import AtomFeaturizer
-from molgen.molecules.qm9 import QM9_NUM_MOLECULES, default_cache_dir, edm_split, load_qm9
+from molgen.molecules.qm9 import QM9_NUM_MOLECULES, default_cache_dir, edm_split, load_qm9, serve_properties
+from molgen.molecules.qm9_properties import training_half
 from molgen.molecules.sdf import molecule_from_coordinates
 
 __all__ = [
@@ -268,6 +270,9 @@ class QM9BondsDataset(BondedMoleculeDataset):
         cache_dir: QM9 cache directory (both caches are built on first use).
         featurizer: element list of the atom-type channel (and ``h``).
         workers: processes for a first-time bond perception.
+        conditions, half, normalization: properties served as ``y`` and the half of the training
+            split, as in :class:`~molgen.molecules.qm9.QM9Dataset` (the half is taken before the
+            molecules without bonds are left out, so both datasets split the same molecules).
     """
 
     def __init__(
@@ -277,9 +282,14 @@ class QM9BondsDataset(BondedMoleculeDataset):
         cache_dir: str | os.PathLike | None = None,
         featurizer: AtomFeaturizer = AtomFeaturizer(),
         workers: int | None = None,
+        conditions: Sequence[str] = (),
+        half: str | None = None,
+        normalization: dict[str, Any] | None = None,
     ) -> None:
         if split not in ("train", "valid", "test"):
             raise ValueError(f"unknown split {split!r}; valid splits are ['train', 'valid', 'test']")
+        if half is not None and split != "train":
+            raise ValueError(f"data.half selects half of the training split, not of {split!r}")
         qm9 = load_qm9(cache_dir)
         if len(qm9["index"]) != QM9_NUM_MOLECULES:
             raise RuntimeError(
@@ -287,7 +297,7 @@ class QM9BondsDataset(BondedMoleculeDataset):
                 "rebuild it with process_qm9(force=True)"
             )
         bonds = load_qm9_bonds(cache_dir, qm9=qm9, workers=workers)
-        select = torch.from_numpy(edm_split(len(qm9["index"]))[split])
+        select = training_half(torch.from_numpy(edm_split(len(qm9["index"]))[split]), half)
         self.num_dropped = int((bonds["reason"][select] != 0).sum())
         """Molecules of the split left out because their bonds could not be perceived."""
         select = select[bonds["reason"][select] == 0]
@@ -311,6 +321,8 @@ class QM9BondsDataset(BondedMoleculeDataset):
         )
         self.split = split
         self.qm9_index: torch.Tensor = qm9["index"][select]
+        if conditions:
+            serve_properties(self, conditions, cache_dir, normalization)
 
 
 def qm9_bonds_train_val(
@@ -318,21 +330,39 @@ def qm9_bonds_train_val(
     val_subset: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     perception_workers: int | None = None,
+    conditions: Sequence[str] = (),
+    half: str | None = None,
 ) -> tuple[QM9BondsDataset, QM9BondsDataset, MoleculeInfo]:
     """Training and validation splits with bonds, plus the info kept for sampling.
 
     The info adds to the coordinate-only one a
     ``categorical`` entry: node channels ``atom_type`` and ``charge`` and the
     pair channel ``bond``, each with its ``classes`` and its ``marginals``
-    over the whole training split (whatever ``subset``), and the numbers of
-    molecules dropped for lack of perceived bonds.
+    over the whole training split or ``half`` (whatever ``subset``), and the numbers of
+    molecules dropped for lack of perceived bonds; with ``conditions``, their training
+    statistics (as :func:`~molgen.molecules.qm9.qm9_train_val`).
     """
     featurizer = AtomFeaturizer()
     train = QM9BondsDataset(
-        "train", subset=subset, cache_dir=cache_dir, featurizer=featurizer, workers=perception_workers
+        "train",
+        subset=subset,
+        cache_dir=cache_dir,
+        featurizer=featurizer,
+        workers=perception_workers,
+        conditions=conditions,
+        half=half,
     )
-    val = QM9BondsDataset("valid", subset=val_subset, cache_dir=cache_dir, featurizer=featurizer)
-    full_train = train if subset is None else QM9BondsDataset("train", cache_dir=cache_dir, featurizer=featurizer)
+    val = QM9BondsDataset(
+        "valid",
+        subset=val_subset,
+        cache_dir=cache_dir,
+        featurizer=featurizer,
+        conditions=conditions,
+        normalization=train.conditions,
+    )
+    full_train = (
+        train if subset is None else QM9BondsDataset("train", cache_dir=cache_dir, featurizer=featurizer, half=half)
+    )
     info = train.info(
         "qm9_bonds",
         categorical=full_train.categorical_info(),

@@ -22,7 +22,7 @@ Keys that take several types are ``Any``: ``trainer.devices`` (``1``, ``auto`` o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from omegaconf import MISSING
 
@@ -42,18 +42,26 @@ class DataConfig:
 
 
 @dataclass
-class QM9DataConfig(DataConfig):
-    """``data=qm9``: :func:`molgen.molecules.qm9.qm9_train_val` plus the loader options."""
+class QM9PropertiesConfig(DataConfig):
+    """QM9 keys of property conditioning (issue 26): the properties served as targets and the half of
+    the training split (EDM's protocol, :mod:`molgen.molecules.qm9_properties`)."""
 
     val_subset: Optional[int] = MISSING
+    conditions: List[str] = MISSING
+    half: Optional[str] = MISSING
+
+
+@dataclass
+class QM9DataConfig(QM9PropertiesConfig):
+    """``data=qm9``: :func:`molgen.molecules.qm9.qm9_train_val` plus the loader options."""
+
     remove_h: bool = MISSING
 
 
 @dataclass
-class QM9BondsDataConfig(DataConfig):
+class QM9BondsDataConfig(QM9PropertiesConfig):
     """``data=qm9_bonds``: :func:`molgen.molecules.qm9_bonds.qm9_bonds_train_val` plus the loader options."""
 
-    val_subset: Optional[int] = MISSING
     perception_workers: Optional[int] = MISSING
 
 
@@ -94,9 +102,8 @@ class GraphOptions:
 
 
 @dataclass
-class EGNNOptions:
-    """What the EGNN denoisers share (:class:`molgen.nn.egnn.EGNNLayer`, the time embedding and
-    self-conditioning, :mod:`molgen.diffusion.self_conditioning`)."""
+class EGNNLayerOptions:
+    """What every EGNN network shares: its name, size and :class:`molgen.nn.egnn.EGNNLayer` options."""
 
     name: str = MISSING
     hidden_dim: int = MISSING
@@ -107,6 +114,13 @@ class EGNNOptions:
     tanh: bool = MISSING
     coords_range: float = MISSING
     norm_constant: float = MISSING
+
+
+@dataclass
+class EGNNOptions(EGNNLayerOptions):
+    """What the EGNN denoisers share: the layers, the time embedding and self-conditioning
+    (:mod:`molgen.diffusion.self_conditioning`)."""
+
     time_embedding: str = MISSING
     self_conditioning: bool = MISSING
 
@@ -142,6 +156,11 @@ class E3NNModelConfig(GraphOptions):
     time_embedding: str = MISSING
     parity: bool = MISSING
     normalization_factor: float = MISSING
+
+
+@dataclass
+class PropertyEGNNModelConfig(EGNNLayerOptions):
+    """``model=property_egnn``: :class:`molgen.models.property_predictor.PropertyPredictor` (no diffusion)."""
 
 
 # ----- diffusion -------------------------------------------------------------
@@ -278,6 +297,7 @@ class TrainConfig:
     ckpt_path: Optional[str] = MISSING
     init_from: Optional[str] = MISSING
     teacher: Optional[str] = MISSING
+    condition_dropout: float = MISSING
     distill: DistillConfig = field(default_factory=DistillConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
@@ -291,7 +311,12 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
         "drugs": DrugsDataConfig,
         "backbone": BackboneDataConfig,
     },
-    "model": {"egnn": EGNNModelConfig, "egnn_bonds": EGNNBondsModelConfig, "e3nn": E3NNModelConfig},
+    "model": {
+        "egnn": EGNNModelConfig,
+        "egnn_bonds": EGNNBondsModelConfig,
+        "e3nn": E3NNModelConfig,
+        "property_egnn": PropertyEGNNModelConfig,
+    },
     "diffusion": {
         "polynomial": PolynomialDiffusionConfig,
         "cosine": CosineDiffusionConfig,

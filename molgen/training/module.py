@@ -28,6 +28,7 @@ import torch
 from molgen.checkpoint import TrainedModel, load_checkpoint
 from molgen.checkpoint_files import CheckpointError
 from molgen.dataset_info import dataset_info_from_dict
+from molgen.diffusion.conditioning import drop_conditions
 from molgen.diffusion.distillation import ConsistencyDistillation
 from molgen.diffusion.process import DiffusionProcess
 from molgen.models import DENOISERS, build_model
@@ -52,6 +53,16 @@ def _constructor_defaults(name: str | None) -> dict:
         return {}
     parameters = inspect.signature(cls).parameters.values()
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def adamw(parameters, optim: dict) -> torch.optim.AdamW:
+    """AdamW over ``parameters`` with the ``optim`` config group (``lr``, ``weight_decay``, ``amsgrad``)."""
+    return torch.optim.AdamW(
+        parameters,
+        lr=float(optim["lr"]),
+        weight_decay=float(optim.get("weight_decay", 1e-12)),
+        amsgrad=bool(optim.get("amsgrad", True)),
+    )
 
 
 def load_model_source(source: str, option: str) -> TrainedModel:
@@ -140,12 +151,24 @@ class DiffusionModule(L.LightningModule):
         dataset_info: the data's :meth:`DatasetInfo.to_dict`; kept for sampling.
         distill: distil ``distill["teacher"]`` (see :func:`distillation`), whose ``model``, ``diffusion`` and
             ``dataset_info`` these must be; None: train on the data.
+        condition_dropout: for data with target properties (a conditional model), the probability that
+            each property of each training graph is hidden from the network
+            (:func:`~molgen.diffusion.conditioning.drop_conditions`), so that it also learns to sample
+            with fewer or none (classifier-free guidance).
     """
 
     def __init__(
-        self, model: dict, diffusion: dict, optim: dict, dataset_info: dict, distill: dict | None = None
+        self,
+        model: dict,
+        diffusion: dict,
+        optim: dict,
+        dataset_info: dict,
+        distill: dict | None = None,
+        condition_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= condition_dropout < 1.0:
+            raise ValueError(f"condition_dropout must be in [0, 1), got {condition_dropout}")
         self.save_hyperparameters()
         self.denoiser, self.diffusion = build_model(model, diffusion, dataset_info_from_dict(dataset_info))
         if distill:
@@ -167,9 +190,11 @@ class DiffusionModule(L.LightningModule):
 
     def _loss(self, data: Any, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
         """Mean loss over the batch's graphs, and the mean of each named component (may be empty)."""
-        per_graph, parts = self.diffusion.loss(
-            self.denoiser, self.diffusion.state_from_batch(data), generator=generator
-        )
+        clean = self.diffusion.state_from_batch(data)
+        if clean.condition is not None:  # drawn before the noise, from the same generator
+            dropout = self.hparams.get("condition_dropout", 0.0)
+            clean = clean.replace(condition=drop_conditions(clean.condition, dropout, generator))
+        per_graph, parts = self.diffusion.loss(self.denoiser, clean, generator=generator)
         return per_graph.mean(), {name: value.mean() for name, value in parts.items()}
 
     def training_step(self, data, batch_idx):
@@ -194,10 +219,4 @@ class DiffusionModule(L.LightningModule):
 
     def configure_optimizers(self):
         # the denoiser only: a distillation's teacher and target network are not trained
-        optim = self.hparams.optim
-        return torch.optim.AdamW(
-            self.denoiser.parameters(),
-            lr=float(optim["lr"]),
-            weight_decay=float(optim.get("weight_decay", 1e-12)),
-            amsgrad=bool(optim.get("amsgrad", True)),
-        )
+        return adamw(self.denoiser.parameters(), self.hparams.optim)

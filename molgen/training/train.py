@@ -49,8 +49,10 @@ from molgen.checkpoint_files import CheckpointError, read_checkpoint_file
 from molgen.dataset_info import DatasetInfo
 from molgen.io import atomic_output
 from molgen.locks import exclusive_lock
+from molgen.models.property_predictor import PREDICTORS
 from molgen.training.data import build_datamodule
 from molgen.training.module import DiffusionModule, load_model_source
+from molgen.training.property_module import PropertyModule
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +229,8 @@ def ddp_strategy(strategy: str, module: DiffusionModule) -> str:
 
 
 def train(cfg: DictConfig, run_dir: Path, sweep: bool = False) -> Path:
-    """Train a diffusion model as configured; returns the checkpoint directory.
+    """Train a diffusion model, or a property predictor (a model in ``PREDICTORS``), as configured;
+    returns the checkpoint directory.
 
     ``sweep`` marks a job of a Hydra multirun, which local DDP cannot serve:
     its re-run command line would start the whole sweep again.
@@ -242,8 +245,16 @@ def _train(cfg: DictConfig, run_dir: Path, sweep: bool) -> Path:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     ckpt = resume_checkpoint(cfg, run_dir)  # before the data: a bad checkpoint stops the run at once
+    predictor = cfg.model.name in PREDICTORS  # a property predictor (PropertyModule), not a denoiser
+    if predictor and (cfg.init_from or cfg.teacher):
+        raise ValueError(
+            f"init_from and teacher start a diffusion model from another one's weights: model={cfg.model.name} "
+            "is a property predictor, which starts from its initialisation"
+        )
     datamodule = build_datamodule(_container(cfg.data))
-    if cfg.teacher:
+    if predictor:
+        configs = {"model": _container(cfg.model), "dataset_info": datamodule.dataset_info.to_dict()}
+    elif cfg.teacher:
         configs = teacher_configs(cfg, datamodule.dataset_info)
         log.info("distilling %s: the student takes its model, diffusion and dataset_info", cfg.teacher)
     else:
@@ -252,10 +263,14 @@ def _train(cfg: DictConfig, run_dir: Path, sweep: bool) -> Path:
             "diffusion": _container(cfg.diffusion),
             "dataset_info": datamodule.dataset_info.to_dict(),
         }
+    if not predictor:
+        configs["condition_dropout"] = cfg.condition_dropout
     if rank_zero_only.rank == 0:  # the configs the run trains with (a student's model and diffusion: its teacher's)
         OmegaConf.save(cfg, run_dir / "config_resolved.yaml", resolve=True)
-    module = DiffusionModule(optim=_container(cfg.optim), **configs)
-    log.info("denoiser: %s parameters", f"{sum(p.numel() for p in module.denoiser.parameters()):,}")
+    module = (PropertyModule if predictor else DiffusionModule)(optim=_container(cfg.optim), **configs)
+    network = module.predictor if predictor else module.denoiser
+    kind = "property predictor" if predictor else "denoiser"
+    log.info("%s: %s parameters", kind, f"{sum(p.numel() for p in network.parameters()):,}")
 
     tcfg = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
@@ -299,7 +314,7 @@ def _train(cfg: DictConfig, run_dir: Path, sweep: bool) -> Path:
         plugins=[AtomicCheckpointIO()],
         accelerator=tcfg.accelerator,
         devices=tcfg.devices,
-        strategy=ddp_strategy(tcfg.strategy, module),
+        strategy=tcfg.strategy if predictor else ddp_strategy(tcfg.strategy, module),
         num_nodes=tcfg.num_nodes,
         precision=tcfg.precision,
         max_steps=tcfg.max_steps,

@@ -8,6 +8,7 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from molgen.diffusion.conditioning import GraphCondition
 from molgen.diffusion.joint import pair_lookup
 from molgen.diffusion.self_conditioning import JointEstimate
 from molgen.graph_batch import pair_index, remove_mean
@@ -41,6 +42,8 @@ def make_model(seed=0, **kwargs):
         if model.self_conditioning:
             model.estimate_node_embedding.weight.normal_(0.0, 0.5)
             model.estimate_pair_embedding.weight.normal_(0.0, 0.5)
+        if model.condition_embedding is not None:
+            model.condition_embedding.linear.weight.normal_(0.0, 0.5)
     return model
 
 
@@ -52,15 +55,27 @@ def estimate_of(pos, h, e, batch):
     return JointEstimate(stretched, (2.0 * h).softmax(dim=-1), (1.5 * e).softmax(dim=-1))
 
 
-class WithEstimate(torch.nn.Module):
-    """The model called with :func:`estimate_of` its inputs."""
+def condition_of(num_graphs, dtype=torch.float64):
+    """Target properties of each graph, some of them dropped: an invariant input."""
+    values = torch.linspace(-1.5, 2.0, 2 * num_graphs, dtype=dtype).reshape(num_graphs, 2)
+    return GraphCondition(values, torch.tensor([[True, True], [True, False], [False, True], [False, False]]))
+
+
+class WithExtras(torch.nn.Module):
+    """The model called with :func:`estimate_of` its inputs (self-conditioned) and :func:`condition_of` its
+    graphs (conditional)."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
     def forward(self, pos, h, e, pairs, t, batch):
-        return self.model(pos, h, e, pairs, t, batch, self_condition=estimate_of(pos, h, e, batch))
+        extras = {}
+        if self.model.self_conditioning:
+            extras["self_condition"] = estimate_of(pos, h, e, batch)
+        if self.model.condition_embedding is not None:
+            extras["condition"] = condition_of(t.shape[0], pos.dtype)
+        return self.model(pos, h, e, pairs, t, batch, **extras)
 
 
 def dense(edge_values, pairs, n):
@@ -77,16 +92,16 @@ CONFIGS = [
     {"time_embedding": "sinusoidal"},
     {"self_conditioning": True},
     {"self_conditioning": True, "update_edges": False},
+    {"num_conditions": 2},
+    {"num_conditions": 2, "self_conditioning": True},
 ]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
 def test_equivariance_float64(config):
     """Rotations, reflections, translations and permutations (a self-conditioned network's estimate moving
-    with its inputs)."""
-    model = make_model(**config).double().eval()
-    if model.self_conditioning:
-        model = WithEstimate(model)
+    with its inputs; a conditional network's targets staying with their graphs)."""
+    model = WithExtras(make_model(**config).double().eval())
     pos, h, e, pairs, t, batch = make_inputs()
     tol = tolerance(torch.float64)
     gen = torch.Generator().manual_seed(0)

@@ -1,0 +1,129 @@
+"""Load a trained property predictor and score molecules with it (EDM's conditional-generation protocol).
+
+A checkpoint of ``molgen train experiment=qm9_property`` is read with ``torch.load(weights_only=True)``
+(:func:`~molgen.checkpoint_files.read_checkpoint_file`); its ``state_dict`` holds the EMA weights and its
+``dataset_info`` the atom featurizer and the property statistics the predictor was trained with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+
+from molgen.checkpoint_files import CheckpointError, read_checkpoint_file
+from molgen.graph_batch import node_batch, remove_mean
+from molgen.models.property_predictor import PREDICTORS, build_predictor
+from molgen.molecules.featurize import AtomFeaturizer
+from molgen.targets import denormalize
+
+__all__ = ["TrainedPredictor", "load_property_predictor"]
+
+_PREFIX = "predictor."
+
+
+@dataclass
+class TrainedPredictor:
+    """A property predictor ready to score molecules.
+
+    Attributes:
+        predictor: the network (:class:`~molgen.models.property_predictor.PropertyPredictor`) in eval
+            mode, EMA weights loaded.
+        featurizer: the atom features it was trained on.
+        conditions: the training data's statistics of the properties (``names``, ``units``, ``mean``,
+            ``std``, ...; physical units).
+        path: where it was loaded from.
+    """
+
+    predictor: torch.nn.Module
+    featurizer: AtomFeaturizer
+    conditions: dict
+    path: Path
+
+    @property
+    def names(self) -> list[str]:
+        """The predicted properties, in column order."""
+        return list(self.conditions["names"])
+
+    @property
+    def units(self) -> list[str]:
+        """The unit of each property (``Bohr^3``, ``meV``, ...)."""
+        return list(self.conditions["units"])
+
+    @torch.no_grad()
+    def predict(self, molecules: Sequence[tuple[ArrayLike, ArrayLike]], batch_size: int = 256) -> np.ndarray:
+        """The predicted properties of each molecule, in physical units.
+
+        Args:
+            molecules: ``M`` pairs ``(atomic_numbers [n] ints, positions [n, 3] Å)``.
+            batch_size: molecules per network call.
+
+        Returns:
+            float64 ``[M, P]``, columns in :attr:`names` order, units :attr:`units`.
+
+        Raises:
+            ValueError: a molecule without atoms or with mismatched shapes, or an element the
+                featurizer lacks (named).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        device = next(self.predictor.parameters()).device
+        chunks = [np.zeros((0, len(self.names)))]
+        for start in range(0, len(molecules), batch_size):
+            chunk = enumerate(molecules[start : start + batch_size], start)
+            numbers, positions = zip(*(_atoms(index, *molecule) for index, molecule in chunk))
+            sizes = torch.tensor([len(z) for z in numbers])
+            batch = node_batch(sizes).to(device)
+            h = self.featurizer.encode(torch.cat(numbers)).to(device)
+            pos = remove_mean(torch.cat(positions).to(device), batch, len(sizes))
+            normalised = self.predictor(pos, h, batch, len(sizes)).double().cpu()
+            chunks.append(denormalize(normalised, self.conditions).numpy())
+        return np.concatenate(chunks)
+
+
+def _atoms(index: int, atomic_numbers: ArrayLike, positions: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """Molecule ``index`` as ``(z [n] integer, pos [n, 3] float32 Å)``; ValueError naming it if empty or misshaped."""
+    z = torch.as_tensor(np.asarray(atomic_numbers))
+    pos = torch.as_tensor(np.asarray(positions, dtype=np.float32))
+    if z.dim() != 1 or z.numel() == 0 or pos.shape != (z.numel(), 3):
+        raise ValueError(
+            f"molecule {index}: expected atomic numbers [n] and positions [n, 3] with n >= 1, "
+            f"got {tuple(z.shape)} and {tuple(pos.shape)}"
+        )
+    return z, pos
+
+
+def load_property_predictor(path: str | Path, device: torch.device | str = "cpu") -> TrainedPredictor:
+    """Read a property predictor checkpoint written by ``molgen train experiment=qm9_property``.
+
+    Raises:
+        CheckpointError: unreadable, not a property predictor's (e.g. a diffusion model's), or its
+            config and weights do not fit (one line naming the file).
+    """
+    path = Path(path)
+    ckpt = read_checkpoint_file(path)
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    model = hparams.get("model") if isinstance(hparams, dict) else None
+    name = model.get("name") if isinstance(model, dict) else None
+    if name not in PREDICTORS or not isinstance(state, dict):
+        what = f"its model is {name!r}" if name else "no model hyperparameters or weights"
+        raise CheckpointError(
+            f"{path} is not a property predictor checkpoint ({what}): "
+            "use one written by `molgen train experiment=qm9_property`"
+        )
+    try:
+        info = hparams["dataset_info"]
+        predictor = build_predictor(model, info)
+        featurizer = AtomFeaturizer.from_dict(info["featurizer"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: the predictor's model or dataset_info config is unusable ({err})") from err
+    try:
+        predictor.load_state_dict({k[len(_PREFIX) :]: v for k, v in state.items() if k.startswith(_PREFIX)})
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: the predictor's weights do not match its model config") from err
+    return TrainedPredictor(predictor.eval().to(device), featurizer, info["conditions"], path)

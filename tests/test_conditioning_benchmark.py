@@ -1,0 +1,120 @@
+"""EDM's conditional-generation protocol (`molgen evaluate-conditioning`) end to end on synthetic QM9 caches."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from molgen.cli import main
+from molgen.molecules.qm9 import QM9Dataset, edm_split
+from molgen.molecules.qm9_properties import (
+    PROPERTIES,
+    PROPERTIES_CACHE_FILENAME,
+    PROPERTIES_CACHE_VERSION,
+    process_qm9_properties,
+)
+from molgen.training.module import DiffusionModule
+from molgen.training.property_module import PropertyModule
+from tests.helpers import DIFFUSION, TINY_MODEL, write_synthetic_qm9_cache
+
+
+@pytest.fixture(scope="module")
+def synthetic_qm9(tmp_path_factory):
+    """QM9-shaped caches: molecule i (C-H) has alpha = 40 + i % 61 and gap = 5000 + 13 * (i % 97) meV."""
+    cache_dir = tmp_path_factory.mktemp("qm9_properties")
+    m = write_synthetic_qm9_cache(cache_dir)
+    i = torch.arange(m, dtype=torch.float64)
+    values = torch.zeros(m, len(PROPERTIES), dtype=torch.float64)
+    values[:, 0], values[:, 1] = 40 + i % 61, 5000 + 13 * (i % 97)
+    values[:, 2:] = torch.randn(m, len(PROPERTIES) - 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.save(
+        {
+            "format_version": PROPERTIES_CACHE_VERSION,
+            "names": list(PROPERTIES),
+            "index": torch.arange(1, m + 1),
+            "values": values,
+        },
+        cache_dir / PROPERTIES_CACHE_FILENAME,
+    )
+    return cache_dir
+
+
+def test_property_cache_reads_the_columns_in_edm_units(tmp_path):
+    from molgen.molecules.qm9_properties import load_qm9_properties
+
+    header = ["Index", *(spec.column for spec in PROPERTIES.values())]
+    rows = [[3, 13.2, 0.5, -0.3, 0.2, 0.0, 6.5], [1, 80.0, 0.25, -0.25, 0.0, 1.5, 30.0]]
+    csv_path = tmp_path / "part.csv"
+    csv_path.write_text("\n".join(",".join(map(str, r)) for r in [header, *rows]) + "\n")
+    process_qm9_properties(tmp_path, csv_paths=[csv_path])
+    values = load_qm9_properties(torch.tensor([1, 3]), ["gap", "alpha", "Cv"], tmp_path)
+    torch.testing.assert_close(
+        values,
+        torch.tensor([[0.25 * 27211.386245988, 80.0, 30.0], [0.5 * 27211.386245988, 13.2, 6.5]], dtype=torch.float64),
+    )
+    with pytest.raises(ValueError, match="lacks some molecules"):
+        load_qm9_properties(torch.tensor([2]), ["gap"], tmp_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(",".join(header) + "\n1,x,1,1,1,1,1\n")
+    with pytest.raises(ValueError, match="malformed property"):
+        process_qm9_properties(tmp_path, csv_paths=[bad], force=True)
+
+
+def test_halves_split_the_training_split_and_serve_normalised_properties(synthetic_qm9):
+    first = QM9Dataset("train", half="first", conditions=["gap", "alpha"], cache_dir=synthetic_qm9)
+    second = QM9Dataset("train", half="second", conditions=["gap", "alpha"], cache_dir=synthetic_qm9)
+    train = edm_split()["train"]
+    assert first.qm9_index.tolist() == (train[:50000] + 1).tolist()
+    assert second.qm9_index.tolist() == (train[50000:] + 1).tolist()
+    item, k = second[7], int(train[50007])
+    raw = torch.tensor([5000 + 13 * (k % 97), 40 + k % 61], dtype=torch.float64)
+    want = (raw - torch.tensor(second.conditions["mean"])) / torch.tensor(second.conditions["std"])
+    torch.testing.assert_close(item.y[0].double(), want, atol=1e-5, rtol=0)
+    assert second.conditions["names"] == ["gap", "alpha"] and second.conditions["units"] == ["meV", "Bohr^3"]
+    valid = QM9Dataset(
+        "valid", subset=10, conditions=["gap", "alpha"], cache_dir=synthetic_qm9, normalization=second.conditions
+    )
+    assert valid.conditions is second.conditions
+    with pytest.raises(ValueError, match="half of the training split"):
+        QM9Dataset("valid", half="first", cache_dir=synthetic_qm9)
+    with pytest.raises(ValueError, match="unknown QM9 properties"):
+        QM9Dataset("train", subset=5, conditions=["polarisability"], cache_dir=synthetic_qm9)
+
+
+def test_protocol_runs_end_to_end_with_its_baselines(synthetic_qm9, tmp_path, capsys):
+    names = ["alpha", "gap"]
+    first = QM9Dataset("train", half="first", conditions=names, cache_dir=synthetic_qm9)
+    second = QM9Dataset("train", half="second", conditions=names, cache_dir=synthetic_qm9)
+    torch.manual_seed(0)
+    predictor = PropertyModule(
+        model={"name": "property_egnn", "hidden_dim": 8, "num_layers": 1},
+        optim={"lr": 1e-3},
+        dataset_info=first.info("qm9").to_dict(),
+    )
+    generator = DiffusionModule(TINY_MODEL, DIFFUSION, {"lr": 1e-3}, second.info("qm9").to_dict())
+    paths = {}
+    for name, module in (("predictor", predictor), ("generator", generator)):
+        paths[name] = tmp_path / f"{name}.ckpt"
+        torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, paths[name])
+    out = tmp_path / "report.json"
+    args = ["--predictor", str(paths["predictor"]), "--ckpt", str(paths["generator"]), "--num-samples", "200"]
+    args += ["--guidance", "0", "2", "--sampler", "ddim", "--steps", "2", "--cache-dir", str(synthetic_qm9)]
+    assert main(["evaluate-conditioning", *args, "--json", str(out), "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    assert report["properties"] == names and report["units"] == {"alpha": "Bohr^3", "gap": "meV"}
+    assert [row["guidance"] for row in report["generated"]["alpha"]] == [0.0, 2.0]
+    # every molecule has 2 atoms: the N_atoms baseline is the distance of the drawn values to the first half's median
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(second), size=200, replace=False)
+    k = edm_split()["train"][50000:][pick]
+    alpha = 40 + k % 61
+    median = np.median(40 + edm_split()["train"][:50000] % 61)
+    assert report["baselines"]["n_atoms"]["alpha"] == pytest.approx(np.abs(median - alpha).mean(), rel=1e-6)
+    assert report["baselines"]["random"]["alpha"] > 0 and report["baselines"]["qm9"]["gap"] > 0
+    table = capsys.readouterr().out
+    assert "EDM (published)" in table and "| model, guidance 2 |" in table
+    assert main(["evaluate-conditioning", *args[:4], "--property", "mu", "--cache-dir", str(synthetic_qm9)]) == 1
+    assert "both the model and the predictor must know ['mu']" in capsys.readouterr().err
