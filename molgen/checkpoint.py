@@ -110,6 +110,11 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Tra
             "use a checkpoint written by `molgen train`"
         )
 
+    if "diffusion" not in hparams and any(k.startswith("predictor.") for k in state):
+        raise CheckpointError(
+            f"{path} is a property predictor (experiment=qm9_property), not a generative model: "
+            "use it with `molgen evaluate-conditioning --predictor`"
+        )
     weights = {k[len(_PREFIX) :]: v for k, v in state.items() if k.startswith(_PREFIX)}
     return model_from_parts(hparams, weights, path, device)
 

@@ -11,6 +11,7 @@ import torch
 from hydra import compose, initialize_config_module
 from torch_geometric.data import Batch
 
+from molgen.checkpoint import load_checkpoint
 from molgen.checkpoint_files import CheckpointError
 from molgen.dataset_info import MoleculeInfo
 from molgen.graph_batch import node_batch
@@ -184,6 +185,8 @@ def test_a_saved_predictor_loads_and_predicts_what_the_module_does(tmp_path):
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
     loaded = load_property_predictor(path)
     assert loaded.names == NAMES and loaded.units == UNITS and not loaded.predictor.training
+    with pytest.raises(CheckpointError, match="is a property predictor .*evaluate-conditioning --predictor"):
+        load_checkpoint(path)  # what `molgen sample --ckpt` reads
 
     molecules = random_molecules(6)
     predicted = loaded.predict(molecules)
