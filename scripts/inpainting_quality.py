@@ -4,8 +4,10 @@ For each setting, samples ``--num-samples`` molecules with ``--fix data/examples
 (``--num-atoms``) and ``--link data/examples/fragments.sdf`` (``--linker-atoms``) and prints the
 fixed-part report (fixed RMSD, substructure kept, valid, linked) and the time.
 
-Usage: python scripts/inpainting_quality.py [--model qm9] [--num-samples 100] [--settings card,card:r3,...]
-A setting is ``card`` (the model card's sampler) or ``SAMPLER@STEPS``, with ``:rN`` for N resampling jumps.
+Usage: python scripts/inpainting_quality.py [--model qm9 | --ckpt CKPT] [--num-samples 100] [--settings card,...]
+A setting is ``card`` (the model card's sampler; with ``--ckpt``, the card of ``--model``, so that a model
+fine-tuned from a shipped one is compared with the same sampler) or ``SAMPLER@STEPS``, with ``:rN`` for N
+resampling jumps.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 
 import molgen
+from molgen.checkpoint import load_checkpoint
 from molgen.domains.molecules import fixed_part_report, format_fixed_part_report
 from molgen.molecules.fragments import read_fragment
 from molgen.sampling import SamplingConfig, generate
@@ -34,20 +37,22 @@ def sampling_of(setting: str, card: SamplingConfig) -> SamplingConfig:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="qm9")
+    parser.add_argument("--model", default="qm9", help="a shipped model; with --ckpt, whose card sampler `card` is")
+    parser.add_argument("--ckpt", help="a checkpoint to measure instead, e.g. of experiment=qm9_fixed")
     parser.add_argument("--num-samples", type=int, default=100)
     parser.add_argument("--scaffold-atoms", type=int, default=14, help="--num-atoms for the scaffold (default 14)")
     parser.add_argument("--linker-atoms", type=int, default=11, help="GABA's middle CH2-CH2 plus the H (default 11)")
     parser.add_argument("--settings", default="card,card:r3,card:r10,ddpm@200,ddpm@200:r3")
     args = parser.parse_args()
-    model = molgen.load_pretrained(args.model)
+    shipped = molgen.load_pretrained(args.model)
+    model = load_checkpoint(args.ckpt) if args.ckpt else shipped
     scaffold, fragments = read_fragment(EXAMPLES / "scaffold.sdf"), read_fragment(EXAMPLES / "fragments.sdf")
     tasks = [
         ("fix", scaffold, args.scaffold_atoms),
         ("link", fragments, fragments.num_atoms + args.linker_atoms),
     ]
     for setting in args.settings.split(","):
-        sampling = sampling_of(setting, model.sampling)
+        sampling = sampling_of(setting, shipped.sampling)
         for task, fragment, atoms in tasks:
             start = time.perf_counter()
             molecules = generate(model, args.num_samples, sampling, fixed=fragment, num_atoms=atoms, progress=False)

@@ -35,12 +35,10 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "ConditionedDenoiser",
     "GraphCondition",
     "GuidedDenoiser",
     "condition_features",
     "condition_from_batch",
-    "conditioned",
     "drop_conditions",
 ]
 
@@ -90,26 +88,6 @@ def drop_conditions(
         return condition
     keep = torch.rand(condition.mask.shape, generator=generator, device=condition.mask.device) >= rate
     return GraphCondition(condition.values, condition.mask & keep)
-
-
-class ConditionedDenoiser:
-    """A denoiser with its ``condition`` keyword bound for one batch; otherwise called like it."""
-
-    def __init__(self, denoiser: Any, condition: GraphCondition) -> None:
-        self.denoiser, self.condition = denoiser, condition
-
-    @property
-    def self_conditioning(self) -> bool:
-        return bool(getattr(self.denoiser, "self_conditioning", False))
-
-    def __call__(self, *inputs: Tensor, **keywords: Any) -> Any:
-        return self.denoiser(*inputs, condition=self.condition, **keywords)
-
-
-def conditioned(denoiser: Any, condition: GraphCondition | None) -> Any:
-    """``denoiser`` with ``condition`` bound (:class:`ConditionedDenoiser`); the denoiser itself for None
-    (unconditional)."""
-    return denoiser if condition is None else ConditionedDenoiser(denoiser, condition)
 
 
 class GuidedDenoiser(torch.nn.Module):

@@ -22,10 +22,10 @@ from typing import Any, Protocol
 import torch
 from torch import Generator, Tensor
 
-from molgen.diffusion.conditioning import condition_from_batch, conditioned
+from molgen.diffusion.conditioning import condition_from_batch
 from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.prediction import VelocityDenoiser
-from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor, per_item
+from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor, bind_inputs, per_item
 from molgen.diffusion.schedules import NoiseSchedule
 from molgen.diffusion.self_conditioning import (
     EstimateFeedback,
@@ -164,7 +164,7 @@ class GaussianDiffusion(DiffusionProcess):
             t = self.sample_time(num_graphs, pos.device, generator).to(pos.dtype)
         pos_t, h_t, eps_pos, eps_h = self.add_noise(pos, h, t, batch, generator)
         inputs, estimate = (pos_t, h_t, t, batch), {}
-        denoiser = conditioned(denoiser, clean.condition)
+        denoiser = bind_inputs(denoiser, condition=clean.condition)
         if is_self_conditioned(denoiser):
             estimate["self_condition"] = training_estimate(denoiser, inputs, self.self_condition_estimate, generator)
         pred_pos, pred_h = denoiser(*inputs, **estimate)
@@ -232,7 +232,7 @@ class GaussianDiffusion(DiffusionProcess):
     def predictor(self, denoiser: Denoiser, state: GraphState) -> Predictor:
         """Calls ``denoiser`` on the batch of ``state``, feeding a self-conditioned one its previous
         estimate (:class:`~molgen.diffusion.self_conditioning.EstimateFeedback`)."""
-        denoise = EstimateFeedback(conditioned(denoiser, state.condition), self.self_condition_estimate)
+        denoise = EstimateFeedback(bind_inputs(denoiser, condition=state.condition), self.self_condition_estimate)
 
         def predict(current: GraphState, t: Tensor) -> Prediction:
             eps_pos, eps_h = denoise(current.pos, current.h, t.expand(current.num_graphs), current.batch)

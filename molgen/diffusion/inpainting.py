@@ -21,19 +21,28 @@ come back at their input coordinates, with no alignment.
 For an isotropic Gaussian target the known part's shape, the unknown part's shape
 and the offset between the two centroids are independent, and this replacement
 samples the exact conditional (tests/diffusion/test_inpainting.py checks it).
+
+Trained with fixed parts. A network never trained with a fixed part sees it only through
+the noisy state; one built with ``fixed_part_input`` (the bond model) also sees the known
+part itself at every noise level, as DiffLinker's context: which nodes are known, their
+clean classes, and the clean classes and distances of the pairs among them
+(:class:`FixedInput`). It learns from random fixed parts in training
+(:func:`random_known_part`: a random connected region of each graph is generated, the
+rest is known), and samples with the same replacement as every other model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 from torch import Generator, Tensor
 
 from molgen.diffusion.process import GraphState
-from molgen.graph_batch import graph_mean, graph_sum
+from molgen.graph_batch import graph_mean, graph_sizes, graph_sum
 
-__all__ = ["KnownPart"]
+__all__ = ["FixedInput", "KnownPart", "is_fixed_part_aware", "random_known_part"]
 
 
 @dataclass
@@ -109,3 +118,66 @@ class KnownPart:
             state.pos, state.batch, state.num_graphs
         )
         return state.replace(pos=torch.where(self.mask[:, None], self.pos, state.pos + offset[state.batch]))
+
+
+class FixedInput(NamedTuple):
+    """What a denoiser trained with fixed parts sees of the known part (module docstring).
+
+    ``node_mask`` ``[N]`` and ``pair_mask`` ``[P]`` bool: the known nodes, and the pairs whose two nodes
+    are known; ``node_features`` ``[N, F]`` the known nodes' clean one-hots and ``edge_features``
+    ``[P, K_e]`` the known pairs' clean one-hots; ``pair_d2`` ``[P, 1]`` the known pairs' squared
+    distance in the given positions (model units). Zeros outside the masks.
+    """
+
+    node_mask: Tensor
+    node_features: Tensor
+    pair_mask: Tensor
+    edge_features: Tensor
+    pair_d2: Tensor
+
+
+def is_fixed_part_aware(denoiser: Any) -> bool:
+    """Whether ``denoiser`` was built to see a fixed part (``fixed=FixedInput``, module docstring)."""
+    return bool(getattr(denoiser, "fixed_part_input", False))
+
+
+def random_known_part(state: GraphState, rate: float, generator: Generator | None = None) -> KnownPart | None:
+    """A random fixed part of a clean joint state, for training (module docstring).
+
+    Each graph of two or more nodes is chosen with probability ``rate``; in it a connected region
+    of ``k`` nodes, ``k`` uniform in ``1 .. n - 1``, is to be generated (grown breadth-first over the
+    edges, ``edge_classes > 0``, from a random node, restarting from a random remaining node when a
+    component is used up) and the other nodes are known: peripheral regions
+    teach decoration, inner ones linking. The known part holds the state's positions and classes.
+    None when no graph is chosen.
+    """
+    sizes = graph_sizes(state.batch, state.num_graphs).tolist()
+    draws = torch.rand(len(sizes), generator=generator).tolist()
+    pairs = state.pair_index[:, state.edge_classes > 0].tolist()
+    neighbours: dict[int, list[int]] = {}
+    for i, j in zip(*pairs):
+        neighbours.setdefault(i, []).append(j)
+        neighbours.setdefault(j, []).append(i)
+    mask = torch.zeros(state.batch.numel(), dtype=torch.bool)
+    start = 0
+    for n, draw in zip(sizes, draws):
+        if n >= 2 and draw < rate:
+            order = torch.randperm(n, generator=generator).tolist()
+            k = 1 + int(torch.randint(n - 1, (), generator=generator))
+            region: list[int] = []
+            while len(region) < k:
+                frontier = [next(start + v for v in order if start + v not in region)]
+                while frontier and len(region) < k:
+                    node = frontier.pop(0)
+                    if node in region:
+                        continue
+                    region.append(node)
+                    frontier += [m for m in neighbours.get(node, []) if m not in region]
+            mask[start : start + n] = True
+            mask[region] = False
+        start += n
+    if not mask.any():
+        return None
+    mask = mask.to(state.pos.device)
+    pair_mask = mask[state.pair_index[0]] & mask[state.pair_index[1]]
+    return KnownPart(mask, state.pos, None, state.node_classes, pair_mask, state.edge_classes)

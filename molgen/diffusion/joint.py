@@ -43,10 +43,10 @@ import torch.nn.functional as F
 from torch import Generator, Tensor
 
 from molgen.diffusion.categorical import CategoricalDiffusion
-from molgen.diffusion.conditioning import condition_from_batch, conditioned
+from molgen.diffusion.conditioning import condition_from_batch
 from molgen.diffusion.gaussian import GaussianDiffusion, position_dof
-from molgen.diffusion.inpainting import KnownPart
-from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor, per_item
+from molgen.diffusion.inpainting import FixedInput, KnownPart
+from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor, bind_inputs, per_item
 from molgen.diffusion.schedules import NoiseSchedule
 from molgen.diffusion.self_conditioning import (
     EstimateFeedback,
@@ -283,7 +283,7 @@ class JointDiffusion(DiffusionProcess):
         pos_t, eps_pos, node_t, edge_t = self.add_noise(pos, node_classes, pairs, edge_classes, t, batch, generator)
         inputs = (pos_t, self.node_features(node_t, pos.dtype), self.edge_features(edge_t, pos.dtype), pairs, t, batch)
         estimate = {}
-        denoiser = conditioned(denoiser, clean.condition)
+        denoiser = bind_inputs(denoiser, condition=clean.condition, fixed=self.fixed_input(clean))
         if is_self_conditioned(denoiser):
             estimate["self_condition"] = training_estimate(denoiser, inputs, self.self_condition_estimate, generator)
         eps_pred, node_logits, edge_logits = denoiser(*inputs, **estimate)
@@ -377,6 +377,23 @@ class JointDiffusion(DiffusionProcess):
         )
         return state.replace(node_classes=node_classes, edge_classes=edge_classes)
 
+    def fixed_input(self, state: GraphState) -> FixedInput | None:
+        """What a denoiser trained with fixed parts sees of ``state.known``
+        (:class:`~molgen.diffusion.inpainting.FixedInput`), or None without one."""
+        known = state.known
+        if known is None:
+            return None
+        dtype, pairs = state.pos.dtype, state.pair_index
+        node_mask, pair_mask = known.mask[:, None].to(dtype), known.pair_mask[:, None].to(dtype)
+        d2 = (known.pos[pairs[0]] - known.pos[pairs[1]]).square().sum(dim=-1, keepdim=True).to(dtype)
+        return FixedInput(
+            known.mask,
+            self.node_features(known.node_classes, dtype) * node_mask,
+            known.pair_mask,
+            self.edge_features(known.edge_classes, dtype) * pair_mask,
+            d2 * pair_mask,
+        )
+
     def self_condition_estimate(self, inputs: tuple, output: tuple[Tensor, Tensor, Tensor]) -> JointEstimate:
         """The estimate a self-conditioned denoiser gets next (:mod:`molgen.diffusion.self_conditioning`),
         from a call on ``inputs = (pos_t, node_features, edge_features, pairs, t [B], batch)`` that returned
@@ -393,7 +410,8 @@ class JointDiffusion(DiffusionProcess):
     def predictor(self, denoiser: JointDenoiser, state: GraphState) -> Predictor:
         """Calls ``denoiser`` with the one-hots of a state's classes and the batch's pairs, feeding a
         self-conditioned one its previous estimate (:class:`~molgen.diffusion.self_conditioning.EstimateFeedback`)."""
-        denoise = EstimateFeedback(conditioned(denoiser, state.condition), self.self_condition_estimate)
+        inputs = {"condition": state.condition, "fixed": self.fixed_input(state)}
+        denoise = EstimateFeedback(bind_inputs(denoiser, **inputs), self.self_condition_estimate)
 
         def predict(current: GraphState, t: Tensor) -> Prediction:
             dtype = current.pos.dtype

@@ -45,6 +45,11 @@ class VelocityDenoiser(torch.nn.Module):
         self.diffuse_features = diffuse_features
 
     @property
+    def fixed_part_input(self) -> bool:
+        """Whether the wrapped network sees a fixed part (:mod:`molgen.diffusion.inpainting`)."""
+        return bool(getattr(self.net, "fixed_part_input", False))
+
+    @property
     def self_conditioning(self) -> bool:
         """Whether the wrapped network takes ``self_condition`` (:mod:`molgen.diffusion.self_conditioning`)."""
         return bool(getattr(self.net, "self_conditioning", False))

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from molgen.diffusion.gaussian import GaussianDiffusion
     from molgen.diffusion.inpainting import KnownPart
 
-__all__ = ["DiffusionProcess", "GraphState", "Prediction", "per_item"]
+__all__ = ["BoundDenoiser", "DiffusionProcess", "GraphState", "Prediction", "bind_inputs", "per_item"]
 
 
 @dataclass
@@ -53,6 +53,8 @@ class GraphState:
         edge_classes: ``[P]`` long, class of each pair (0: no edge), or None.
         condition: target properties of each graph (:mod:`molgen.diffusion.conditioning`), which the
             process gives the denoiser; None: unconditional.
+        known: a fixed part the denoiser sees (:class:`~molgen.diffusion.inpainting.KnownPart`), for a
+            denoiser trained with fixed parts (``fixed_part_input``); None otherwise.
     """
 
     pos: Tensor
@@ -63,6 +65,7 @@ class GraphState:
     pair_index: Tensor | None = None
     edge_classes: Tensor | None = None
     condition: GraphCondition | None = None
+    known: KnownPart | None = None
 
     @property
     def num_nodes(self) -> Tensor:
@@ -96,6 +99,27 @@ def per_item(t: Tensor, graph: Tensor) -> Tensor:
     """Times as they apply to items (nodes, pairs) of graphs ``graph`` ``[M]``: a scalar ``t`` unchanged,
     per-graph times ``[B]`` gathered to ``[M]``."""
     return t if t.dim() == 0 else t[graph]
+
+
+class BoundDenoiser:
+    """A denoiser with keyword inputs bound for one batch (a condition, a fixed part); otherwise called like it."""
+
+    def __init__(self, denoiser: Any, inputs: dict[str, Any]) -> None:
+        self.denoiser, self.inputs = denoiser, inputs
+
+    @property
+    def self_conditioning(self) -> bool:
+        return bool(getattr(self.denoiser, "self_conditioning", False))
+
+    def __call__(self, *args: Tensor, **keywords: Any) -> Any:
+        return self.denoiser(*args, **self.inputs, **keywords)
+
+
+def bind_inputs(denoiser: Any, **inputs: Any) -> Any:
+    """``denoiser`` with the given keyword ``inputs`` bound (:class:`BoundDenoiser`), those that are None left
+    out; the denoiser itself when all are None."""
+    given = {name: value for name, value in inputs.items() if value is not None}
+    return BoundDenoiser(denoiser, given) if given else denoiser
 
 
 class DiffusionProcess(torch.nn.Module):

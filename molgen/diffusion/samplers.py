@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 
 from molgen.diffusion.conditioning import GraphCondition, GuidedDenoiser
 from molgen.diffusion.gaussian import zero_com_noise
-from molgen.diffusion.inpainting import KnownPart
+from molgen.diffusion.inpainting import KnownPart, is_fixed_part_aware
 from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor
 from molgen.diffusion.schedules import NoiseSchedule
 from molgen.graph_batch import node_batch, remove_mean
@@ -382,6 +382,8 @@ class Sampler:
         if known is not None:
             known = known.to(device, dtype)
             known.check(state)
+            if is_fixed_part_aware(denoiser):  # a network trained with fixed parts also sees the known part itself
+                state = state.replace(known=known)
             state = keep(state, grid[0])
         predict = process.predictor(denoiser, state)
         self.reset()

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from molgen.diffusion.conditioning import GraphCondition
+from molgen.diffusion.inpainting import FixedInput
 from molgen.diffusion.self_conditioning import JointEstimate
 from molgen.graph_batch import remove_mean
 from molgen.models.condition_embedding import ConditionEmbedding, add_condition
@@ -63,6 +64,12 @@ class EGNNBondDenoiser(nn.Module):
             :mod:`molgen.diffusion.conditioning`; 0: none), added to the node
             embedding by a :class:`~molgen.models.condition_embedding.ConditionEmbedding`
             (zero at the start, and exactly zero for dropped properties).
+        fixed_part_input: also see a fixed part (``forward(..., fixed=FixedInput)``, see
+            :mod:`molgen.diffusion.inpainting`): on every node ``[known one-hot, known flag]``
+            and on every pair ``[known one-hot, known squared distance, known flag]`` (zeros
+            where not known, so invariant and symmetric), each through its own linear map
+            without bias into the node and pair embeddings. The maps start at zero, so a
+            network trained without it loads into it (``init_from``) and starts out as itself.
     """
 
     joint = True
@@ -86,6 +93,7 @@ class EGNNBondDenoiser(nn.Module):
         num_time_frequencies: int = 8,
         self_conditioning: bool = False,
         num_conditions: int = 0,
+        fixed_part_input: bool = False,
     ) -> None:
         super().__init__()
         if num_edge_classes < 2 or edge_dim < 1:
@@ -127,6 +135,12 @@ class EGNNBondDenoiser(nn.Module):
             nn.init.zeros_(self.estimate_node_embedding.weight)
             nn.init.zeros_(self.estimate_pair_embedding.weight)
         self.condition_embedding = ConditionEmbedding(num_conditions, hidden_dim) if num_conditions else None
+        self.fixed_part_input = fixed_part_input
+        if fixed_part_input:
+            self.fixed_node_embedding = nn.Linear(in_node_dim + 1, hidden_dim, bias=False)
+            self.fixed_pair_embedding = nn.Linear(num_edge_classes + 2, edge_dim, bias=False)
+            nn.init.zeros_(self.fixed_node_embedding.weight)
+            nn.init.zeros_(self.fixed_pair_embedding.weight)
 
     @property
     def num_parameters(self) -> int:
@@ -149,6 +163,18 @@ class EGNNBondDenoiser(nn.Module):
         d2 = (estimate.pos[pairs[0]] - estimate.pos[pairs[1]]).square().sum(dim=-1, keepdim=True)
         return estimate.node_probs, torch.cat([estimate.edge_probs, d2], dim=-1)
 
+    @staticmethod
+    def _fixed_input(fixed: FixedInput | None, h: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
+        """The fixed part's node input ``[N, in_node_dim + 1]`` and pair input ``[P, num_edge_classes + 2]``
+        (see the class docstring); zeros without one."""
+        if fixed is None:
+            return h.new_zeros(h.shape[0], h.shape[1] + 1), e.new_zeros(e.shape[0], e.shape[1] + 2)
+        node_flag, pair_flag = fixed.node_mask[:, None].to(h.dtype), fixed.pair_mask[:, None].to(e.dtype)
+        return (
+            torch.cat([fixed.node_features.to(h.dtype), node_flag], dim=-1),
+            torch.cat([fixed.edge_features.to(e.dtype), fixed.pair_d2.to(e.dtype), pair_flag], dim=-1),
+        )
+
     def forward(
         self,
         pos: Tensor,
@@ -159,6 +185,7 @@ class EGNNBondDenoiser(nn.Module):
         batch: Tensor,
         self_condition: JointEstimate | None = None,
         condition: GraphCondition | None = None,
+        fixed: FixedInput | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Predict the position noise and clean-class logits.
 
@@ -176,6 +203,8 @@ class EGNNBondDenoiser(nn.Module):
                 ``self_conditioning``.
             condition: target properties ``[B, P]`` (:mod:`molgen.diffusion.conditioning`), or None
                 (unconditional); only for a network built with ``num_conditions``.
+            fixed: the known part (:class:`~molgen.diffusion.inpainting.FixedInput`), or None (none);
+                only for a network built with ``fixed_part_input``.
 
         Returns:
             ``(eps_pos [N, 3] zero mean per graph, node_logits [N, in_node_dim],
@@ -183,6 +212,8 @@ class EGNNBondDenoiser(nn.Module):
         """
         if self_condition is not None and not self.self_conditioning:
             raise ValueError("this denoiser was built without self_conditioning: it takes no self_condition")
+        if fixed is not None and not self.fixed_part_input:
+            raise ValueError("this denoiser was built without fixed_part_input: it takes no fixed part")
         num_graphs = t.shape[0]
         # Both directions of every pair (j -> i and i -> j): the fully connected graph when `pairs` lists all pairs.
         edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
@@ -198,6 +229,10 @@ class EGNNBondDenoiser(nn.Module):
             node_estimate, pair_estimate = self._estimate_input(self_condition, h, e, pairs)
             hidden = hidden + self.estimate_node_embedding(node_estimate)
             e_hidden = e_hidden + self.estimate_pair_embedding(pair_estimate)
+        if self.fixed_part_input:  # zeros without a fixed part, so the maps run at every step (plain DDP)
+            node_fixed, pair_fixed = self._fixed_input(fixed, h, e)
+            hidden = hidden + self.fixed_node_embedding(node_fixed)
+            e_hidden = e_hidden + self.fixed_pair_embedding(pair_fixed)
         for k, layer in enumerate(self.layers):
             edge_attr = torch.cat([d0, e_hidden], dim=-1)[pair_of_edge]
             x, hidden = layer(x, hidden, edge_index, edge_attr)

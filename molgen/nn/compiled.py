@@ -36,6 +36,11 @@ class CompiledDenoiser(nn.Module):
         self.failed = False
 
     @property
+    def fixed_part_input(self) -> bool:
+        """Whether the wrapped network sees a fixed part (:mod:`molgen.diffusion.inpainting`)."""
+        return bool(getattr(self.eager, "fixed_part_input", False))
+
+    @property
     def self_conditioning(self) -> bool:
         """Whether the wrapped denoiser takes ``self_condition`` (:mod:`molgen.diffusion.self_conditioning`)."""
         return bool(getattr(self.eager, "self_conditioning", False))

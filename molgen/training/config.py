@@ -139,6 +139,7 @@ class EGNNBondsModelConfig(EGNNOptions):
 
     edge_dim: int = MISSING
     update_edges: bool = MISSING
+    fixed_part_input: bool = MISSING
 
 
 @dataclass
@@ -298,6 +299,7 @@ class TrainConfig:
     init_from: Optional[str] = MISSING
     teacher: Optional[str] = MISSING
     condition_dropout: float = MISSING
+    fixed_part_rate: float = MISSING
     distill: DistillConfig = field(default_factory=DistillConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 

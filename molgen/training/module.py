@@ -30,6 +30,7 @@ from molgen.checkpoint_files import CheckpointError
 from molgen.dataset_info import dataset_info_from_dict
 from molgen.diffusion.conditioning import drop_conditions
 from molgen.diffusion.distillation import ConsistencyDistillation
+from molgen.diffusion.inpainting import is_fixed_part_aware, random_known_part
 from molgen.diffusion.process import DiffusionProcess
 from molgen.models import DENOISERS, build_model
 from molgen.pretrained import available_models, load_pretrained
@@ -155,6 +156,8 @@ class DiffusionModule(L.LightningModule):
             each property of each training graph is hidden from the network
             (:func:`~molgen.diffusion.conditioning.drop_conditions`), so that it also learns to sample
             with fewer or none (classifier-free guidance).
+        fixed_part_rate: for a denoiser built with ``fixed_part_input``, the fraction of training graphs given
+            a random fixed part (:func:`~molgen.diffusion.inpainting.random_known_part`).
     """
 
     def __init__(
@@ -165,10 +168,13 @@ class DiffusionModule(L.LightningModule):
         dataset_info: dict,
         distill: dict | None = None,
         condition_dropout: float = 0.0,
+        fixed_part_rate: float = 0.0,
     ) -> None:
         super().__init__()
         if not 0.0 <= condition_dropout < 1.0:
             raise ValueError(f"condition_dropout must be in [0, 1), got {condition_dropout}")
+        if not 0.0 <= fixed_part_rate <= 1.0:
+            raise ValueError(f"fixed_part_rate must be in [0, 1], got {fixed_part_rate}")
         self.save_hyperparameters()
         self.denoiser, self.diffusion = build_model(model, diffusion, dataset_info_from_dict(dataset_info))
         if distill:
@@ -194,6 +200,9 @@ class DiffusionModule(L.LightningModule):
         if clean.condition is not None:  # drawn before the noise, from the same generator
             dropout = self.hparams.get("condition_dropout", 0.0)
             clean = clean.replace(condition=drop_conditions(clean.condition, dropout, generator))
+        rate = self.hparams.get("fixed_part_rate", 0.0)
+        if rate and is_fixed_part_aware(self.denoiser):
+            clean = clean.replace(known=random_known_part(clean, rate, generator))
         per_graph, parts = self.diffusion.loss(self.denoiser, clean, generator=generator)
         return per_graph.mean(), {name: value.mean() for name, value in parts.items()}
 

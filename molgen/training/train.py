@@ -264,7 +264,7 @@ def _train(cfg: DictConfig, run_dir: Path, sweep: bool) -> Path:
             "dataset_info": datamodule.dataset_info.to_dict(),
         }
     if not predictor:
-        configs["condition_dropout"] = cfg.condition_dropout
+        configs.update(condition_dropout=cfg.condition_dropout, fixed_part_rate=cfg.fixed_part_rate)
     if rank_zero_only.rank == 0:  # the configs the run trains with (a student's model and diffusion: its teacher's)
         OmegaConf.save(cfg, run_dir / "config_resolved.yaml", resolve=True)
     module = (PropertyModule if predictor else DiffusionModule)(optim=_container(cfg.optim), **configs)

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
 from molgen.cli import main
 from molgen.molecules.fragments import read_fragment
 from tests.helpers import save_tiny_checkpoint
-from tests.joint_helpers import save_tiny_joint_checkpoint
+from tests.joint_helpers import save_tiny_joint_checkpoint, tiny_joint_module
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "examples"
 SCAFFOLD, FRAGMENTS = EXAMPLES / "scaffold.sdf", EXAMPLES / "fragments.sdf"
@@ -45,9 +46,22 @@ def test_fix_decorates_the_scaffold_in_place(tmp_path, capsys):
     assert "[fixed part]" in report and "substructure_kept" in report
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "consistency"])
-def test_link_keeps_the_fragments_and_their_bonds_with_a_bond_model(tmp_path, capsys, sampler):
-    ckpt, out = save_tiny_joint_checkpoint(tmp_path / "joint.ckpt"), tmp_path / "l.sdf"
+def fixed_part_aware_checkpoint(path):
+    """A tiny bond model trained with fixed parts (its maps of the known part made non-zero)."""
+    module = tiny_joint_module(fixed_part_input=True)
+    with torch.no_grad():
+        module.denoiser.fixed_node_embedding.weight.normal_()
+        module.denoiser.fixed_pair_embedding.weight.normal_()
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "sampler, aware", [("ddpm", False), ("consistency", False), ("ddpm", True)], ids=["ddpm", "consistency", "aware"]
+)
+def test_link_keeps_the_fragments_and_their_bonds_with_a_bond_model(tmp_path, capsys, sampler, aware):
+    make = fixed_part_aware_checkpoint if aware else save_tiny_joint_checkpoint
+    ckpt, out = make(tmp_path / "joint.ckpt"), tmp_path / "l.sdf"
     fragment = read_fragment(FRAGMENTS)
     link = ["--link", str(FRAGMENTS), "--linker-atoms", "2-4", "--num-samples", "4", "--resample", "2"]
     assert sample(ckpt, out, *link, "--sampler", sampler) == 0

@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from molgen.diffusion.conditioning import GraphCondition
+from molgen.diffusion.inpainting import FixedInput
 from molgen.diffusion.joint import pair_lookup
 from molgen.diffusion.self_conditioning import JointEstimate
 from molgen.graph_batch import pair_index, remove_mean
@@ -44,6 +45,9 @@ def make_model(seed=0, **kwargs):
             model.estimate_pair_embedding.weight.normal_(0.0, 0.5)
         if model.condition_embedding is not None:
             model.condition_embedding.linear.weight.normal_(0.0, 0.5)
+        if model.fixed_part_input:
+            model.fixed_node_embedding.weight.normal_(0.0, 0.5)
+            model.fixed_pair_embedding.weight.normal_(0.0, 0.5)
     return model
 
 
@@ -61,9 +65,18 @@ def condition_of(num_graphs, dtype=torch.float64):
     return GraphCondition(values, torch.tensor([[True, True], [True, False], [False, True], [False, False]]))
 
 
+def fixed_of(pos, h, e, pairs, batch):
+    """A fixed part that is an equivariant function of the inputs: the nodes whose first one-hot class is
+    even, their classes, and the pairs among them with their classes and squared distances."""
+    node_mask = h.argmax(dim=-1) % 2 == 0
+    pair_mask = node_mask[pairs[0]] & node_mask[pairs[1]]
+    d2 = (pos[pairs[0]] - pos[pairs[1]]).square().sum(dim=-1, keepdim=True)
+    return FixedInput(node_mask, h * node_mask[:, None], pair_mask, e * pair_mask[:, None], d2 * pair_mask[:, None])
+
+
 class WithExtras(torch.nn.Module):
-    """The model called with :func:`estimate_of` its inputs (self-conditioned) and :func:`condition_of` its
-    graphs (conditional)."""
+    """The model called with :func:`estimate_of` its inputs (self-conditioned), :func:`condition_of` its
+    graphs (conditional) and :func:`fixed_of` its inputs (trained with fixed parts)."""
 
     def __init__(self, model):
         super().__init__()
@@ -75,6 +88,8 @@ class WithExtras(torch.nn.Module):
             extras["self_condition"] = estimate_of(pos, h, e, batch)
         if self.model.condition_embedding is not None:
             extras["condition"] = condition_of(t.shape[0], pos.dtype)
+        if self.model.fixed_part_input:
+            extras["fixed"] = fixed_of(pos, h, e, pairs, batch)
         return self.model(pos, h, e, pairs, t, batch, **extras)
 
 
@@ -94,6 +109,7 @@ CONFIGS = [
     {"self_conditioning": True, "update_edges": False},
     {"num_conditions": 2},
     {"num_conditions": 2, "self_conditioning": True},
+    {"fixed_part_input": True},
 ]
 
 
