@@ -252,7 +252,7 @@ def pdb_entry(name: str) -> str:
 
 
 def backbone_train_val(
-    root: str | os.PathLike,
+    root: str | os.PathLike | Sequence[str | os.PathLike],
     val_fraction: float = 0.1,
     min_length: int = 40,
     max_length: int = 128,
@@ -270,7 +270,8 @@ def backbone_train_val(
     randomly cropped, validation items centre-cropped, to ``max_length`` residues.
 
     Args:
-        root: Folder of structure files (see :func:`process_backbone_folder`).
+        root: Folder of structure files (see :func:`process_backbone_folder`), or several
+            (e.g. db55 and cgdms), each processed into its own cache and pooled before the split.
         val_fraction: Fraction of PDB entries used for validation, in (0, 1).
         min_length: Minimum residues of a break-free segment.
         max_length: Crop length in residues.
@@ -281,23 +282,22 @@ def backbone_train_val(
 
     Returns:
         ``(train, val, info)``: a :class:`~molgen.dataset_info.BackboneInfo` with the
-        folder name as ``dataset`` and the training set's residue counts (after
-        cropping) as ``size_histogram``.
+        folder name (several joined by ``+``) as ``dataset`` and the training set's residue
+        counts (after cropping) as ``size_histogram``.
 
     Raises:
         ValueError: ``root`` does not exist, invalid options, or a split side is empty.
     """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise ValueError(f"backbone data folder does not exist: {root}")
+    roots = [Path(r).expanduser() for r in ([root] if isinstance(root, (str, os.PathLike)) else root)]
+    missing = [str(r) for r in roots if not r.is_dir()]
+    if not roots or missing:
+        raise ValueError(f"backbone data folder does not exist: {', '.join(missing) or 'none given'}")
     if not 1 <= min_length <= max_length:
         raise ValueError(f"need 1 <= min_length <= max_length, got min_length={min_length}, max_length={max_length}")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
 
-    data = load_backbone_cache(process_backbone_folder(root, cache_dir=cache_dir, min_length=min_length))
-    if data is None:  # only if another process replaced it with something invalid
-        raise RuntimeError(f"backbone cache for {root} could not be read after processing")
+    data = _pooled_caches(roots, cache_dir, min_length)
     names: list[str] = data["names"]
     entries = sorted({pdb_entry(name) for name in names})
     rng = np.random.RandomState(split_seed)
@@ -332,14 +332,14 @@ def backbone_train_val(
     train, val = select(train_idx, "random"), select(val_idx, "center")
     log.info(
         "backbone split of %s: %d training segments (%d entries), %d validation segments (%d entries)",
-        root,
+        " + ".join(map(str, roots)),
         len(train),
         len(entries) - n_val,
         len(val),
         n_val,
     )
     info = BackboneInfo(
-        dataset=root.resolve().name,
+        dataset="+".join(r.resolve().name for r in roots),
         num_features=len(BACKBONE_ATOMS),
         size_histogram=train.residue_count_histogram().tolist(),
         atom_types=list(BACKBONE_ATOMS),
@@ -347,3 +347,19 @@ def backbone_train_val(
         max_length=int(max_length),
     )
     return train, val, info
+
+
+def _pooled_caches(roots: list[Path], cache_dir: str | os.PathLike | None, min_length: int) -> dict[str, Any]:
+    """``coords``, ``ptr`` and ``names`` of the segments of every folder, each read through its own cache
+    (:func:`process_backbone_folder`), concatenated in the order given."""
+    coords, lengths, names = [], [], []
+    for root in roots:
+        data = load_backbone_cache(process_backbone_folder(root, cache_dir=cache_dir, min_length=min_length))
+        if data is None:  # only if another process replaced it with something invalid
+            raise RuntimeError(f"backbone cache for {root} could not be read after processing")
+        coords.append(data["coords"])
+        lengths.append(data["ptr"].diff())
+        names += data["names"]
+    ptr = torch.zeros(len(names) + 1, dtype=torch.long)
+    ptr[1:] = torch.cat(lengths).cumsum(0)
+    return {"coords": torch.cat(coords), "ptr": ptr, "names": names}

@@ -78,10 +78,11 @@ class DrugsDataConfig(DataConfig):
 class BackboneDataConfig(DataConfig):
     """``data=backbone``: :func:`molgen.proteins.dataset.backbone_train_val` plus the loader options.
 
-    ``root`` is required at run time, but null in the yaml: the data module names it when unset.
+    ``root`` is required at run time, but null in the yaml: the data module names it when unset. It is one
+    folder or a list of folders (``data.root=[A,B]``), hence ``Any``.
     """
 
-    root: Optional[str] = MISSING
+    root: Any = MISSING
     val_fraction: float = MISSING
     min_length: int = MISSING
     max_length: int = MISSING

@@ -189,6 +189,22 @@ def test_split_by_entry(folder, cache_dir):
     assert len(small) == 1 and small.names[0] in train.names
 
 
+def test_several_folders_are_pooled_before_the_split(folder, cache_dir, tmp_path):
+    other = tmp_path / "more"
+    other.mkdir()
+    name, coords = next(iter(CHAINS.items()))
+    write_backbone_pdb(other / ("4DDD" + name[4:]), coords)
+    train, val, info = backbone_train_val([folder, other], val_fraction=0.34, cache_dir=cache_dir)
+    names = sorted(train.names + val.names)
+    assert names == ["1AAA_l_u:A", "1AAA_r_u:A", "2BBB_l_u:A/1", "2BBB_l_u:A/2", "4DDD_l_u:A"]
+    assert info.dataset == "structures+more"
+    item = train if "4DDD_l_u:A" in train.names else val
+    k = item.names.index("4DDD_l_u:A")
+    assert item.lengths[k] == len(coords)
+    with pytest.raises(ValueError, match="does not exist: .*nope"):
+        backbone_train_val([folder, tmp_path / "nope"], cache_dir=cache_dir)
+
+
 def test_pdb_entry():
     assert pdb_entry("1a2k_l_u:A/2") == "1A2K" and pdb_entry("9XYZ:B") == "9XYZ"
 
