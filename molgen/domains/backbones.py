@@ -26,7 +26,15 @@ from molgen.proteins.geometry import BACKBONE_ATOMS
 from molgen.proteins.motif import Motif, motif_starts, parse_starts, read_motif
 from molgen.sampling import sample_from_histogram, seeded_generator
 
-__all__ = ["DOMAIN", "MAX_LENGTH", "BackboneDomain", "backbone_features", "parse_length", "report_backbones"]
+__all__ = [
+    "DOMAIN",
+    "MAX_LENGTH",
+    "BackboneDomain",
+    "backbone_features",
+    "parse_length",
+    "report_backbones",
+    "write_designs",
+]
 
 #: Longest chain the PDB writer numbers (4-digit residue numbers).
 MAX_LENGTH = 9999
@@ -205,6 +213,11 @@ class BackboneDomain(Domain):
             return fail("evaluate", "--annotate is for SDF files of molecules")
         path = Path(opts.path)
         try:
+            designer = None
+            if opts.designability:
+                from molgen.proteins.designability import load_designer
+
+                designer = load_designer()
             for extra in (opts.json_out, opts.report):
                 if extra:
                     check_writable(extra)
@@ -216,7 +229,8 @@ class BackboneDomain(Domain):
                     raise ValueError(f"{path}: no chain with a complete N, CA, C, O residue")
             if parse_report.files_failed:
                 print(parse_report.format())
-            report_backbones([c.coords for c in chains], opts)
+            designability = None if designer is None else write_designs(chains, designer, progress=not opts.no_progress)
+            report_backbones([c.coords for c in chains], opts, designability=designability)
             if opts.report:
                 write_backbone_report(opts, path)
         except (OSError, ValueError, ImportError) as err:
@@ -279,12 +293,66 @@ def _check_output_folder(out: Path) -> None:
     check_writable(out / ".molgen_probe" if out.is_dir() else out)
 
 
-def report_backbones(backbones, opts, relaxation: list[tuple] | None = None) -> None:
+def write_designs(chains, designer, progress: bool = True) -> dict:
+    """Design sequences for every chain with ProteinMPNN and write them beside their files.
+
+    Each structure file ``<name>.pdb`` (any structure suffix) gets ``<name>.fa``, written atomically:
+    the designs of each of its chains, each record headed by the chain's name and the design's
+    score (:meth:`molgen.proteins.designability.Designs.fasta`). Chains shorter than
+    :data:`~molgen.proteins.designability.MIN_RESIDUES` are counted, not designed.
+
+    Args:
+        chains: :class:`~molgen.proteins.pdb.BackboneChain` objects read from files (``source`` set).
+        designer: a :class:`~molgen.proteins.designability.SequenceDesigner`, with its default
+            number of sequences, temperature and seed.
+        progress: show a tqdm progress bar over the chains.
+
+    Returns:
+        The report's ``designability`` section: counts, the settings, the mean and median MPNN score
+        (nats per residue) over the designed chains, and the mean glycine share of their designs.
+
+    Raises:
+        ValueError: no chain long enough to design.
+        OSError: a FASTA file cannot be written.
+    """
+    from tqdm.auto import tqdm
+
+    from molgen.io import atomic_write_text
+    from molgen.proteins.designability import MIN_RESIDUES
+
+    records: dict[Path, list[str]] = {}
+    scores, glycine = [], []
+    for chain in tqdm(chains, desc="Designing sequences", unit="backbone", disable=not progress):
+        if chain.length < MIN_RESIDUES:
+            continue
+        designs = designer.design(chain.coords)
+        fasta = chain.source.parent / f"{chain.name.rsplit(':', 1)[0]}.fa"  # names are "<file stem>:<chain id>"
+        records.setdefault(fasta, []).append(designs.fasta(chain.name))
+        scores.append(designs.score)
+        glycine.append(designs.glycine_fraction)
+    if not scores:
+        raise ValueError(f"no chain of at least {MIN_RESIDUES} residues to design sequences for")
+    for fasta, texts in records.items():
+        atomic_write_text(fasta, "".join(texts))
+    return {
+        "num_designed": len(scores),
+        "num_too_short": len(chains) - len(scores),
+        "model_name": designs.model_name,
+        "sequences_per_backbone": len(designs.sequences),
+        "temperature": designs.temperature,
+        "mpnn_score_mean": float(np.mean(scores)),
+        "mpnn_score_median": float(np.median(scores)),
+        "designed_glycine_fraction": float(np.mean(glycine)),
+    }
+
+
+def report_backbones(backbones, opts, relaxation: list[tuple] | None = None, designability: dict | None = None) -> None:
     """Print the backbone validation report (and write --json).
 
     ``relaxation``: ``(unrelaxed coords, RelaxedBackbone)`` pairs of the relaxed samples. The report
     then gains a ``relaxation`` section (how far atoms moved, how the unrelaxed samples fared) and
-    the JSON the whole unrelaxed report as ``backbone_unrelaxed``.
+    the JSON the whole unrelaxed report as ``backbone_unrelaxed``. ``designability``: the section
+    :func:`write_designs` returned, added as it is.
     """
     from molgen.proteins.metrics import evaluate_backbones, format_backbone_report
     from molgen.proteins.relax import relaxation_summary
@@ -305,6 +373,8 @@ def report_backbones(backbones, opts, relaxation: list[tuple] | None = None) -> 
             "unrelaxed_residue_pass_fraction": unrelaxed["validity"]["residue_pass_fraction"],
         }
         sections["backbone_unrelaxed"] = unrelaxed
+    if designability:
+        report["designability"] = designability
     print(format_backbone_report(report))
     if opts.json_out:
         write_json(opts.json_out, sections)

@@ -343,6 +343,8 @@ class MoleculeDomain(Domain):
         from molgen.io import check_writable
         from molgen.molecules.sdf import SDFRecord, read_records, write_sdf
 
+        if opts.designability:
+            return fail("evaluate", "--designability is for protein backbones (PDB/mmCIF files)")
         try:
             for out in (opts.annotate, opts.json_out, opts.report):
                 if out:

@@ -55,6 +55,11 @@ HELIX_PHI_PSI = (-57.0, -47.0)
 #: Beta strand (phi, psi), degrees: between the parallel (−119°, +113°) and antiparallel
 #: (−139°, +135°) sheet values, giving an extended chain with CA(i)–CA(i+2) ≈ 6.6 Å.
 STRAND_PHI_PSI = (-120.0, 130.0)
+#: Polyproline II (phi, psi), degrees: the left-handed extended conformation common in coil.
+PPII_PHI_PSI = (-75.0, 145.0)
+#: The populated Ramachandran basins a :func:`random_coil` draws from, and their spread (degrees, SD).
+COIL_BASINS = (HELIX_PHI_PSI, STRAND_PHI_PSI, PPII_PHI_PSI)
+COIL_SPREAD = 15.0
 
 
 def as_backbone(coords, min_residues: int = 1) -> np.ndarray:
@@ -184,6 +189,17 @@ def ideal_helix(length: int) -> np.ndarray:
 def ideal_strand(length: int) -> np.ndarray:
     """Ideal extended beta strand, ``[length, 4, 3]`` Å (phi −120°, psi +130°, omega 180°)."""
     return build_backbone(np.full(length, STRAND_PHI_PSI[0]), np.full(length, STRAND_PHI_PSI[1]))
+
+
+def random_coil(length: int, seed: int = 0) -> np.ndarray:
+    """A statistical random coil, ``[length, 4, 3]`` Å: Engh–Huber bond geometry and trans peptides, each
+    residue's (phi, psi) drawn independently from one of :data:`COIL_BASINS` (equal odds) with a Gaussian
+    spread of :data:`COIL_SPREAD` degrees. Every residue is locally protein-like, but the chain has no
+    tertiary structure (and may clash with itself). Seeded: the same ``seed`` gives the same chain."""
+    rng = np.random.default_rng(seed)
+    dihedrals = np.asarray(COIL_BASINS)[rng.integers(len(COIL_BASINS), size=length)]
+    dihedrals = dihedrals + rng.normal(0.0, COIL_SPREAD, size=dihedrals.shape)
+    return build_backbone(dihedrals[:, 0], dihedrals[:, 1])
 
 
 def bond_lengths(coords) -> dict[str, np.ndarray]:

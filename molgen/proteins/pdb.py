@@ -116,6 +116,7 @@ class BackboneChain:
         residue_names: ``L`` three-letter residue names (e.g. ``"GLY"``, ``"MSE"``).
         residue_ids: ``L`` author residue numbers including the insertion code,
             e.g. ``"52"``, ``"52A"``.
+        source: The structure file it was read from (None when built in code).
 
     Raises:
         ValueError: on a wrong shape, ``L == 0``, non-finite coordinates or
@@ -126,6 +127,7 @@ class BackboneChain:
     coords: np.ndarray
     residue_names: tuple[str, ...]
     residue_ids: tuple[str, ...]
+    source: Path | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -174,6 +176,7 @@ class BackboneChain:
                 coords=self.coords[a:b],
                 residue_names=self.residue_names[a:b],
                 residue_ids=self.residue_ids[a:b],
+                source=self.source,
             )
             for i, (a, b) in enumerate(zip(starts, ends), start=1)
             if b - a >= min_length
@@ -312,8 +315,8 @@ def _check_finite(model, path: Path) -> None:
                         )
 
 
-def _read_chain(chain: Chain, name: str, report: ParseReport) -> BackboneChain | None:
-    """Kept backbone residues of one chain (None if there are none); counts into ``report``."""
+def _read_chain(chain: Chain, name: str, source: Path, report: ParseReport) -> BackboneChain | None:
+    """Kept backbone residues of one chain of the file ``source`` (None if there are none); counts into ``report``."""
     coords, names, ids = [], [], []
     for residue in chain:
         hetflag, resseq, icode = residue.id
@@ -337,7 +340,7 @@ def _read_chain(chain: Chain, name: str, report: ParseReport) -> BackboneChain |
     if not coords:
         report.chains_empty += 1
         return None
-    backbone = BackboneChain(name, np.asarray(coords, dtype=np.float64), tuple(names), tuple(ids))
+    backbone = BackboneChain(name, np.asarray(coords, dtype=np.float64), tuple(names), tuple(ids), source)
     breaks = int(backbone.break_mask().sum())
     report.chain_breaks += breaks
     report.chains_with_breaks += breaks > 0
@@ -397,7 +400,7 @@ def read_backbones(path: str | os.PathLike) -> tuple[list[BackboneChain], ParseR
     chains = []
     for chain in model:
         report.chains += 1
-        backbone = _read_chain(chain, f"{stem}:{chain.id.strip() or '_'}", report)
+        backbone = _read_chain(chain, f"{stem}:{chain.id.strip() or '_'}", Path(path), report)
         if backbone is not None:
             chains.append(backbone)
     return chains, report

@@ -123,6 +123,21 @@ def test_ideal_strand_is_extended():
     np.testing.assert_allclose(psi[:-1], g.STRAND_PHI_PSI[1])
 
 
+def test_random_coil_is_seeded_and_locally_protein_like():
+    coil = g.random_coil(200, seed=1)
+    assert coil.shape == (200, 4, 3)
+    np.testing.assert_array_equal(coil, g.random_coil(200, seed=1))
+    assert not np.array_equal(coil, g.random_coil(200, seed=2))
+    np.testing.assert_allclose(g.ca_distances(coil), g.CA_CA_DISTANCE, atol=0.01)
+    phi, psi, _ = g.backbone_dihedrals(coil)
+    pairs = np.stack([phi[1:-1], psi[1:-1]], axis=-1)
+    # Every residue lies near one of the basins, and every basin is used.
+    offsets = (pairs[:, None, :] - np.asarray(g.COIL_BASINS)[None] + 180.0) % 360.0 - 180.0
+    nearest = np.linalg.norm(offsets, axis=-1).argmin(axis=-1)
+    assert np.linalg.norm(offsets, axis=-1).min(axis=-1).max() < 6 * g.COIL_SPREAD
+    assert set(nearest.tolist()) == {0, 1, 2}
+
+
 def test_radius_of_gyration_closed_form():
     coords = np.zeros((2, 4, 3))
     coords[1, :, 0] = 3.0  # two CA 3 Å apart: Rg = 1.5
