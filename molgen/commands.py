@@ -101,7 +101,7 @@ def check_request(model: Any, opts: Any, sampling: Any, device: str, limits: Req
     sizes = getattr(opts, "sizes", None)
     if sizes is None:
         sizes = domain.sample_sizes(model.info, min(opts.num_samples, ESTIMATE_DRAWS), opts.seed, **request)
-    largest = int(sizes.max()) // domain.nodes_per_unit
+    largest = int(sizes.max()) // domain.nodes_per_unit(model.info)
     trained = len(model.info.size_histogram) - 1
     if largest > limits.size_factor * trained and not opts.yes:
         return (

@@ -44,14 +44,16 @@ class Domain:
     datasets: ClassVar[tuple[str, ...]]
     #: The keyword arguments of :meth:`sample_sizes`: how a user asks for sample sizes.
     size_options: ClassVar[tuple[str, ...]]
-    #: Graph nodes per unit of sample size (the unit of ``DatasetInfo.size_histogram``).
-    nodes_per_unit: ClassVar[int] = 1
     #: Where `molgen sample` writes without ``--out`` (a file or a folder).
     default_output: ClassVar[str]
 
     def build_data(self, dataset: str, **options: Any) -> tuple[Any, Any, DatasetInfo]:
         """``(train, val, info)`` of the data config ``dataset`` with its ``options``."""
         raise NotImplementedError
+
+    def nodes_per_unit(self, info: DatasetInfo) -> int:
+        """Graph nodes per unit of sample size (the unit of ``DatasetInfo.size_histogram``) of a model."""
+        return 1
 
     def sample_sizes(self, info: DatasetInfo, num_samples: int, seed: int, **request: Any) -> Tensor:
         """Nodes of each graph to generate, ``[num_samples]`` long, seeded by ``seed``."""

@@ -38,7 +38,9 @@ __all__ = [
 
 #: Longest chain the PDB writer numbers (4-digit residue numbers).
 MAX_LENGTH = 9999
-_ATOMS = len(BACKBONE_ATOMS)
+#: The node layouts of backbone models: every backbone atom, or one node per residue at its CA (residue-level
+#: models, whose N, C and O are rebuilt from the trace at decoding, :mod:`molgen.proteins.ca_trace`).
+NODE_LAYOUTS = (list(BACKBONE_ATOMS), ["CA"])
 
 
 def parse_length(text: str) -> tuple[int, int]:
@@ -53,11 +55,18 @@ def parse_length(text: str) -> tuple[int, int]:
     return low, high
 
 
-def backbone_features(num_residues: Tensor) -> Tensor:
-    """Clean node features of chains with ``num_residues [B]`` residues: one-hot
-    atom types in residue-major order, ``[4 * sum(num_residues), 4]`` float32."""
-    per_residue = torch.eye(_ATOMS)
+def backbone_features(num_residues: Tensor, atoms_per_residue: int = len(BACKBONE_ATOMS)) -> Tensor:
+    """Clean node features of chains with ``num_residues [B]`` residues: one-hot atom types in
+    residue-major order, ``[A * sum(num_residues), A]`` float32 for ``A`` atoms per residue."""
+    per_residue = torch.eye(atoms_per_residue)
     return per_residue.repeat(int(num_residues.sum()), 1)
+
+
+def _atoms(info: BackboneInfo) -> int:
+    """Nodes per residue of a backbone model; ValueError for a layout this molgen does not decode."""
+    if list(info.atom_types) not in NODE_LAYOUTS:
+        raise ValueError(f"checkpoint atom types {info.atom_types} are none of {NODE_LAYOUTS}")
+    return len(info.atom_types)
 
 
 class BackboneDomain(Domain):
@@ -66,8 +75,10 @@ class BackboneDomain(Domain):
     default_batch_size = 16
     datasets = ("backbone",)
     size_options = ("length",)
-    nodes_per_unit = _ATOMS
     default_output = "designs"
+
+    def nodes_per_unit(self, info: BackboneInfo) -> int:
+        return _atoms(info)
 
     def build_data(self, dataset: str, **options: Any):
         from molgen.proteins.dataset import backbone_train_val
@@ -79,19 +90,19 @@ class BackboneDomain(Domain):
     def sample_sizes(
         self, info: BackboneInfo, num_samples: int, seed: int, length: tuple[int, int] | None = None
     ) -> Tensor:
-        """Atoms per backbone, 4 per residue: residue counts drawn uniformly from the inclusive
-        ``length`` range, or from the training histogram."""
-        if list(info.atom_types) != list(BACKBONE_ATOMS):
-            raise ValueError(f"checkpoint atom types {info.atom_types} differ from {list(BACKBONE_ATOMS)}")
+        """Nodes per backbone (4 or 1 per residue, :data:`NODE_LAYOUTS`): residue counts drawn uniformly
+        from the inclusive ``length`` range, or from the training histogram."""
+        atoms = _atoms(info)
         if length is None:
             residues = sample_from_histogram(info.size_histogram, num_samples, seed)
         else:
             low, high = length
             residues = torch.randint(low, high + 1, (num_samples,), generator=seeded_generator(seed))
-        return residues * _ATOMS
+        return residues * atoms
 
     def condition(self, info: BackboneInfo, num_nodes: Tensor) -> Tensor:
-        return backbone_features(num_nodes // _ATOMS)
+        atoms = _atoms(info)
+        return backbone_features(num_nodes // atoms, atoms)
 
     def fixed_from_options(self, opts) -> Motif | None:
         """The motif of ``--motif``, ``--motif-residues`` and ``--motif-positions``."""
@@ -105,25 +116,34 @@ class BackboneDomain(Domain):
         return read_motif(opts.motif, opts.motif_residues, starts)
 
     def known_part(self, info: BackboneInfo, fixed: Motif, num_nodes: Tensor) -> KnownPart:
-        """The motif's residues (all four atoms) at their places in every chain (:func:`motif_starts`),
-        in model units."""
+        """The motif's residues (all four atoms, or their CA for residue-level models) at their places in
+        every chain (:func:`motif_starts`), in model units."""
+        atoms = _atoms(info)
+        columns = [list(BACKBONE_ATOMS).index(atom) for atom in info.atom_types]
         mask, pos = [], []
-        for residues in (num_nodes // _ATOMS).tolist():
+        for residues in (num_nodes // atoms).tolist():
             keep = np.zeros(residues, dtype=bool)
-            coords = np.zeros((residues, _ATOMS, 3))
+            coords = np.zeros((residues, atoms, 3))
             for start, segment in zip(motif_starts(fixed, residues), fixed.segments):
                 keep[start : start + len(segment)] = True
-                coords[start : start + len(segment)] = segment / float(info.length_scale)
-            mask.append(np.repeat(keep, _ATOMS))
+                coords[start : start + len(segment)] = segment[:, columns] / float(info.length_scale)
+            mask.append(np.repeat(keep, atoms))
             pos.append(coords.reshape(-1, 3))
         return KnownPart(torch.as_tensor(np.concatenate(mask)), torch.as_tensor(np.concatenate(pos)))
 
     def decode(self, info: BackboneInfo, state: GraphState) -> list[np.ndarray]:
         """One ``[L, 4, 3]`` float64 array per backbone, in Å, atoms N, CA, C, O, centred on the
-        mean of its atoms."""
+        mean of its generated atoms; a residue-level model's N, C and O rebuilt from its CA trace
+        (:func:`~molgen.proteins.ca_trace.backbone_from_ca`)."""
+        atoms = _atoms(info)
         coords = (state.pos.double().cpu() * float(info.length_scale)).numpy()
         ptr = np.concatenate([[0], np.cumsum(state.num_nodes.cpu().numpy())])
-        return [coords[a:b].reshape(-1, _ATOMS, 3) for a, b in zip(ptr[:-1], ptr[1:])]
+        chains = [coords[a:b].reshape(-1, atoms, 3) for a, b in zip(ptr[:-1], ptr[1:])]
+        if atoms == len(BACKBONE_ATOMS):
+            return chains
+        from molgen.proteins.ca_trace import backbone_from_ca
+
+        return [backbone_from_ca(chain[:, 0]) for chain in chains]
 
     # ----- commands ---------------------------------------------------------
     def sample_command(self, model, opts, sampling, device, rank) -> int:

@@ -167,6 +167,8 @@ class BackboneDataset(torch.utils.data.Dataset):
         max_length: Crop length in residues (None: never crop).
         length_scale: Å per model unit.
         crop: ``"random"`` or ``"center"``.
+        atoms: the nodes of each residue: all of N, CA, C, O (default), or ``["CA"]`` for residue-level
+            models (one node per residue; items are then ``[L, 3]`` positions with ``h`` ``[L, 1]``).
 
     Raises:
         ValueError: inconsistent shapes, empty segments, non-finite coordinates or
@@ -182,6 +184,7 @@ class BackboneDataset(torch.utils.data.Dataset):
         max_length: int | None = 128,
         length_scale: float = 10.0,
         crop: str = "random",
+        atoms: Sequence[str] = BACKBONE_ATOMS,
     ) -> None:
         coords, ptr = torch.as_tensor(coords), torch.as_tensor(ptr)
         if coords.dim() != 3 or coords.shape[1:] != (len(BACKBONE_ATOMS), 3) or not coords.is_floating_point():
@@ -200,11 +203,15 @@ class BackboneDataset(torch.utils.data.Dataset):
             raise ValueError(f"length_scale must be a positive number, got {length_scale}")
         if crop not in _CROPS:
             raise ValueError(f"crop must be one of {_CROPS}, got {crop!r}")
+        if list(atoms) not in (list(BACKBONE_ATOMS), ["CA"]):
+            raise ValueError(f"atoms must be {list(BACKBONE_ATOMS)} or ['CA'] (residue-level), got {list(atoms)}")
+        self.atoms = list(atoms)
+        self._columns = [list(BACKBONE_ATOMS).index(atom) for atom in self.atoms]
         self._coords = coords.float()
         self._ptr: list[int] = ptr.long().tolist()
         self.names = list(names)
         self.max_length, self.length_scale, self.crop = max_length, float(length_scale), crop
-        self._one_hot = torch.eye(len(BACKBONE_ATOMS))
+        self._one_hot = torch.eye(len(self.atoms))
 
     def __len__(self) -> int:
         return len(self._ptr) - 1
@@ -213,6 +220,10 @@ class BackboneDataset(torch.utils.data.Dataset):
     def lengths(self) -> torch.Tensor:
         """LongTensor ``[S]``: residues per segment, before cropping."""
         return torch.tensor(self._ptr).diff()
+
+    def segment(self, i: int) -> np.ndarray:
+        """Segment ``i`` uncropped, in Å: ``[L, 4, 3]`` float64 (atoms N, CA, C, O)."""
+        return self._coords[self._ptr[i] : self._ptr[i + 1]].double().numpy()
 
     def cropped_lengths(self) -> torch.Tensor:
         """LongTensor ``[S]``: residues per served item (after cropping to ``max_length``)."""
@@ -235,7 +246,7 @@ class BackboneDataset(torch.utils.data.Dataset):
             start += int(torch.randint(slack + 1, ())) if self.crop == "random" else slack // 2
             end = start + self.max_length
         num_residues = end - start
-        atoms = self._coords[start:end].reshape(-1, 3).double()  # residue-major: N, CA, C, O of each residue
+        atoms = self._coords[start:end, self._columns].reshape(-1, 3).double()  # residue-major
         pos = ((atoms - atoms.mean(dim=0)) / self.length_scale).float()
         return Data(
             pos=pos,
@@ -260,6 +271,7 @@ def backbone_train_val(
     split_seed: int = 0,
     subset: int | None = None,
     cache_dir: str | os.PathLike | None = None,
+    atoms: Sequence[str] = BACKBONE_ATOMS,
 ) -> tuple[BackboneDataset, BackboneDataset, BackboneInfo]:
     """Training and validation backbone sets plus the ``dataset_info`` a model keeps for sampling.
 
@@ -279,6 +291,7 @@ def backbone_train_val(
         split_seed: Seed of the entry split (and of the ``subset`` choice).
         subset: Keep a random but fixed choice of this many training segments (None: all).
         cache_dir: Cache root (see :func:`process_backbone_folder`).
+        atoms: the nodes of each residue (:class:`BackboneDataset`): all four atoms, or ``["CA"]``.
 
     Returns:
         ``(train, val, info)``: a :class:`~molgen.dataset_info.BackboneInfo` with the
@@ -327,6 +340,7 @@ def backbone_train_val(
             max_length=max_length,
             length_scale=length_scale,
             crop=crop,
+            atoms=atoms,
         )
 
     train, val = select(train_idx, "random"), select(val_idx, "center")
@@ -340,9 +354,9 @@ def backbone_train_val(
     )
     info = BackboneInfo(
         dataset="+".join(r.resolve().name for r in roots),
-        num_features=len(BACKBONE_ATOMS),
+        num_features=len(train.atoms),
         size_histogram=train.residue_count_histogram().tolist(),
-        atom_types=list(BACKBONE_ATOMS),
+        atom_types=list(train.atoms),
         length_scale=float(length_scale),
         max_length=int(max_length),
     )

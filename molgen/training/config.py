@@ -88,6 +88,7 @@ class BackboneDataConfig(DataConfig):
     max_length: int = MISSING
     length_scale: float = MISSING
     split_seed: int = MISSING
+    atoms: List[str] = MISSING
 
 
 # ----- model -----------------------------------------------------------------

@@ -69,3 +69,34 @@ def test_rejects_backbone_requests_of_molecule_checkpoints_and_bad_arguments(mod
         model.sample(1, num_atoms=5)
     with pytest.raises(ValueError, match="num_samples"):
         generate(model, 0, SamplingConfig(steps=2), progress=False)
+
+
+def test_a_residue_level_model_generates_ca_traces_and_decodes_full_backbones(tmp_path):
+    """atom_types ["CA"]: one node per residue, N, C and O rebuilt from the trace, which stays as generated."""
+    from molgen.dataset_info import BackboneInfo
+    from molgen.proteins.ca_trace import backbone_from_ca
+    from molgen.training.module import DiffusionModule
+    from tests.helpers import DIFFUSION, TINY_BACKBONE_MODEL
+
+    torch.manual_seed(0)
+    info = BackboneInfo(
+        dataset="tiny", num_features=1, size_histogram=[0] * 6 + [3, 0, 2], atom_types=["CA"], length_scale=1.0
+    )
+    module = DiffusionModule(
+        {**TINY_BACKBONE_MODEL, "atoms_per_residue": 1},
+        {**DIFFUSION, "diffuse_features": False},
+        {"lr": 1e-3},
+        info.to_dict(),
+    )
+    path = tmp_path / "ca.ckpt"
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    model = load_checkpoint(path)
+    assert model.domain.nodes_per_unit(model.info) == 1
+    sizes = model.domain.sample_sizes(model.info, 3, seed=0, length=(7, 9))
+    assert ((7 <= sizes) & (sizes <= 9)).all()
+    backbones = generate(model, 3, SamplingConfig(steps=3), length=(7, 9), progress=False)
+    assert [b.shape for b in backbones] == [(int(n), 4, 3) for n in sizes]
+    for b in backbones:
+        np.testing.assert_allclose(b, backbone_from_ca(b[:, 1]))
+    with pytest.raises(ValueError, match="none of"):
+        model.domain.sample_sizes(BackboneInfo("tiny", 2, [0, 0, 0, 0, 1], ["N", "CA"], 1.0), 2, seed=0)

@@ -263,3 +263,13 @@ def test_db55_backbones(shared_proteins, tmp_path):
             item = ds[i]
             assert 40 <= item.num_residues <= 128 and item.pos.shape == (4 * item.num_residues, 3)
             assert torch.isfinite(item.pos).all() and item.pos.abs().max() < 10.0  # < 100 Å from the centre
+
+
+def test_residue_level_items_hold_one_node_per_residue(folder, cache_dir):
+    train, val, info = backbone_train_val(folder, val_fraction=0.34, max_length=200, cache_dir=cache_dir, atoms=["CA"])
+    assert info.atom_types == ["CA"] and info.num_features == 1
+    item, ca = val[0], val.segment(0)[:, 1]  # no crop: the whole segment's CA atoms
+    assert item.pos.shape == (len(ca), 3) and item.h.shape == (len(ca), 1) and item.num_nodes == len(ca)
+    np.testing.assert_allclose(item.pos.numpy(), (ca - ca.mean(axis=0)) / 10.0, atol=1e-5)
+    with pytest.raises(ValueError, match="atoms must be"):
+        BackboneDataset(torch.zeros(5, 4, 3), torch.tensor([0, 5]), ["a"], atoms=["N", "CA"])

@@ -1,0 +1,70 @@
+"""Fit the CA-trace rebuilding library (molgen/proteins/ca_trace.py) and measure it on held-out chains.
+
+Fits on the training segments of a backbone folder (db55 by default, the split of `data=backbone`),
+writes ``molgen/proteins/ca_library.npz``, and rebuilds the N, C and O atoms of held-out chains (dips)
+from their CA atoms alone: prints the RMSD per atom type and the bond lengths and angles of the
+rebuilt backbones against the real ones (the residue-level model's decoder, issue 29).
+
+Usage: python scripts/fit_ca_library.py [--fit ../shared/data/proteins/db55] [--test ../shared/data/proteins/dips]
+           [--max-residues 30000] [--out molgen/proteins/ca_library.npz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from molgen.proteins.ca_trace import LIBRARY_PATH, backbone_from_ca, fit_library
+from molgen.proteins.dataset import backbone_train_val
+from molgen.proteins.geometry import bond_angles, bond_lengths
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "proteins"
+
+
+def segments(root: Path, split: str) -> list[np.ndarray]:
+    train, val, _ = backbone_train_val(root)
+    dataset = train if split == "train" else val
+    chains = [dataset.segment(i) for i in range(len(dataset))]
+    return chains if split != "all" else chains + [train.segment(i) for i in range(len(train))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fit", type=Path, default=SHARED / "db55")
+    parser.add_argument("--test", type=Path, default=SHARED / "dips")
+    parser.add_argument("--max-residues", type=int, default=30000)
+    parser.add_argument("--out", type=Path, default=LIBRARY_PATH)
+    args = parser.parse_args()
+    fit = segments(args.fit, "train")
+    library = fit_library(fit, max_residues=args.max_residues)
+    np.savez_compressed(args.out, descriptors=library.descriptors, local=library.local)
+    print(
+        f"library: {len(library.descriptors)} residues of {len(fit)} training segments of {args.fit.name} -> {args.out}"
+    )
+
+    test = segments(args.test, "all")
+    start = time.perf_counter()
+    rebuilt = [backbone_from_ca(chain[:, 1], library) for chain in test]
+    seconds = time.perf_counter() - start
+    residues = sum(len(c) for c in test)
+    errors = np.concatenate([np.linalg.norm(r - c, axis=-1) for r, c in zip(rebuilt, test)])  # [R, 4]
+    per_residue = 1000 * seconds / residues
+    print(f"{len(test)} held-out segments of {args.test.name}, {residues} residues, {per_residue:.2f} ms per residue")
+    for k, atom in enumerate("N CA C O".split()):
+        rmsd, median = np.sqrt((errors[:, k] ** 2).mean()), np.median(errors[:, k])
+        print(f"  {atom:2s} RMSD {rmsd:.3f} A, median error {median:.3f} A")
+    print(f"  all atoms RMSD {np.sqrt((errors**2).mean()):.3f} A")
+    for name, measure in (("bond", bond_lengths), ("angle", bond_angles)):
+        real = {k: np.concatenate([measure(c)[k] for c in test]) for k in measure(test[0])}
+        built = {k: np.concatenate([measure(r)[k] for r in rebuilt]) for k in real}
+        for key in real:
+            was, now = real[key], built[key]
+            shown = f"real {was.mean():7.3f} +- {was.std():.3f}, rebuilt {now.mean():7.3f} +- {now.std():.3f}"
+            print(f"  {name} {key:7s} {shown}")
+
+
+if __name__ == "__main__":
+    main()
