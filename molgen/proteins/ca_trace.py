@@ -1,26 +1,26 @@
 """Full backbones (N, CA, C, O) from CA traces: the decoder of residue-level backbone models (issue 29).
 
 A model that generates one node per residue, at its CA, leaves the N, C and O atoms to be
-placed. Their positions relative to the CA trace are nearly determined by the trace's local
-shape (the virtual bond angle at CA_i and the virtual torsions around it: helix, strand and
-loop each have their own), which is how fragment-based rebuilders such as BBQ (Gront et al.
-2007) work. Here:
+placed. The peptide unit between two consecutive CA atoms (CA_i, C_i, O_i, N_{i+1}, CA_{i+1})
+is rigid and planar, and its rotation about the CA_i -> CA_{i+1} axis is nearly determined by
+the shape of the trace around it (helix, strand and loop each have their own), which is how
+fragment-based rebuilders such as BBQ (Gront et al. 2007) work. Here:
 
-- every residue gets a local frame from its CA and its sequence neighbours (interior: the
-  chord CA_{i-1} -> CA_{i+1} and the bisector of the bend at CA_i; the first and last residues:
-  the bond to the neighbour and the next bond), and a shape descriptor: the CA_{i-1}-CA_{i+1}
-  distance and the sine and cosine of the two virtual torsions around CA_i, with flags for the
-  termini and for a torsion that does not exist there (:func:`residue_frames`);
-- a library of real residues holds each one's descriptor and its N, C, O in its own frame
-  (:func:`fit_library`, shipped as ``ca_library.npz``, fitted on the training chains of db55 by
-  ``scripts/fit_ca_library.py``);
-- a trace is rebuilt by placing, for every residue, the mean local N, C, O of the ``k``
-  library residues with the closest descriptors (:func:`backbone_from_ca`).
+- every peptide gets a local frame (origin CA_i, x along CA_i -> CA_{i+1}, y from the
+  neighbouring CA atoms) and a descriptor of the trace around it: the CA_{i-1}-CA_{i+1} and
+  CA_i-CA_{i+2} distances and the sine and cosine of the virtual torsion CA_{i-1..i+2}, with
+  flags where a neighbour does not exist (:func:`peptide_frames`); the chain's first N and last
+  C and O come from frames of the terminal residues (:func:`terminal_frames`);
+- a library holds real peptides (and termini): each one's descriptor and its atoms in its own
+  frame (:func:`fit_library`, shipped as ``ca_library.npz``, fitted on the training chains of db55
+  by ``scripts/fit_ca_library.py``);
+- a trace is rebuilt by placing, for every peptide, the atoms of the library peptide of closest
+  descriptor (``k = 1``: a real peptide, so its bond lengths and angles are real ones; ``k > 1``
+  averages, closer in RMSD but with blurred geometry) (:func:`backbone_from_ca`).
 
-The rebuild is equivariant under rotations and translations of the trace (frames and
-descriptors are built from it), not under reflections (proteins are chiral; the torsions'
-signs carry the handedness). Bond lengths and angles come out as the library's averages, close
-to ideal but not exact; `molgen sample --relax` makes them exact.
+The only bond angle that spans two peptides is N-CA-C; every other bond length and angle is one
+peptide's own. The rebuild is equivariant under rotations and translations of the trace, not under
+reflections (proteins are chiral; the torsions' signs carry the handedness).
 """
 
 from __future__ import annotations
@@ -30,125 +30,218 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
-__all__ = ["LIBRARY_PATH", "CALibrary", "backbone_from_ca", "fit_library", "load_library", "residue_frames"]
+__all__ = [
+    "LIBRARY_PATH",
+    "CALibrary",
+    "backbone_from_ca",
+    "fit_library",
+    "load_library",
+    "peptide_frames",
+    "save_library",
+    "terminal_frames",
+]
 
 LIBRARY_PATH = Path(__file__).with_name("ca_library.npz")
 """The shipped library (see the module docstring)."""
 
-#: Weight of the terminal and missing-torsion flags in the descriptor: a terminus only matches a terminus.
+#: Weight of the missing-neighbour flags in the descriptors: an end peptide only matches an end peptide.
 _FLAG_WEIGHT = 10.0
-#: Scale of the CA_{i-1}-CA_{i+1} distance in the descriptor (Å): 5.4 (helix) to 7.2 (strand) spans ~0.5.
-_CHORD_SCALE = 3.8
+#: Å per unit of the distances in the descriptors.
+_SCALE = 3.8
+_PARTS = ("peptide", "first", "last")
+#: Engh-Huber's N-CA-C angle (degrees) and the scale of its deviation in the choice of peptides.
+IDEAL_N_CA_C = 111.0
+ANGLE_SCALE = 10.0
 
 
 @dataclass(frozen=True)
 class CALibrary:
-    """Residues to rebuild from: ``descriptors`` ``[K, 9]`` and ``local`` ``[K, 3, 3]`` (N, C, O in the
-    residue's frame, Å)."""
+    """Entries to rebuild from, per part: ``peptide`` (C_i, O_i, N_{i+1}), ``first`` (the chain's first N),
+    ``last`` (the chain's last C and O); each ``(descriptors [K, D], local [K, A, 3] Å in its frame)``."""
 
-    descriptors: np.ndarray
-    local: np.ndarray
+    peptide: tuple[np.ndarray, np.ndarray]
+    first: tuple[np.ndarray, np.ndarray]
+    last: tuple[np.ndarray, np.ndarray]
 
 
-def _unit(v: torch.Tensor) -> torch.Tensor:
+def _unit(v: Tensor) -> Tensor:
     return v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp(min=1e-9)
 
 
-def _frame(origin: torch.Tensor, x_dir: torch.Tensor, y_hint: torch.Tensor) -> torch.Tensor:
-    """Rows x, y, z ``[L, 3, 3]`` of right-handed frames: x along ``x_dir``, y the part of ``y_hint``
+def _frame(x_dir: Tensor, y_hint: Tensor) -> Tensor:
+    """Rows x, y, z ``[M, 3, 3]`` of right-handed frames: x along ``x_dir``, y the part of ``y_hint``
     orthogonal to x."""
     x = _unit(x_dir)
     y = _unit(y_hint - (y_hint * x).sum(-1, keepdim=True) * x)
     return torch.stack([x, y, torch.linalg.cross(x, y)], dim=1)
 
 
-def _torsion(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+def _torsion(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
     """Dihedral angles (radians) of the points ``[M, 3]`` each."""
-    b0, b1, b2 = a - b, c - b, d - c
-    b1 = _unit(b1)
-    v = b0 - (b0 * b1).sum(-1, keepdim=True) * b1
-    w = b2 - (b2 * b1).sum(-1, keepdim=True) * b1
+    b1 = _unit(c - b)
+    v = (a - b) - ((a - b) * b1).sum(-1, keepdim=True) * b1
+    w = (d - c) - ((d - c) * b1).sum(-1, keepdim=True) * b1
     return torch.atan2((torch.linalg.cross(b1, v) * w).sum(-1), (v * w).sum(-1))
 
 
-def residue_frames(ca: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Local frames ``[L, 3, 3]`` (rows x, y, z) and descriptors ``[L, 9]`` of a CA trace ``[L, 3]`` (Å, L >= 4).
-
-    Descriptor: ``[d(CA_{i-1}, CA_{i+1}) / 3.8, sin, cos of torsion(i-2, i-1, i, i+1), sin, cos of
-    torsion(i-1, i, i+1, i+2), first, last, no first torsion, no second torsion]`` (flags scaled by 10;
-    a missing neighbour's entries are 0; for the termini the chord is that to the residue two along).
-    """
+def _trace(ca: np.ndarray | Tensor) -> Tensor:
     ca = torch.as_tensor(ca, dtype=torch.float64)
     if ca.dim() != 2 or ca.shape[1] != 3 or ca.shape[0] < 4:
         raise ValueError(f"a CA trace must be [L, 3] with L >= 4, got {tuple(ca.shape)}")
     if not torch.isfinite(ca).all():
         raise ValueError("the CA trace has non-finite coordinates")
+    return ca
+
+
+def peptide_frames(ca: np.ndarray | Tensor) -> tuple[Tensor, Tensor]:
+    """Frames ``[L-1, 3, 3]`` (rows x, y, z; origin CA_i) and descriptors ``[L-1, 7]`` of the peptides
+    CA_i -> CA_{i+1} of a trace ``[L, 3]`` (Å, L >= 4).
+
+    y comes from ``(CA_{i-1} - CA_i) - (CA_{i+2} - CA_{i+1})``, either term left out where its CA does
+    not exist. Descriptor: ``[d(i-1, i+1), d(i, i+2), d(i, i+1)] / 3.8, sin, cos of torsion(i-1, i, i+1,
+    i+2), no CA_{i-1}, no CA_{i+2}`` (flags scaled by 10; missing entries 0).
+    """
+    ca = _trace(ca)
     n = ca.shape[0]
-    prev, nxt = ca[:-2], ca[2:]
-    middle = ca[1:-1]
-    frames = torch.cat(
-        [
-            _frame(ca[:1], ca[1:2] - ca[:1], ca[2:3] - ca[1:2]),
-            _frame(middle, nxt - prev, (prev - middle) + (nxt - middle)),
-            _frame(ca[-1:], ca[-1:] - ca[-2:-1], ca[-3:-2] - ca[-2:-1]),
-        ]
-    )
-    torsions = _torsion(ca[:-3], ca[1:-2], ca[2:-1], ca[3:])  # [L - 3]: around the bond i+1 -> i+2
-    descriptors = torch.zeros(n, 9, dtype=torch.float64)
-    chord = torch.linalg.vector_norm(ca[2:] - ca[:-2], dim=-1) / _CHORD_SCALE
-    descriptors[1:-1, 0] = chord
-    descriptors[0, 0], descriptors[-1, 0] = chord[0], chord[-1]
-    # residue i's first torsion turns about the bond (i-1, i), torsions[i - 2]; its second about (i, i+1)
-    first = torch.full((n,), float("nan"), dtype=torch.float64)
-    second = torch.full((n,), float("nan"), dtype=torch.float64)
-    first[2 : n - 1] = torsions[: n - 3]
-    second[1 : n - 2] = torsions[: n - 3]
-    for column, angle in ((1, first), (3, second)):
-        present = ~torch.isnan(angle)
-        descriptors[present, column] = torch.sin(angle[present])
-        descriptors[present, column + 1] = torch.cos(angle[present])
+    start, end = ca[:-1], ca[1:]
+    before = torch.zeros_like(start)
+    after = torch.zeros_like(start)
+    before[1:] = ca[:-2] - ca[1:-1]  # CA_{i-1} - CA_i
+    after[:-1] = ca[2:] - ca[1:-1]  # CA_{i+2} - CA_{i+1}
+    frames = _frame(end - start, before - after)
+    descriptors = torch.zeros(n - 1, 7, dtype=torch.float64)
+    descriptors[1:, 0] = torch.linalg.vector_norm(ca[2:] - ca[:-2], dim=-1) / _SCALE
+    descriptors[:-1, 1] = torch.linalg.vector_norm(ca[2:] - ca[:-2], dim=-1) / _SCALE
+    descriptors[:, 2] = torch.linalg.vector_norm(end - start, dim=-1) / _SCALE
+    torsion = _torsion(ca[:-3], ca[1:-2], ca[2:-1], ca[3:])  # peptides 1 .. L-3
+    descriptors[1:-1, 3], descriptors[1:-1, 4] = torch.sin(torsion), torch.cos(torsion)
     descriptors[0, 5] = descriptors[-1, 6] = _FLAG_WEIGHT
-    descriptors[:, 7] = _FLAG_WEIGHT * torch.isnan(first)
-    descriptors[:, 8] = _FLAG_WEIGHT * torch.isnan(second)
     return frames, descriptors
 
 
-def fit_library(backbones: list[np.ndarray], max_residues: int | None = None, seed: int = 0) -> CALibrary:
-    """The library of the residues of ``backbones`` (each ``[L, 4, 3]`` Å, atoms N, CA, C, O, L >= 4),
-    a seeded random ``max_residues`` of them if given."""
-    descriptors, local = [], []
+def terminal_frames(ca: np.ndarray | Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Frames ``[1, 3, 3]`` and descriptors ``[1, 3]`` of the chain's first and last residue (origin at its CA):
+    x towards the next (previous) CA, y towards the one after (before); descriptor ``[d(0, 2) / 3.8, sin,
+    cos of torsion(0, 1, 2, 3)]`` (mirrored for the last). Returns ``(first frame, first descriptor, last
+    frame, last descriptor)``."""
+    ca = _trace(ca)
+
+    def at(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+        frame = _frame((b - a)[None], (c - b)[None])
+        torsion = _torsion(a[None], b[None], c[None], d[None])
+        chord = torch.linalg.vector_norm(c - a)[None] / _SCALE
+        return frame, torch.stack([chord, torch.sin(torsion), torch.cos(torsion)], dim=1)
+
+    return (*at(ca[0], ca[1], ca[2], ca[3]), *at(ca[-1], ca[-2], ca[-3], ca[-4]))
+
+
+def _local(atoms: Tensor, origin: Tensor, frames: Tensor) -> Tensor:
+    """``atoms`` ``[M, A, 3]`` in the frames ``[M, 3, 3]`` with origins ``[M, 3]``."""
+    return torch.einsum("mad,mkd->mak", atoms - origin[:, None], frames)
+
+
+def fit_library(backbones: list[np.ndarray], max_peptides: int | None = None, seed: int = 0) -> CALibrary:
+    """The library of ``backbones`` (each ``[L, 4, 3]`` Å, atoms N, CA, C, O, L >= 4): every peptide (a seeded
+    random ``max_peptides`` of them if given) and every chain's termini."""
+    parts: dict[str, tuple[list, list]] = {part: ([], []) for part in _PARTS}
     for coords in backbones:
-        coords = torch.as_tensor(np.asarray(coords), dtype=torch.float64)
-        frames, desc = residue_frames(coords[:, 1])
-        offsets = coords[:, [0, 2, 3]] - coords[:, 1:2]  # N, C, O relative to CA
-        local.append(torch.einsum("lad,lkd->lak", offsets, frames))
-        descriptors.append(desc)
-    descriptors, local = torch.cat(descriptors).numpy(), torch.cat(local).numpy()
-    if max_residues is not None and len(descriptors) > max_residues:
-        keep = np.sort(np.random.default_rng(seed).choice(len(descriptors), max_residues, replace=False))
-        descriptors, local = descriptors[keep], local[keep]
-    return CALibrary(descriptors.astype(np.float32), local.astype(np.float32))
+        x = torch.as_tensor(np.asarray(coords), dtype=torch.float64)
+        n_atoms, ca, c_atoms, o_atoms = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
+        frames, descriptors = peptide_frames(ca)
+        atoms = torch.stack([c_atoms[:-1], o_atoms[:-1], n_atoms[1:]], dim=1)
+        parts["peptide"][0].append(descriptors)
+        parts["peptide"][1].append(_local(atoms, ca[:-1], frames))
+        first_frame, first_desc, last_frame, last_desc = terminal_frames(ca)
+        parts["first"][0].append(first_desc)
+        parts["first"][1].append(_local(n_atoms[:1, None], ca[:1], first_frame))
+        parts["last"][0].append(last_desc)
+        parts["last"][1].append(_local(torch.stack([c_atoms[-1:], o_atoms[-1:]], dim=1), ca[-1:], last_frame))
+    arrays = {part: (torch.cat(d).float().numpy(), torch.cat(a).float().numpy()) for part, (d, a) in parts.items()}
+    descriptors, local = arrays["peptide"]
+    if max_peptides is not None and len(descriptors) > max_peptides:
+        keep = np.sort(np.random.default_rng(seed).choice(len(descriptors), max_peptides, replace=False))
+        arrays["peptide"] = (descriptors[keep], local[keep])
+    return CALibrary(**arrays)
+
+
+def save_library(library: CALibrary, path: str | Path) -> None:
+    """Write ``library`` as a compressed ``.npz`` of plain arrays (``<part>_descriptors``, ``<part>_local``)."""
+    arrays = {
+        f"{part}_{key}": value
+        for part in _PARTS
+        for key, value in zip(("descriptors", "local"), getattr(library, part))
+    }
+    np.savez_compressed(path, **arrays)
 
 
 def load_library(path: str | Path = LIBRARY_PATH) -> CALibrary:
-    """A library saved with ``np.savez`` (keys ``descriptors``, ``local``; no pickled objects)."""
+    """A library written by :func:`save_library` (no pickled objects are read)."""
     with np.load(path, allow_pickle=False) as data:
-        return CALibrary(data["descriptors"], data["local"])
+        return CALibrary(**{part: (data[f"{part}_descriptors"], data[f"{part}_local"]) for part in _PARTS})
 
 
-def backbone_from_ca(ca: np.ndarray | torch.Tensor, library: CALibrary | None = None, k: int = 8) -> np.ndarray:
-    """The backbone ``[L, 4, 3]`` (Å, float64; atoms N, CA, C, O) of a CA trace ``[L, 3]`` (Å, L >= 4):
-    the CA atoms as given, N, C and O the mean of the ``k`` library residues of closest descriptor, placed in
-    each residue's frame (module docstring). ``library`` defaults to the shipped one."""
+def _nearest(part: tuple[np.ndarray, np.ndarray], descriptors: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Squared descriptor distances ``[M, k]`` and local atoms ``[M, k, A, 3]`` of the ``k`` closest entries."""
+    reference, local = (torch.from_numpy(array).double() for array in part)
+    distances, nearest = torch.cdist(descriptors, reference).topk(min(k, len(reference)), largest=False)
+    return distances.square(), local[nearest]
+
+
+def _place(local: Tensor, origin: Tensor, frames: Tensor) -> Tensor:
+    """Local atoms ``[M, ..., A, 3]`` placed in ``frames`` ``[M, 3, 3]`` at ``origin`` ``[M, 3]``."""
+    return origin.reshape(len(origin), *([1] * (local.dim() - 2)), 3) + torch.einsum("m...k,mkd->m...d", local, frames)
+
+
+def _n_ca_c_cost(n_atoms: Tensor, ca: Tensor, c_atoms: Tensor) -> Tensor:
+    """``((angle N-CA-C - 111 deg) / 10 deg)^2`` for every pair of candidates: N ``[M, k, 3]`` (of peptide i-1)
+    and C ``[M, k, 3]`` (of peptide i) around ``ca`` ``[M, 3]``: ``[M, k, k]``."""
+    to_n, to_c = _unit(n_atoms - ca[:, None]), _unit(c_atoms - ca[:, None])
+    cosine = torch.einsum("mad,mbd->mab", to_n, to_c).clamp(-1.0, 1.0)
+    return ((torch.rad2deg(torch.arccos(cosine)) - IDEAL_N_CA_C) / ANGLE_SCALE).square()
+
+
+def _choose(unary: Tensor, pairwise: Tensor) -> Tensor:
+    """The candidate of each peptide ``[P]`` minimising the sum of ``unary`` ``[P, k]`` and ``pairwise``
+    ``[P - 1, k, k]`` (candidate of peptide i-1, candidate of peptide i) along the chain (Viterbi)."""
+    cost, back = unary[0], []
+    for i in range(1, unary.shape[0]):
+        total = cost[:, None] + pairwise[i - 1]  # [k_prev, k]
+        cost, arg = total.min(dim=0)
+        cost = cost + unary[i]
+        back.append(arg)
+    choice = [int(cost.argmin())]
+    for arg in reversed(back):
+        choice.append(int(arg[choice[-1]]))
+    return torch.tensor(choice[::-1])
+
+
+def backbone_from_ca(ca: np.ndarray | Tensor, library: CALibrary | None = None, k: int = 8) -> np.ndarray:
+    """The backbone ``[L, 4, 3]`` (Å, float64; atoms N, CA, C, O) of a CA trace ``[L, 3]`` (Å, L >= 4).
+
+    The CA atoms are kept as given. Every peptide's C, O and next N come from one of its ``k`` library
+    peptides of closest descriptor (module docstring), chosen jointly along the chain (dynamic programming)
+    to minimise the sum of the squared descriptor distances and of ``((N-CA-C - 111°) / 10°)^2`` at every
+    residue, the one angle two peptides share; the first N and the last C and O come from the nearest
+    terminal entries. ``k = 1`` takes every peptide's nearest entry. ``library`` defaults to the shipped one.
+    """
     library = library or _shipped()
-    frames, descriptors = residue_frames(ca)
-    reference = torch.from_numpy(library.descriptors).double()
-    nearest = torch.cdist(descriptors, reference).topk(min(k, len(reference)), largest=False).indices
-    local = torch.from_numpy(library.local).double()[nearest].mean(dim=1)  # [L, 3, 3]
-    ca = torch.as_tensor(ca, dtype=torch.float64)
-    placed = ca[:, None] + torch.einsum("lak,lkd->lad", local, frames)
-    return torch.stack([placed[:, 0], ca, placed[:, 1], placed[:, 2]], dim=1).numpy()
+    ca = _trace(ca)
+    frames, descriptors = peptide_frames(ca)
+    distances, local = _nearest(library.peptide, descriptors, k)
+    candidates = _place(local, ca[:-1], frames)  # [L-1, k, 3 (C, O, next N), 3]
+    pairwise = _n_ca_c_cost(candidates[:-1, :, 2], ca[1:-1], candidates[1:, :, 0])
+    peptides = candidates[torch.arange(len(candidates)), _choose(distances, pairwise)]  # [L-1, 3, 3]
+    first_frame, first_desc, last_frame, last_desc = terminal_frames(ca)
+    first = _place(_nearest(library.first, first_desc, 1)[1][:, 0], ca[:1], first_frame)[0, 0]
+    last = _place(_nearest(library.last, last_desc, 1)[1][:, 0], ca[-1:], last_frame)[0]
+    backbone = torch.empty(ca.shape[0], 4, 3, dtype=torch.float64)
+    backbone[:, 1] = ca
+    backbone[0, 0], backbone[1:, 0] = first, peptides[:, 2]
+    backbone[:-1, 2], backbone[:-1, 3] = peptides[:, 0], peptides[:, 1]
+    backbone[-1, 2], backbone[-1, 3] = last[0], last[1]
+    return backbone.numpy()
 
 
 _SHIPPED: list[CALibrary] = []
