@@ -201,7 +201,7 @@ def target_tensors(rows: Sequence[Mapping[str, float]], conditions: Mapping[str,
     for i, row in enumerate(rows):
         for name, value in row.items():
             if name not in names:
-                raise ValueError(f"this model is conditioned on {', '.join(names)}; not on {name!r}")
+                raise ValueError(f"this model is conditioned on {describe_conditions(conditions)}; not on {name!r}")
             k = names.index(name)
             low, high = conditions["min"][k], conditions["max"][k]
             if not math.isfinite(value) or not low <= value <= high:
