@@ -217,31 +217,72 @@ def _choose(unary: Tensor, pairwise: Tensor) -> Tensor:
     return torch.tensor(choice[::-1])
 
 
-def backbone_from_ca(ca: np.ndarray | Tensor, library: CALibrary | None = None, k: int = 8) -> np.ndarray:
-    """The backbone ``[L, 4, 3]`` (Å, float64; atoms N, CA, C, O) of a CA trace ``[L, 3]`` (Å, L >= 4).
-
-    The CA atoms are kept as given. Every peptide's C, O and next N come from one of its ``k`` library
-    peptides of closest descriptor (module docstring), chosen jointly along the chain (dynamic programming)
-    to minimise the sum of the squared descriptor distances and of ``((N-CA-C - 111°) / 10°)^2`` at every
-    residue, the one angle two peptides share; the first N and the last C and O come from the nearest
-    terminal entries. ``k = 1`` takes every peptide's nearest entry. ``library`` defaults to the shipped one.
-    """
-    library = library or _shipped()
-    ca = _trace(ca)
-    frames, descriptors = peptide_frames(ca)
-    distances, local = _nearest(library.peptide, descriptors, k)
-    candidates = _place(local, ca[:-1], frames)  # [L-1, k, 3 (C, O, next N), 3]
-    pairwise = _n_ca_c_cost(candidates[:-1, :, 2], ca[1:-1], candidates[1:, :, 0])
-    peptides = candidates[torch.arange(len(candidates)), _choose(distances, pairwise)]  # [L-1, 3, 3]
-    first_frame, first_desc, last_frame, last_desc = terminal_frames(ca)
-    first = _place(_nearest(library.first, first_desc, 1)[1][:, 0], ca[:1], first_frame)[0, 0]
-    last = _place(_nearest(library.last, last_desc, 1)[1][:, 0], ca[-1:], last_frame)[0]
+def _assemble(ca: Tensor, peptides: Tensor, first: Tensor, last: Tensor) -> np.ndarray:
+    """``[L, 4, 3]`` from the CA atoms ``[L, 3]``, every peptide's C, O and next N ``[L-1, 3, 3]``, the first N
+    ``[3]`` and the last C and O ``[2, 3]``."""
     backbone = torch.empty(ca.shape[0], 4, 3, dtype=torch.float64)
     backbone[:, 1] = ca
     backbone[0, 0], backbone[1:, 0] = first, peptides[:, 2]
     backbone[:-1, 2], backbone[:-1, 3] = peptides[:, 0], peptides[:, 1]
     backbone[-1, 2], backbone[-1, 3] = last[0], last[1]
     return backbone.numpy()
+
+
+def backbone_from_ca(
+    ca: np.ndarray | Tensor, library: CALibrary | None = None, k: int = 8, clash_rounds: int = 3
+) -> np.ndarray:
+    """The backbone ``[L, 4, 3]`` (Å, float64; atoms N, CA, C, O) of a CA trace ``[L, 3]`` (Å, L >= 4).
+
+    The CA atoms are kept as given. Every peptide's C, O and next N come from one of its ``k`` library
+    peptides of closest descriptor (module docstring), chosen jointly along the chain (dynamic programming)
+    to minimise the sum of the squared descriptor distances and of ``((N-CA-C - 111°) / 10°)^2`` at every
+    residue, the one angle two peptides share; the first N and the last C and O come from the nearest
+    terminal entries. Then, for up to ``clash_rounds`` rounds, each peptide next to a steric clash of
+    ``molgen evaluate``'s check takes the candidate that leaves the fewest clashing atom pairs (ties: the
+    lowest cost). ``k = 1`` takes every peptide's nearest entry. ``library`` defaults to the shipped one.
+    """
+    from molgen.proteins.metrics import Tolerances, find_clashes
+
+    library = library or _shipped()
+    ca = _trace(ca)
+    frames, descriptors = peptide_frames(ca)
+    distances, local = _nearest(library.peptide, descriptors, k)
+    candidates = _place(local, ca[:-1], frames)  # [L-1, k, 3 (C, O, next N), 3]
+    pairwise = _n_ca_c_cost(candidates[:-1, :, 2], ca[1:-1], candidates[1:, :, 0])
+    choice = _choose(distances, pairwise)
+    first_frame, first_desc, last_frame, last_desc = terminal_frames(ca)
+    first = _place(_nearest(library.first, first_desc, 1)[1][:, 0], ca[:1], first_frame)[0, 0]
+    last = _place(_nearest(library.last, last_desc, 1)[1][:, 0], ca[-1:], last_frame)[0]
+    peptides = torch.arange(len(candidates))
+
+    def build(picked: Tensor) -> np.ndarray:
+        return _assemble(ca, candidates[peptides, picked], first, last)
+
+    def cost(picked: Tensor, p: int) -> float:
+        """The joint cost terms that involve peptide ``p``."""
+        total = float(distances[p, picked[p]])
+        if p > 0:
+            total += float(pairwise[p - 1, picked[p - 1], picked[p]])
+        if p < len(picked) - 1:
+            total += float(pairwise[p, picked[p], picked[p + 1]])
+        return total
+
+    tolerances = Tolerances()
+    backbone = build(choice)
+    for _ in range(clash_rounds):
+        clashing, _, _ = find_clashes(backbone, tolerances)
+        if not clashing.any():
+            break
+        residues = np.flatnonzero(clashing)
+        for p in sorted({int(q) for r in residues for q in (r - 1, r) if 0 <= q < len(choice)}):
+            trials = []
+            for c in range(candidates.shape[1]):
+                picked = choice.clone()
+                picked[p] = c
+                trials.append((find_clashes(build(picked), tolerances)[2], cost(picked, p), c))
+            choice[p] = min(trials)[2]
+        backbone = build(choice)
+    return backbone
 
 
 _SHIPPED: list[CALibrary] = []
