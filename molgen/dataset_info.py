@@ -71,12 +71,17 @@ class BackboneInfo(DatasetInfo):
         atom_types: the backbone atoms of each residue, in node order (N, CA, C, O).
         length_scale: Å per model unit of coordinates.
         max_length: longest training crop, in residues.
+        node_vectors: residue-level models with vector features: the atoms each node (at its CA)
+            carries as offsets from the CA (``["N", "C", "O"]``), in ``h``; None otherwise.
+        vector_scale: Å per unit of those offsets.
     """
 
     domain: ClassVar[str] = "backbones"
     atom_types: list[str]
     length_scale: float
     max_length: int | None = None
+    node_vectors: list[str] | None = None
+    vector_scale: float = 1.0
 
 
 _TYPES: dict[str, type[DatasetInfo]] = {cls.domain: cls for cls in (MoleculeInfo, BackboneInfo)}

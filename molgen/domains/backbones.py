@@ -62,6 +62,25 @@ def backbone_features(num_residues: Tensor, atoms_per_residue: int = len(BACKBON
     return per_residue.repeat(int(num_residues.sum()), 1)
 
 
+def _atoms_from_offsets(ca: np.ndarray, offsets: np.ndarray, info: BackboneInfo) -> np.ndarray:
+    """``[L, 4, 3]`` (N, CA, C, O) from CA positions ``[L, 3]`` and the offsets ``[L, 3, 3]`` (Å) of the atoms
+    ``info.node_vectors``."""
+    backbone = np.repeat(ca[:, None], len(BACKBONE_ATOMS), axis=1)
+    for k, atom in enumerate(info.node_vectors):
+        backbone[:, list(BACKBONE_ATOMS).index(atom)] += offsets[:, k]
+    return backbone
+
+
+def motif_offsets(motif: Motif, residues: int, info: BackboneInfo) -> np.ndarray:
+    """The vector features ``[residues, 3V]`` of a motif placed in a chain (:func:`motif_starts`): its atoms
+    ``info.node_vectors`` relative to its CA, in units of ``info.vector_scale``; zeros elsewhere."""
+    columns = [list(BACKBONE_ATOMS).index(atom) for atom in info.node_vectors]
+    offsets = np.zeros((residues, len(columns), 3))
+    for start, segment in zip(motif_starts(motif, residues), motif.segments):
+        offsets[start : start + len(segment)] = segment[:, columns] - segment[:, 1:2]
+    return (offsets / float(info.vector_scale)).reshape(residues, -1)
+
+
 def _atoms(info: BackboneInfo) -> int:
     """Nodes per residue of a backbone model; ValueError for a layout this molgen does not decode."""
     if list(info.atom_types) not in NODE_LAYOUTS:
@@ -100,7 +119,10 @@ class BackboneDomain(Domain):
             residues = torch.randint(low, high + 1, (num_samples,), generator=seeded_generator(seed))
         return residues * atoms
 
-    def condition(self, info: BackboneInfo, num_nodes: Tensor) -> Tensor:
+    def condition(self, info: BackboneInfo, num_nodes: Tensor) -> Tensor | None:
+        """The clean atom-type features, or None for a model that diffuses vector features."""
+        if info.node_vectors:
+            return None
         atoms = _atoms(info)
         return backbone_features(num_nodes // atoms, atoms)
 
@@ -129,7 +151,12 @@ class BackboneDomain(Domain):
                 coords[start : start + len(segment)] = segment[:, columns] / float(info.length_scale)
             mask.append(np.repeat(keep, atoms))
             pos.append(coords.reshape(-1, 3))
-        return KnownPart(torch.as_tensor(np.concatenate(mask)), torch.as_tensor(np.concatenate(pos)))
+        known = KnownPart(torch.as_tensor(np.concatenate(mask)), torch.as_tensor(np.concatenate(pos)))
+        if info.node_vectors:  # the motif's N, C and O offsets, as the vector features
+            known.h = torch.as_tensor(
+                np.concatenate([motif_offsets(fixed, residues, info) for residues in (num_nodes // atoms).tolist()])
+            )
+        return known
 
     def decode(self, info: BackboneInfo, state: GraphState) -> list[np.ndarray]:
         """One ``[L, 4, 3]`` float64 array per backbone, in Å, atoms N, CA, C, O, centred on the
@@ -141,6 +168,11 @@ class BackboneDomain(Domain):
         chains = [coords[a:b].reshape(-1, atoms, 3) for a, b in zip(ptr[:-1], ptr[1:])]
         if atoms == len(BACKBONE_ATOMS):
             return chains
+        if info.node_vectors:
+            offsets = (state.h.double().cpu() * float(info.vector_scale)).numpy().reshape(len(coords), -1, 3)
+            return [
+                _atoms_from_offsets(chain[:, 0], offsets[a:b], info) for chain, a, b in zip(chains, ptr[:-1], ptr[1:])
+            ]
         from molgen.proteins.ca_trace import backbone_from_ca
 
         return [backbone_from_ca(chain[:, 0]) for chain in chains]

@@ -12,12 +12,14 @@ from molgen.diffusion.process import DiffusionProcess
 from molgen.models.e3nn_denoiser import E3NNDenoiser
 from molgen.models.egnn_bonds import EGNNBondDenoiser
 from molgen.models.egnn_denoiser import EGNNDenoiser
+from molgen.models.egnn_vectors import EGNNVectorDenoiser
 from molgen.registry import Registry
 
 DENOISERS: Registry[type[torch.nn.Module]] = Registry("model")
 DENOISERS.register("egnn")(EGNNDenoiser)
 DENOISERS.register("e3nn")(E3NNDenoiser)
 DENOISERS.register("egnn_bonds")(EGNNBondDenoiser)
+DENOISERS.register("egnn_vectors")(EGNNVectorDenoiser)
 
 
 def is_joint_denoiser(name_or_model) -> bool:
@@ -71,4 +73,12 @@ def build_model(model: dict, diffusion: dict, info: DatasetInfo) -> tuple[torch.
     return process.wrap_network(network), process
 
 
-__all__ = ["DENOISERS", "EGNNBondDenoiser", "EGNNDenoiser", "build_denoiser", "build_model", "is_joint_denoiser"]
+__all__ = [
+    "DENOISERS",
+    "EGNNBondDenoiser",
+    "EGNNDenoiser",
+    "EGNNVectorDenoiser",
+    "build_denoiser",
+    "build_model",
+    "is_joint_denoiser",
+]

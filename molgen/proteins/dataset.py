@@ -169,6 +169,10 @@ class BackboneDataset(torch.utils.data.Dataset):
         crop: ``"random"`` or ``"center"``.
         atoms: the nodes of each residue: all of N, CA, C, O (default), or ``["CA"]`` for residue-level
             models (one node per residue; items are then ``[L, 3]`` positions with ``h`` ``[L, 1]``).
+        node_vectors: with ``atoms=["CA"]``, atoms each node carries as offsets from its CA
+            (``["N", "C", "O"]``): ``h`` is then ``[L, 9]``, the offsets in units of ``vector_scale`` Å
+            (equivariant features the model diffuses, :class:`~molgen.models.egnn_vectors.EGNNVectorDenoiser`).
+        vector_scale: Å per unit of those offsets.
 
     Raises:
         ValueError: inconsistent shapes, empty segments, non-finite coordinates or
@@ -185,6 +189,8 @@ class BackboneDataset(torch.utils.data.Dataset):
         length_scale: float = 10.0,
         crop: str = "random",
         atoms: Sequence[str] = BACKBONE_ATOMS,
+        node_vectors: Sequence[str] = (),
+        vector_scale: float = 2.0,
     ) -> None:
         coords, ptr = torch.as_tensor(coords), torch.as_tensor(ptr)
         if coords.dim() != 3 or coords.shape[1:] != (len(BACKBONE_ATOMS), 3) or not coords.is_floating_point():
@@ -207,6 +213,12 @@ class BackboneDataset(torch.utils.data.Dataset):
             raise ValueError(f"atoms must be {list(BACKBONE_ATOMS)} or ['CA'] (residue-level), got {list(atoms)}")
         self.atoms = list(atoms)
         self._columns = [list(BACKBONE_ATOMS).index(atom) for atom in self.atoms]
+        if node_vectors and (self.atoms != ["CA"] or sorted(node_vectors) != ["C", "N", "O"]):
+            raise ValueError(f"node_vectors must be N, C and O on CA nodes (atoms: [CA]), got {list(node_vectors)}")
+        if not (np.isfinite(vector_scale) and vector_scale > 0):
+            raise ValueError(f"vector_scale must be a positive number, got {vector_scale}")
+        self.node_vectors, self.vector_scale = list(node_vectors), float(vector_scale)
+        self._vector_columns = [list(BACKBONE_ATOMS).index(atom) for atom in self.node_vectors]
         self._coords = coords.float()
         self._ptr: list[int] = ptr.long().tolist()
         self.names = list(names)
@@ -246,14 +258,15 @@ class BackboneDataset(torch.utils.data.Dataset):
             start += int(torch.randint(slack + 1, ())) if self.crop == "random" else slack // 2
             end = start + self.max_length
         num_residues = end - start
-        atoms = self._coords[start:end, self._columns].reshape(-1, 3).double()  # residue-major
+        residues = self._coords[start:end].double()
+        atoms = residues[:, self._columns].reshape(-1, 3)  # residue-major
         pos = ((atoms - atoms.mean(dim=0)) / self.length_scale).float()
-        return Data(
-            pos=pos,
-            h=self._one_hot.repeat(num_residues, 1),
-            num_residues=num_residues,
-            num_nodes=len(pos),
-        )
+        if self.node_vectors:  # offsets from the CA, x y z of each atom in turn
+            offsets = residues[:, self._vector_columns] - residues[:, 1:2]
+            h = (offsets / self.vector_scale).reshape(num_residues, -1).float()
+        else:
+            h = self._one_hot.repeat(num_residues, 1)
+        return Data(pos=pos, h=h, num_residues=num_residues, num_nodes=len(pos))
 
 
 def pdb_entry(name: str) -> str:
@@ -272,6 +285,8 @@ def backbone_train_val(
     subset: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     atoms: Sequence[str] = BACKBONE_ATOMS,
+    node_vectors: Sequence[str] = (),
+    vector_scale: float = 2.0,
 ) -> tuple[BackboneDataset, BackboneDataset, BackboneInfo]:
     """Training and validation backbone sets plus the ``dataset_info`` a model keeps for sampling.
 
@@ -291,7 +306,8 @@ def backbone_train_val(
         split_seed: Seed of the entry split (and of the ``subset`` choice).
         subset: Keep a random but fixed choice of this many training segments (None: all).
         cache_dir: Cache root (see :func:`process_backbone_folder`).
-        atoms: the nodes of each residue (:class:`BackboneDataset`): all four atoms, or ``["CA"]``.
+        atoms, node_vectors, vector_scale: the nodes of each residue and their features
+            (:class:`BackboneDataset`): all four atoms, ``["CA"]``, or ``["CA"]`` with N, C, O offsets.
 
     Returns:
         ``(train, val, info)``: a :class:`~molgen.dataset_info.BackboneInfo` with the
@@ -341,6 +357,8 @@ def backbone_train_val(
             length_scale=length_scale,
             crop=crop,
             atoms=atoms,
+            node_vectors=node_vectors,
+            vector_scale=vector_scale,
         )
 
     train, val = select(train_idx, "random"), select(val_idx, "center")
@@ -354,11 +372,12 @@ def backbone_train_val(
     )
     info = BackboneInfo(
         dataset="+".join(r.resolve().name for r in roots),
-        num_features=len(train.atoms),
+        num_features=3 * len(train.node_vectors) or len(train.atoms),
         size_histogram=train.residue_count_histogram().tolist(),
         atom_types=list(train.atoms),
         length_scale=float(length_scale),
         max_length=int(max_length),
+        **({"node_vectors": train.node_vectors, "vector_scale": train.vector_scale} if train.node_vectors else {}),
     )
     return train, val, info
 

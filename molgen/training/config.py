@@ -89,6 +89,8 @@ class BackboneDataConfig(DataConfig):
     length_scale: float = MISSING
     split_seed: int = MISSING
     atoms: List[str] = MISSING
+    node_vectors: List[str] = MISSING
+    vector_scale: float = MISSING
 
 
 # ----- model -----------------------------------------------------------------
@@ -131,6 +133,15 @@ class EGNNOptions(EGNNLayerOptions):
 class EGNNModelConfig(EGNNOptions, GraphOptions):
     """``model=egnn``: :class:`molgen.models.egnn_denoiser.EGNNDenoiser`."""
 
+    distance_rbf: int = MISSING
+    rbf_cutoff: float = MISSING
+
+
+@dataclass
+class EGNNVectorsModelConfig(EGNNLayerOptions, GraphOptions):
+    """``model=egnn_vectors``: :class:`molgen.models.egnn_vectors.EGNNVectorDenoiser`."""
+
+    time_embedding: str = MISSING
     distance_rbf: int = MISSING
     rbf_cutoff: float = MISSING
 
@@ -318,6 +329,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "model": {
         "egnn": EGNNModelConfig,
         "egnn_bonds": EGNNBondsModelConfig,
+        "egnn_vectors": EGNNVectorsModelConfig,
         "e3nn": E3NNModelConfig,
         "property_egnn": PropertyEGNNModelConfig,
     },

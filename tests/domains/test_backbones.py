@@ -100,3 +100,20 @@ def test_a_residue_level_model_generates_ca_traces_and_decodes_full_backbones(tm
         np.testing.assert_allclose(b, backbone_from_ca(b[:, 1]))
     with pytest.raises(ValueError, match="none of"):
         model.domain.sample_sizes(BackboneInfo("tiny", 2, [0, 0, 0, 0, 1], ["N", "CA"], 1.0), 2, seed=0)
+
+
+def test_a_model_with_vector_features_generates_its_atoms(tmp_path):
+    """node_vectors: one node per residue whose N, C and O come from the generated offsets (not rebuilt)."""
+    from molgen.dataset_info import BackboneInfo
+    from molgen.training.module import DiffusionModule
+    from tests.helpers import DIFFUSION
+
+    torch.manual_seed(0)
+    info = BackboneInfo("tiny", 9, [0] * 6 + [3, 0, 2], ["CA"], 1.0, node_vectors=["N", "C", "O"], vector_scale=2.0)
+    model_config = {"name": "egnn_vectors", "hidden_dim": 16, "num_layers": 2, "graph": "knn+chain", "knn_k": 4}
+    module = DiffusionModule(model_config, DIFFUSION, {"lr": 1e-3}, info.to_dict())
+    path = tmp_path / "vectors.ckpt"
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    model = load_checkpoint(path)
+    backbones = generate(model, 3, SamplingConfig(steps=3), length=(7, 9), progress=False)
+    assert all(b.shape[1:] == (4, 3) and 7 <= len(b) <= 9 and np.isfinite(b).all() for b in backbones)
