@@ -12,7 +12,7 @@ from rdkit import Chem
 
 from molgen.checkpoint_files import CheckpointError
 from molgen.dataset_info import MoleculeInfo
-from molgen.diffusion.distillation import ConsistencyDistillation
+from molgen.diffusion.distillation import ConsistencyDistillation, ProgressiveDistillation
 from molgen.training.module import DiffusionModule, check_resumable
 from molgen.training.train import teacher_configs
 from tests.joint_helpers import JOINT_DIFFUSION, TINY_JOINT_MODEL, joint_dataset_info, save_tiny_joint_checkpoint
@@ -39,6 +39,23 @@ def test_the_student_starts_from_its_teacher_and_only_it_is_trained(tmp_path):
         student_module(teacher, model={**TINY_JOINT_MODEL, "hidden_dim": 8})
     with pytest.raises(CheckpointError, match="teacher='nowhere.ckpt' is neither a checkpoint file nor a shipped"):
         student_module("nowhere.ckpt")
+
+
+def test_the_method_chooses_the_objective(tmp_path):
+    teacher = save_tiny_joint_checkpoint(tmp_path / "teacher.ckpt", seed=3)
+    configs = {"model": TINY_JOINT_MODEL, "diffusion": JOINT_DIFFUSION, "dataset_info": joint_dataset_info().to_dict()}
+
+    def module(method):
+        distill = {"teacher": str(teacher), **DISTILL, "method": method}
+        return DiffusionModule(optim={"lr": 1e-3}, distill=distill, **configs)
+
+    progressive = module("progressive").diffusion
+    assert (
+        isinstance(progressive, ProgressiveDistillation) and progressive.solver.num_steps == 2 * DISTILL["solver_steps"]
+    )
+    assert isinstance(module("consistency").diffusion, ConsistencyDistillation)
+    with pytest.raises(ValueError, match="distill.method must be one of"):
+        module("magic")
 
 
 def test_resuming_refuses_another_distillation():

@@ -53,10 +53,45 @@ from molgen.diffusion.process import DiffusionProcess, GraphState, per_item
 from molgen.diffusion.samplers import DDIMSampler
 from molgen.graph_batch import graph_sizes, graph_sum
 
-__all__ = ["CONSISTENCY", "ConsistencyDistillation"]
+__all__ = ["CONSISTENCY", "PROGRESSIVE", "ConsistencyDistillation", "ProgressiveDistillation", "clean_prediction_error"]
 
 CONSISTENCY = "consistency"
 """Name of the consistency term in the loss components (weighted as the process's positions)."""
+PROGRESSIVE = "progressive"
+"""Name of the progressive-distillation term in the loss components (weighted as the process's positions)."""
+
+
+def clean_prediction_error(
+    gaussian: Any, noisy: GraphState, out: Any, pos: Tensor, h: Tensor | None, t: Tensor, snr_floor: float
+) -> Tensor:
+    """Per graph ``[B]``: the student's noise error against ``eps* = (z_t - alpha_t x*) / sigma_t`` for the
+    clean targets ``x*`` (``pos`` [N, 3], and ``h`` [N, F] when features are diffused) at times ``t`` [B],
+    per degree of freedom, weighted ``max(SNR(t), snr_floor) / SNR(t)``: the clean-prediction distance
+    weighted by ``max(SNR(t), snr_floor)`` (see the module docstring)."""
+    batch, num_graphs, schedule = noisy.batch, noisy.num_graphs, gaussian.schedule
+    t_node = per_item(t, batch)[:, None]
+    alpha_t, sigma_t = schedule.alpha(t_node), schedule.sigma(t_node)
+    channels = [(noisy.pos, pos, out.eps_pos)]
+    num_nodes = graph_sizes(batch, num_graphs)
+    dof = position_dof(num_nodes)
+    if gaussian.diffuse_features:
+        channels.append((noisy.h, h, out.eps_h))
+        dof = dof + num_nodes * noisy.h.shape[1]
+    sq_err = sum(((eps - (z_t - alpha_t * target) / sigma_t) ** 2).sum(1) for z_t, target, eps in channels)
+    weight = (snr_floor * torch.exp(-schedule.log_snr(t))).clamp(min=1.0)
+    return weight * graph_sum(sq_err, batch, num_graphs) / dof.clamp(min=1).to(sq_err.dtype)
+
+
+def _with_classes(
+    process: DiffusionProcess, name: str, term: Tensor, noisy: GraphState, out: Any, teacher_out: Any
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The weighted total ``[B]`` of the positions' ``term`` and each categorical channel's divergence from the
+    teacher's predicted classes at the same input, and the components."""
+    classes = process.class_loss(noisy, out, teacher_out)
+    weights = process.loss_weights
+    total = weights.get(POSITIONS, 1.0) * term
+    total = total + sum(weights.get(channel, 1.0) * value for channel, value in classes.items())
+    return total, {name: term, **classes}
 
 
 class ConsistencyDistillation(DiffusionProcess):
@@ -143,28 +178,99 @@ class ConsistencyDistillation(DiffusionProcess):
             target_out = process.predictor(self.target, stepped)(stepped, s)
         student_out = process.predictor(denoiser, noisy_t)(noisy_t, t)
 
-        # noise error against eps* = (z_t - alpha_t x*) / sigma_t, channel by channel (see the module docstring)
-        schedule = gaussian.schedule
-        alpha_t, sigma_t = schedule.alpha(t_node), schedule.sigma(t_node)
-        channels = [(noisy_t.pos, stepped.pos, student_out.eps_pos, target_out.eps_pos)]
-        num_nodes = graph_sizes(batch, num_graphs)
-        dof = position_dof(num_nodes)
-        if gaussian.diffuse_features:
-            channels.append((noisy_t.h, stepped.h, student_out.eps_h, target_out.eps_h))
-            dof = dof + num_nodes * clean.h.shape[1]
-        sq_err = sum(
-            ((eps_student - (z_t - alpha_t * gaussian.predict_clean(z_s, eps_target, s_node)) / sigma_t) ** 2).sum(1)
-            for z_t, z_s, eps_student, eps_target in channels
-        )
-        weight = (self.snr_floor * torch.exp(-schedule.log_snr(t))).clamp(min=1.0)
-        consistency = weight * graph_sum(sq_err, batch, num_graphs) / dof.clamp(min=1).to(sq_err.dtype)
-        classes = process.class_loss(noisy_t, student_out, teacher_out)
-        weights = process.loss_weights
-        total = weights.get(POSITIONS, 1.0) * consistency
-        total = total + sum(weights.get(name, 1.0) * value for name, value in classes.items())
-        return total, {CONSISTENCY: consistency, **classes}
+        clean_pos = gaussian.predict_clean(stepped.pos, target_out.eps_pos, s_node)
+        clean_h = gaussian.predict_clean(stepped.h, target_out.eps_h, s_node) if gaussian.diffuse_features else None
+        consistency = clean_prediction_error(gaussian, noisy_t, student_out, clean_pos, clean_h, t, self.snr_floor)
+        return _with_classes(process, CONSISTENCY, consistency, noisy_t, student_out, teacher_out)
 
     @torch.no_grad()
     def after_optimizer_step(self, denoiser: torch.nn.Module) -> None:
         """Move the target network toward the student: ``target += (1 - target_decay) (student - target)``."""
         torch._foreach_lerp_(list(self.target.parameters()), list(denoiser.parameters()), 1.0 - self.target_decay)
+
+
+class ProgressiveDistillation(DiffusionProcess):
+    """One round of progressive distillation (Salimans & Ho 2022): a student that takes one DDIM step where
+    its teacher takes two.
+
+    On the student's grid of ``student_steps`` intervals (``grid`` spacing), one interval ``s < t`` per
+    graph, ``u`` its teacher-grid midpoint (the teacher's grid is twice as fine)::
+
+        z_t ~ q(z_t | x)                                 every channel
+        z_u, z_s = two teacher DDIM steps t -> u -> s    the Gaussian channels; classes stay z_t's
+        x~ = (z_s - (sigma_s / sigma_t) z_t) / (alpha_s - (sigma_s / sigma_t) alpha_t)
+        loss = w_pos * lambda(t) * |f_student(z_t, t) - x~|^2 / dof + sum_c w_c * KL(teacher_c(z_t) || student_c(z_t))
+
+    ``x~`` is the clean prediction whose single DDIM step from ``t`` lands where the teacher's two do;
+    ``lambda`` is the weighting of :func:`clean_prediction_error` (``snr_floor``). The student samples with
+    ``--sampler ddim --steps student_steps`` (``eta`` 0); the next round distils it in turn with half the
+    steps (``teacher=`` its checkpoint). Only the training entry points are implemented.
+
+    Args:
+        process: the teacher's (and student's) process.
+        student: the network being trained (the teacher's weights at the start).
+        teacher: the teacher's network, frozen here.
+        solver_steps: the student's steps (the teacher takes twice as many).
+        grid: the grids' spacing, ``time`` or ``logsnr``.
+        snr_floor: ``>= 0``; see :func:`clean_prediction_error`.
+    """
+
+    def __init__(
+        self,
+        process: DiffusionProcess,
+        student: torch.nn.Module,
+        teacher: torch.nn.Module,
+        solver_steps: int = 25,
+        grid: str = "time",
+        snr_floor: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not snr_floor >= 0.0:
+            raise ValueError(f"distill.snr_floor must be >= 0, got {snr_floor}")
+        self.process = process
+        self.teacher = teacher.requires_grad_(False)
+        self.solver = DDIMSampler(process, 2 * solver_steps, grid=grid)
+        self.snr_floor = float(snr_floor)
+
+    @property
+    def conditions_on_features(self) -> bool:
+        return self.process.conditions_on_features
+
+    def state_from_batch(self, data: Any) -> GraphState:
+        return self.process.state_from_batch(data)
+
+    def loss(
+        self, denoiser: torch.nn.Module, clean: GraphState, t: Tensor | None = None, generator: Generator | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Weighted loss per graph ``[B]`` and its components: ``progressive`` and one KL divergence per
+        categorical channel. Draws the intervals (unless ``t`` [B] is given: each moved to the nearest student
+        time), then the state at ``t``."""
+        process, gaussian = self.process, self.process.gaussian
+        batch, num_graphs = clean.batch, clean.num_graphs
+        grid = self.solver.timesteps(
+            clean.pos.device, clean.pos.dtype
+        )  # the teacher's: every other time is the student's
+        if t is None:
+            index = 2 * torch.randint((len(grid) - 1) // 2, (num_graphs,), generator=generator, device=grid.device)
+        else:
+            index = 2 * (grid[:-1:2, None] - t[None, :]).abs().argmin(dim=0)
+        t, u, s = grid[index], grid[index + 1], grid[index + 2]
+        noisy_t = process.noise(clean, t, generator)
+        node = {name: per_item(time, batch)[:, None] for name, time in (("t", t), ("u", u), ("s", s))}
+        with torch.no_grad():
+            predict = process.predictor(self.teacher, noisy_t)
+            teacher_out = predict(noisy_t, t)
+            pos_u, h_u = self.solver.step(
+                noisy_t.pos, noisy_t.h, teacher_out.eps_pos, teacher_out.eps_h, node["t"], node["u"], batch, None
+            )
+            at_u = noisy_t.replace(pos=pos_u, h=h_u)
+            out_u = predict(at_u, u)
+            pos_s, h_s = self.solver.step(pos_u, h_u, out_u.eps_pos, out_u.eps_h, node["u"], node["s"], batch, None)
+            schedule = gaussian.schedule
+            ratio = schedule.sigma(node["s"]) / schedule.sigma(node["t"])
+            denominator = schedule.alpha(node["s"]) - ratio * schedule.alpha(node["t"])
+            target_pos = (pos_s - ratio * noisy_t.pos) / denominator
+            target_h = (h_s - ratio * noisy_t.h) / denominator if gaussian.diffuse_features else None
+        student_out = process.predictor(denoiser, noisy_t)(noisy_t, t)
+        term = clean_prediction_error(gaussian, noisy_t, student_out, target_pos, target_h, t, self.snr_floor)
+        return _with_classes(process, PROGRESSIVE, term, noisy_t, student_out, teacher_out)

@@ -282,8 +282,9 @@ class TrainerConfig:
 # ----- the whole config ------------------------------------------------------
 @dataclass
 class DistillConfig:
-    """Consistency distillation from ``teacher`` (:class:`molgen.diffusion.distillation.ConsistencyDistillation`)."""
+    """Distillation from ``teacher`` (:mod:`molgen.diffusion.distillation`): consistency or progressive."""
 
+    method: str = MISSING
     solver_steps: int = MISSING
     grid: str = MISSING
     target_decay: float = MISSING

@@ -29,7 +29,7 @@ from molgen.checkpoint import TrainedModel, load_checkpoint
 from molgen.checkpoint_files import CheckpointError
 from molgen.dataset_info import dataset_info_from_dict
 from molgen.diffusion.conditioning import drop_conditions
-from molgen.diffusion.distillation import ConsistencyDistillation
+from molgen.diffusion.distillation import ConsistencyDistillation, ProgressiveDistillation
 from molgen.diffusion.inpainting import is_fixed_part_aware, random_known_part
 from molgen.diffusion.process import DiffusionProcess
 from molgen.models import DENOISERS, build_model
@@ -81,17 +81,30 @@ def load_model_source(source: str, option: str) -> TrainedModel:
     )
 
 
+#: ``distill.method`` -> the objective, and the ``distill`` options it takes.
+DISTILLATIONS = {
+    "consistency": (ConsistencyDistillation, ("solver_steps", "grid", "target_decay", "snr_floor")),
+    "progressive": (ProgressiveDistillation, ("solver_steps", "grid", "snr_floor")),
+}
+
+
 def distillation(
     student: torch.nn.Module, process: DiffusionProcess, model: dict, diffusion: dict, info: dict, distill: dict
-) -> ConsistencyDistillation:
-    """The distillation objective of ``distill`` (``teacher`` plus the options of
-    :class:`~molgen.diffusion.distillation.ConsistencyDistillation`), with ``student`` set to the teacher's weights.
+) -> ConsistencyDistillation | ProgressiveDistillation:
+    """The distillation objective of ``distill`` (``teacher``, ``method`` and the options of
+    :class:`~molgen.diffusion.distillation.ConsistencyDistillation` or
+    :class:`~molgen.diffusion.distillation.ProgressiveDistillation`, which ignores ``target_decay``), with
+    ``student`` set to the teacher's weights.
 
     Raises:
         CheckpointError: the teacher cannot be loaded.
-        ValueError: the run's ``model``, ``diffusion`` or ``info`` are not the teacher's.
+        ValueError: an unknown method, or the run's ``model``, ``diffusion`` or ``info`` are not the teacher's.
     """
     options = dict(distill)
+    method = options.pop("method", "consistency")
+    if method not in DISTILLATIONS:
+        raise ValueError(f"distill.method must be one of {sorted(DISTILLATIONS)}, got {method!r}")
+    objective, accepted = DISTILLATIONS[method]
     teacher = load_model_source(options.pop("teacher"), "teacher")
     if teacher.config != {"model": model, "diffusion": diffusion} or teacher.info.to_dict() != info:
         raise ValueError(
@@ -100,7 +113,8 @@ def distillation(
         )
     student.load_state_dict(teacher.denoiser.state_dict())
     # train mode like the rest of the module (no layer of the denoisers behaves differently in it)
-    return ConsistencyDistillation(process, student, teacher.denoiser.train(), **options)
+    options = {key: value for key, value in options.items() if key in accepted}
+    return objective(process, student, teacher.denoiser.train(), **options)
 
 
 def check_resumable(

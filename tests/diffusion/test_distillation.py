@@ -15,7 +15,7 @@ import torch
 from molgen.checkpoint import load_checkpoint
 from molgen.diffusion import ConsistencySampler, GaussianDiffusion, PolynomialSchedule, make_sampler
 from molgen.diffusion.categorical import CategoricalDiffusion
-from molgen.diffusion.distillation import CONSISTENCY, ConsistencyDistillation
+from molgen.diffusion.distillation import CONSISTENCY, PROGRESSIVE, ConsistencyDistillation, ProgressiveDistillation
 from molgen.diffusion.process import GraphState
 from molgen.graph_batch import graph_mean, node_batch, remove_mean
 from molgen.sampling import SamplingConfig, generate
@@ -91,6 +91,32 @@ def test_distilled_one_step_map_matches_the_teachers_ode_endpoint(snr_floor):
     # the teacher's own one-step clean prediction is the blurred mean, nowhere near it
     undistilled = toy_sample(make_sampler("consistency", process, 1), Oracle())
     assert (undistilled.pos - endpoint.pos).norm() > 0.9 * endpoint.pos.norm()
+
+
+@pytest.mark.parametrize("snr_floor", [0.0, 1.0])
+def test_a_progressive_student_takes_in_one_ddim_step_what_the_teacher_takes_in_two(snr_floor):
+    """On the toy the teacher's two DDIM steps are an affine map, which one step of an affine student can
+    represent: after distillation DDIM with 4 steps of the student equals DDIM with 8 of the teacher."""
+    process, student_steps = GaussianDiffusion(SCHEDULE), 4
+    student = AffineStudent(make_sampler("ddim", process, student_steps).timesteps(dtype=torch.float64))
+    distill = ProgressiveDistillation(process, student, Oracle(), student_steps, snr_floor=snr_floor)
+    optimizer = torch.optim.Adam(student.parameters(), lr=0.01)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(600):
+        loss, parts = distill.loss(student, toy_data(256, generator), generator=generator)
+        optimizer.zero_grad()
+        loss.mean().backward()
+        optimizer.step()
+        losses.append(loss.mean().item())
+    assert set(parts) == {PROGRESSIVE}
+    assert losses[0] > 1e-4 and losses[-1] < 1e-12
+    teacher = toy_sample(make_sampler("ddim", process, 2 * student_steps), Oracle())
+    distilled = toy_sample(make_sampler("ddim", process, student_steps), student)
+    assert (distilled.pos - teacher.pos).norm() < 1e-6 * teacher.pos.norm()
+    assert (distilled.h - teacher.h).norm() < 1e-6 * (teacher.h - H_MEAN).norm()
+    undistilled = toy_sample(make_sampler("ddim", process, student_steps), Oracle())
+    assert (undistilled.pos - teacher.pos).norm() > 1e-3 * teacher.pos.norm()
 
 
 def test_the_joint_loss_decreases_on_a_tiny_run():
