@@ -315,7 +315,7 @@ def _sample(args: list[str]) -> int:
     from molgen.distributed import join_torchrun
     from molgen.domains.backbones import parse_length
     from molgen.locks import LockedError
-    from molgen.targets import requested_targets, target_tensors
+    from molgen.targets import describe_conditions, requested_targets, target_tensors
 
     device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -371,6 +371,8 @@ def _sample(args: list[str]) -> int:
         opts.targets = GraphCondition(*target_tensors(opts.target_rows, conditions)) if opts.target_rows else None
     except ValueError as err:
         return _fail("sample", str(err))
+    if conditions and opts.targets is None and not opts.no_progress:
+        print(f"molgen sample: note: this model takes --condition ({describe_conditions(conditions)})", file=sys.stderr)
     sampling = model.sampling.updated(opts.sampler, opts.steps, given)
     if "class_temperature" in given and not model.diffusion.has_classes:
         return _fail("sample", "--class-temperature applies to models that generate bonds; this one does not")

@@ -139,6 +139,11 @@ def test_sample_with_targets_records_them_and_refuses_bad_ones(conditional_ckpt,
     mols = [m for m in Chem.SDMolSupplier(str(out2), removeHs=False, sanitize=False)]
     assert [m.GetNumAtoms() for m in mols] == [4, 5] and [m.GetProp("target_gap") for m in mols] == ["7000.0", "5000.0"]
     capsys.readouterr()
+    assert main(["sample", "--ckpt", str(conditional_ckpt), "--out", str(tmp_path / "free.sdf"), "--steps", "2"]) == 0
+    assert (
+        "this model takes --condition (alpha in [40, 120] Bohr^3, gap in [2800, 1.05e+04] meV)"
+        in capsys.readouterr().err
+    )
     refused = {
         ("--condition", "mu=1"): "not on 'mu'",
         ("--condition", "alpha=500"): "outside the training range [40, 120] Bohr^3",
