@@ -2,11 +2,14 @@
 
 A checkpoint of ``molgen train experiment=qm9_property`` is read with ``torch.load(weights_only=True)``
 (:func:`~molgen.checkpoint_files.read_checkpoint_file`); its ``state_dict`` holds the EMA weights and its
-``dataset_info`` the atom featurizer and the property statistics the predictor was trained with.
+``dataset_info`` the atom featurizer and the property statistics the predictor was trained with. A
+predictor can also be shipped in ``molgen/pretrained`` like a generative model (:func:`export_predictor`:
+safetensors weights and a card with ``"kind": "property_predictor"``) and loaded by its name.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,15 +18,17 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from molgen.checkpoint_files import CheckpointError, read_checkpoint_file
+from molgen.checkpoint_files import CheckpointError, read_checkpoint_file, read_safetensors_file
 from molgen.graph_batch import node_batch, remove_mean
 from molgen.models.property_predictor import PREDICTORS, build_predictor
 from molgen.molecules.featurize import AtomFeaturizer
 from molgen.targets import denormalize
 
-__all__ = ["TrainedPredictor", "load_property_predictor"]
+__all__ = ["PREDICTOR_KIND", "TrainedPredictor", "export_predictor", "load_property_predictor"]
 
 _PREFIX = "predictor."
+#: The ``kind`` of a shipped predictor's card.
+PREDICTOR_KIND = "property_predictor"
 
 
 @dataclass
@@ -97,14 +102,26 @@ def _atoms(index: int, atomic_numbers: ArrayLike, positions: ArrayLike) -> tuple
     return z, pos
 
 
-def load_property_predictor(path: str | Path, device: torch.device | str = "cpu") -> TrainedPredictor:
-    """Read a property predictor checkpoint written by ``molgen train experiment=qm9_property``.
+def load_property_predictor(
+    source: str | Path, device: torch.device | str = "cpu", folder: Path | None = None
+) -> TrainedPredictor:
+    """Read a property predictor: a checkpoint written by ``molgen train experiment=qm9_property``, or the
+    name of one shipped with molgen (:func:`export_predictor`; ``folder`` as in :mod:`molgen.pretrained`).
 
     Raises:
         CheckpointError: unreadable, not a property predictor's (e.g. a diffusion model's), or its
             config and weights do not fit (one line naming the file).
     """
-    path = Path(path)
+    from molgen.pretrained import PRETRAINED_DIR, available_models
+
+    path = Path(source)
+    shipped = available_models(folder)
+    if not path.is_file() and str(source) in shipped:
+        card = shipped[str(source)]
+        if card.get("kind") != PREDICTOR_KIND:
+            raise CheckpointError(f"{source!r} is a generative model, not a property predictor")
+        weights_path = (folder or PRETRAINED_DIR) / f"{source}.safetensors"
+        return _predictor_from_parts(card["config"], read_safetensors_file(weights_path), weights_path, device)
     ckpt = read_checkpoint_file(path)
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
@@ -116,14 +133,45 @@ def load_property_predictor(path: str | Path, device: torch.device | str = "cpu"
             f"{path} is not a property predictor checkpoint ({what}): "
             "use one written by `molgen train experiment=qm9_property`"
         )
+    weights = {k[len(_PREFIX) :]: v for k, v in state.items() if k.startswith(_PREFIX)}
+    return _predictor_from_parts(hparams, weights, path, device)
+
+
+def _predictor_from_parts(
+    config: dict, weights: dict[str, torch.Tensor], source: Path, device: torch.device | str
+) -> TrainedPredictor:
+    """The predictor of ``config`` (``model`` and ``dataset_info``) with ``weights``; errors name ``source``."""
     try:
-        info = hparams["dataset_info"]
-        predictor = build_predictor(model, info)
+        info = config["dataset_info"]
+        predictor = build_predictor(config["model"], info)
         featurizer = AtomFeaturizer.from_dict(info["featurizer"])
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: the predictor's model or dataset_info config is unusable ({err})") from err
+        raise CheckpointError(f"{source}: the predictor's model or dataset_info config is unusable ({err})") from err
     try:
-        predictor.load_state_dict({k[len(_PREFIX) :]: v for k, v in state.items() if k.startswith(_PREFIX)})
+        predictor.load_state_dict(weights)
     except RuntimeError as err:
-        raise CheckpointError(f"{path}: the predictor's weights do not match its model config") from err
-    return TrainedPredictor(predictor.eval().to(device), featurizer, info["conditions"], path)
+        raise CheckpointError(f"{source}: the predictor's weights do not match its model config") from err
+    return TrainedPredictor(predictor.eval().to(device), featurizer, info["conditions"], source)
+
+
+def export_predictor(checkpoint: str | Path, name: str, card: dict, folder: Path | None = None) -> tuple[Path, Path]:
+    """Ship a predictor checkpoint as ``<name>.safetensors`` (its EMA weights) and ``<name>.json`` (``card``
+    with ``"kind": "property_predictor"`` and the configs that rebuild it), then reload it from them."""
+    from safetensors.torch import save_file
+
+    from molgen.io import atomic_output, atomic_write_text
+    from molgen.pretrained import PRETRAINED_DIR
+
+    trained = load_property_predictor(checkpoint)
+    hparams = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
+    config = {"model": hparams["model"], "dataset_info": hparams["dataset_info"]}
+    state = {k: v.detach().float().contiguous() for k, v in trained.predictor.state_dict().items()}
+    folder = folder or PRETRAINED_DIR
+    weights_path, card_path = folder / f"{name}.safetensors", folder / f"{name}.json"
+    with atomic_output(weights_path) as tmp:
+        save_file(state, str(tmp))
+    atomic_write_text(
+        card_path, json.dumps({**card, "name": name, "kind": PREDICTOR_KIND, "config": config}, indent=2) + "\n"
+    )
+    load_property_predictor(name, folder=folder)  # the written files must rebuild the predictor
+    return weights_path, card_path

@@ -10,6 +10,9 @@ CARD is a JSON file with at least ``summary``, ``command``, ``data``,
 the defaults of ``load_pretrained(...).sample``); ``quality`` should hold the
 figures ``molgen evaluate --json`` gave on the model's samples.
 
+A property predictor's checkpoint (``experiment=qm9_property``) is shipped the same way, its card without
+``sampling`` (:func:`molgen.property_prediction.export_predictor`).
+
 Usage: python scripts/export_pretrained.py CKPT NAME CARD.json
 """
 
@@ -18,9 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 
+import torch
+
+from molgen.models.property_predictor import PREDICTORS
 from molgen.pretrained import export_pretrained
+from molgen.property_prediction import export_predictor
 
 REQUIRED = ("summary", "command", "data", "training", "quality", "sampling")
+#: A property predictor's card (experiment=qm9_property): no sampler.
+REQUIRED_PREDICTOR = ("summary", "command", "data", "training", "quality")
 
 
 def main() -> None:
@@ -31,10 +40,12 @@ def main() -> None:
     args = parser.parse_args()
     with open(args.card) as fh:
         card = json.load(fh)
-    missing = [key for key in REQUIRED if key not in card]
+    hparams = torch.load(args.ckpt, map_location="cpu", weights_only=True)["hyper_parameters"]
+    predictor = hparams["model"]["name"] in PREDICTORS
+    missing = [key for key in (REQUIRED_PREDICTOR if predictor else REQUIRED) if key not in card]
     if missing:
         raise SystemExit(f"export_pretrained: the card lacks {missing}")
-    weights, card_path = export_pretrained(args.ckpt, args.name, card)
+    weights, card_path = (export_predictor if predictor else export_pretrained)(args.ckpt, args.name, card)
     print(f"wrote {weights} ({weights.stat().st_size / 2**20:.1f} MiB) and {card_path}")
 
 

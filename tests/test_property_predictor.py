@@ -205,6 +205,25 @@ def test_a_saved_predictor_loads_and_predicts_what_the_module_does(tmp_path):
         loaded.predict([molecules[0], (np.array([6, 1]), np.zeros((3, 3)))])
 
 
+def test_a_predictor_ships_beside_the_models_and_loads_by_name(tmp_path):
+    from molgen.pretrained import available_models, load_pretrained
+    from molgen.property_prediction import export_predictor
+
+    module, _ = tiny_module()
+    path = tmp_path / "predictor.ckpt"
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    card = {"summary": "tiny", "command": "-", "data": "-", "training": "-", "quality": {}}
+    export_predictor(path, "tiny-property", card, folder)
+    assert available_models(folder)["tiny-property"]["kind"] == "property_predictor"
+    shipped, checkpoint = load_property_predictor("tiny-property", folder=folder), load_property_predictor(path)
+    molecules = random_molecules(4)
+    np.testing.assert_allclose(shipped.predict(molecules), checkpoint.predict(molecules), rtol=1e-6)
+    with pytest.raises(CheckpointError, match="is a property predictor, not a generative model"):
+        load_pretrained("tiny-property", folder=folder)
+
+
 def test_a_diffusion_checkpoint_or_a_junk_file_is_refused_in_one_line(tmp_path):
     diffusion = save_tiny_checkpoint(tmp_path / "diffusion.ckpt")
     with pytest.raises(CheckpointError, match="is not a property predictor checkpoint \\(its model is 'egnn'\\)"):

@@ -66,6 +66,11 @@ def load_pretrained(
     """The shipped model ``name`` (see :func:`available_models`), with its card: its
     :meth:`~molgen.checkpoint.TrainedModel.sample` uses the card's recommended sampler."""
     card = model_card(name, folder)
+    if card.get("kind") == "property_predictor":  # molgen.property_prediction ships these beside the models
+        raise CheckpointError(
+            f"{name!r} is a property predictor, not a generative model: use it with "
+            f"`molgen evaluate-conditioning --predictor {name}`"
+        )
     weights_path = (folder or PRETRAINED_DIR) / f"{name}.safetensors"
     weights = read_safetensors_file(weights_path)
     return model_from_parts(card["config"], weights, weights_path, device, card={**card, "name": name})
