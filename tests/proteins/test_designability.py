@@ -116,3 +116,22 @@ def test_evaluate_designability_without_the_extra_fails_cleanly(structures, tmp_
 def test_designability_is_refused_for_molecules(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "molecules.sdf"), "--designability"]) == 1
     assert "--designability is for protein backbones" in capsys.readouterr().err
+
+
+def test_sampled_backbones_of_a_tiny_model_get_their_designs(designer, tmp_path):
+    """End to end: `molgen sample` with a tiny backbone checkpoint, then `molgen evaluate --designability`."""
+    from tests.helpers import save_tiny_checkpoint
+
+    ckpt = save_tiny_checkpoint(tmp_path / "bb.ckpt", domain="backbones")
+    designs = tmp_path / "designs"
+    assert (
+        main(
+            ["sample", "--ckpt", str(ckpt), "--length", "12", "--num-samples", "2", "--steps", "3"]
+            + ["--out", str(designs), "--no-progress"]
+        )
+        == 0
+    )
+    report = tmp_path / "report.json"
+    assert main(["evaluate", str(designs), "--designability", "--json", str(report), "--no-progress"]) == 0
+    assert len(list(designs.glob("*.fa"))) == 2
+    assert json.loads(report.read_text())["backbone"]["designability"]["num_designed"] == 2
