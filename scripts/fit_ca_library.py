@@ -26,10 +26,10 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "prote
 
 
 def segments(root: Path, split: str) -> list[np.ndarray]:
+    """The break-free segments (``[L, 4, 3]`` Å) of a folder's training split (``"train"``) or of all of it."""
     train, val, _ = backbone_train_val(root)
-    dataset = train if split == "train" else val
-    chains = [dataset.segment(i) for i in range(len(dataset))]
-    return chains if split != "all" else chains + [train.segment(i) for i in range(len(train))]
+    parts = [train] if split == "train" else [val, train]
+    return [part.segment(i) for part in parts for i in range(len(part))]
 
 
 def main() -> None:
