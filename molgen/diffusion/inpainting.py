@@ -33,6 +33,7 @@ rest is known), and samples with the same replacement as every other model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -141,18 +142,25 @@ def is_fixed_part_aware(denoiser: Any) -> bool:
     return bool(getattr(denoiser, "fixed_part_input", False))
 
 
-def random_known_part(state: GraphState, rate: float, generator: Generator | None = None) -> KnownPart | None:
+def random_known_part(
+    state: GraphState, rate: float, generator: Generator | None = None, free_classes: Sequence[int] = ()
+) -> KnownPart | None:
     """A random fixed part of a clean joint state, for training (module docstring).
 
     Each graph of two or more nodes is chosen with probability ``rate``; in it a connected region
     of ``k`` nodes, ``k`` uniform in ``1 .. n - 1``, is to be generated (grown breadth-first over the
     edges, ``edge_classes > 0``, from a random node, restarting from a random remaining node when a
     component is used up) and the other nodes are known: peripheral regions
-    teach decoration, inner ones linking. The known part holds the state's positions and classes.
-    None when no graph is chosen.
+    teach decoration, inner ones linking. In half the chosen graphs, the nodes whose first class
+    channel is in ``free_classes`` are generated too, wherever they are: users fix heavy atoms and
+    leave the hydrogens on them to the model, so a model trained for molecules with hydrogens gets
+    ``free_classes`` = the hydrogen class. A graph left with no known node is not chosen. The known
+    part holds the state's positions and classes. None when no graph is chosen.
     """
     sizes = graph_sizes(state.batch, state.num_graphs).tolist()
     draws = torch.rand(len(sizes), generator=generator).tolist()
+    free_draws = torch.rand(len(sizes), generator=generator).tolist()
+    free = torch.isin(state.node_classes[:, 0].cpu(), torch.as_tensor(list(free_classes), dtype=torch.long))
     pairs = state.pair_index[:, state.edge_classes > 0].tolist()
     neighbours: dict[int, list[int]] = {}
     for i, j in zip(*pairs):
@@ -160,7 +168,7 @@ def random_known_part(state: GraphState, rate: float, generator: Generator | Non
         neighbours.setdefault(j, []).append(i)
     mask = torch.zeros(state.batch.numel(), dtype=torch.bool)
     start = 0
-    for n, draw in zip(sizes, draws):
+    for n, draw, free_draw in zip(sizes, draws, free_draws):
         if n >= 2 and draw < rate:
             order = torch.randperm(n, generator=generator).tolist()
             k = 1 + int(torch.randint(n - 1, (), generator=generator))
@@ -173,8 +181,11 @@ def random_known_part(state: GraphState, rate: float, generator: Generator | Non
                         continue
                     region.append(node)
                     frontier += [m for m in neighbours.get(node, []) if m not in region]
-            mask[start : start + n] = True
-            mask[region] = False
+            known = torch.ones(n, dtype=torch.bool)
+            known[torch.tensor(region) - start] = False
+            if free_draw < 0.5:
+                known &= ~free[start : start + n]
+            mask[start : start + n] = known
         start += n
     if not mask.any():
         return None

@@ -314,6 +314,7 @@ class TrainConfig:
     teacher: Optional[str] = MISSING
     condition_dropout: float = MISSING
     fixed_part_rate: float = MISSING
+    fixed_part_free: List[str] = MISSING
     distill: DistillConfig = field(default_factory=DistillConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 

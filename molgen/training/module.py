@@ -19,6 +19,7 @@ teacher's configs and samples like any model of them.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,8 @@ class DiffusionModule(L.LightningModule):
             with fewer or none (classifier-free guidance).
         fixed_part_rate: for a denoiser built with ``fixed_part_input``, the fraction of training graphs given
             a random fixed part (:func:`~molgen.diffusion.inpainting.random_known_part`).
+        fixed_part_free: node classes (of the first class channel) that half the random fixed parts leave
+            to the model wherever they are (the hydrogen class: users fix heavy atoms).
     """
 
     def __init__(
@@ -183,6 +186,7 @@ class DiffusionModule(L.LightningModule):
         distill: dict | None = None,
         condition_dropout: float = 0.0,
         fixed_part_rate: float = 0.0,
+        fixed_part_free: Sequence[int] = (),
     ) -> None:
         super().__init__()
         if not 0.0 <= condition_dropout < 1.0:
@@ -216,7 +220,8 @@ class DiffusionModule(L.LightningModule):
             clean = clean.replace(condition=drop_conditions(clean.condition, dropout, generator))
         rate = self.hparams.get("fixed_part_rate", 0.0)
         if rate and is_fixed_part_aware(self.denoiser):
-            clean = clean.replace(known=random_known_part(clean, rate, generator))
+            free = self.hparams.get("fixed_part_free", ())
+            clean = clean.replace(known=random_known_part(clean, rate, generator, free))
         per_graph, parts = self.diffusion.loss(self.denoiser, clean, generator=generator)
         return per_graph.mean(), {name: value.mean() for name, value in parts.items()}
 

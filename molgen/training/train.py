@@ -240,6 +240,20 @@ def train(cfg: DictConfig, run_dir: Path, sweep: bool = False) -> Path:
         return _train(cfg, run_dir, sweep)
 
 
+def fixed_part_classes(names: list[str], dataset_info: dict) -> list[int]:
+    """The indices of config ``fixed_part_free``'s class ``names`` in the first node channel of the data."""
+    if not names:
+        return []
+    channels = (dataset_info.get("categorical") or {}).get("node")
+    if not channels:
+        raise ValueError(f"fixed_part_free={names} needs data with categorical node classes (a bond model's)")
+    classes = list(channels[0]["classes"])
+    unknown = [name for name in names if name not in classes]
+    if unknown:
+        raise ValueError(f"fixed_part_free: {unknown} are not {channels[0]['name']} classes of the data: {classes}")
+    return [classes.index(name) for name in names]
+
+
 def _train(cfg: DictConfig, run_dir: Path, sweep: bool) -> Path:
     """:func:`train` once the run directory is held."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -264,7 +278,11 @@ def _train(cfg: DictConfig, run_dir: Path, sweep: bool) -> Path:
             "dataset_info": datamodule.dataset_info.to_dict(),
         }
     if not predictor:
-        configs.update(condition_dropout=cfg.condition_dropout, fixed_part_rate=cfg.fixed_part_rate)
+        configs.update(
+            condition_dropout=cfg.condition_dropout,
+            fixed_part_rate=cfg.fixed_part_rate,
+            fixed_part_free=fixed_part_classes(list(cfg.fixed_part_free), configs["dataset_info"]),
+        )
     if rank_zero_only.rank == 0:  # the configs the run trains with (a student's model and diffusion: its teacher's)
         OmegaConf.save(cfg, run_dir / "config_resolved.yaml", resolve=True)
     module = (PropertyModule if predictor else DiffusionModule)(optim=_container(cfg.optim), **configs)

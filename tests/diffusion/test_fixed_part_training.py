@@ -46,6 +46,36 @@ def test_random_fixed_parts_leave_a_connected_region_of_each_chosen_graph_to_gen
     assert torch.equal(first.mask, again.mask)
 
 
+def test_half_the_random_fixed_parts_leave_every_free_class_node_to_generate():
+    state = chain_state((8, 8, 8, 8))
+    state = state.replace(node_classes=torch.stack([torch.arange(32) % 2, torch.zeros(32).long()], 1))  # class 0: "H"
+    gen = torch.Generator().manual_seed(0)
+    with_free, without_free = 0, 0
+    for _ in range(100):
+        known = random_known_part(state, 1.0, gen, free_classes=[0])
+        for graph in range(4):
+            nodes = slice(8 * graph, 8 * graph + 8)
+            known_free = (known.mask[nodes] & (state.node_classes[nodes, 0] == 0)).any()
+            with_free += int(known_free)
+            without_free += int(known.mask[nodes].any() and not known_free)
+    # Regions of 1-7 nodes of 8 nearly always leave a class-0 node known, unless it is freed.
+    assert 150 < without_free < 250 and 150 < with_free < 250
+    plain = random_known_part(state, 1.0, torch.Generator().manual_seed(1))
+    assert (plain.mask & (state.node_classes[:, 0] == 0)).any()
+
+
+def test_fixed_part_free_names_resolve_to_the_data_classes():
+    from molgen.training.train import fixed_part_classes
+
+    info = {"categorical": {"node": [{"name": "atom_type", "classes": ["H", "C", "N"]}]}}
+    assert fixed_part_classes(["H"], info) == [0]
+    assert fixed_part_classes([], {}) == []
+    with pytest.raises(ValueError, match="not atom_type classes"):
+        fixed_part_classes(["Cl"], info)
+    with pytest.raises(ValueError, match="categorical node classes"):
+        fixed_part_classes(["H"], {"categorical": None})
+
+
 def test_unused_fixed_maps_leave_the_network_as_it_was():
     torch.manual_seed(2)
     plain = EGNNBondDenoiser(8, 4, hidden_dim=16, num_layers=2, edge_dim=8).double()
