@@ -382,14 +382,14 @@ def _sample(args: list[str]) -> int:
             return _fail(
                 "sample", f"--{key.replace('_', '-')} is an option of --sampler {takers}, not {sampling.sampler}"
             )
-    if opts.compile:
-        model.compile()
-    try:
+    try:  # timed on the eager network: compiling first would time the compilation (an upper bound as it is)
         refusal = check_request(model, opts, sampling, device)
     except ValueError as err:
         return _fail("sample", str(err))
     if refusal:
         return _fail("sample", refusal)
+    if opts.compile:
+        model.compile()
     try:
         with output_lock(opts.out or model.domain.default_output, rank):
             return model.domain.sample_command(model, opts, sampling, device, rank)

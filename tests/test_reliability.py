@@ -220,6 +220,19 @@ def test_runaway_molecule_requests_need_yes(tmp_path, capsys, args, message):
     assert not (tmp_path / "s.sdf").exists()
 
 
+def test_the_cost_estimate_times_the_eager_network_before_compiling(tmp_path, capsys, monkeypatch):
+    """With --compile, a network compiled before the estimate would time its own compilation (tens of
+    seconds per call), and a 10,000-molecule request was refused as taking hundreds of hours."""
+    import molgen.checkpoint
+
+    calls = []
+    monkeypatch.setattr(molgen.checkpoint.TrainedModel, "compile", lambda model: calls.append("compile") or model)
+    args = ["sample", "--out", str(tmp_path / "s.sdf"), "--no-progress", "--compile", "--num-samples", "1000000000"]
+    assert main(args) == 1
+    assert "would take too long: at most about" in capsys.readouterr().err
+    assert calls == []  # refused on the eager estimate, before anything was compiled
+
+
 def test_runaway_backbone_length_needs_yes(tmp_path, capsys):
     args = ["sample", "--model", "backbone", "--length", "3000", "--out", str(tmp_path / "d"), "--no-progress"]
     assert main(args) == 1
