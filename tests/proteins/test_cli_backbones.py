@@ -273,7 +273,7 @@ def test_train_sample_evaluate_backbones_end_to_end(tmp_path):
     assert len(list(designs.glob("*.pdb"))) == 2
 
 
-def test_train_backbone_requires_root(capsys):
-    result = molgen("train", "experiment=backbone", "trainer.max_steps=1")
+def test_train_backbone_requires_root(tmp_path):
+    result = molgen("train", "experiment=backbone", "trainer.max_steps=1", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode != 0
     assert "data.root" in result.stderr
