@@ -94,7 +94,30 @@ def _with_classes(
     return total, {name: term, **classes}
 
 
-class ConsistencyDistillation(DiffusionProcess):
+class _TeacherDistillation(DiffusionProcess):
+    """What both distillations share: the teacher's process, the frozen teacher, the DDIM solver on its
+    grid, the ``snr_floor`` of :func:`clean_prediction_error`, and the data entry points of the process."""
+
+    def __init__(
+        self, process: DiffusionProcess, teacher: torch.nn.Module, solver: DDIMSampler, snr_floor: float
+    ) -> None:
+        super().__init__()
+        if not snr_floor >= 0.0:
+            raise ValueError(f"distill.snr_floor must be >= 0, got {snr_floor}")
+        self.process = process
+        self.teacher = teacher.requires_grad_(False)
+        self.solver = solver
+        self.snr_floor = float(snr_floor)
+
+    @property
+    def conditions_on_features(self) -> bool:
+        return self.process.conditions_on_features
+
+    def state_from_batch(self, data: Any) -> GraphState:
+        return self.process.state_from_batch(data)
+
+
+class ConsistencyDistillation(_TeacherDistillation):
     """The training objective of a consistency-distilled student of ``process`` (see the module docstring).
 
     Only the training entry points are implemented (:meth:`state_from_batch`, :meth:`loss`,
@@ -121,24 +144,11 @@ class ConsistencyDistillation(DiffusionProcess):
         target_decay: float = 0.95,
         snr_floor: float = 0.0,
     ) -> None:
-        super().__init__()
         if not 0.0 <= target_decay < 1.0:
             raise ValueError(f"distill.target_decay must be in [0, 1), got {target_decay}")
-        if not snr_floor >= 0.0:
-            raise ValueError(f"distill.snr_floor must be >= 0, got {snr_floor}")
-        self.process = process
-        self.teacher = teacher.requires_grad_(False)
+        super().__init__(process, teacher, DDIMSampler(process, solver_steps, grid=grid), snr_floor)
         self.target = copy.deepcopy(student).requires_grad_(False)
-        self.solver = DDIMSampler(process, solver_steps, grid=grid)
         self.target_decay = float(target_decay)
-        self.snr_floor = float(snr_floor)
-
-    @property
-    def conditions_on_features(self) -> bool:
-        return self.process.conditions_on_features
-
-    def state_from_batch(self, data: Any) -> GraphState:
-        return self.process.state_from_batch(data)
 
     def times(
         self, num_graphs: int, like: Tensor, t: Tensor | None, generator: Generator | None
@@ -189,7 +199,7 @@ class ConsistencyDistillation(DiffusionProcess):
         torch._foreach_lerp_(list(self.target.parameters()), list(denoiser.parameters()), 1.0 - self.target_decay)
 
 
-class ProgressiveDistillation(DiffusionProcess):
+class ProgressiveDistillation(_TeacherDistillation):
     """One round of progressive distillation (Salimans & Ho 2022): a student that takes one DDIM step where
     its teacher takes two.
 
@@ -224,20 +234,7 @@ class ProgressiveDistillation(DiffusionProcess):
         grid: str = "time",
         snr_floor: float = 0.0,
     ) -> None:
-        super().__init__()
-        if not snr_floor >= 0.0:
-            raise ValueError(f"distill.snr_floor must be >= 0, got {snr_floor}")
-        self.process = process
-        self.teacher = teacher.requires_grad_(False)
-        self.solver = DDIMSampler(process, 2 * solver_steps, grid=grid)
-        self.snr_floor = float(snr_floor)
-
-    @property
-    def conditions_on_features(self) -> bool:
-        return self.process.conditions_on_features
-
-    def state_from_batch(self, data: Any) -> GraphState:
-        return self.process.state_from_batch(data)
+        super().__init__(process, teacher, DDIMSampler(process, 2 * solver_steps, grid=grid), snr_floor)
 
     def loss(
         self, denoiser: torch.nn.Module, clean: GraphState, t: Tensor | None = None, generator: Generator | None = None
