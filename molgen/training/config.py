@@ -298,6 +298,7 @@ class OptimConfig:
     lr: float = MISSING
     weight_decay: float = MISSING
     amsgrad: bool = MISSING
+    condition_lr_scale: float = MISSING
 
 
 @dataclass

@@ -67,6 +67,20 @@ def adamw(parameters, optim: dict) -> torch.optim.AdamW:
     )
 
 
+def optimizer_groups(denoiser: torch.nn.Module, optim: dict) -> list[dict]:
+    """The denoiser's parameters as AdamW groups: a conditional model's condition map learns at
+    ``optim.condition_lr_scale`` times ``optim.lr`` (it starts at zero, and when fine-tuned from an
+    unconditional model it is the one part that must move far), every other weight at ``optim.lr``.
+    The groups do not depend on the scale, so a run resumes with the optimiser state it saved."""
+    condition = getattr(denoiser, "condition_embedding", None)
+    own = {id(p) for p in condition.parameters()} if condition is not None else set()
+    groups = [{"params": [p for p in denoiser.parameters() if id(p) not in own]}]
+    if own:
+        scale = float(optim.get("condition_lr_scale", 1.0))
+        groups.append({"params": list(condition.parameters()), "lr": scale * float(optim["lr"])})
+    return groups
+
+
 def load_model_source(source: str, option: str) -> TrainedModel:
     """The model a run option (``init_from``, ``teacher``) names: a molgen checkpoint file or a shipped model.
 
@@ -247,4 +261,4 @@ class DiffusionModule(L.LightningModule):
 
     def configure_optimizers(self):
         # the denoiser only: a distillation's teacher and target network are not trained
-        return adamw(self.denoiser.parameters(), self.hparams.optim)
+        return adamw(optimizer_groups(self.denoiser, self.hparams.optim), self.hparams.optim)

@@ -189,3 +189,16 @@ def test_training_step_reaches_the_condition_map_and_validation_is_deterministic
     assert torch.equal(first, module._loss(batch, torch.Generator().manual_seed(0))[0])
     with pytest.raises(ValueError, match="condition_dropout"):
         type(module)(TINY_JOINT_MODEL, JOINT_DIFFUSION, {"lr": 1e-3}, conditional_info(), condition_dropout=1.0)
+
+
+def test_the_condition_map_learns_at_its_own_rate():
+    module = tiny_conditional_module()
+    condition_map = module.denoiser.condition_embedding.linear.weight
+    for scale in (1.0, 10.0):
+        module.hparams.optim = {"lr": 1e-3, "condition_lr_scale": scale}
+        groups = module.configure_optimizers().param_groups
+        assert [g["lr"] for g in groups] == [1e-3, scale * 1e-3]  # the same groups whatever the scale (resume)
+        assert groups[1]["params"] == [condition_map]
+        assert sum(len(g["params"]) for g in groups) == len(list(module.denoiser.parameters()))
+    module.hparams.optim = {"lr": 1e-3}  # checkpoints written before the option: the plain rate
+    assert [g["lr"] for g in module.configure_optimizers().param_groups] == [1e-3, 1e-3]
