@@ -164,7 +164,10 @@ def export_predictor(checkpoint: str | Path, name: str, card: dict, folder: Path
 
     trained = load_property_predictor(checkpoint)
     hparams = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
-    config = {"model": hparams["model"], "dataset_info": hparams["dataset_info"]}
+    info = hparams["dataset_info"]
+    # p(N | c) (size_bins) serves a generator's sampling; a predictor's card leaves it out
+    conditions = {key: value for key, value in info["conditions"].items() if key != "size_bins"}
+    config = {"model": hparams["model"], "dataset_info": {**info, "conditions": conditions}}
     state = {k: v.detach().float().contiguous() for k, v in trained.predictor.state_dict().items()}
     folder = folder or PRETRAINED_DIR
     weights_path, card_path = folder / f"{name}.safetensors", folder / f"{name}.json"
