@@ -16,6 +16,8 @@ from pathlib import Path
 
 from molgen.commands import LIMITS
 from molgen.commands import fail as _fail
+from molgen.sampler_arguments import add_sampler_arguments, given_options, resolve_sampling
+from molgen.sampler_arguments import positive_int as _positive
 
 USAGE = """usage: molgen <command> [options]
 
@@ -42,13 +44,6 @@ def _train(args: list[str]) -> int:
 
 
 # ----- shared options ---------------------------------------------------
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
 def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -88,8 +83,6 @@ def _add_evaluation_options(p: argparse.ArgumentParser) -> None:
 # ----- sample ------------------------------------------------------------
 #: `molgen sample --filter` choices (molgen.domains.molecules.FILTERS).
 FILTER_CHOICES = ["stable", "valid"]
-#: Samplers offered by `molgen sample` (`ancestral` is an alias of ddpm in the registry).
-SAMPLER_CHOICES = ["ddpm", "ddim", "dpm-solver", "consistency"]
 
 
 def _sample_parser() -> argparse.ArgumentParser:
@@ -126,66 +119,7 @@ def _sample_parser() -> argparse.ArgumentParser:
         default=0,
         help="random seed (>= 0); same seed and batch size give the same output (default 0)",
     )
-    p.add_argument(
-        "--steps",
-        type=_positive,
-        default=None,
-        help="reverse-diffusion steps (default: the shipped model's recommendation, 1000 for checkpoints); "
-        "--sampler consistency: network calls in all, e.g. 1, 2 or 4",
-    )
-    p.add_argument(
-        "--sampler",
-        default=None,
-        choices=SAMPLER_CHOICES,
-        help="reverse-process sampler: ancestral ddpm, deterministic ddim, dpm-solver (DPM-Solver++(2M), "
-        "good in few steps, e.g. --steps 50), or consistency (multistep consistency sampling of a distilled "
-        "model, --steps 1 to 4; docs/distillation.md); default: the shipped model's recommendation, ddpm for "
-        "checkpoints",
-    )
-    p.add_argument(
-        "--eta",
-        type=float,
-        default=None,
-        help="ddim and dpm-solver: noise scale in [0, 1]; 0 (default) is the deterministic ODE solver, 1 adds "
-        "noise as ancestral sampling does (dpm-solver: SDE-DPM-Solver++(2M))",
-    )
-    p.add_argument(
-        "--noise-scale",
-        type=float,
-        default=None,
-        help="ddpm: factor in [0, 1] on the noise drawn at each step (default 1, the exact posterior); below 1 "
-        "samples at low temperature, as backbone models such as FrameDiff and Genie do (on molgen's backbone "
-        "model: fewer chain breaks, smaller and less diverse structures)",
-    )
-    p.add_argument(
-        "--grid",
-        choices=["time", "logsnr"],
-        default=None,
-        help="time grid of the sampler: uniform in t or in log-SNR (default: logsnr for dpm-solver, time otherwise)",
-    )
-    p.add_argument(
-        "--refine-steps",
-        type=int,
-        default=None,
-        help="after the last step, re-noise the coordinates to --refine-time and replace them by the network's clean "
-        "prediction, this many times (one network call each; default 0). Sharpens bond lengths that few-step "
-        "samplers leave coarse, e.g. --steps 49 --refine-steps 1; backbones gain from many, e.g. --steps 100 "
-        "--refine-steps 100",
-    )
-    p.add_argument(
-        "--refine-time",
-        type=float,
-        default=None,
-        help="diffusion time in (0, 1) that --refine-steps re-noise to (default 0.02: about 0.03 A of noise for "
-        "QM9 models)",
-    )
-    p.add_argument(
-        "--class-temperature",
-        type=float,
-        default=None,
-        help="models that generate bonds: divide the predicted atom-type, charge and bond logits by this before "
-        "each step's draw; below 1 (e.g. 0.5) sharpens them, which helps few-step samplers (default 1)",
-    )
+    add_sampler_arguments(p)
     p.add_argument(
         "--batch-size",
         type=_positive,
@@ -311,7 +245,6 @@ def _sample(args: list[str]) -> int:
     from molgen.checkpoint import CheckpointError, load_checkpoint
     from molgen.commands import check_request, fixed_part, output_lock
     from molgen.diffusion.conditioning import GraphCondition
-    from molgen.diffusion.samplers import check_option_values, sampler_options
     from molgen.distributed import join_torchrun
     from molgen.domains.backbones import parse_length
     from molgen.locks import LockedError
@@ -323,26 +256,12 @@ def _sample(args: list[str]) -> int:
     rank = join_torchrun()  # processes started by torchrun each sample a share of the batches
     if device == "cuda" and rank.world_size > 1:
         device = f"cuda:{rank.local_rank % torch.cuda.device_count()}"
-    given = {
-        key: getattr(opts, key)
-        for key in (
-            "eta",
-            "noise_scale",
-            "grid",
-            "refine_steps",
-            "refine_time",
-            "class_temperature",
-            "resample",
-            "guidance",
-        )
-        if getattr(opts, key) is not None
-    }
     try:  # every argument is checked before a model loads
-        check_option_values(given)
+        given = given_options(opts, extra=("resample", "guidance"))
         if opts.length is not None:
             opts.length = parse_length(opts.length)
     except ValueError as err:
-        return _fail("sample", "--" + str(err).replace("_", "-", 1))  # "--refine-time must be in (0, 1), ..."
+        return _fail("sample", str(err))
     try:
         opts.target_rows, opts.sizes, opts.num_samples = requested_targets(
             opts.condition, opts.condition_file, opts.num_samples
@@ -373,15 +292,10 @@ def _sample(args: list[str]) -> int:
         return _fail("sample", str(err))
     if conditions and opts.targets is None and not opts.no_progress:
         print(f"molgen sample: note: this model takes --condition ({describe_conditions(conditions)})", file=sys.stderr)
-    sampling = model.sampling.updated(opts.sampler, opts.steps, given)
-    if "class_temperature" in given and not model.diffusion.has_classes:
-        return _fail("sample", "--class-temperature applies to models that generate bonds; this one does not")
-    for key in given:
-        if key != "class_temperature" and key not in sampler_options(sampling.sampler):
-            takers = " and ".join(name for name in SAMPLER_CHOICES if key in sampler_options(name))
-            return _fail(
-                "sample", f"--{key.replace('_', '-')} is an option of --sampler {takers}, not {sampling.sampler}"
-            )
+    try:
+        sampling = resolve_sampling(model, opts, given)
+    except ValueError as err:
+        return _fail("sample", str(err))
     try:  # timed on the eager network: compiling first would time the compilation (an upper bound as it is)
         refusal = check_request(model, opts, sampling, device)
     except ValueError as err:

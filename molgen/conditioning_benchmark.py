@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from molgen.sampler_arguments import add_sampler_arguments, given_options, resolve_sampling
+
 __all__ = ["PUBLISHED", "ProtocolData", "evaluate_conditioning", "format_table", "main", "protocol_data"]
 
 PUBLISHED: dict[str, dict[str, float]] = {
@@ -164,8 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-samples", type=int, default=1000, help="targets drawn from the second half (EDM: 10,000)")
     p.add_argument("--guidance", type=float, nargs="+", default=[0.0], help="guidance scales, one row each")
-    p.add_argument("--sampler", default=None, help="default: the model card's, else ddpm")
-    p.add_argument("--steps", type=int, default=None)
+    add_sampler_arguments(p)  # default: the model card's sampler (a checkpoint: ddpm, 1000 steps)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=None, help="QM9 cache directory (default ~/.cache/molgen/qm9)")
@@ -183,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     opts = _parser().parse_args(argv)
     try:
+        given = given_options(opts)
         if opts.json_out:
             check_writable(opts.json_out)
         predictor = load_property_predictor(opts.predictor)
@@ -200,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         missing = [p for p in props if p not in known]
         if missing or not props:
             raise ValueError(f"both the model and the predictor must know {missing or 'a property'}; shared: {known}")
-        sampling = model.sampling.updated(opts.sampler, opts.steps)
+        sampling = resolve_sampling(model, opts, given)
         data = protocol_data(predictor.names, opts.num_samples, opts.seed, opts.cache_dir)
         predicted_real = predictor.predict(data.molecules)
         report = {

@@ -102,8 +102,9 @@ def test_protocol_runs_end_to_end_with_its_baselines(synthetic_qm9, tmp_path, ca
     out = tmp_path / "report.json"
     args = ["--predictor", str(paths["predictor"]), "--ckpt", str(paths["generator"]), "--num-samples", "200"]
     args += ["--guidance", "0", "2", "--sampler", "ddim", "--steps", "2", "--cache-dir", str(synthetic_qm9)]
-    assert main(["evaluate-conditioning", *args, "--json", str(out), "--no-progress"]) == 0
+    assert main(["evaluate-conditioning", *args, "--eta", "0.5", "--json", str(out), "--no-progress"]) == 0
     report = json.loads(out.read_text())
+    assert report["sampler"] == "ddim eta=0.5" and report["steps"] == 2  # the sampler options of `molgen sample`
     assert report["properties"] == names and report["units"] == {"alpha": "Bohr^3", "gap": "meV"}
     assert [row["guidance"] for row in report["generated"]["alpha"]] == [0.0, 2.0]
     # every molecule has 2 atoms: the N_atoms baseline is the distance of the drawn values to the first half's median
@@ -118,3 +119,7 @@ def test_protocol_runs_end_to_end_with_its_baselines(synthetic_qm9, tmp_path, ca
     assert "EDM (published)" in table and "| model, guidance 2 |" in table
     assert main(["evaluate-conditioning", *args[:4], "--property", "mu", "--cache-dir", str(synthetic_qm9)]) == 1
     assert "both the model and the predictor must know ['mu']" in capsys.readouterr().err
+    assert main(["evaluate-conditioning", *args, "--noise-scale", "0.5"]) == 1
+    assert "--noise-scale is an option of --sampler ddpm, not ddim" in capsys.readouterr().err
+    assert main(["evaluate-conditioning", *args, "--refine-time", "2"]) == 1
+    assert "--refine-time must be in (0, 1)" in capsys.readouterr().err
