@@ -31,7 +31,7 @@ import torch
 
 from molgen.sampler_arguments import add_sampler_arguments, given_options, resolve_sampling
 
-__all__ = ["PUBLISHED", "ProtocolData", "evaluate_conditioning", "format_table", "main", "protocol_data"]
+__all__ = ["PUBLISHED", "ProtocolData", "agreement", "evaluate_conditioning", "format_table", "main", "protocol_data"]
 
 PUBLISHED: dict[str, dict[str, float]] = {
     "QM9 (lower bound)": {"alpha": 0.10, "gap": 64, "homo": 39, "lumo": 36, "mu": 0.043, "Cv": 0.040},
@@ -83,8 +83,7 @@ def baselines(data: ProtocolData, predicted_real: np.ndarray, seed: int = 0) -> 
     """The ``qm9``, ``random`` and ``n_atoms`` MAE per property (module docstring); ``predicted_real`` [M, P] is
     the predictor on the drawn real molecules."""
     shuffled = data.values[np.random.default_rng(seed + 1).permutation(len(data.values))]
-    overall = np.median(np.concatenate([m[None] for m in data.median_by_size.values()]), axis=0)
-    by_size = np.stack([data.median_by_size.get(int(n), overall) for n in data.num_atoms])
+    by_size = size_medians(data)
     rows = {"qm9": predicted_real - data.values, "random": predicted_real - shuffled, "n_atoms": by_size - data.values}
     return {row: dict(zip(data.names, np.abs(error).mean(axis=0).tolist())) for row, error in rows.items()}
 
@@ -124,10 +123,37 @@ def evaluate_conditioning(
             sizes=sizes,
         )
         seconds = time.perf_counter() - start
-        predicted = predictor.predict([(m.atomic_numbers, m.finite_positions) for m in molecules])
-        mae = float(np.abs(predicted[:, predictor.names.index(prop)] - data.values[:, column]).mean())
-        results.append({"guidance": float(scale), "mae": mae, "seconds": seconds})
+        estimate = predictor.predict([(m.atomic_numbers, m.finite_positions) for m in molecules])
+        results.append(
+            {
+                "guidance": float(scale),
+                **agreement(estimate[:, predictor.names.index(prop)], data, prop),
+                "seconds": seconds,
+            }
+        )
     return results
+
+
+def agreement(estimate: np.ndarray, data: ProtocolData, prop: str) -> dict[str, float]:
+    """How the predictor's estimates ``[M]`` for generated molecules meet the targets of ``prop``.
+
+    ``mae`` is the protocol's figure; ``bias`` the mean signed error; ``beyond_size_correlation`` the
+    correlation of estimate and target after both lose their size's first-half median (the ``n_atoms``
+    baseline): what the model conditions on beyond the atom count it is given (0: nothing; real
+    molecules scored by a good predictor: near 1).
+    """
+    target = data.values[:, data.names.index(prop)]
+    size_median = size_medians(data)[:, data.names.index(prop)]
+    error = estimate - target
+    beyond = np.corrcoef(estimate - size_median, target - size_median)[0, 1] if len(target) > 1 else float("nan")
+    return {"mae": float(np.abs(error).mean()), "bias": float(error.mean()), "beyond_size_correlation": float(beyond)}
+
+
+def size_medians(data: ProtocolData) -> np.ndarray:
+    """``[M, P]``: the first half's median of each property for each drawn molecule's atom count (the overall
+    median for a count the first half lacks)."""
+    overall = np.median(np.concatenate([m[None] for m in data.median_by_size.values()]), axis=0)
+    return np.stack([data.median_by_size.get(int(n), overall) for n in data.num_atoms])
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -141,9 +167,19 @@ def format_table(report: dict[str, Any]) -> str:
             f"| {name} (this predictor) | " + " | ".join(f"{report['baselines'][name][p]:.4g}" for p in props) + " |"
         )
     scales = sorted({entry["guidance"] for p in props for entry in report["generated"][p]})
-    for scale in scales:
-        cells = [next(e["mae"] for e in report["generated"][p] if e["guidance"] == scale) for p in props]
-        lines.append(f"| model, guidance {scale:g} | " + " | ".join(f"{c:.4g}" for c in cells) + " |")
+    rows = {
+        scale: [next(e for e in report["generated"][p] if e["guidance"] == scale) for p in props] for scale in scales
+    }
+    for scale, cells in rows.items():
+        lines.append(f"| model, guidance {scale:g} | " + " | ".join(f"{c['mae']:.4g}" for c in cells) + " |")
+    lines += ["", "bias: mean(estimate - target); r: correlation of estimate and target beyond the atom count", ""]
+    lines += [
+        "| model | " + " | ".join(f"{p} bias | {p} r" for p in props) + " |",
+        "| --- |" + " --- |" * 2 * len(props),
+    ]
+    for scale, cells in rows.items():
+        values = " | ".join(f"{c['bias']:+.4g} | {c['beyond_size_correlation']:.3f}" for c in cells)
+        lines.append(f"| guidance {scale:g} | {values} |")
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from molgen.cli import main
+from molgen.conditioning_benchmark import ProtocolData, agreement
 from molgen.molecules.qm9 import QM9Dataset, edm_split
 from molgen.molecules.qm9_properties import (
     PROPERTIES,
@@ -123,3 +124,20 @@ def test_protocol_runs_end_to_end_with_its_baselines(synthetic_qm9, tmp_path, ca
     assert "--noise-scale is an option of --sampler ddpm, not ddim" in capsys.readouterr().err
     assert main(["evaluate-conditioning", *args, "--refine-time", "2"]) == 1
     assert "--refine-time must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_agreement_separates_bias_from_what_the_atom_count_tells():
+    """Estimates that follow the target's deviation from its size's median (at half amplitude) have r = 1 and a
+    bias towards the median; ones that go the other way have r = -1."""
+    sizes = np.array([5, 5, 6, 6, 6])
+    medians = {5: np.array([10.0]), 6: np.array([20.0])}
+    target = np.array([[9.0], [12.0], [18.0], [21.0], [24.0]])
+    data = ProtocolData([], target, sizes, ["alpha"], medians)
+    median = np.array([10.0, 10.0, 20.0, 20.0, 20.0])
+    half_way = median + 0.5 * (target[:, 0] - median)
+    result = agreement(half_way, data, "alpha")
+    assert result["mae"] == pytest.approx(np.abs(half_way - target[:, 0]).mean())
+    assert result["bias"] == pytest.approx((half_way - target[:, 0]).mean())
+    assert result["beyond_size_correlation"] == pytest.approx(1.0)
+    anti = agreement(median - (target[:, 0] - median) - 1.0, data, "alpha")  # the wrong way, and biased low
+    assert anti["beyond_size_correlation"] == pytest.approx(-1.0) and anti["bias"] < -1.0
