@@ -258,10 +258,13 @@ def _sample(args: list[str]) -> int:
         device = f"cuda:{rank.local_rank % torch.cuda.device_count()}"
     try:  # every argument is checked before a model loads
         given = given_options(opts, extra=("resample", "guidance"))
+    except ValueError as err:
+        return _fail("sample", str(err))
+    try:
         if opts.length is not None:
             opts.length = parse_length(opts.length)
     except ValueError as err:
-        return _fail("sample", str(err))
+        return _fail("sample", f"--{err}")  # "--length must be N or MIN-MAX ..."
     try:
         opts.target_rows, opts.sizes, opts.num_samples = requested_targets(
             opts.condition, opts.condition_file, opts.num_samples
