@@ -14,10 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from molgen.commands import LIMITS
+from molgen.commands import LIMITS, non_negative_int, positive_int
 from molgen.commands import fail as _fail
 from molgen.sampler_arguments import add_sampler_arguments, given_options, resolve_sampling
-from molgen.sampler_arguments import positive_int as _positive
 
 USAGE = """usage: molgen <command> [options]
 
@@ -44,13 +43,6 @@ def _train(args: list[str]) -> int:
 
 
 # ----- shared options ---------------------------------------------------
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def _add_evaluation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--reference",
@@ -61,7 +53,7 @@ def _add_evaluation_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--posebusters",
-        type=_non_negative,
+        type=non_negative_int,
         default=100,
         metavar="N",
         help="PoseBusters' mol checks on a seeded random subset of N molecules (0 = skip; default 100)",
@@ -71,7 +63,7 @@ def _add_evaluation_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="include PoseBusters' internal-energy check (slow: ~0.5-1 s per molecule)",
     )
-    p.add_argument("--workers", type=_positive, default=1, help="processes for PoseBusters (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes for PoseBusters (default 1)")
     p.add_argument("--json", dest="json_out", help="also write the report as JSON to this file")
     p.add_argument(
         "--report",
@@ -103,7 +95,7 @@ def _sample_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--num-samples",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="number of molecules or backbones (default 100, or the rows of --condition-file)",
     )
@@ -115,20 +107,20 @@ def _sample_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--seed",
-        type=_non_negative,
+        type=non_negative_int,
         default=0,
         help="random seed (>= 0); same seed and batch size give the same output (default 0)",
     )
     add_sampler_arguments(p)
     p.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="samples denoised together (default 100 molecules or 16 backbones)",
     )
     p.add_argument(
         "--num-atoms",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="molecules: atoms per molecule (default: drawn from the training set's histogram)",
     )
@@ -424,10 +416,10 @@ def _dock_parser() -> argparse.ArgumentParser:
         "--out", default="docked.sdf", help="output SDF of the poses, written atomically (default docked.sdf)"
     )
     p.add_argument("--scoring", choices=["vina", "vinardo"], default="vina", help="scoring function (default vina)")
-    p.add_argument("--exhaustiveness", type=_positive, default=8, help="Vina's search effort (default 8)")
+    p.add_argument("--exhaustiveness", type=positive_int, default=8, help="Vina's search effort (default 8)")
     p.add_argument(
         "--num-poses",
-        type=_positive,
+        type=positive_int,
         default=1,
         help="poses written per molecule, best first (default 1; the search always keeps at least 9, as Vina's "
         "command line does, so the top pose does not depend on this)",
@@ -438,10 +430,13 @@ def _dock_parser() -> argparse.ArgumentParser:
         "--local-only", action="store_true", help="optimise each molecule locally from where it is (no global search)"
     )
     p.add_argument(
-        "--seed", type=_positive, default=42, help="Vina's random seed (>= 1); same seed, same poses (default 42)"
+        "--seed", type=positive_int, default=42, help="Vina's random seed (>= 1); same seed, same poses (default 42)"
     )
     p.add_argument(
-        "--jobs", type=_positive, default=1, help="processes docking molecules in parallel, one core each (default 1)"
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="processes docking molecules in parallel, one core each (default 1)",
     )
     p.add_argument("--json", dest="json_out", help="also write the summary, with every failure, as JSON to this file")
     return p

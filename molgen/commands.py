@@ -1,7 +1,8 @@
-"""What the domains' command implementations share: one-line errors, JSON reports, sharded generation."""
+"""What the commands share: one-line errors, integer option types, JSON reports, sharded generation."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -11,7 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LIMITS", "RequestLimits", "check_request", "fail", "generate_on_ranks", "output_lock", "write_json"]
+__all__ = [
+    "LIMITS",
+    "RequestLimits",
+    "check_request",
+    "fail",
+    "generate_on_ranks",
+    "non_negative_int",
+    "output_lock",
+    "positive_int",
+    "write_json",
+]
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,23 @@ def fail(command: str, message: str, status: int = 1) -> int:
     """Print ``molgen <command>: error: <message>`` to stderr and return ``status``."""
     print(f"molgen {command}: error: {message}", file=sys.stderr)
     return status
+
+
+def _int_at_least(minimum: int, bound: str, name: str) -> Callable[[str], int]:
+    """An ``argparse`` type: an integer >= ``minimum``, refused as ``must be <bound>, got <value>``."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in "invalid <name> value"
+    return parse
+
+
+positive_int = _int_at_least(1, "a positive integer", "positive_int")
+non_negative_int = _int_at_least(0, ">= 0", "non_negative_int")
 
 
 def write_json(path: str, report: dict) -> None:

@@ -10,20 +10,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["SAMPLER_CHOICES", "add_sampler_arguments", "given_options", "positive_int", "resolve_sampling"]
+from molgen.commands import positive_int
+
+__all__ = ["SAMPLER_CHOICES", "add_sampler_arguments", "given_options", "resolve_sampling"]
 
 #: Samplers offered on the command line (`ancestral` is an alias of ddpm in the registry).
 SAMPLER_CHOICES = ["ddpm", "ddim", "dpm-solver", "consistency"]
 #: The sampler options of :func:`add_sampler_arguments`, as ``argparse`` destinations and sampler keywords.
 OPTION_KEYS = ("eta", "noise_scale", "grid", "refine_steps", "refine_time", "class_temperature")
-
-
-def positive_int(text: str) -> int:
-    """``argparse`` type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
