@@ -191,16 +191,19 @@ def _sample_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--relax",
         action="store_true",
-        help="backbones: relax each sample before writing it (restrained minimisation to Engh-Huber bond geometry "
-        "without clashes, as structure predictors do before handing structures on; about 1-2 s per 100 residues "
-        "on one CPU core); --evaluate then also reports the unrelaxed figures and how far the atoms moved",
+        help="relax each sample before writing it. Backbones: restrained minimisation to Engh-Huber bond geometry "
+        "without clashes, as structure predictors do before handing structures on (about 1-2 s per 100 residues "
+        "on one CPU core); --evaluate then also reports the unrelaxed figures and how far the atoms moved. "
+        "Molecules: local MMFF94s minimisation of every atom, hydrogens included, the atoms of --fix/--link held "
+        "in place (docking keeps bond lengths and angles as given); reports the energy drop, how far the heavy "
+        "atoms moved and whether any stereochemistry changed; SD tag 'relaxation'",
     )
     p.add_argument(
         "--relax-restraint",
         type=float,
         default=None,
-        help="with --relax: width in A of the restraint holding each atom near the model's position (default 1.0); "
-        "smaller moves atoms less but may leave clashes",
+        help="backbones, with --relax: width in A of the restraint holding each atom near the model's position "
+        "(default 1.0); smaller moves atoms less but may leave clashes",
     )
     p.add_argument(
         "--yes",

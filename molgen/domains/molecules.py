@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from rdkit import Chem
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from molgen.commands import fail, generate_on_ranks, write_json
 from molgen.dataset_info import MoleculeInfo
@@ -24,6 +25,7 @@ from molgen.graph_batch import node_batch, pair_index
 from molgen.molecules.featurize import AtomFeaturizer, atomic_number, element_symbol
 from molgen.molecules.fragments import Fragment, read_fragment
 from molgen.molecules.hydrogens import place_hydrogens
+from molgen.molecules.relax import RELAX_STATUSES, RelaxedMolecule, relax_molecule, relaxation_summary
 from molgen.molecules.sdf import molecule_from_coordinates, molecule_from_graph
 from molgen.sampling import sample_from_histogram, seeded_generator
 
@@ -31,6 +33,9 @@ __all__ = ["DOMAIN", "FILTERS", "GeneratedMolecule", "MoleculeDomain"]
 
 #: Property / SD tag of heavy-atom models' molecules: how the hydrogens were placed (HYDROGEN_PLACEMENTS).
 HYDROGENS_TAG = "hydrogens"
+
+#: SD tag of `molgen sample --relax`: the molecule's relaxation status (RELAX_STATUSES).
+RELAXATION_TAG = "relaxation"
 
 #: `molgen sample --filter` choices and the per-molecule evaluation key each keeps.
 FILTERS = {"valid": "rdkit_valid", "stable": "edm_mol_stable"}
@@ -245,10 +250,11 @@ class MoleculeDomain(Domain):
         from molgen.molecules.record import MoleculeRecord
         from molgen.molecules.sdf import write_sdf
 
-        if opts.length is not None or opts.relax or opts.relax_restraint is not None:
+        if opts.length is not None or opts.relax_restraint is not None:
             return fail(
                 "sample",
-                "--length and --relax are for backbone checkpoints; this one generates molecules (--num-atoms)",
+                "--length and --relax-restraint are for backbone checkpoints; this one generates molecules "
+                "(--num-atoms; --relax minimises them with MMFF94s)",
             )
         if opts.motif:
             return fail("sample", "--motif is for backbone checkpoints; molecules keep atoms with --fix or --link")
@@ -267,7 +273,10 @@ class MoleculeDomain(Domain):
             return 0
 
         sdf_records, molecule_records, unperceived, nonfinite, generated, hydrogens_not_placed = [], [], 0, 0, 0, 0
-        for index, molecule in enumerate(molecules):
+        relaxations = []
+        for index, molecule in tqdm(
+            enumerate(molecules), total=len(molecules), desc="Writing", unit="mol", disable=opts.no_progress
+        ):
             tags = {
                 "index": str(index),
                 "seed": str(opts.seed),
@@ -286,6 +295,12 @@ class MoleculeDomain(Domain):
             if mol.HasProp(HYDROGENS_TAG):
                 tags[HYDROGENS_TAG] = mol.GetProp(HYDROGENS_TAG)
                 hydrogens_not_placed += tags[HYDROGENS_TAG] == "not_placed"
+            if opts.relax:
+                fixed_atoms = range(opts.fixed.num_atoms) if opts.fixed is not None else ()
+                relaxed = relax_molecule(mol, fixed_atoms) if bonds_ok else RelaxedMolecule(mol, "not_sanitized")
+                relaxations.append(relaxed)
+                mol = relaxed.mol
+                tags[RELAXATION_TAG] = relaxed.status
             generated += molecule.bonds is not None
             unperceived += not bonds_ok
             sdf_records.append((mol, f"molgen_{index}", tags))
@@ -300,9 +315,10 @@ class MoleculeDomain(Domain):
 
         if opts.fixed is not None:
             print(format_fixed_part_report(fixed_part_report(molecules, opts.fixed)))
+        relaxation = relaxation_summary(relaxations) if opts.relax else None
         if opts.evaluate or opts.filter:
             try:
-                evaluation = evaluate_and_report(molecule_records, opts)
+                evaluation = evaluate_and_report(molecule_records, opts, relaxation=relaxation)
             except (OSError, ValueError, ImportError) as err:
                 return fail("sample", str(err))
             if opts.filter:
@@ -332,6 +348,8 @@ class MoleculeDomain(Domain):
             )
             + ")"
         )
+        if relaxation is not None:
+            print(format_relaxation(relaxation))
         if opts.report:
             try:
                 write_molecule_report(opts, out)
@@ -413,9 +431,27 @@ def format_fixed_part_report(report: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def evaluate_and_report(records, opts, problems=None):
+def format_relaxation(summary: dict) -> str:
+    """One line on what ``--relax`` did (:func:`~molgen.molecules.relax.relaxation_summary`)."""
+    left = {status: summary[f"num_{status}"] for status in RELAX_STATUSES[2:] if summary[f"num_{status}"]}
+    line = f"relaxed {summary['num_relaxed'] + summary['num_not_converged']} of {summary['num_molecules']} with MMFF94s"
+    if "median_heavy_rmsd_A" in summary:
+        line += (
+            f" (median energy drop {summary['median_energy_drop_kcal_mol']:.1f} kcal/mol, heavy atoms moved"
+            f" {summary['median_heavy_rmsd_A']:.2f} A RMSD median, {summary['max_heavy_rmsd_A']:.2f} A at most,"
+            f" stereochemistry changed in {100 * summary['stereo_changed_fraction']:.1f} %"
+            + (f", {summary['num_not_converged']} stopped before converging" if summary["num_not_converged"] else "")
+            + ")"
+        )
+    if left:
+        line += "; left as generated: " + ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in left.items())
+    return line
+
+
+def evaluate_and_report(records, opts, problems=None, relaxation: dict | None = None):
     """Evaluate molecule records with the command's options, print the table, write --json;
-    returns the :class:`~molgen.molecules.evaluate.Evaluation`."""
+    returns the :class:`~molgen.molecules.evaluate.Evaluation`. ``relaxation``: the summary of
+    ``molgen sample --relax``, added to the report as its own section."""
     from molgen.molecules.evaluate import evaluate_molecules, format_report, load_reference
 
     evaluation = evaluate_molecules(
@@ -426,6 +462,8 @@ def evaluate_and_report(records, opts, problems=None):
         posebusters_energy=opts.posebusters_energy,
         posebusters_workers=opts.workers,
     )
+    if relaxation is not None:
+        evaluation.report["relaxation"] = relaxation
     print(format_report(evaluation.report))
     if opts.json_out:
         write_json(opts.json_out, evaluation.report)

@@ -231,6 +231,8 @@ def _unknown_elements_note(records: list[MoleculeRecord], unknown: list[list[str
 def is_fraction(section: str, key: str, value: float) -> bool:
     if section == "druglike":
         return key in FRACTION_KEYS  # the rest are similarities, distances and means, whatever their range
+    if section == "relaxation":  # `molgen sample --relax`: energies and distances beside one fraction
+        return key.endswith("_fraction")
     return section not in _NOT_FRACTIONS and 0 <= value <= 1
 
 

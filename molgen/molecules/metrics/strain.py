@@ -25,7 +25,15 @@ import numpy as np
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdForceFieldHelpers
 
-__all__ = ["MAX_ITERATIONS", "STRAIN_STATUSES", "StrainResult", "evaluate_strain", "strain_energy"]
+__all__ = [
+    "MAX_ITERATIONS",
+    "STRAIN_STATUSES",
+    "Minimisation",
+    "StrainResult",
+    "evaluate_strain",
+    "minimise",
+    "strain_energy",
+]
 
 MAX_ITERATIONS = 2000
 """Optimisation steps allowed; drug-like molecules of ~40 atoms converge in a few hundred."""
@@ -51,8 +59,44 @@ class StrainResult:
     per_molecule: list[dict[str, Any]]
 
 
-def strain_energy(mol: Chem.Mol, conf_id: int = -1, max_iterations: int = MAX_ITERATIONS) -> tuple[float | None, str]:
-    """The MMFF94s strain (kcal/mol) of a conformer of a sanitized molecule with explicit hydrogens.
+@dataclass(frozen=True)
+class Minimisation:
+    """Outcome of :func:`minimise`: ``mol`` the minimised copy (None when no force field could be built),
+    the MMFF94s energies (kcal/mol) before and after (None likewise) and one of :data:`STRAIN_STATUSES`."""
+
+    mol: Chem.Mol | None
+    energy_before: float | None
+    energy_after: float | None
+    status: str
+
+
+def minimise(mol: Chem.Mol, fixed_atoms: Sequence[int] = (), max_iterations: int = MAX_ITERATIONS) -> Minimisation:
+    """Local MMFF94s minimisation of the first conformer of a sanitized molecule with explicit hydrogens.
+
+    ``fixed_atoms``: indices of atoms that stay exactly where they are. ``mol`` is not modified.
+    """
+    if any(atom.GetNumImplicitHs() for atom in mol.GetAtoms()):
+        return Minimisation(None, None, None, "implicit_hydrogens")
+    mol = Chem.Mol(mol)
+    with rdBase.BlockLogs():  # MMFF prints every missing parameter
+        properties = rdForceFieldHelpers.MMFFGetMoleculeProperties(mol, mmffVariant="MMFF94s")
+        if properties is None:
+            return Minimisation(None, None, None, "no_parameters")
+        field = rdForceFieldHelpers.MMFFGetMoleculeForceField(mol, properties)
+    for index in fixed_atoms:
+        field.AddFixedPoint(int(index))
+    field.Initialize()
+    before = field.CalcEnergy()
+    not_converged = field.Minimize(maxIts=max_iterations)
+    positions = np.array(field.Positions()).reshape(-1, 3)
+    conformer = mol.GetConformer()
+    for index, position in enumerate(positions):
+        conformer.SetAtomPosition(index, position.tolist())
+    return Minimisation(mol, before, field.CalcEnergy(), "not_converged" if not_converged else "ok")
+
+
+def strain_energy(mol: Chem.Mol, max_iterations: int = MAX_ITERATIONS) -> tuple[float | None, str]:
+    """The MMFF94s strain (kcal/mol) of the first conformer of a sanitized molecule with explicit hydrogens.
 
     ``mol`` is not modified (the optimisation runs on a copy).
 
@@ -60,17 +104,10 @@ def strain_energy(mol: Chem.Mol, conf_id: int = -1, max_iterations: int = MAX_IT
         ``(strain, status)``: the energy of the pose minus that of its local minimum, and one of
         :data:`STRAIN_STATUSES` (strain None for ``no_parameters`` and ``implicit_hydrogens``).
     """
-    if any(atom.GetNumImplicitHs() for atom in mol.GetAtoms()):
-        return None, "implicit_hydrogens"
-    mol = Chem.Mol(mol)
-    with rdBase.BlockLogs():  # MMFF prints every missing parameter
-        properties = rdForceFieldHelpers.MMFFGetMoleculeProperties(mol, mmffVariant="MMFF94s")
-        if properties is None:
-            return None, "no_parameters"
-        field = rdForceFieldHelpers.MMFFGetMoleculeForceField(mol, properties, confId=conf_id)
-    before = field.CalcEnergy()
-    not_converged = field.Minimize(maxIts=max_iterations)
-    return before - field.CalcEnergy(), "not_converged" if not_converged else "ok"
+    result = minimise(mol, max_iterations=max_iterations)
+    if result.mol is None:
+        return None, result.status
+    return result.energy_before - result.energy_after, result.status
 
 
 def evaluate_strain(mols: Sequence[Chem.Mol], max_iterations: int = MAX_ITERATIONS) -> StrainResult:
