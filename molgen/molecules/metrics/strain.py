@@ -5,7 +5,8 @@ an unconstrained local MMFF94s optimisation of the same molecule from that
 pose (kcal/mol). It is 0 for a pose at a force-field minimum, grows with
 stretched bonds, bent angles, eclipsed torsions and clashes, and unlike a
 comparison with a global minimum (a conformer search) it does not charge a
-pose for being a different but relaxed conformer.
+pose for being a different but relaxed conformer. The pieces of a
+disconnected molecule interact, so pieces placed on top of each other count.
 
 The force field needs every hydrogen as an atom: a molecule with implicit
 hydrogens gets no strain (status ``implicit_hydrogens``), and so does one
@@ -82,7 +83,9 @@ def minimise(mol: Chem.Mol, fixed_atoms: Sequence[int] = (), max_iterations: int
         properties = rdForceFieldHelpers.MMFFGetMoleculeProperties(mol, mmffVariant="MMFF94s")
         if properties is None:
             return Minimisation(None, None, None, "no_parameters")
-        field = rdForceFieldHelpers.MMFFGetMoleculeForceField(mol, properties)
+        # Fragments of a disconnected sample feel each other: a pose with two pieces overlapping is strained,
+        # and a relaxation must not push one through the other.
+        field = rdForceFieldHelpers.MMFFGetMoleculeForceField(mol, properties, ignoreInterfragInteractions=False)
     for index in fixed_atoms:
         field.AddFixedPoint(int(index))
     field.Initialize()
