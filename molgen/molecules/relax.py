@@ -30,10 +30,11 @@ from molgen.molecules.metrics.strain import MAX_ITERATIONS, minimise
 
 __all__ = ["RELAX_STATUSES", "RelaxedMolecule", "relax_molecule", "relaxation_summary"]
 
-RELAX_STATUSES = ("relaxed", "not_converged", "not_sanitized", "no_parameters")
+RELAX_STATUSES = ("relaxed", "not_converged", "not_sanitized", "no_parameters", "non_finite_energy")
 """Outcome of one molecule: minimised to convergence; minimised for the allowed iterations only (kept,
 counted); left as generated because its graph does not sanitise (e.g. an over-valent atom, so no
-hydrogens either) or MMFF94s cannot type it (no parameters, e.g. a radical, or implicit hydrogens)."""
+hydrogens either), MMFF94s cannot type it (no parameters, e.g. a radical, or implicit hydrogens) or
+its energy is not finite (e.g. a diverged sample with its atoms at one point)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ def relax_molecule(
         except (ValueError, RuntimeError):
             return RelaxedMolecule(mol, "not_sanitized")
     result = minimise(candidate, fixed_atoms, max_iterations)
+    if result.status == "non_finite_energy":
+        return RelaxedMolecule(mol, result.status)
     if result.mol is None:  # implicit hydrogens are refused the same way as missing parameters
         return RelaxedMolecule(mol, "no_parameters")
     heavy = [atom.GetIdx() for atom in mol.GetAtoms() if atom.GetAtomicNum() > 1]

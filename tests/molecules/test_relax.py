@@ -52,6 +52,16 @@ def test_fixed_atoms_do_not_move():
     assert not result.stereo_changed
 
 
+def test_a_collapsed_pose_is_left_as_generated():
+    """A diverged sample written with its atoms at the origin has no finite MMFF energy: never 'relaxed'."""
+    mol = _noisy("CCO")
+    for index in range(mol.GetNumAtoms()):
+        mol.GetConformer().SetAtomPosition(index, (0.0, 0.0, 0.0))
+    result = relax_molecule(mol)
+    assert result.status == "non_finite_energy" and result.mol is mol and result.energy_drop is None
+    assert strain_energy(mol) == (None, "non_finite_energy")
+
+
 def test_unsanitisable_molecules_are_left_as_generated_and_counted():
     overvalent = molecule_from_graph([6, 6, 6, 6, 6, 6], np.eye(6, 3) * 1.5, [(0, i, 1) for i in range(1, 6)], [0] * 6)
     result = relax_molecule(overvalent)

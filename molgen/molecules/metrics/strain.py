@@ -11,7 +11,8 @@ disconnected molecule interact, so pieces placed on top of each other count.
 The force field needs every hydrogen as an atom: a molecule with implicit
 hydrogens gets no strain (status ``implicit_hydrogens``), and so does one
 MMFF94s has no parameters for (``no_parameters``, e.g. unusual valences);
-both are counted, never fatal. An optimisation that has not converged after
+both are counted, never fatal, as is a pose whose energy is not finite
+(``non_finite_energy``, e.g. atoms on top of each other). An optimisation that has not converged after
 ``max_iterations`` steps still gives a strain (a lower bound) and is counted
 as ``not_converged``.
 """
@@ -39,8 +40,9 @@ __all__ = [
 MAX_ITERATIONS = 2000
 """Optimisation steps allowed; drug-like molecules of ~40 atoms converge in a few hundred."""
 
-STRAIN_STATUSES = ("ok", "not_converged", "no_parameters", "implicit_hydrogens")
-"""Outcome of one molecule: the first two have a strain energy, the last two none."""
+STRAIN_STATUSES = ("ok", "not_converged", "no_parameters", "implicit_hydrogens", "non_finite_energy")
+"""Outcome of one molecule: the first two have a strain energy, the last three none (the last: the force
+field gave a non-finite energy, e.g. for atoms on top of each other)."""
 
 
 @dataclass
@@ -90,12 +92,17 @@ def minimise(mol: Chem.Mol, fixed_atoms: Sequence[int] = (), max_iterations: int
         field.AddFixedPoint(int(index))
     field.Initialize()
     before = field.CalcEnergy()
+    if not np.isfinite(before):
+        return Minimisation(None, None, None, "non_finite_energy")
     not_converged = field.Minimize(maxIts=max_iterations)
+    after = field.CalcEnergy()
+    if not np.isfinite(after):
+        return Minimisation(None, None, None, "non_finite_energy")
     positions = np.array(field.Positions()).reshape(-1, 3)
     conformer = mol.GetConformer()
     for index, position in enumerate(positions):
         conformer.SetAtomPosition(index, position.tolist())
-    return Minimisation(mol, before, field.CalcEnergy(), "not_converged" if not_converged else "ok")
+    return Minimisation(mol, before, after, "not_converged" if not_converged else "ok")
 
 
 def strain_energy(mol: Chem.Mol, max_iterations: int = MAX_ITERATIONS) -> tuple[float | None, str]:
