@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from rdkit import Chem
+from rdkit import Chem, rdBase
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -411,7 +411,8 @@ def fixed_part_report(molecules: list[GeneratedMolecule], fragment: Fragment) ->
             and among == expected
         )
         try:
-            Chem.SanitizeMol(Chem.Mol(mol))
+            with rdBase.BlockLogs():  # one RDKit line per invalid sample would bury the report
+                Chem.SanitizeMol(Chem.Mol(mol))
         except (ValueError, RuntimeError):
             continue
         valid += 1
