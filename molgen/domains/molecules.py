@@ -274,6 +274,7 @@ class MoleculeDomain(Domain):
 
         sdf_records, molecule_records, unperceived, nonfinite, generated, hydrogens_not_placed = [], [], 0, 0, 0, 0
         relaxations = []
+        relax_fixed = range(opts.fixed.num_atoms) if opts.fixed is not None else ()  # --fix/--link atoms stay
         for index, molecule in tqdm(
             enumerate(molecules), total=len(molecules), desc="Writing", unit="mol", disable=opts.no_progress
         ):
@@ -296,8 +297,7 @@ class MoleculeDomain(Domain):
                 tags[HYDROGENS_TAG] = mol.GetProp(HYDROGENS_TAG)
                 hydrogens_not_placed += tags[HYDROGENS_TAG] == "not_placed"
             if opts.relax:
-                fixed_atoms = range(opts.fixed.num_atoms) if opts.fixed is not None else ()
-                relaxed = relax_molecule(mol, fixed_atoms) if bonds_ok else RelaxedMolecule(mol, "not_sanitized")
+                relaxed = relax_molecule(mol, relax_fixed) if bonds_ok else RelaxedMolecule(mol, "not_sanitized")
                 relaxations.append(relaxed)
                 mol = relaxed.mol
                 tags[RELAXATION_TAG] = relaxed.status

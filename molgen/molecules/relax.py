@@ -1,7 +1,7 @@
 """Relaxation of generated molecules: a local MMFF94s minimisation of every atom before export.
 
 A sampled pose carries the model's small errors in bond angles and contacts
-(the drug-like model's median strain is about 100 kcal/mol, docs/druglike.md).
+(the drug-like model's median strain is tens of kcal/mol, docs/druglike.md).
 Docking keeps a ligand's bond lengths and angles as given and only turns its
 torsions, so those errors would go into every docked pose. ``molgen sample
 --relax`` therefore minimises each molecule, hydrogens included, with
@@ -26,15 +26,16 @@ from typing import Any
 import numpy as np
 from rdkit import Chem, rdBase
 
-from molgen.molecules.metrics.strain import MAX_ITERATIONS, minimise
+from molgen.molecules.metrics.strain import MAX_ITERATIONS, STRAIN_STATUSES, minimise
 
 __all__ = ["RELAX_STATUSES", "RelaxedMolecule", "relax_molecule", "relaxation_summary"]
 
-RELAX_STATUSES = ("relaxed", "not_converged", "not_sanitized", "no_parameters", "non_finite_energy")
+RELAX_STATUSES = ("relaxed", "not_converged", "not_sanitized", *STRAIN_STATUSES[2:])
 """Outcome of one molecule: minimised to convergence; minimised for the allowed iterations only (kept,
 counted); left as generated because its graph does not sanitise (e.g. an over-valent atom, so no
-hydrogens either), MMFF94s cannot type it (no parameters, e.g. a radical, or implicit hydrogens) or
-its energy is not finite (e.g. a diverged sample with its atoms at one point)."""
+hydrogens either) or the minimiser refused it (:data:`~molgen.molecules.metrics.strain.STRAIN_STATUSES`:
+no MMFF94s parameters, e.g. a radical; implicit hydrogens; a non-finite energy, e.g. a diverged sample
+with its atoms at one point)."""
 
 
 @dataclass(frozen=True)
@@ -82,10 +83,8 @@ def relax_molecule(
         except (ValueError, RuntimeError):
             return RelaxedMolecule(mol, "not_sanitized")
     result = minimise(candidate, fixed_atoms, max_iterations)
-    if result.status == "non_finite_energy":
+    if result.mol is None:
         return RelaxedMolecule(mol, result.status)
-    if result.mol is None:  # implicit hydrogens are refused the same way as missing parameters
-        return RelaxedMolecule(mol, "no_parameters")
     heavy = [atom.GetIdx() for atom in mol.GetAtoms() if atom.GetAtomicNum() > 1]
     moved = result.mol.GetConformer().GetPositions()[heavy] - mol.GetConformer().GetPositions()[heavy]
     return RelaxedMolecule(
