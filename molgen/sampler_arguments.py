@@ -17,7 +17,9 @@ __all__ = ["SAMPLER_CHOICES", "add_sampler_arguments", "given_options", "resolve
 #: Samplers offered on the command line (`ancestral` is an alias of ddpm in the registry).
 SAMPLER_CHOICES = ["ddpm", "ddim", "dpm-solver", "consistency"]
 #: The sampler options of :func:`add_sampler_arguments`, as ``argparse`` destinations and sampler keywords.
-OPTION_KEYS = ("eta", "noise_scale", "grid", "refine_steps", "refine_time", "class_temperature")
+OPTION_KEYS = ("eta", "noise_scale", "grid", "refine_steps", "refine_time", "class_temperature", "constrained_decoding")
+#: Options of models that generate bonds (categorical channels), refused for the others.
+CLASS_OPTIONS = ("class_temperature", "constrained_decoding")
 
 
 def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
@@ -83,6 +85,15 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
         help="models that generate bonds: divide the predicted atom-type, charge and bond logits by this before "
         "each step's draw; below 1 (e.g. 0.5) sharpens them, which helps few-step samplers (default 1)",
     )
+    p.add_argument(
+        "--constrained-decoding",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="models that generate bonds: repair the final bond draw so that no atom exceeds its element's "
+        "largest valence, lowering the bonds whose lowering costs the model the least likelihood "
+        "(docs/bonds.md); --no-constrained-decoding keeps the bonds as drawn (default: the shipped model's "
+        "recommendation, off for checkpoints)",
+    )
 
 
 def given_options(opts: argparse.Namespace, extra: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -112,10 +123,11 @@ def resolve_sampling(model: Any, opts: argparse.Namespace, given: dict[str, Any]
     from molgen.diffusion.samplers import sampler_options
 
     sampling = model.sampling.updated(opts.sampler, opts.steps, given)
-    if "class_temperature" in given and not model.diffusion.has_classes:
-        raise ValueError("--class-temperature applies to models that generate bonds; this one does not")
+    for key in CLASS_OPTIONS:
+        if key in given and not model.diffusion.has_classes:
+            raise ValueError(f"--{key.replace('_', '-')} applies to models that generate bonds; this one does not")
     for key in given:
-        if key != "class_temperature" and key not in sampler_options(sampling.sampler):
+        if key not in CLASS_OPTIONS and key not in sampler_options(sampling.sampler):
             takers = " and ".join(name for name in SAMPLER_CHOICES if key in sampler_options(name))
             raise ValueError(f"--{key.replace('_', '-')} is an option of --sampler {takers}, not {sampling.sampler}")
     return sampling

@@ -46,7 +46,8 @@ class SamplingConfig:
         steps: reverse steps (the network is called ``steps + 1`` times, plus refinements; ``consistency``:
             ``steps`` calls in all, see :attr:`~molgen.diffusion.samplers.Sampler.network_calls`).
         options: the sampler's options, e.g. ``{"eta": 1.0, "refine_steps": 1}``; every
-            sampler takes ``grid``, ``refine_steps``, ``refine_time`` and ``class_temperature``.
+            sampler takes ``grid``, ``refine_steps``, ``refine_time``, ``class_temperature`` and
+            ``constrained_decoding``.
     """
 
     sampler: str = "ddpm"
@@ -174,6 +175,7 @@ def generate(
             condition=domain.condition(info, sizes),
             known=None if fixed is None else domain.known_part(info, fixed, sizes),
             graph_condition=None if targets is None else targets.select(slice(first, first + len(sizes))),
+            class_constraint=domain.class_constraint(info),
             generator=generator,
             device=device,
             progress=progress,
@@ -246,6 +248,7 @@ def estimate_cost(
             sizes,
             info.num_features,
             condition=domain.condition(info, sizes),
+            class_constraint=domain.class_constraint(info),
             generator=torch.Generator(device=device).manual_seed(seed),
             device=device,
         )

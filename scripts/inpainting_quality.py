@@ -6,8 +6,8 @@ fixed-part report (fixed RMSD, substructure kept, valid, linked) and the time.
 
 Usage: python scripts/inpainting_quality.py [--model qm9 | --ckpt CKPT] [--num-samples 100] [--settings card,...]
 A setting is ``card`` (the model card's sampler; with ``--ckpt``, the card of ``--model``, so that a model
-fine-tuned from a shipped one is compared with the same sampler) or ``SAMPLER@STEPS``, with ``:rN`` for N
-resampling jumps.
+fine-tuned from a shipped one is compared with the same sampler) or ``SAMPLER@STEPS``, followed by ``:rN`` for N
+resampling jumps and ``:v`` for valence-constrained decoding (e.g. ``card:r3:v``).
 """
 
 from __future__ import annotations
@@ -26,13 +26,21 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
 
 
 def sampling_of(setting: str, card: SamplingConfig) -> SamplingConfig:
-    name, _, jumps = setting.partition(":r")
+    name, *suffixes = setting.split(":")
     if name == "card":
         config = card
     else:
         sampler, steps = name.split("@")
         config = SamplingConfig(sampler, int(steps))
-    return config.updated(options={"resample": int(jumps)} if jumps else None)
+    options: dict = {}
+    for suffix in suffixes:
+        if suffix == "v":
+            options["constrained_decoding"] = True
+        elif suffix.startswith("r") and suffix[1:].isdigit():
+            options["resample"] = int(suffix[1:])
+        else:
+            raise SystemExit(f"unknown setting suffix {suffix!r} in {setting!r}: use :rN or :v")
+    return config.updated(options=options)
 
 
 def main() -> None:

@@ -38,7 +38,9 @@ DEFAULT_CELLS = (
 )
 
 
-def _option_value(text: str) -> float | str:
+def _option_value(text: str) -> bool | float | str:
+    if text.lower() in ("true", "false"):  # e.g. constrained_decoding=true
+        return text.lower() == "true"
     try:
         return float(text)
     except ValueError:

@@ -46,7 +46,15 @@ from molgen.diffusion.categorical import CategoricalDiffusion
 from molgen.diffusion.conditioning import condition_from_batch
 from molgen.diffusion.gaussian import GaussianDiffusion, position_dof
 from molgen.diffusion.inpainting import FixedInput, KnownPart
-from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor, bind_inputs, per_item
+from molgen.diffusion.process import (
+    ClassConstraint,
+    DiffusionProcess,
+    GraphState,
+    Prediction,
+    Predictor,
+    bind_inputs,
+    per_item,
+)
 from molgen.diffusion.schedules import NoiseSchedule
 from molgen.diffusion.self_conditioning import (
     EstimateFeedback,
@@ -447,6 +455,21 @@ class JointDiffusion(DiffusionProcess):
             state.edge_classes, out.edge_logits, t, s, generator, temperature=temperature
         )
         return state.replace(node_classes=node_classes, edge_classes=edge_classes)
+
+    def constrain_classes(
+        self,
+        state: GraphState,
+        out: Prediction,
+        constraint: ClassConstraint,
+        temperature: float,
+        frozen: Tensor | None = None,
+    ) -> GraphState:
+        """``state``'s final pair classes repaired by ``constraint`` given its node classes and the
+        log-probabilities of the clean pair classes ``out`` predicted (sharpened by ``temperature``,
+        as the draw was); ``frozen`` [P] bool pairs stay as they are."""
+        log_probs = torch.log_softmax(out.edge_logits / temperature, dim=-1)
+        edge_classes = constraint(state.node_classes, state.pair_index, state.edge_classes, log_probs, frozen)
+        return state.replace(edge_classes=edge_classes)
 
 
 def build_joint_diffusion(

@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import torch
 from torch import Generator, Tensor
@@ -35,7 +35,15 @@ if TYPE_CHECKING:
     from molgen.diffusion.gaussian import GaussianDiffusion
     from molgen.diffusion.inpainting import KnownPart
 
-__all__ = ["BoundDenoiser", "DiffusionProcess", "GraphState", "Prediction", "bind_inputs", "per_item"]
+__all__ = [
+    "BoundDenoiser",
+    "ClassConstraint",
+    "DiffusionProcess",
+    "GraphState",
+    "Prediction",
+    "bind_inputs",
+    "per_item",
+]
 
 
 @dataclass
@@ -120,6 +128,25 @@ def bind_inputs(denoiser: Any, **inputs: Any) -> Any:
     out; the denoiser itself when all are None."""
     given = {name: value for name, value in inputs.items() if value is not None}
     return BoundDenoiser(denoiser, given) if given else denoiser
+
+
+class ClassConstraint(Protocol):
+    """A domain's rule on the final pair classes of a sample (molecules: no atom above its largest
+    valence, :mod:`molgen.molecules.valence_decoding`), applied by the sampler's ``constrained_decoding``.
+
+    Shapes: node_classes [N, C] and edge_classes [P] (long, as drawn), pair_index [2, P],
+    edge_log_probs [P, K] (the predicted clean classes' log-probabilities), frozen [P] bool (pairs to
+    keep as drawn: a fixed part's) or None -> edge classes [P] long.
+    """
+
+    def __call__(
+        self,
+        node_classes: Tensor,
+        pair_index: Tensor,
+        edge_classes: Tensor,
+        edge_log_probs: Tensor,
+        frozen: Tensor | None = None,
+    ) -> Tensor: ...
 
 
 class DiffusionProcess(torch.nn.Module):
@@ -217,4 +244,16 @@ class DiffusionProcess(torch.nn.Module):
         self, state: GraphState, out: Prediction, t: Tensor, s: Tensor, generator: Generator | None, temperature: float
     ) -> GraphState:
         """Move the non-Gaussian channels from time ``t`` to ``s < t``; a Gaussian process has none."""
+        return state
+
+    def constrain_classes(
+        self,
+        state: GraphState,
+        out: Prediction,
+        constraint: ClassConstraint,
+        temperature: float,
+        frozen: Tensor | None = None,
+    ) -> GraphState:
+        """The final state with its pair classes repaired by ``constraint`` (constrained decoding); a
+        process without pair classes has nothing to repair."""
         return state

@@ -27,7 +27,7 @@ name             class               options                 default grid
 Every sampler also takes ``refine_steps`` and ``refine_time`` (see
 :meth:`Sampler.refine`): denoiser calls after the loop that re-noise the
 sample slightly and replace it by its clean prediction;
-``class_temperature`` for processes with categorical channels (see
+``class_temperature`` and ``constrained_decoding`` for processes with categorical channels (see
 :meth:`~molgen.diffusion.joint.JointDiffusion.discrete_step`); ``resample``
 with a fixed part; and ``guidance`` for conditional models
 (:mod:`molgen.diffusion.conditioning`).
@@ -51,12 +51,14 @@ from tqdm.auto import tqdm
 from molgen.diffusion.conditioning import GraphCondition, GuidedDenoiser
 from molgen.diffusion.gaussian import zero_com_noise
 from molgen.diffusion.inpainting import KnownPart, is_fixed_part_aware
-from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, Predictor
+from molgen.diffusion.process import ClassConstraint, DiffusionProcess, GraphState, Prediction, Predictor
 from molgen.diffusion.schedules import NoiseSchedule
 from molgen.graph_batch import node_batch, remove_mean
 from molgen.registry import Registry
 
 GRIDS = ("time", "logsnr")
+#: How a sampler puts a fixed part back into a state at a time (None: exactly), see :meth:`Sampler.sample`.
+Keep = Callable[[GraphState, Tensor | None], GraphState]
 SAMPLERS: Registry[type[Sampler]] = Registry("sampler")
 
 
@@ -122,6 +124,12 @@ def _class_temperature(value: float) -> float:
     return float(value)
 
 
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 #: The value check of every sampler option, shared by the constructors and :func:`check_option_values`.
 _OPTION_CHECKS = {
     "eta": lambda value: _unit_interval("eta", value),
@@ -130,6 +138,7 @@ _OPTION_CHECKS = {
     "refine_steps": _refine_steps,
     "refine_time": _refine_time,
     "class_temperature": _class_temperature,
+    "constrained_decoding": lambda value: _flag("constrained_decoding", value),
     "resample": _resample,
     "guidance": _guidance,
 }
@@ -162,6 +171,10 @@ class Sampler:
         class_temperature: processes with categorical channels divide the
             predicted clean-class logits by this before each draw (default 1;
             below 1 sharpens them). Refused for processes without such channels.
+        constrained_decoding: the final draw of the pair classes obeys the domain's constraint
+            (``class_constraint`` of :meth:`sample`; molecules: no atom above its largest valence,
+            :mod:`molgen.molecules.valence_decoding`). Default False: as drawn. Refused for
+            processes without categorical channels.
         resample: with a fixed part (inpainting), take each step this many times,
             re-noising the result back to the step's start in between (RePaint's
             resampling jumps, which let the generated part adapt to the fixed one;
@@ -182,6 +195,7 @@ class Sampler:
         refine_steps: int = 0,
         refine_time: float = 0.02,
         class_temperature: float = 1.0,
+        constrained_decoding: bool = False,
         resample: int = 1,
         guidance: float = 0.0,
     ) -> None:
@@ -193,9 +207,17 @@ class Sampler:
             raise ValueError(
                 "class_temperature applies to models that generate bonds; this one generates coordinates and types only"
             )
+        if _flag("constrained_decoding", constrained_decoding) and not process.has_classes:
+            raise ValueError(
+                "constrained_decoding applies to models that generate bonds; this one generates coordinates and types"
+            )
         self.process = process
         self.diffusion = process.gaussian
         self.class_temperature = float(class_temperature)
+        self.constrained_decoding = constrained_decoding
+        # what sample() runs with: the domain's constraint (under constrained_decoding) and the fixed pairs
+        self._constraint: ClassConstraint | None = None
+        self._frozen: Tensor | None = None
         self.resample = _resample(resample)
         self.guidance = _guidance(guidance)
         self.num_steps = num_steps
@@ -264,7 +286,7 @@ class Sampler:
         predict: Predictor,
         state: GraphState,
         generator: torch.Generator | None,
-        keep: Callable[[GraphState, Tensor | None], GraphState] | None = None,
+        keep: Keep | None = None,
     ) -> GraphState:
         """Re-noise the finished sample to ``refine_time`` and denoise it, ``refine_steps`` times.
 
@@ -314,7 +336,26 @@ class Sampler:
         h = diffusion.predict_clean(state.h, out.eps_h, t) if diffusion.diffuse_features else state.h
         return state.replace(pos=pos, h=h)
 
-    def finish(self, predict: Predictor, state: GraphState, t: Tensor, generator: torch.Generator | None) -> GraphState:
+    def draw_classes(
+        self,
+        state: GraphState,
+        out: Prediction,
+        t: Tensor,
+        s: Tensor,
+        generator: torch.Generator | None,
+        keep: Keep,
+    ) -> GraphState:
+        """The process's discrete step from ``t`` to ``s`` and the fixed part put back (``keep``); at
+        ``s = 0`` under ``constrained_decoding``, the final pair classes repaired by the domain's
+        constraint, the fixed part's pairs untouched."""
+        state = keep(self.process.discrete_step(state, out, t, s, generator, self.class_temperature), s)
+        if self._constraint is not None and bool((s == 0).all()):
+            state = self.process.constrain_classes(state, out, self._constraint, self.class_temperature, self._frozen)
+        return state
+
+    def finish(
+        self, predict: Predictor, state: GraphState, t: Tensor, generator: torch.Generator | None, keep: Keep
+    ) -> GraphState:
         """The sample from the loop's last state, at the grid's last time ``t`` (one network call): its clean
         prediction. At ``t = 0`` the categorical channels were drawn by the last step and are kept."""
         return self._clean_prediction(state, predict(state, t), t)
@@ -329,6 +370,7 @@ class Sampler:
         condition: Tensor | None = None,
         known: KnownPart | None = None,
         graph_condition: GraphCondition | None = None,
+        class_constraint: ClassConstraint | None = None,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
@@ -349,6 +391,8 @@ class Sampler:
                 value noised to that time; the sample ends with it exact and in its given frame.
             graph_condition: target properties of each graph for a conditional model
                 (:mod:`molgen.diffusion.conditioning`; ``[B, P]``), or None (unconditional).
+            class_constraint: the domain's rule on the final pair classes, applied when the sampler
+                was built with ``constrained_decoding`` (which refuses to run without one).
             generator: seeds every random draw (on ``device``), in this order: the prior
                 positions, the process's prior, then per step the sampler's draws and the
                 process's discrete draws, then the refinement noise.
@@ -359,6 +403,8 @@ class Sampler:
         if process.conditions_on_features != (condition is not None):
             needs = "conditions on clean features: pass the condition" if condition is None else "takes no condition"
             raise ValueError(f"this diffusion {needs}")
+        if self.constrained_decoding and class_constraint is None:
+            raise ValueError("constrained_decoding needs the domain's class constraint; this model's domain has none")
         num_nodes = num_nodes.to(device)
         batch = node_batch(num_nodes)
         n_total = int(num_nodes.sum())
@@ -379,9 +425,12 @@ class Sampler:
         def keep(state: GraphState, t: Tensor | None) -> GraphState:
             return state if known is None else process.inpaint(state, known, t, generator)
 
+        self._constraint = class_constraint if self.constrained_decoding else None
+        self._frozen = None
         if known is not None:
             known = known.to(device, dtype)
             known.check(state)
+            self._frozen = known.pair_mask
             if is_fixed_part_aware(denoiser):  # a network trained with fixed parts also sees the known part itself
                 state = state.replace(known=known)
             state = keep(state, grid[0])
@@ -398,10 +447,9 @@ class Sampler:
                     self.recall(memory)
                 out = predict(state, t)
                 pos, h = self.step(state.pos, state.h, out.eps_pos, out.eps_h, t, s, state.batch, generator)
-                state = process.discrete_step(state.replace(pos=pos, h=h), out, t, s, generator, self.class_temperature)
-                state = keep(state, s)
+                state = self.draw_classes(state.replace(pos=pos, h=h), out, t, s, generator, keep)
 
-        state = keep(self.finish(predict, state, grid[-1], generator), None)
+        state = keep(self.finish(predict, state, grid[-1], generator, keep), None)
         state = self.refine(predict, state, generator, keep)
         return state if known is None else known.place(state)
 
@@ -617,12 +665,13 @@ class ConsistencySampler(Sampler):
         noise_h = torch.randn(h_t.shape, generator=generator, device=h_t.device, dtype=h_t.dtype)
         return pos_s, alpha_s * diffusion.predict_clean(h_t, eps_h, t) + sigma_s * noise_h
 
-    def finish(self, predict: Predictor, state: GraphState, t: Tensor, generator: torch.Generator | None) -> GraphState:
+    def finish(
+        self, predict: Predictor, state: GraphState, t: Tensor, generator: torch.Generator | None, keep: Keep
+    ) -> GraphState:
         """The clean prediction at the last call's time ``t > 0``, categorical channels drawn from their
         predicted clean classes (the process's step from ``t`` to 0)."""
         out = predict(state, t)
-        clean = self._clean_prediction(state, out, t)
-        return self.process.discrete_step(clean, out, t, torch.zeros_like(t), generator, self.class_temperature)
+        return self.draw_classes(self._clean_prediction(state, out, t), out, t, torch.zeros_like(t), generator, keep)
 
 
 def sampler_names() -> list[str]:

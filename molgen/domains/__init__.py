@@ -8,6 +8,7 @@ core's samples back into its own objects and files:
     fixed_from_options  the fixed part `molgen sample`'s options ask for (read before a model loads)
     known_part     the nodes a fixed part keeps (inpainting)
     condition      clean node features a model conditions on (or None)
+    class_constraint  the rule on a sample's final classes for constrained decoding (or None)
     decode         a sampled GraphState -> the domain's samples
     api_objects    the samples as the Python API returns them
     sample_command `molgen sample`'s work after generation: write, evaluate, report
@@ -25,7 +26,7 @@ from torch import Tensor
 
 from molgen.dataset_info import DatasetInfo
 from molgen.diffusion.inpainting import KnownPart
-from molgen.diffusion.process import GraphState
+from molgen.diffusion.process import ClassConstraint, GraphState
 from molgen.registry import Registry
 
 __all__ = ["DOMAINS", "Domain", "dataset_domain", "get_domain"]
@@ -61,6 +62,10 @@ class Domain:
 
     def condition(self, info: DatasetInfo, num_nodes: Tensor) -> Tensor | None:
         """Clean node features ``[N, F]`` for graphs of ``num_nodes`` [B] nodes, or None when generated."""
+        return None
+
+    def class_constraint(self, info: DatasetInfo) -> ClassConstraint | None:
+        """The rule a model's final pair classes obey under the sampler's ``constrained_decoding``, or None."""
         return None
 
     def fixed_from_options(self, opts: Any) -> Any:

@@ -27,6 +27,7 @@ from molgen.molecules.fragments import Fragment, read_fragment
 from molgen.molecules.hydrogens import place_hydrogens
 from molgen.molecules.relax import RELAX_STATUSES, RelaxedMolecule, relax_molecule, relaxation_summary
 from molgen.molecules.sdf import molecule_from_coordinates, molecule_from_graph
+from molgen.molecules.valence_decoding import ValenceConstraint
 from molgen.sampling import sample_from_histogram, seeded_generator
 
 __all__ = ["DOMAIN", "FILTERS", "GeneratedMolecule", "MoleculeDomain"]
@@ -209,6 +210,20 @@ class MoleculeDomain(Domain):
         known.pair_mask = mask[pairs[0]] & mask[pairs[1]]
         known.edge_classes = by_pair[index[pairs[0]], index[pairs[1]]]
         return known
+
+    def class_constraint(self, info: MoleculeInfo) -> ValenceConstraint | None:
+        """Bond models: no atom above the largest valence of its element and charge
+        (:mod:`molgen.molecules.valence_decoding`); None for coordinate-and-type models."""
+        if info.categorical is None:
+            return None
+        node_names = [channel["name"] for channel in info.categorical["node"]]
+        return ValenceConstraint(
+            _channel_classes(info, "node", "atom_type"),
+            _channel_classes(info, "node", "charge"),
+            _channel_classes(info, "edge", info.categorical["edge"]["name"]),
+            atom_column=node_names.index("atom_type"),
+            charge_column=node_names.index("charge"),
+        )
 
     def decode(self, info: MoleculeInfo, state: GraphState) -> list[GeneratedMolecule]:
         """Elements from the decoded type features, or (bond models) from the generated classes

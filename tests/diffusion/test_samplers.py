@@ -90,7 +90,10 @@ def test_bad_sampler_arguments():
         make_sampler("euler", diffusion, 10)
     with pytest.raises(ValueError, match="num_steps"):
         make_sampler("ddpm", diffusion, 0)
-    valid = r"\['noise_scale', 'grid', 'refine_steps', 'refine_time', 'class_temperature', 'resample', 'guidance'\]"
+    valid = (
+        r"\['noise_scale', 'grid', 'refine_steps', 'refine_time', 'class_temperature', 'constrained_decoding', "
+        r"'resample', 'guidance'\]"
+    )
     with pytest.raises(ValueError, match=r"unknown option.*eta.*valid options: " + valid):
         make_sampler("ddpm", diffusion, 10, eta=0.5)
     with pytest.raises(ValueError, match="unknown option"):
