@@ -164,6 +164,7 @@ def generate(
     else:
         num_nodes = domain.sample_sizes(info, num_samples, seed, **request)
     reverse = sampling.make(model.diffusion)
+    constraint = domain.class_constraint(info) if reverse.constrained_decoding else None
     model.to(device)
     samples: list = []
     batch_size = batch_size or domain.default_batch_size
@@ -175,7 +176,7 @@ def generate(
             condition=domain.condition(info, sizes),
             known=None if fixed is None else domain.known_part(info, fixed, sizes),
             graph_condition=None if targets is None else targets.select(slice(first, first + len(sizes))),
-            class_constraint=domain.class_constraint(info),
+            class_constraint=constraint,
             generator=generator,
             device=device,
             progress=progress,
@@ -248,7 +249,7 @@ def estimate_cost(
             sizes,
             info.num_features,
             condition=domain.condition(info, sizes),
-            class_constraint=domain.class_constraint(info),
+            class_constraint=domain.class_constraint(info) if reverse.constrained_decoding else None,
             generator=torch.Generator(device=device).manual_seed(seed),
             device=device,
         )

@@ -64,9 +64,10 @@ class Domain:
         """Clean node features ``[N, F]`` for graphs of ``num_nodes`` [B] nodes, or None when generated."""
         return None
 
-    def class_constraint(self, info: DatasetInfo) -> ClassConstraint | None:
-        """The rule a model's final pair classes obey under the sampler's ``constrained_decoding``, or None."""
-        return None
+    def class_constraint(self, info: DatasetInfo) -> ClassConstraint:
+        """The rule a model's final pair classes obey under the sampler's ``constrained_decoding``;
+        ValueError (saying why) where the domain has none for this model."""
+        raise ValueError(f"constrained decoding is not available for {self.name}")
 
     def fixed_from_options(self, opts: Any) -> Any:
         """The fixed part `molgen sample`'s options ask of this domain (None if they ask none), read and

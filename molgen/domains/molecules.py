@@ -25,6 +25,7 @@ from molgen.graph_batch import node_batch, pair_index
 from molgen.molecules.featurize import AtomFeaturizer, atomic_number, element_symbol
 from molgen.molecules.fragments import Fragment, read_fragment
 from molgen.molecules.hydrogens import place_hydrogens
+from molgen.molecules.metrics.graph_stability import atom_stability
 from molgen.molecules.relax import RELAX_STATUSES, RelaxedMolecule, relax_molecule, relaxation_summary
 from molgen.molecules.sdf import molecule_from_coordinates, molecule_from_graph
 from molgen.molecules.valence_decoding import ValenceConstraint
@@ -211,11 +212,21 @@ class MoleculeDomain(Domain):
         known.edge_classes = by_pair[index[pairs[0]], index[pairs[1]]]
         return known
 
-    def class_constraint(self, info: MoleculeInfo) -> ValenceConstraint | None:
-        """Bond models: no atom above the largest valence of its element and charge
-        (:mod:`molgen.molecules.valence_decoding`); None for coordinate-and-type models."""
+    def class_constraint(self, info: MoleculeInfo) -> ValenceConstraint:
+        """Bond models whose hydrogens are placed at export: no atom above the largest valence of its
+        element and charge (:mod:`molgen.molecules.valence_decoding`).
+
+        Raises:
+            ValueError: a model that generates its hydrogens, where a lowered bond leaves a radical
+                (RDKit passes it, the graph stays unstable: docs/bonds.md), or a coordinate-and-type model.
+        """
         if info.categorical is None:
-            return None
+            raise ValueError("constrained decoding applies to models that generate bonds; this one does not")
+        if not info.remove_h:
+            raise ValueError(
+                "constrained decoding applies to models whose hydrogens are placed at export (e.g. drugs); this "
+                "model generates its hydrogens, so a lowered bond would leave a radical rather than gain a hydrogen"
+            )
         node_names = [channel["name"] for channel in info.categorical["node"]]
         return ValenceConstraint(
             _channel_classes(info, "node", "atom_type"),
@@ -406,11 +417,14 @@ def fixed_part_report(molecules: list[GeneratedMolecule], fragment: Fragment) ->
     ``substructure_kept``: the fraction whose fixed atoms keep their elements, charges and the bonds
     among them (generated bonds, or those perceived from the geometry); ``valid``: the fraction that
     sanitize in RDKit; ``valid_and_connected``: the fraction that are one valid connected molecule (for
-    linking: the fragments were linked, and nothing was generated beside them).
+    linking: the fragments were linked, and nothing was generated beside them); ``stable_and_connected``:
+    those whose every atom also has a valence its element and charge allow
+    (:func:`~molgen.molecules.metrics.graph_stability.atom_stability`), which RDKit's sanitisation does not
+    ask of a model that generates its hydrogens (an atom short of bonds passes as a radical).
     """
     k = fragment.num_atoms
     expected = {(int(i), int(j)): int(order) for i, j, order in fragment.bonds}
-    rmsd, kept, valid, connected = [], 0, 0, 0
+    rmsd, kept, valid, connected, stable = [], 0, 0, 0, 0
     for molecule in molecules:
         rmsd.append(float(np.sqrt(((molecule.finite_positions[:k] - fragment.positions) ** 2).sum(1).mean())))
         mol, _ = molecule.to_rdkit()
@@ -431,13 +445,16 @@ def fixed_part_report(molecules: list[GeneratedMolecule], fragment: Fragment) ->
         except (ValueError, RuntimeError):
             continue
         valid += 1
-        connected += len(Chem.GetMolFrags(mol)) == 1
+        one_piece = len(Chem.GetMolFrags(mol)) == 1
+        connected += one_piece
+        stable += one_piece and all(atom_stability(mol))
     n = len(molecules)
     return {
         "fixed_rmsd_max": max(rmsd),
         "substructure_kept": kept / n,
         "valid": valid / n,
         "valid_and_connected": connected / n,
+        "stable_and_connected": stable / n,
     }
 
 

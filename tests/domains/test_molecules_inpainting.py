@@ -11,7 +11,8 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 
 from molgen.cli import main
-from molgen.molecules.fragments import read_fragment
+from molgen.domains.molecules import GeneratedMolecule, fixed_part_report
+from molgen.molecules.fragments import Fragment, read_fragment
 from tests.helpers import save_tiny_checkpoint
 from tests.joint_helpers import save_tiny_joint_checkpoint, tiny_joint_module
 
@@ -144,3 +145,17 @@ def test_fragments_file_is_read_with_its_components(tmp_path):
     assert fragment.bonds.tolist() == [[0, 1, 1], [2, 3, 2], [2, 4, 1]]
     ring = read_fragment(SCAFFOLD)  # aromatic in the file: Kekulé orders here
     assert ring.num_components == 1 and sorted(ring.bonds[:, 2].tolist()) == [1, 1, 1, 2, 2, 2]
+
+
+def test_fixed_part_report_tells_radicals_from_stable_molecules():
+    # methanol (C, O and their hydrogens) with the fixed C-O; a second one lacks the hydroxyl H: a radical
+    positions = np.array(
+        [[0, 0, 0], [1.43, 0, 0], [-0.4, 1.0, 0], [-0.4, -0.5, 0.9], [-0.4, -0.5, -0.9], [1.8, 0.9, 0]]
+    )
+    bonds = np.array([[0, 1, 1], [0, 2, 1], [0, 3, 1], [0, 4, 1], [1, 5, 1]])
+    fragment = Fragment(np.array([6, 8]), positions[:2], np.zeros(2, dtype=int), np.array([[0, 1, 1]]))
+    whole = GeneratedMolecule(np.array([6, 8, 1, 1, 1, 1]), positions, bonds, np.zeros(6, dtype=int))
+    radical = GeneratedMolecule(np.array([6, 8, 1, 1, 1]), positions[:5], bonds[:4], np.zeros(5, dtype=int))
+    report = fixed_part_report([whole, radical], fragment)
+    assert report["substructure_kept"] == 1.0 and report["valid_and_connected"] == 1.0
+    assert report["stable_and_connected"] == 0.5

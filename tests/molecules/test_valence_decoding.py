@@ -15,8 +15,9 @@ from molgen.diffusion import make_sampler
 from molgen.molecules.fragments import read_fragment
 from molgen.molecules.valence_decoding import ValenceConstraint, max_valence
 from molgen.sampling import SamplingConfig, generate
+from molgen.training.module import DiffusionModule
 from tests.helpers import save_tiny_checkpoint
-from tests.joint_helpers import save_tiny_joint_checkpoint, tiny_joint_module
+from tests.joint_helpers import JOINT_DIFFUSION, TINY_JOINT_MODEL, joint_dataset_info, save_tiny_joint_checkpoint
 
 ELEMENTS, CHARGES, ORDERS = ["H", "C", "N", "O", "F"], [-1, 0, 1], [0, 1, 2, 3]
 CONSTRAINT = ValenceConstraint(ELEMENTS, CHARGES, ORDERS, atom_column=0, charge_column=1)
@@ -105,8 +106,11 @@ def over_valent_fraction(molecules) -> float:
 
 
 def save_bond_happy_checkpoint(path):
-    """The tiny joint model with a bond readout that bonds every pair (single most likely): most atoms get too many."""
-    module = tiny_joint_module()
+    """The tiny joint model, its hydrogens placed at export (as drug-like models), with a bond readout that bonds
+    every pair (single most likely): most atoms get too many bonds."""
+    torch.manual_seed(0)
+    info = {**joint_dataset_info().to_dict(), "remove_h": True}
+    module = DiffusionModule(model=TINY_JOINT_MODEL, diffusion=JOINT_DIFFUSION, optim={"lr": 1e-3}, dataset_info=info)
     with torch.no_grad():
         module.denoiser.edge_readout[2].weight.zero_()
         module.denoiser.edge_readout[2].bias.copy_(torch.tensor([0.0, 3.0, 2.0, 1.0]))
@@ -145,7 +149,12 @@ def test_constrained_decoding_is_refused_where_it_cannot_apply(tmp_path, capsys)
     assert main(args) == 1
     assert "--constrained-decoding applies to models that generate bonds" in capsys.readouterr().err
     assert not (tmp_path / "c.sdf").exists()
-    joint = load_checkpoint(save_tiny_joint_checkpoint(tmp_path / "joint.ckpt"))
+    with_hydrogens = save_tiny_joint_checkpoint(tmp_path / "joint.ckpt")  # generates its hydrogens, as qm9
+    args = ["sample", "--ckpt", str(with_hydrogens), "--out", str(tmp_path / "h.sdf"), "--constrained-decoding"]
+    assert main([*args, "--steps", "2", "--num-samples", "2", "--no-progress"]) == 1
+    assert "would leave a radical rather than gain a hydrogen" in capsys.readouterr().err
+    assert not (tmp_path / "h.sdf").exists()
+    joint = load_checkpoint(with_hydrogens)
     sampler = make_sampler("ddpm", joint.diffusion, 2, constrained_decoding=True)
     with pytest.raises(ValueError, match="needs the domain's class constraint"):
         sampler.sample(joint.denoiser, torch.tensor([3, 4]))
