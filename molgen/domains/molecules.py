@@ -25,7 +25,7 @@ from molgen.graph_batch import node_batch, pair_index
 from molgen.molecules.featurize import AtomFeaturizer, atomic_number, element_symbol
 from molgen.molecules.fragments import Fragment, read_fragment
 from molgen.molecules.hydrogens import place_hydrogens
-from molgen.molecules.metrics.graph_stability import atom_stability
+from molgen.molecules.metrics.graph_stability import atom_stability, kekulized
 from molgen.molecules.relax import RELAX_STATUSES, RelaxedMolecule, relax_molecule, relaxation_summary
 from molgen.molecules.sdf import molecule_from_coordinates, molecule_from_graph
 from molgen.molecules.valence_decoding import ValenceConstraint
@@ -428,11 +428,14 @@ def fixed_part_report(molecules: list[GeneratedMolecule], fragment: Fragment) ->
     for molecule in molecules:
         rmsd.append(float(np.sqrt(((molecule.finite_positions[:k] - fragment.positions) ** 2).sum(1).mean())))
         mol, _ = molecule.to_rdkit()
-        bonds = {
-            (min(b.GetBeginAtomIdx(), b.GetEndAtomIdx()), max(b.GetBeginAtomIdx(), b.GetEndAtomIdx())): b
-            for b in mol.GetBonds()
-        }
-        among = {pair: int(bond.GetBondTypeAsDouble()) for pair, bond in bonds.items() if pair[1] < k}
+        if molecule.bonds is not None:  # the generated Kekulé orders (RDKit may have made them aromatic)
+            among = {(i, j): order for i, j, order in molecule.bonds.tolist() if j < k}
+        else:
+            among = {
+                tuple(sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))): int(b.GetBondTypeAsDouble())
+                for b in kekulized(mol).GetBonds()
+                if max(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) < k
+            }
         charges = [atom.GetFormalCharge() for atom in mol.GetAtoms()][:k]
         kept += bool(
             np.array_equal(molecule.atomic_numbers[:k], fragment.atomic_numbers)

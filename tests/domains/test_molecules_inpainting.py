@@ -159,3 +159,16 @@ def test_fixed_part_report_tells_radicals_from_stable_molecules():
     report = fixed_part_report([whole, radical], fragment)
     assert report["substructure_kept"] == 1.0 and report["valid_and_connected"] == 1.0
     assert report["stable_and_connected"] == 0.5
+
+
+def test_fixed_aromatic_ring_counts_as_kept_after_hydrogens_are_placed():
+    # toluene's heavy atoms (Kekulé ring kept from a benzene fragment); sanitising at export makes the ring aromatic
+    ring = np.array([[1.39 * np.cos(a), 1.39 * np.sin(a), 0.0] for a in np.arange(6) * np.pi / 3])
+    positions = np.vstack([ring, [[2.9, 0.0, 0.0]]])
+    ring_bonds = np.array([[0, 1, 2], [1, 2, 1], [2, 3, 2], [3, 4, 1], [4, 5, 2], [0, 5, 1]])
+    fragment = Fragment(np.full(6, 6), ring, np.zeros(6, dtype=int), ring_bonds)
+    toluene = GeneratedMolecule(
+        np.full(7, 6), positions, np.vstack([ring_bonds, [[0, 6, 1]]]), np.zeros(7, dtype=int), place_hydrogens=True
+    )
+    report = fixed_part_report([toluene], fragment)
+    assert report["substructure_kept"] == 1.0 and report["stable_and_connected"] == 1.0

@@ -27,7 +27,7 @@ from rdkit import Chem, rdBase
 
 from molgen.molecules.record import MoleculeRecord
 
-__all__ = ["CHARGED_VALENCES", "GraphStabilityResult", "atom_stability", "evaluate_graph_stability"]
+__all__ = ["CHARGED_VALENCES", "GraphStabilityResult", "atom_stability", "evaluate_graph_stability", "kekulized"]
 
 CHARGED_VALENCES: dict[tuple[str, int], tuple[int, ...]] = {
     ("H", 0): (1,),
@@ -46,7 +46,7 @@ CHARGED_VALENCES: dict[tuple[str, int], tuple[int, ...]] = {
 _ORDERS = {Chem.BondType.SINGLE: 1.0, Chem.BondType.DOUBLE: 2.0, Chem.BondType.TRIPLE: 3.0, Chem.BondType.AROMATIC: 1.5}
 
 
-def _kekulized(mol: Chem.Mol) -> Chem.Mol:
+def kekulized(mol: Chem.Mol) -> Chem.Mol:
     """A copy with aromatic bonds kekulized when possible (left aromatic otherwise)."""
     mol = Chem.Mol(mol)
     if any(bond.GetIsAromatic() or bond.GetBondType() == Chem.BondType.AROMATIC for bond in mol.GetBonds()):
@@ -67,7 +67,7 @@ def atom_stability(mol: Chem.Mol) -> list[bool]:
     zero-order) make both of their atoms unstable; an aromatic bond left
     after kekulization counts 1.5, which no integer valence matches.
     """
-    mol = _kekulized(mol)
+    mol = kekulized(mol)
     valence = [float(atom.GetNumExplicitHs()) for atom in mol.GetAtoms()]
     for bond in mol.GetBonds():
         order = _ORDERS.get(bond.GetBondType(), float("nan"))
