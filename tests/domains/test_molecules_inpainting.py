@@ -145,6 +145,12 @@ def test_fragments_file_is_read_with_its_components(tmp_path):
     assert fragment.bonds.tolist() == [[0, 1, 1], [2, 3, 2], [2, 4, 1]]
     ring = read_fragment(SCAFFOLD)  # aromatic in the file: Kekulé orders here
     assert ring.num_components == 1 and sorted(ring.bonds[:, 2].tolist()) == [1, 1, 1, 2, 2, 2]
+    rings = read_fragment(EXAMPLES / "drug_fragments.sdf")  # the README's drug-size linking example
+    assert rings.num_atoms == 12 and rings.num_components == 2
+    assert (
+        sorted(rings.atomic_numbers.tolist()) == [6] * 11 + [7]
+        and sorted(rings.bonds[:, 2].tolist()) == [1] * 6 + [2] * 6
+    )
 
 
 def test_fixed_part_report_tells_radicals_from_stable_molecules():
