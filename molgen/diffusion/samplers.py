@@ -357,7 +357,8 @@ class Sampler:
         self, predict: Predictor, state: GraphState, t: Tensor, generator: torch.Generator | None, keep: Keep
     ) -> GraphState:
         """The sample from the loop's last state, at the grid's last time ``t`` (one network call): its clean
-        prediction. At ``t = 0`` the categorical channels were drawn by the last step and are kept."""
+        prediction. At ``t = 0`` the categorical channels were drawn by the last step and are kept; ``keep``
+        serves a finish that draws them itself (:meth:`draw_classes`, as the consistency sampler's)."""
         return self._clean_prediction(state, predict(state, t), t)
 
     @torch.inference_mode()
