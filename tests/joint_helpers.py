@@ -44,14 +44,15 @@ def joint_dataset_info() -> MoleculeInfo:
     )
 
 
-def tiny_joint_module(seed: int = 0, **model_options) -> DiffusionModule:
-    """The tiny joint model, with ``model_options`` (e.g. ``self_conditioning=True``) added to its config."""
+def tiny_joint_module(seed: int = 0, remove_h: bool = False, **model_options) -> DiffusionModule:
+    """The tiny joint model, with ``model_options`` (e.g. ``self_conditioning=True``) added to its config;
+    ``remove_h``: its hydrogens are placed at export, as a drug-like model's."""
     torch.manual_seed(seed)
     return DiffusionModule(
         model={**TINY_JOINT_MODEL, **model_options},
         diffusion=JOINT_DIFFUSION,
         optim={"lr": 1e-3},
-        dataset_info=joint_dataset_info().to_dict(),
+        dataset_info={**joint_dataset_info().to_dict(), "remove_h": remove_h},
     )
 
 

@@ -8,7 +8,7 @@ core's samples back into its own objects and files:
     fixed_from_options  the fixed part `molgen sample`'s options ask for (read before a model loads)
     known_part     the nodes a fixed part keeps (inpainting)
     condition      clean node features a model conditions on (or None)
-    class_constraint  the rule on a sample's final classes for constrained decoding (or None)
+    class_constraint  the rule on a sample's final classes for constrained decoding (ValueError where none)
     decode         a sampled GraphState -> the domain's samples
     api_objects    the samples as the Python API returns them
     sample_command `molgen sample`'s work after generation: write, evaluate, report

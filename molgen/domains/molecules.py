@@ -216,12 +216,12 @@ class MoleculeDomain(Domain):
         """Bond models whose hydrogens are placed at export: no atom above the largest valence of its
         element and charge (:mod:`molgen.molecules.valence_decoding`).
 
+        Only bond models get here: the sampler refuses ``constrained_decoding`` for the others.
+
         Raises:
             ValueError: a model that generates its hydrogens, where a lowered bond leaves a radical
-                (RDKit passes it, the graph stays unstable: docs/bonds.md), or a coordinate-and-type model.
+                (RDKit passes it, the graph stays unstable: docs/bonds.md).
         """
-        if info.categorical is None:
-            raise ValueError("constrained decoding applies to models that generate bonds; this one does not")
         if not info.remove_h:
             raise ValueError(
                 "constrained decoding applies to models whose hydrogens are placed at export (e.g. drugs); this "

@@ -40,7 +40,7 @@ def max_valence(symbol: str, charge: int) -> int:
 
 
 class ValenceConstraint:
-    """The final-bond constraint of a molecule model's classes (a :class:`~molgen.diffusion.joint.ClassConstraint`).
+    """The final-bond constraint of a molecule model's classes (a :class:`~molgen.diffusion.process.ClassConstraint`).
 
     Args:
         element_symbols: the element of each class of the atom-type channel.

@@ -15,9 +15,8 @@ from molgen.diffusion import make_sampler
 from molgen.molecules.fragments import read_fragment
 from molgen.molecules.valence_decoding import ValenceConstraint, max_valence
 from molgen.sampling import SamplingConfig, generate
-from molgen.training.module import DiffusionModule
 from tests.helpers import save_tiny_checkpoint
-from tests.joint_helpers import JOINT_DIFFUSION, TINY_JOINT_MODEL, joint_dataset_info, save_tiny_joint_checkpoint
+from tests.joint_helpers import save_tiny_joint_checkpoint, tiny_joint_module
 
 ELEMENTS, CHARGES, ORDERS = ["H", "C", "N", "O", "F"], [-1, 0, 1], [0, 1, 2, 3]
 CONSTRAINT = ValenceConstraint(ELEMENTS, CHARGES, ORDERS, atom_column=0, charge_column=1)
@@ -108,9 +107,7 @@ def over_valent_fraction(molecules) -> float:
 def save_bond_happy_checkpoint(path):
     """The tiny joint model, its hydrogens placed at export (as drug-like models), with a bond readout that bonds
     every pair (single most likely): most atoms get too many bonds."""
-    torch.manual_seed(0)
-    info = {**joint_dataset_info().to_dict(), "remove_h": True}
-    module = DiffusionModule(model=TINY_JOINT_MODEL, diffusion=JOINT_DIFFUSION, optim={"lr": 1e-3}, dataset_info=info)
+    module = tiny_joint_module(remove_h=True)
     with torch.no_grad():
         module.denoiser.edge_readout[2].weight.zero_()
         module.denoiser.edge_readout[2].bias.copy_(torch.tensor([0.0, 3.0, 2.0, 1.0]))
