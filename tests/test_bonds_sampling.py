@@ -149,6 +149,19 @@ def test_class_temperature_reaches_the_sampler_and_is_checked(joint_ckpt, tmp_pa
         generate(load_checkpoint(coords_only), 2, SamplingConfig(steps=2, options=options), progress=False)
 
 
+def test_no_final_call_reaches_the_sampler_and_the_sd_tags(joint_ckpt, tmp_path, capsys):
+    out = tmp_path / "f.sdf"
+    args = ["sample", "--ckpt", str(joint_ckpt), "--steps", "3", "--num-samples", "2", "--no-progress"]
+    assert main([*args, "--sampler", "ddim", "--no-final-call", "--out", str(out)]) == 0
+    mols = list(Chem.SDMolSupplier(str(out), removeHs=False, sanitize=False))
+    assert len(mols) == 2 and all(m.GetProp("sampler") == "ddim final_call=False" for m in mols)
+
+    refused = tmp_path / "c.sdf"
+    assert main([*args, "--sampler", "consistency", "--no-final-call", "--out", str(refused)]) == 1
+    assert "final_call=false does not apply to the consistency sampler" in capsys.readouterr().err
+    assert not refused.exists()
+
+
 @pytest.mark.slow
 def test_train_qm9_bonds_then_sample_end_to_end(tmp_path):
     """Real configs and QM9 (builds the bonds cache on first use, ~1-2 min): train a few steps, sample, evaluate."""

@@ -139,6 +139,7 @@ _OPTION_CHECKS = {
     "refine_time": _refine_time,
     "class_temperature": _class_temperature,
     "constrained_decoding": lambda value: _flag("constrained_decoding", value),
+    "final_call": lambda value: _flag("final_call", value),
     "resample": _resample,
     "guidance": _guidance,
 }
@@ -164,6 +165,11 @@ class Sampler:
         num_steps: number of reverse steps ``T``; the denoiser is called
             ``T + 1`` times (the last call turns ``z_0`` into the sample;
             :class:`ConsistencySampler`: ``T`` calls in all, see :attr:`network_calls`).
+        final_call: make that last call (default True). False: the sample is the state the last step
+            reached at ``t = 0``, whose positions differ from the call's clean prediction there by
+            ``sigma(0) / alpha(0)`` times the predicted noise (about 0.005 for the polynomial schedule),
+            so ``T`` calls in all; what a few-step (distilled) sampler wants, where one call is a
+            quarter of the cost. Refused by :class:`ConsistencySampler`, whose last call is a step.
         grid: ``"time"`` (uniform in ``t``) or ``"logsnr"`` (uniform in
             log-SNR); None takes the class's ``default_grid``.
         refine_steps: refinement calls after the loop (default 0), see :meth:`refine`.
@@ -198,6 +204,7 @@ class Sampler:
         constrained_decoding: bool = False,
         resample: int = 1,
         guidance: float = 0.0,
+        final_call: bool = True,
     ) -> None:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
@@ -215,6 +222,7 @@ class Sampler:
         self.diffusion = process.gaussian
         self.class_temperature = float(class_temperature)
         self.constrained_decoding = constrained_decoding
+        self.final_call = _flag("final_call", final_call)
         # what sample() runs with: the domain's constraint (under constrained_decoding) and the fixed pairs
         self._constraint: ClassConstraint | None = None
         self._frozen: Tensor | None = None
@@ -228,8 +236,8 @@ class Sampler:
     @property
     def network_calls(self) -> int:
         """Denoiser calls of one :meth:`sample`: one per step (times ``resample`` with a fixed part), the final
-        clean prediction and the refinements; twice that with ``guidance``."""
-        calls = (len(self.timesteps()) - 1) * self.resample + 1 + self.refine_steps
+        clean prediction (unless ``final_call`` is False) and the refinements; twice that with ``guidance``."""
+        calls = (len(self.timesteps()) - 1) * self.resample + int(self.final_call) + self.refine_steps
         return 2 * calls if self.guidance else calls
 
     def timesteps(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
@@ -450,7 +458,8 @@ class Sampler:
                 pos, h = self.step(state.pos, state.h, out.eps_pos, out.eps_h, t, s, state.batch, generator)
                 state = self.draw_classes(state.replace(pos=pos, h=h), out, t, s, generator, keep)
 
-        state = keep(self.finish(predict, state, grid[-1], generator, keep), None)
+        if self.final_call:
+            state = keep(self.finish(predict, state, grid[-1], generator, keep), None)
         state = self.refine(predict, state, generator, keep)
         return state if known is None else known.place(state)
 
@@ -651,6 +660,13 @@ class ConsistencySampler(Sampler):
     Args:
         grid: time grid (default ``time``, as the distillation's).
     """
+
+    def __init__(self, process: DiffusionProcess, num_steps: int, **options) -> None:
+        super().__init__(process, num_steps, **options)
+        if not self.final_call:
+            raise ValueError(
+                "final_call=false does not apply to the consistency sampler: its last call is its last step"
+            )
 
     def timesteps(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
         """The times of the ``num_steps`` calls, from exactly 1 down, [num_steps]."""

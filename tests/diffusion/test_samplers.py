@@ -92,7 +92,7 @@ def test_bad_sampler_arguments():
         make_sampler("ddpm", diffusion, 0)
     valid = (
         r"\['noise_scale', 'grid', 'refine_steps', 'refine_time', 'class_temperature', 'constrained_decoding', "
-        r"'resample', 'guidance'\]"
+        r"'resample', 'guidance', 'final_call'\]"
     )
     with pytest.raises(ValueError, match=r"unknown option.*eta.*valid options: " + valid):
         make_sampler("ddpm", diffusion, 10, eta=0.5)
@@ -371,3 +371,43 @@ def test_refinement_runs_after_the_loop_and_is_off_by_default():
     assert refined_times == plain_times + [pytest.approx(0.1)] * 2
     assert not torch.allclose(refined.pos, plain.pos)
     assert graph_mean(refined.pos, refined.batch).abs().max() < 1e-10
+
+
+@pytest.mark.parametrize("name", ["ddpm", "ddim", "dpm-solver"])
+def test_without_the_final_call_the_sample_is_the_last_step_state(name):
+    """``final_call=False`` skips the clean prediction ``(z_0 - sigma(0) eps) / alpha(0)`` at ``t = 0``: one call
+    fewer, and the sample keeps ``z_0``, which differs by about ``sigma(0)`` times the predicted noise."""
+    diffusion = GaussianDiffusion(PolynomialSchedule())
+    times = []
+    oracle = gaussian_oracle(diffusion.schedule)
+
+    def counting(pos, h, t, batch):
+        times.append(t[0].item())
+        return oracle(pos, h, t, batch)
+
+    def run(**options):
+        times.clear()
+        sampler = make_sampler(name, diffusion, 4, grid="time", **options)
+        out = sampler.sample(
+            counting, torch.full((3,), 5), 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+        )
+        assert len(times) == sampler.network_calls
+        return out, list(times)
+
+    with_call, with_times = run()
+    without, without_times = run(final_call=False)
+    assert with_times == [1.0, 0.75, 0.5, 0.25, 0.0] and without_times == with_times[:-1]
+    assert graph_mean(without.pos, without.batch).abs().max() < 1e-10
+    zero = torch.zeros((), dtype=torch.float64)
+    alpha, sigma = diffusion.schedule.alpha(zero), diffusion.schedule.sigma(zero)
+    eps_pos, eps_h = oracle(without.pos, without.h, zero.expand(3), without.batch)
+    torch.testing.assert_close(with_call.pos, (without.pos - sigma * eps_pos) / alpha, rtol=0, atol=1e-12)
+    torch.testing.assert_close(with_call.h, (without.h - sigma * eps_h) / alpha, rtol=0, atol=1e-12)
+    assert 0 < sigma < 0.01 and not torch.equal(with_call.pos, without.pos)
+
+
+def test_the_consistency_sampler_refuses_to_skip_its_last_call():
+    with pytest.raises(ValueError, match="final_call=false does not apply to the consistency sampler"):
+        make_sampler("consistency", GaussianDiffusion(PolynomialSchedule()), 4, final_call=False)
+    with pytest.raises(ValueError, match="final_call must be true or false"):
+        make_sampler("ddim", GaussianDiffusion(PolynomialSchedule()), 4, final_call="no")
