@@ -13,6 +13,7 @@ from rdkit import Chem
 from molgen.checkpoint_files import CheckpointError
 from molgen.dataset_info import MoleculeInfo
 from molgen.diffusion.distillation import ConsistencyDistillation, ProgressiveDistillation
+from molgen.diffusion.prediction import JointVelocityDenoiser
 from molgen.training.module import DiffusionModule, check_resumable
 from molgen.training.train import teacher_configs
 from tests.joint_helpers import JOINT_DIFFUSION, TINY_JOINT_MODEL, joint_dataset_info, save_tiny_joint_checkpoint
@@ -35,10 +36,34 @@ def test_the_student_starts_from_its_teacher_and_only_it_is_trained(tmp_path):
         assert torch.equal(module.diffusion.target.state_dict()[name], value)
     trained = {id(p) for group in module.configure_optimizers().param_groups for p in group["params"]}
     assert trained == {id(p) for p in module.denoiser.parameters()}
-    with pytest.raises(ValueError, match="keeps its teacher's model, diffusion and dataset_info"):
+    with pytest.raises(ValueError, match=r"keeps its teacher's model, diffusion \(but for distill.prediction\)"):
         student_module(teacher, model={**TINY_JOINT_MODEL, "hidden_dim": 8})
     with pytest.raises(CheckpointError, match="teacher='nowhere.ckpt' is neither a checkpoint file nor a shipped"):
         student_module("nowhere.ckpt")
+
+
+def test_a_velocity_student_takes_the_eps_teachers_weights_and_the_teacher_keeps_predicting_eps(tmp_path):
+    teacher = save_tiny_joint_checkpoint(tmp_path / "teacher.ckpt", seed=3)
+    v_diffusion = {**JOINT_DIFFUSION, "prediction": "v"}
+    distill = {"teacher": str(teacher), **DISTILL, "method": "progressive", "prediction": "v"}
+    configs = {"model": TINY_JOINT_MODEL, "dataset_info": joint_dataset_info().to_dict()}
+    module = DiffusionModule(optim={"lr": 1e-3}, distill=distill, diffusion=v_diffusion, **configs)
+    assert isinstance(module.denoiser, JointVelocityDenoiser) and module.diffusion.process.prediction == "v"
+    assert not isinstance(module.diffusion.teacher, JointVelocityDenoiser)
+    weights = torch.load(teacher, weights_only=True)["state_dict"]
+    for name, value in module.denoiser.net.state_dict().items():
+        assert torch.equal(value, weights[f"denoiser.{name}"])
+        assert torch.equal(module.diffusion.teacher.state_dict()[name], value)
+    # the student's diffusion must be the teacher's with the requested prediction, no other change
+    with pytest.raises(ValueError, match="but for distill.prediction"):
+        DiffusionModule(optim={"lr": 1e-3}, distill=distill, diffusion=JOINT_DIFFUSION, **configs)
+
+    cfg = OmegaConf.create(
+        {"teacher": str(teacher), "init_from": None, "data": {"name": "qm9_bonds"}}
+        | {"distill": {**DISTILL, "prediction": "v"}, "model": {}, "diffusion": {}}
+    )
+    assert teacher_configs(cfg, joint_dataset_info())["diffusion"] == v_diffusion
+    assert OmegaConf.to_container(cfg.diffusion) == v_diffusion
 
 
 def test_the_method_chooses_the_objective(tmp_path):

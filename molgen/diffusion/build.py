@@ -28,8 +28,6 @@ def _gaussian(config: dict[str, Any], categorical: dict[str, Any] | None) -> Gau
 
 @PROCESSES.register("joint")
 def _joint(config: dict[str, Any], categorical: dict[str, Any] | None) -> JointDiffusion:
-    if config.get("prediction", "eps") != "eps":
-        raise ValueError("diffusion.prediction other than 'eps' is only implemented for kind: gaussian")
     if not categorical:
         raise ValueError(
             "diffusion=joint generates categorical channels (e.g. bonds) that this dataset does not provide; "
@@ -42,6 +40,7 @@ def _joint(config: dict[str, Any], categorical: dict[str, Any] | None) -> JointD
         (categorical["edge"]["name"], categorical["edge"]["marginals"]),
         powers=config.get("categorical_power"),
         loss_weights=config.get("loss_weights"),
+        prediction=config.get("prediction", "eps"),
     )
 
 
@@ -52,7 +51,7 @@ def build_diffusion(config: dict[str, Any], categorical: dict[str, Any] | None =
     ``kind``): ``{"schedule": {"name": ..., **kwargs}, "diffuse_features": bool,
     "prediction": "eps" | "v"}`` (``prediction`` defaults to ``eps``).
     ``kind: joint``: ``schedule`` (positions), ``categorical_schedule``,
-    ``categorical_power`` and ``loss_weights`` (per channel name); the
+    ``categorical_power``, ``loss_weights`` (per channel name) and ``prediction`` (as above); the
     channels, their classes and marginals come from the data's ``categorical``
     description (``{"node": [channel, ...], "edge": channel}``, see
     :class:`~molgen.dataset_info.MoleculeInfo`).

@@ -46,6 +46,7 @@ from molgen.diffusion.categorical import CategoricalDiffusion
 from molgen.diffusion.conditioning import condition_from_batch
 from molgen.diffusion.gaussian import GaussianDiffusion, position_dof
 from molgen.diffusion.inpainting import FixedInput, KnownPart
+from molgen.diffusion.prediction import JointVelocityDenoiser
 from molgen.diffusion.process import (
     ClassConstraint,
     DiffusionProcess,
@@ -146,6 +147,9 @@ class JointDiffusion(DiffusionProcess):
         edge_channel: ``(name, CategoricalDiffusion)`` of the pair classes.
         loss_weights: weight of ``"positions"`` and of each channel name
             (missing names weigh 1).
+        prediction: what the network's position output is, ``"eps"`` or ``"v"``
+            (:mod:`molgen.diffusion.prediction`; with ``"v"`` the network is wrapped in
+            :class:`~molgen.diffusion.prediction.JointVelocityDenoiser` and the positions' loss is the v-MSE).
     """
 
     def __init__(
@@ -154,11 +158,13 @@ class JointDiffusion(DiffusionProcess):
         node_channels: Mapping[str, CategoricalDiffusion],
         edge_channel: tuple[str, CategoricalDiffusion],
         loss_weights: Mapping[str, float] | None = None,
+        prediction: str = "eps",
     ) -> None:
         super().__init__()
         if not node_channels:
             raise ValueError("a joint diffusion needs at least one categorical node channel")
-        self.gaussian = GaussianDiffusion(schedule, diffuse_features=False)
+        self.gaussian = GaussianDiffusion(schedule, diffuse_features=False, prediction=prediction)
+        self.prediction = prediction
         self.schedule = schedule
         self.node_channels = dict(node_channels)
         self.edge_name, self.edge_channel = edge_channel
@@ -236,6 +242,10 @@ class JointDiffusion(DiffusionProcess):
 
     has_classes = True
 
+    def wrap_network(self, network: torch.nn.Module) -> torch.nn.Module:
+        """A network whose position output is ``v`` is wrapped to return ``eps`` (:class:`JointVelocityDenoiser`)."""
+        return JointVelocityDenoiser(network, self.schedule) if self.prediction == "v" else network
+
     def network_dims(self, num_features: int) -> dict[str, int]:
         """The node inputs are the one-hots of the node channels (``num_features`` is not used)."""
         return {"in_node_dim": self.num_node_features, "num_edge_classes": self.num_edge_classes}
@@ -300,6 +310,8 @@ class JointDiffusion(DiffusionProcess):
         num_nodes = graph_sizes(batch, num_graphs)
         sq_err = graph_sum(((eps_pred - eps_pos) ** 2).sum(dim=1), batch, num_graphs)
         parts = {POSITIONS: sq_err / position_dof(num_nodes).clamp(min=1).to(pos.dtype)}
+        if self.prediction == "v":  # eps - eps_hat = alpha_t (v - v_hat): the v-MSE
+            parts[POSITIONS] = parts[POSITIONS] / self.schedule.alpha_sq(t)
         parts.update(self.class_loss(clean, Prediction(eps_pred, None, node_logits, edge_logits)))
         total = sum(self.loss_weights[name] * value for name, value in parts.items())
         return total, parts
@@ -479,6 +491,7 @@ def build_joint_diffusion(
     edge_marginals: tuple[str, Sequence[float]],
     powers: Mapping[str, float] | None = None,
     loss_weights: Mapping[str, float] | None = None,
+    prediction: str = "eps",
 ) -> JointDiffusion:
     """A :class:`JointDiffusion` from marginals per channel name and per-channel schedule exponents."""
     powers = dict(powers or {})
@@ -492,4 +505,4 @@ def build_joint_diffusion(
     }
     edge_name, edge_m = edge_marginals
     edge = CategoricalDiffusion(edge_m, categorical_schedule, float(powers.get(edge_name, 1.0)))
-    return JointDiffusion(schedule, nodes, (edge_name, edge), loss_weights)
+    return JointDiffusion(schedule, nodes, (edge_name, edge), loss_weights, prediction)

@@ -7,7 +7,9 @@ in :class:`VelocityDenoiser`, which converts its output to
     eps_hat = sigma_t * z_t + alpha_t * v_hat
 
 (exact for a variance-preserving process, ``alpha**2 + sigma**2 = 1``), so the
-rest of the library is unchanged.
+rest of the library is unchanged. A joint network (positions plus class logits,
+:mod:`molgen.diffusion.joint`) is wrapped in :class:`JointVelocityDenoiser`: its
+positions are converted the same way and its logits pass through.
 
 Why it matters: at high noise the clean prediction is
 ``x_hat = (z_t - sigma_t * eps_hat) / alpha_t``, which multiplies any error of an
@@ -63,3 +65,27 @@ class VelocityDenoiser(torch.nn.Module):
         eps_pos = sigma * remove_mean(pos, batch, t.shape[0]) + alpha * v_pos
         eps_h = sigma * h + alpha * v_h if self.diffuse_features else v_h
         return eps_pos, eps_h
+
+
+class JointVelocityDenoiser(VelocityDenoiser):
+    """Wraps a joint network that predicts the positions' ``v`` (and class logits) so that it returns ``eps``.
+
+    Args:
+        net: ``(pos [N, 3], node_features, edge_features, pair_index, t [B], batch [N]) ->
+            (v_pos [N, 3], node_logits, edge_logits)`` (:class:`~molgen.diffusion.joint.JointDenoiser`).
+        schedule: the positions' alpha/sigma of t.
+    """
+
+    def __init__(self, net: torch.nn.Module, schedule: NoiseSchedule) -> None:
+        super().__init__(net, schedule, diffuse_features=False)
+
+    def forward(
+        self, pos: Tensor, node_features: Tensor, edge_features: Tensor, pair_index: Tensor, t: Tensor, batch: Tensor,
+        **inputs,
+    ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        """``(eps_pos, node_logits, edge_logits)``; ``inputs`` (``condition``, ``fixed``, ``self_condition``) go
+        to the network unchanged."""
+        v_pos, node_logits, edge_logits = self.net(pos, node_features, edge_features, pair_index, t, batch, **inputs)
+        alpha = self.schedule.alpha(t)[batch, None].to(pos.dtype)
+        sigma = self.schedule.sigma(t)[batch, None].to(pos.dtype)
+        return sigma * remove_mean(pos, batch, t.shape[0]) + alpha * v_pos, node_logits, edge_logits

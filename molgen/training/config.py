@@ -289,6 +289,7 @@ class DistillConfig:
     grid: str = MISSING
     target_decay: float = MISSING
     snr_floor: float = MISSING
+    prediction: Optional[str] = MISSING
 
 
 @dataclass

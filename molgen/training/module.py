@@ -32,6 +32,7 @@ from molgen.dataset_info import dataset_info_from_dict
 from molgen.diffusion.conditioning import drop_conditions
 from molgen.diffusion.distillation import ConsistencyDistillation, ProgressiveDistillation
 from molgen.diffusion.inpainting import is_fixed_part_aware, random_known_part
+from molgen.diffusion.prediction import VelocityDenoiser
 from molgen.diffusion.process import DiffusionProcess
 from molgen.models import DENOISERS, build_model
 from molgen.pretrained import available_models, load_pretrained
@@ -103,17 +104,25 @@ DISTILLATIONS = {
 }
 
 
+def _network(denoiser: torch.nn.Module) -> torch.nn.Module:
+    """The trained network inside a denoiser: a v-predicting one's wrapped network, else the denoiser."""
+    return denoiser.net if isinstance(denoiser, VelocityDenoiser) else denoiser
+
+
 def distillation(
     student: torch.nn.Module, process: DiffusionProcess, model: dict, diffusion: dict, info: dict, distill: dict
 ) -> ConsistencyDistillation | ProgressiveDistillation:
     """The distillation objective of ``distill`` (``teacher``, ``method`` and the options of
     :class:`~molgen.diffusion.distillation.ConsistencyDistillation` or
     :class:`~molgen.diffusion.distillation.ProgressiveDistillation`, which ignores ``target_decay``), with
-    ``student`` set to the teacher's weights.
+    ``student``'s network set to the teacher's weights. ``distill["prediction"]``, when given, is the student's
+    ``diffusion.prediction`` (``v`` for an ``eps`` teacher: the same weights, their output read as the
+    velocity, which the distillation then teaches); the teacher always predicts as it was trained.
 
     Raises:
         CheckpointError: the teacher cannot be loaded.
-        ValueError: an unknown method, or the run's ``model``, ``diffusion`` or ``info`` are not the teacher's.
+        ValueError: an unknown method, or the run's ``model``, ``diffusion`` (but for the prediction) or
+            ``info`` are not the teacher's.
     """
     options = dict(distill)
     method = options.pop("method", "consistency")
@@ -121,12 +130,18 @@ def distillation(
         raise ValueError(f"distill.method must be one of {sorted(DISTILLATIONS)}, got {method!r}")
     objective, accepted = DISTILLATIONS[method]
     teacher = load_model_source(options.pop("teacher"), "teacher")
-    if teacher.config != {"model": model, "diffusion": diffusion} or teacher.info.to_dict() != info:
+    prediction = options.pop("prediction", None) or teacher.config["diffusion"].get("prediction", "eps")
+    taught = {**teacher.config["diffusion"], "prediction": prediction}
+    if (
+        teacher.config["model"] != model
+        or taught != {"prediction": "eps", **diffusion}
+        or teacher.info.to_dict() != info
+    ):
         raise ValueError(
-            "a distillation's student keeps its teacher's model, diffusion and dataset_info configs "
-            "(molgen train takes them from the teacher)"
+            "a distillation's student keeps its teacher's model, diffusion (but for distill.prediction) and "
+            "dataset_info configs (molgen train takes them from the teacher)"
         )
-    student.load_state_dict(teacher.denoiser.state_dict())
+    _network(student).load_state_dict(_network(teacher.denoiser).state_dict())
     # train mode like the rest of the module (no layer of the denoisers behaves differently in it)
     options = {key: value for key, value in options.items() if key in accepted}
     return objective(process, student, teacher.denoiser.train(), **options)

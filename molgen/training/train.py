@@ -181,9 +181,13 @@ def teacher_configs(cfg: DictConfig, data_info: DatasetInfo) -> dict:
             f"teacher={cfg.teacher} was trained on data whose nodes and pairs mean something else than "
             f"data={cfg.data.name}'s: distil it on its own kind of data (experiment=distill: QM9 with bonds)"
         )
-    cfg.model, cfg.diffusion = teacher.config["model"], teacher.config["diffusion"]
+    diffusion = dict(teacher.config["diffusion"])
+    if cfg.distill.get("prediction"):
+        diffusion["prediction"] = cfg.distill.prediction
+    cfg.model, cfg.diffusion = teacher.config["model"], diffusion
     return {
-        **teacher.config,
+        "model": teacher.config["model"],
+        "diffusion": diffusion,
         "dataset_info": teacher.info.to_dict(),
         "distill": {"teacher": cfg.teacher, **_container(cfg.distill)},
     }
