@@ -201,28 +201,29 @@ class ConsistencyDistillation(_TeacherDistillation):
 
 class ProgressiveDistillation(_TeacherDistillation):
     """One round of progressive distillation (Salimans & Ho 2022): a student that takes one DDIM step where
-    its teacher takes two.
+    its teacher takes ``teacher_steps`` (two in the paper; more makes one round of several halvings).
 
     On the student's grid of ``student_steps`` intervals (``grid`` spacing), one interval ``s < t`` per
-    graph, ``u`` its teacher-grid midpoint (the teacher's grid is twice as fine)::
+    graph, split into ``teacher_steps`` intervals of the teacher's finer grid::
 
         z_t ~ q(z_t | x)                                 every channel
-        z_u, z_s = two teacher DDIM steps t -> u -> s    the Gaussian channels; classes stay z_t's
+        z_s = the teacher's DDIM steps t -> ... -> s     the Gaussian channels; classes stay z_t's
         x~ = (z_s - (sigma_s / sigma_t) z_t) / (alpha_s - (sigma_s / sigma_t) alpha_t)
         loss = w_pos * lambda(t) * |f_student(z_t, t) - x~|^2 / dof + sum_c w_c * KL(teacher_c(z_t) || student_c(z_t))
 
-    ``x~`` is the clean prediction whose single DDIM step from ``t`` lands where the teacher's two do;
+    ``x~`` is the clean prediction whose single DDIM step from ``t`` lands where the teacher's steps do;
     ``lambda`` is the weighting of :func:`clean_prediction_error` (``snr_floor``). The student samples with
-    ``--sampler ddim --steps student_steps`` (``eta`` 0); the next round distils it in turn with half the
-    steps (``teacher=`` its checkpoint). Only the training entry points are implemented.
+    ``--sampler ddim --steps student_steps`` (``eta`` 0); the next round distils it in turn (``teacher=`` its
+    checkpoint). Only the training entry points are implemented.
 
     Args:
         process: the teacher's (and student's) process.
         student: the network being trained (the teacher's weights at the start).
         teacher: the teacher's network, frozen here.
-        solver_steps: the student's steps (the teacher takes twice as many).
+        solver_steps: the student's steps (the teacher takes ``teacher_steps`` times as many).
         grid: the grids' spacing, ``time`` or ``logsnr``.
         snr_floor: ``>= 0``; see :func:`clean_prediction_error`.
+        teacher_steps: the teacher's DDIM steps per student step, ``>= 2``.
     """
 
     def __init__(
@@ -233,8 +234,12 @@ class ProgressiveDistillation(_TeacherDistillation):
         solver_steps: int = 25,
         grid: str = "time",
         snr_floor: float = 0.0,
+        teacher_steps: int = 2,
     ) -> None:
-        super().__init__(process, teacher, DDIMSampler(process, 2 * solver_steps, grid=grid), snr_floor)
+        if not (isinstance(teacher_steps, int) and teacher_steps >= 2):
+            raise ValueError(f"distill.teacher_steps must be an integer >= 2, got {teacher_steps!r}")
+        super().__init__(process, teacher, DDIMSampler(process, teacher_steps * solver_steps, grid=grid), snr_floor)
+        self.teacher_steps = teacher_steps
 
     def loss(
         self, denoiser: torch.nn.Module, clean: GraphState, t: Tensor | None = None, generator: Generator | None = None
@@ -242,32 +247,33 @@ class ProgressiveDistillation(_TeacherDistillation):
         """Weighted loss per graph ``[B]`` and its components: ``progressive`` and one KL divergence per
         categorical channel. Draws the intervals (unless ``t`` [B] is given: each moved to the nearest student
         time), then the state at ``t``."""
-        process, gaussian = self.process, self.process.gaussian
+        process, gaussian, k = self.process, self.process.gaussian, self.teacher_steps
         batch, num_graphs = clean.batch, clean.num_graphs
-        grid = self.solver.timesteps(
-            clean.pos.device, clean.pos.dtype
-        )  # the teacher's: every other time is the student's
+        grid = self.solver.timesteps(clean.pos.device, clean.pos.dtype)  # the teacher's: every k-th is the student's
         if t is None:
-            index = 2 * torch.randint((len(grid) - 1) // 2, (num_graphs,), generator=generator, device=grid.device)
+            index = k * torch.randint((len(grid) - 1) // k, (num_graphs,), generator=generator, device=grid.device)
         else:
-            index = 2 * (grid[:-1:2, None] - t[None, :]).abs().argmin(dim=0)
-        t, u, s = grid[index], grid[index + 1], grid[index + 2]
+            index = k * (grid[:-1:k, None] - t[None, :]).abs().argmin(dim=0)
+        t, s = grid[index], grid[index + k]
         noisy_t = process.noise(clean, t, generator)
-        node = {name: per_item(time, batch)[:, None] for name, time in (("t", t), ("u", u), ("s", s))}
         with torch.no_grad():
             predict = process.predictor(self.teacher, noisy_t)
             teacher_out = predict(noisy_t, t)
-            pos_u, h_u = self.solver.step(
-                noisy_t.pos, noisy_t.h, teacher_out.eps_pos, teacher_out.eps_h, node["t"], node["u"], batch, None
-            )
-            at_u = noisy_t.replace(pos=pos_u, h=h_u)
-            out_u = predict(at_u, u)
-            pos_s, h_s = self.solver.step(pos_u, h_u, out_u.eps_pos, out_u.eps_h, node["u"], node["s"], batch, None)
-            schedule = gaussian.schedule
-            ratio = schedule.sigma(node["s"]) / schedule.sigma(node["t"])
-            denominator = schedule.alpha(node["s"]) - ratio * schedule.alpha(node["t"])
-            target_pos = (pos_s - ratio * noisy_t.pos) / denominator
-            target_h = (h_s - ratio * noisy_t.h) / denominator if gaussian.diffuse_features else None
+            out, state = teacher_out, noisy_t
+            for j in range(k):
+                start, end = grid[index + j], grid[index + j + 1]
+                if j:
+                    out = predict(state, start)
+                pos, h = self.solver.step(
+                    state.pos, state.h, out.eps_pos, out.eps_h,
+                    per_item(start, batch)[:, None], per_item(end, batch)[:, None], batch, None,
+                )  # fmt: skip
+                state = state.replace(pos=pos, h=h)
+            schedule, t_node, s_node = gaussian.schedule, per_item(t, batch)[:, None], per_item(s, batch)[:, None]
+            ratio = schedule.sigma(s_node) / schedule.sigma(t_node)
+            denominator = schedule.alpha(s_node) - ratio * schedule.alpha(t_node)
+            target_pos = (state.pos - ratio * noisy_t.pos) / denominator
+            target_h = (state.h - ratio * noisy_t.h) / denominator if gaussian.diffuse_features else None
         student_out = process.predictor(denoiser, noisy_t)(noisy_t, t)
         term = clean_prediction_error(gaussian, noisy_t, student_out, target_pos, target_h, t, self.snr_floor)
         return _with_classes(process, PROGRESSIVE, term, noisy_t, student_out, teacher_out)

@@ -290,6 +290,7 @@ class DistillConfig:
     target_decay: float = MISSING
     snr_floor: float = MISSING
     prediction: Optional[str] = MISSING
+    teacher_steps: int = MISSING
 
 
 @dataclass

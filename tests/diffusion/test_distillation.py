@@ -93,13 +93,15 @@ def test_distilled_one_step_map_matches_the_teachers_ode_endpoint(snr_floor):
     assert (undistilled.pos - endpoint.pos).norm() > 0.9 * endpoint.pos.norm()
 
 
-@pytest.mark.parametrize("snr_floor", [0.0, 1.0])
-def test_a_progressive_student_takes_in_one_ddim_step_what_the_teacher_takes_in_two(snr_floor):
-    """On the toy the teacher's two DDIM steps are an affine map, which one step of an affine student can
-    represent: after distillation DDIM with 4 steps of the student equals DDIM with 8 of the teacher."""
+@pytest.mark.parametrize("snr_floor, teacher_steps", [(0.0, 2), (1.0, 2), (1.0, 4)])
+def test_a_progressive_student_takes_in_one_ddim_step_what_the_teacher_takes_in_several(snr_floor, teacher_steps):
+    """On the toy the teacher's DDIM steps are an affine map, which one step of an affine student can
+    represent: after distillation DDIM with 4 steps of the student equals DDIM with 8 (16) of the teacher."""
     process, student_steps = GaussianDiffusion(SCHEDULE), 4
     student = AffineStudent(make_sampler("ddim", process, student_steps).timesteps(dtype=torch.float64))
-    distill = ProgressiveDistillation(process, student, Oracle(), student_steps, snr_floor=snr_floor)
+    distill = ProgressiveDistillation(
+        process, student, Oracle(), student_steps, snr_floor=snr_floor, teacher_steps=teacher_steps
+    )
     optimizer = torch.optim.Adam(student.parameters(), lr=0.01)
     generator = torch.Generator().manual_seed(0)
     losses = []
@@ -111,7 +113,7 @@ def test_a_progressive_student_takes_in_one_ddim_step_what_the_teacher_takes_in_
         losses.append(loss.mean().item())
     assert set(parts) == {PROGRESSIVE}
     assert losses[0] > 1e-4 and losses[-1] < 1e-12
-    teacher = toy_sample(make_sampler("ddim", process, 2 * student_steps), Oracle())
+    teacher = toy_sample(make_sampler("ddim", process, teacher_steps * student_steps), Oracle())
     distilled = toy_sample(make_sampler("ddim", process, student_steps), student)
     assert (distilled.pos - teacher.pos).norm() < 1e-6 * teacher.pos.norm()
     assert (distilled.h - teacher.h).norm() < 1e-6 * (teacher.h - H_MEAN).norm()
@@ -182,6 +184,25 @@ def test_intervals_are_solver_steps_and_given_times_snap_to_them():
     assert set(t.tolist()) == {1.0, 0.75, 0.5, 0.25} and torch.allclose(t - s, torch.full_like(t, 0.25))
     with pytest.raises(ValueError, match="target_decay"):
         ConsistencyDistillation(GaussianDiffusion(SCHEDULE), torch.nn.Linear(1, 1), Oracle(), target_decay=1.0)
+
+
+def test_a_progressive_round_calls_the_teacher_once_per_teacher_step_within_one_student_interval():
+    seen = []
+
+    class Spy(Oracle):
+        def forward(self, pos, h, t, batch):
+            seen.append(t.tolist())
+            return super().forward(pos, h, t, batch)
+
+    process = GaussianDiffusion(SCHEDULE)
+    distill = ProgressiveDistillation(process, Oracle(), Spy(), solver_steps=2, teacher_steps=3)
+    clean = toy_data(2, torch.Generator().manual_seed(0))
+    distill.loss(Oracle(), clean, t=torch.tensor([0.9, 0.2], dtype=torch.float64))
+    # student grid 1, 0.5, 0 (t snaps to 1 and 0.5); the teacher's steps 1/6 apart within each interval
+    expected = [[1.0, 0.5], [5 / 6, 1 / 3], [4 / 6, 1 / 6]]
+    assert len(seen) == 3 and all(torch.allclose(torch.tensor(a), torch.tensor(b)) for a, b in zip(seen, expected))
+    with pytest.raises(ValueError, match="teacher_steps must be an integer >= 2, got 1"):
+        ProgressiveDistillation(process, Oracle(), Oracle(), solver_steps=2, teacher_steps=1)
 
 
 # ----- the consistency sampler ------------------------------------------------
