@@ -12,11 +12,11 @@ Prints a table and optionally writes JSON (``--json out.json``):
                                      (what trainer.precision=bf16-mixed runs)
     sample_mol_per_s_50steps         DPM-Solver++(2M), 50 steps  } small config, batch of
     sample_mol_per_s_1000steps       ancestral (DDPM), 1000 steps } 100 QM9-size molecules
-    sample_mol_per_s_4steps          the shipped few-step bond model, consistency sampler, 4
-                                     network calls, a batch of 100 molecules of its histogram;
-                                     until a distilled ``qm9-fast`` is shipped, the ``qm9``
-                                     teacher itself (the same network, so the same cost; its
-                                     4-call samples are poor), named in ``sample_4steps_model``
+    sample_mol_per_s_4steps          the shipped few-step bond model ``qm9-fast``, its card's
+                                     sampler at 4 steps, a batch of 100 molecules of its
+                                     histogram; without it, the ``qm9`` teacher with the
+                                     consistency sampler (the same network, so the same cost;
+                                     its 4-call samples are poor), named in ``sample_4steps_model``
     sample_backbones_per_s_len100    backbones of 100 residues per second: the
                                      experiment=backbone model (kNN + chain
                                      graph), DPM-Solver++(2M) 50 steps, batch 16
@@ -105,15 +105,18 @@ def bench_train(config: str, device: str, steps: int, bf16: bool = False, warmup
     return {"s_per_batch": median, "mol_per_s": 64 / median, "peak_mem_mb": _peak_mem_mb(device)}
 
 
-def time_sampling(denoiser, process, info, device: str, sampler_name: str, num_steps: int, repeats: int) -> dict:
-    """Median seconds to sample 100 molecules drawn from ``info``'s size histogram (seed 0), after a warm-up."""
+def time_sampling(
+    denoiser, process, info, device: str, sampler_name: str, num_steps: int, repeats: int, options: dict | None = None
+) -> dict:
+    """Median seconds to sample 100 molecules drawn from ``info``'s size histogram (seed 0), after a warm-up;
+    ``options`` go to the sampler."""
     from molgen.diffusion import make_sampler
     from molgen.sampling import sample_from_histogram
 
     sizes = sample_from_histogram(info.size_histogram, 100, seed=0)
 
     def run(steps: int) -> float:
-        sampler = make_sampler(sampler_name, process, steps)
+        sampler = make_sampler(sampler_name, process, steps, **(options or {}))
         sync(device)
         start = time.perf_counter()
         sampler.sample(
@@ -128,7 +131,7 @@ def time_sampling(denoiser, process, info, device: str, sampler_name: str, num_s
 
     run(3)  # warm-up
     median = statistics.median(run(num_steps) for _ in range(repeats))
-    calls = make_sampler(sampler_name, process, num_steps).network_calls
+    calls = make_sampler(sampler_name, process, num_steps, **(options or {})).network_calls
     return {"s_per_batch": median, "mol_per_s": 100 / median, "s_per_step": median / calls}
 
 
@@ -139,15 +142,19 @@ def bench_sample(device: str, sampler_name: str, num_steps: int, repeats: int) -
 
 
 def bench_few_steps(device: str, num_steps: int, repeats: int) -> dict:
-    """The consistency sampler on the shipped ``qm9-fast`` model, or on its teacher ``qm9`` until it exists."""
+    """The shipped ``qm9-fast`` model with its card's sampler, or the consistency sampler on its teacher ``qm9``
+    while it is not shipped."""
     from molgen.pretrained import available_models, load_pretrained
 
-    name = "qm9-fast" if "qm9-fast" in available_models() else "qm9"
-    model = load_pretrained(name, device)
-    return {
-        **time_sampling(model.denoiser, model.diffusion, model.info, device, "consistency", num_steps, repeats),
-        "model": name,
-    }
+    if "qm9-fast" in available_models():
+        name = "qm9-fast"
+        model = load_pretrained(name, device)
+        sampler, options = model.sampling.sampler, dict(model.sampling.options)
+    else:
+        name, sampler, options = "qm9", "consistency", {}
+        model = load_pretrained(name, device)
+    timing = time_sampling(model.denoiser, model.diffusion, model.info, device, sampler, num_steps, repeats, options)
+    return {**timing, "model": name}
 
 
 def bench_backbones(device: str, num_steps: int, repeats: int, length: int = 100, batch: int = 16) -> dict:

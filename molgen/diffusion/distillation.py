@@ -59,6 +59,8 @@ CONSISTENCY = "consistency"
 """Name of the consistency term in the loss components (weighted as the process's positions)."""
 PROGRESSIVE = "progressive"
 """Name of the progressive-distillation term in the loss components (weighted as the process's positions)."""
+CLASS_OBJECTIVES = ("match", "transition")
+"""Values of :class:`ProgressiveDistillation`'s ``classes``."""
 
 
 def clean_prediction_error(
@@ -87,7 +89,14 @@ def _with_classes(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The weighted total ``[B]`` of the positions' ``term`` and each categorical channel's divergence from the
     teacher's predicted classes at the same input, and the components."""
-    classes = process.class_loss(noisy, out, teacher_out)
+    return _weighted(process, name, term, process.class_loss(noisy, out, teacher_out))
+
+
+def _weighted(
+    process: DiffusionProcess, name: str, term: Tensor, classes: dict[str, Tensor]
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The total ``[B]`` of the positions' ``term`` and the ``classes`` terms under the process's loss weights,
+    and the components."""
     weights = process.loss_weights
     total = weights.get(POSITIONS, 1.0) * term
     total = total + sum(weights.get(channel, 1.0) * value for channel, value in classes.items())
@@ -212,7 +221,15 @@ class ProgressiveDistillation(_TeacherDistillation):
         loss = w_pos * lambda(t) * |f_student(z_t, t) - x~|^2 / dof + sum_c w_c * KL(teacher_c(z_t) || student_c(z_t))
 
     ``x~`` is the clean prediction whose single DDIM step from ``t`` lands where the teacher's steps do;
-    ``lambda`` is the weighting of :func:`clean_prediction_error` (``snr_floor``). The student samples with
+    ``lambda`` is the weighting of :func:`clean_prediction_error` (``snr_floor``).
+
+    ``classes="transition"`` distils the categorical channels too: the teacher's steps draw them as its
+    sampler does (:meth:`~molgen.diffusion.process.DiffusionProcess.discrete_step` at ``class_temperature``),
+    so that its later steps see them, and the class terms become the negative log-likelihood of the classes
+    the teacher reached at ``s`` under the student's one reverse step from ``t``
+    (:meth:`~molgen.diffusion.process.DiffusionProcess.transition_loss`, same temperature): a sampler with
+    fewer steps updates the classes fewer times, and each update must do what the teacher's several did
+    (docs/distillation.md measures how much the number of class updates costs). The student samples with
     ``--sampler ddim --steps student_steps`` (``eta`` 0); the next round distils it in turn (``teacher=`` its
     checkpoint). Only the training entry points are implemented.
 
@@ -224,6 +241,10 @@ class ProgressiveDistillation(_TeacherDistillation):
         grid: the grids' spacing, ``time`` or ``logsnr``.
         snr_floor: ``>= 0``; see :func:`clean_prediction_error`.
         teacher_steps: the teacher's DDIM steps per student step, ``>= 2``.
+        classes: ``match`` (the student's clean-class prediction matches the teacher's at the same input, the
+            teacher's steps keep the classes of ``z_t``) or ``transition`` (above).
+        class_temperature: ``transition``: the temperature of the teacher's class draws and of the student's
+            step, the sampler's ``class_temperature``.
     """
 
     def __init__(
@@ -235,11 +256,19 @@ class ProgressiveDistillation(_TeacherDistillation):
         grid: str = "time",
         snr_floor: float = 0.0,
         teacher_steps: int = 2,
+        classes: str = "match",
+        class_temperature: float = 1.0,
     ) -> None:
         if not (isinstance(teacher_steps, int) and teacher_steps >= 2):
             raise ValueError(f"distill.teacher_steps must be an integer >= 2, got {teacher_steps!r}")
+        if classes not in CLASS_OBJECTIVES:
+            raise ValueError(f"distill.classes must be one of {list(CLASS_OBJECTIVES)}, got {classes!r}")
+        if not class_temperature > 0:
+            raise ValueError(f"distill.class_temperature must be a positive number, got {class_temperature!r}")
         super().__init__(process, teacher, DDIMSampler(process, teacher_steps * solver_steps, grid=grid), snr_floor)
         self.teacher_steps = teacher_steps
+        self.classes = classes
+        self.class_temperature = float(class_temperature)
 
     def loss(
         self, denoiser: torch.nn.Module, clean: GraphState, t: Tensor | None = None, generator: Generator | None = None
@@ -259,7 +288,7 @@ class ProgressiveDistillation(_TeacherDistillation):
         with torch.no_grad():
             predict = process.predictor(self.teacher, noisy_t)
             teacher_out = predict(noisy_t, t)
-            out, state = teacher_out, noisy_t
+            out, state, transition = teacher_out, noisy_t, self.classes == "transition"
             for j in range(k):
                 start, end = grid[index + j], grid[index + j + 1]
                 if j:
@@ -269,6 +298,8 @@ class ProgressiveDistillation(_TeacherDistillation):
                     per_item(start, batch)[:, None], per_item(end, batch)[:, None], batch, None,
                 )  # fmt: skip
                 state = state.replace(pos=pos, h=h)
+                if transition:
+                    state = process.discrete_step(state, out, start, end, generator, self.class_temperature)
             schedule, t_node, s_node = gaussian.schedule, per_item(t, batch)[:, None], per_item(s, batch)[:, None]
             ratio = schedule.sigma(s_node) / schedule.sigma(t_node)
             denominator = schedule.alpha(s_node) - ratio * schedule.alpha(t_node)
@@ -276,4 +307,7 @@ class ProgressiveDistillation(_TeacherDistillation):
             target_h = (state.h - ratio * noisy_t.h) / denominator if gaussian.diffuse_features else None
         student_out = process.predictor(denoiser, noisy_t)(noisy_t, t)
         term = clean_prediction_error(gaussian, noisy_t, student_out, target_pos, target_h, t, self.snr_floor)
-        return _with_classes(process, PROGRESSIVE, term, noisy_t, student_out, teacher_out)
+        if not transition:
+            return _with_classes(process, PROGRESSIVE, term, noisy_t, student_out, teacher_out)
+        classes = process.transition_loss(noisy_t, student_out, t, s, state, self.class_temperature)
+        return _weighted(process, PROGRESSIVE, term, classes)

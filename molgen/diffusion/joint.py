@@ -456,17 +456,46 @@ class JointDiffusion(DiffusionProcess):
         column order, then the pair channel. At ``s = 0`` the posterior is (up to the
         schedule's precision) the predicted clean distribution itself."""
         node_logits = self.split_node_logits(out.node_logits)
+        t_node, s_node = per_item(t, state.batch), per_item(s, state.batch)
         node_classes = torch.stack(
             [
-                channel.reverse_step(state.node_classes[:, c], logits, t, s, generator, temperature=temperature)
+                channel.reverse_step(state.node_classes[:, c], logits, t_node, s_node, generator, temperature)
                 for c, (channel, logits) in enumerate(zip(self.node_channels.values(), node_logits))
             ],
             dim=1,
         )
+        pair_graph = state.batch[state.pair_index[0]]
+        t_pair, s_pair = per_item(t, pair_graph), per_item(s, pair_graph)
         edge_classes = self.edge_channel.reverse_step(
-            state.edge_classes, out.edge_logits, t, s, generator, temperature=temperature
+            state.edge_classes, out.edge_logits, t_pair, s_pair, generator, temperature
         )
         return state.replace(node_classes=node_classes, edge_classes=edge_classes)
+
+    def transition_loss(
+        self, state: GraphState, out: Prediction, t: Tensor, s: Tensor, target: GraphState, temperature: float
+    ) -> dict[str, Tensor]:
+        """Per channel, in column order then the pair channel: the mean over each graph's nodes (pairs) of
+        ``-log p(x_s = target's class | x_t)`` under :meth:`CategoricalDiffusion.posterior` with the predicted
+        clean classes ``softmax(logits / temperature)``, ``[B]`` (a graph without pairs contributes 0)."""
+        batch, num_graphs, dtype = state.batch, state.num_graphs, state.pos.dtype
+        pair_graph = batch[state.pair_index[0]]
+        channels = [
+            (name, channel, logits, state.node_classes[:, c], target.node_classes[:, c], batch)
+            for c, (name, channel, logits) in enumerate(
+                zip(self.node_channels, self.node_channels.values(), self.split_node_logits(out.node_logits))
+            )
+        ]
+        channels.append(
+            (self.edge_name, self.edge_channel, out.edge_logits, state.edge_classes, target.edge_classes, pair_graph)
+        )
+        parts = {}
+        for name, channel, logits, x_t, x_s, graph in channels:
+            p0 = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature, dim=-1)
+            probs = channel.posterior(x_t, p0, per_item(t, graph), per_item(s, graph))
+            nll = -probs.gather(1, x_s[:, None]).squeeze(1).clamp(min=torch.finfo(probs.dtype).tiny).log()
+            count = graph_sizes(graph, num_graphs).clamp(min=1).to(dtype)
+            parts[name] = graph_sum(nll.to(dtype), graph, num_graphs) / count
+        return parts
 
     def constrain_classes(
         self,

@@ -243,8 +243,18 @@ class DiffusionProcess(torch.nn.Module):
     def discrete_step(
         self, state: GraphState, out: Prediction, t: Tensor, s: Tensor, generator: Generator | None, temperature: float
     ) -> GraphState:
-        """Move the non-Gaussian channels from time ``t`` to ``s < t``; a Gaussian process has none."""
+        """Move the non-Gaussian channels from time ``t`` to ``s < t`` (scalars, or per graph ``[B]``); a Gaussian
+        process has none."""
         return state
+
+    def transition_loss(
+        self, state: GraphState, out: Prediction, t: Tensor, s: Tensor, target: GraphState, temperature: float
+    ) -> dict[str, Tensor]:
+        """Per categorical channel, the mean over each graph's items of ``-log p(target's class at s | state at t)``
+        under the reverse step that :meth:`discrete_step` draws from with ``out`` (``[B]`` each; ``t``, ``s``
+        scalars or per graph ``[B]``): how well one step reproduces classes another sampler reached at ``s``
+        (progressive distillation). A process without categorical channels has none."""
+        return {}
 
     def constrain_classes(
         self,

@@ -291,6 +291,8 @@ class DistillConfig:
     snr_floor: float = MISSING
     prediction: Optional[str] = MISSING
     teacher_steps: int = MISSING
+    classes: str = MISSING
+    class_temperature: float = MISSING
 
 
 @dataclass

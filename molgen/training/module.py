@@ -100,7 +100,10 @@ def load_model_source(source: str, option: str) -> TrainedModel:
 #: ``distill.method`` -> the objective, and the ``distill`` options it takes.
 DISTILLATIONS = {
     "consistency": (ConsistencyDistillation, ("solver_steps", "grid", "target_decay", "snr_floor")),
-    "progressive": (ProgressiveDistillation, ("solver_steps", "grid", "snr_floor", "teacher_steps")),
+    "progressive": (
+        ProgressiveDistillation,
+        ("solver_steps", "grid", "snr_floor", "teacher_steps", "classes", "class_temperature"),
+    ),
 }
 
 

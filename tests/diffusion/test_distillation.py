@@ -11,12 +11,13 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from molgen.checkpoint import load_checkpoint
 from molgen.diffusion import ConsistencySampler, GaussianDiffusion, PolynomialSchedule, make_sampler
 from molgen.diffusion.categorical import CategoricalDiffusion
 from molgen.diffusion.distillation import CONSISTENCY, PROGRESSIVE, ConsistencyDistillation, ProgressiveDistillation
-from molgen.diffusion.process import GraphState
+from molgen.diffusion.process import GraphState, Prediction
 from molgen.graph_batch import graph_mean, node_batch, remove_mean
 from molgen.sampling import SamplingConfig, generate
 from tests.diffusion.test_samplers import H_MEAN, H_STD, POS_STD, gaussian_oracle
@@ -153,6 +154,80 @@ def test_the_joint_loss_decreases_on_a_tiny_run():
     # measured: consistency 0.024 -> 0.012, total 0.073 -> 0.038; the class divergences start at 0 and stay below 1e-3
     assert parts_after[CONSISTENCY] < 0.7 * parts_before[CONSISTENCY] and after < 0.7 * before
     assert all(parts_before[name] == 0 and parts_after[name] < 0.01 for name in ("atom_type", "charge", "bond"))
+
+
+def test_class_transitions_are_distilled_on_a_tiny_run(monkeypatch):
+    """``classes="transition"``: the teacher's steps draw the classes (one draw per teacher step, none with
+    ``match``) and the class terms are the student's step's likelihood of them; a tiny run lowers the loss."""
+    molecules, generator = tiny_molecules(), torch.Generator().manual_seed(0)
+    teacher = tiny_joint_module()  # trained briefly, so that its class predictions depend on the input
+    optimizer = torch.optim.Adam(teacher.denoiser.parameters(), lr=1e-2)
+    for _ in range(100):
+        loss, _ = teacher.diffusion.loss(teacher.denoiser, molecules, generator=generator)
+        optimizer.zero_grad()
+        loss.mean().backward()
+        optimizer.step()
+    process, student = teacher.diffusion, copy.deepcopy(teacher.denoiser)
+    draws = []
+    original = type(process).discrete_step
+
+    def counting(self, state, out, t, s, generator, temperature):
+        draws.append(temperature)
+        return original(self, state, out, t, s, generator, temperature)
+
+    monkeypatch.setattr(type(process), "discrete_step", counting)
+    matching = ProgressiveDistillation(process, student, teacher.denoiser, solver_steps=4, teacher_steps=3)
+    matching.loss(student, molecules, generator=generator)
+    assert draws == []
+    distill = ProgressiveDistillation(
+        process, student, teacher.denoiser, solver_steps=4, teacher_steps=3, classes="transition", class_temperature=0.5
+    )
+
+    def evaluate() -> float:
+        with torch.no_grad():
+            runs = [distill.loss(student, molecules, generator=torch.Generator().manual_seed(i)) for i in range(16)]
+        assert set(runs[0][1]) == {PROGRESSIVE, "atom_type", "charge", "bond"}
+        return sum(run[0].mean().item() for run in runs) / len(runs)
+
+    draws.clear()
+    before = evaluate()
+    assert draws == [0.5] * 3 * 16
+    optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
+    for _ in range(40):
+        loss, _ = distill.loss(student, molecules, generator=generator)
+        optimizer.zero_grad()
+        loss.mean().backward()
+        optimizer.step()
+    after = evaluate()
+    assert after < before  # measured: 1.757 -> 1.697
+    with pytest.raises(ValueError, match="distill.classes must be one of"):
+        ProgressiveDistillation(process, student, teacher.denoiser, classes="frozen")
+
+
+def test_the_transition_loss_is_the_reverse_steps_negative_log_likelihood():
+    process, clean = tiny_joint_module().diffusion, tiny_molecules()
+    t = torch.tensor([0.3, 0.6, 0.9])
+    noisy = process.noise(clean, t, torch.Generator().manual_seed(0))
+    sure = Prediction(
+        clean.pos, None,
+        20.0 * torch.cat([F.one_hot(clean.node_classes[:, 0], 5), F.one_hot(clean.node_classes[:, 1], 3)], 1).float(),
+        20.0 * F.one_hot(clean.edge_classes, 4).float(),
+    )  # fmt: skip
+    # predicting the clean classes for certain, one step to s = 0 reaches them: no loss
+    parts = process.transition_loss(noisy, sure, t, torch.zeros(3), clean, temperature=1.0)
+    # (up to the schedule's precision: the posterior at s = 0 keeps about 1e-5 of the noise; measured 9e-6)
+    assert set(parts) == {"atom_type", "charge", "bond"} and all(p.max() < 1e-4 for p in parts.values())
+    # otherwise the mean of -log posterior over each graph's items, as the categorical channel computes it
+    s = torch.tensor([0.1, 0.3, 0.5])
+    rough = Prediction(clean.pos, None, torch.randn(11, 8), torch.randn(len(clean.edge_classes), 4))
+    parts = process.transition_loss(noisy, rough, t, s, noisy, temperature=0.5)
+    pair_graph = clean.batch[clean.pair_index[0]]
+    probs = process.edge_channel.posterior(
+        noisy.edge_classes, torch.softmax(rough.edge_logits / 0.5, -1), t[pair_graph], s[pair_graph]
+    )
+    nll = -probs.gather(1, noisy.edge_classes[:, None]).squeeze(1).log()
+    expected = torch.stack([nll[pair_graph == g].mean() for g in range(3)])
+    torch.testing.assert_close(parts["bond"], expected)
 
 
 def test_the_class_divergence_is_the_cross_entropy_less_the_teachers_entropy():
