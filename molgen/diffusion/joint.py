@@ -459,7 +459,9 @@ class JointDiffusion(DiffusionProcess):
         t_node, s_node = per_item(t, state.batch), per_item(s, state.batch)
         node_classes = torch.stack(
             [
-                channel.reverse_step(state.node_classes[:, c], logits, t_node, s_node, generator, temperature)
+                channel.reverse_step(
+                    state.node_classes[:, c], logits, t_node, s_node, generator, temperature=temperature
+                )
                 for c, (channel, logits) in enumerate(zip(self.node_channels.values(), node_logits))
             ],
             dim=1,
@@ -467,7 +469,7 @@ class JointDiffusion(DiffusionProcess):
         pair_graph = state.batch[state.pair_index[0]]
         t_pair, s_pair = per_item(t, pair_graph), per_item(s, pair_graph)
         edge_classes = self.edge_channel.reverse_step(
-            state.edge_classes, out.edge_logits, t_pair, s_pair, generator, temperature
+            state.edge_classes, out.edge_logits, t_pair, s_pair, generator, temperature=temperature
         )
         return state.replace(node_classes=node_classes, edge_classes=edge_classes)
 
