@@ -26,9 +26,10 @@ OPTION_KEYS = (
     "class_temperature",
     "constrained_decoding",
     "final_call",
+    "refine_classes",
 )
 #: Options of models that generate bonds (categorical channels), refused for the others.
-CLASS_OPTIONS = ("class_temperature", "constrained_decoding")
+CLASS_OPTIONS = ("class_temperature", "constrained_decoding", "refine_classes")
 
 
 def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
@@ -86,6 +87,14 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="diffusion time in (0, 1) that --refine-steps re-noise to (default 0.02: about 0.03 A of noise for "
         "QM9 models)",
+    )
+    p.add_argument(
+        "--refine-classes",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="models that generate bonds: each --refine-steps round also re-noises the atom types, charges and "
+        "bonds to --refine-time and draws them again from the network's prediction on the nearly clean "
+        "coordinates (default: the shipped model's recommendation, off for checkpoints; docs/distillation.md)",
     )
     p.add_argument(
         "--class-temperature",

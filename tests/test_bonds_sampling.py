@@ -162,6 +162,39 @@ def test_no_final_call_reaches_the_sampler_and_the_sd_tags(joint_ckpt, tmp_path,
     assert not refused.exists()
 
 
+def test_refine_classes_redraws_the_classes_in_the_refinement_rounds(joint_ckpt, tmp_path, capsys, monkeypatch):
+    model = load_checkpoint(joint_ckpt)
+    redrawn = []
+    original = JointDiffusion.renoise_classes
+
+    def recording(self, state, s, t, generator):
+        redrawn.append(float(t))
+        return original(self, state, s, t, generator)
+
+    monkeypatch.setattr(JointDiffusion, "renoise_classes", recording)
+
+    def run(**options):
+        config = SamplingConfig("ddim", 3, {"final_call": False, **options})
+        return generate(model, 16, config, seed=0, batch_size=16, progress=False)
+
+    plain, refined = run(), run(refine_steps=2, refine_time=0.1)
+    assert redrawn == []
+    with_classes = run(refine_steps=2, refine_time=0.1, refine_classes=True)
+    assert redrawn == [pytest.approx(0.1)] * 2
+    classes = [[(m.atomic_numbers.tolist(), m.bonds.tolist()) for m in mols] for mols in (plain, refined, with_classes)]
+    assert classes[0] == classes[1] and classes[2] != classes[0]  # the classes change only when they are refined
+
+    out = tmp_path / "r.sdf"
+    args = ["sample", "--ckpt", str(joint_ckpt), "--steps", "3", "--num-samples", "2", "--no-progress", "--out"]
+    assert main([*args, str(out), "--refine-steps", "1", "--refine-classes"]) == 0
+    assert {m.GetProp("sampler") for m in Chem.SDMolSupplier(str(out), removeHs=False, sanitize=False)} == {
+        "ddpm refine_steps=1 refine_classes=True"
+    }
+    coords_only = save_tiny_checkpoint(tmp_path / "coords.ckpt")
+    assert main(["sample", "--ckpt", str(coords_only), "--out", str(tmp_path / "c.sdf"), "--refine-classes"]) == 1
+    assert "--refine-classes applies to models that generate bonds" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_train_qm9_bonds_then_sample_end_to_end(tmp_path):
     """Real configs and QM9 (builds the bonds cache on first use, ~1-2 min): train a few steps, sample, evaluate."""

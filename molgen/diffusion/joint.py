@@ -382,7 +382,10 @@ class JointDiffusion(DiffusionProcess):
 
     def renoise(self, state: GraphState, s: Tensor, t: Tensor, generator: Generator | None) -> GraphState:
         """Positions, then each node channel and the pair channel (:meth:`CategoricalDiffusion.renoise`)."""
-        state = super().renoise(state, s, t, generator)
+        return self.renoise_classes(super().renoise(state, s, t, generator), s, t, generator)
+
+    def renoise_classes(self, state: GraphState, s: Tensor, t: Tensor, generator: Generator | None) -> GraphState:
+        """Each node channel, then the pair channel, drawn from ``q(x_t | x_s)``."""
         s_node, t_node = per_item(s, state.batch), per_item(t, state.batch)
         node_classes = torch.stack(
             [

@@ -240,6 +240,11 @@ class DiffusionProcess(torch.nn.Module):
         s_node, t_node = per_item(s, state.batch)[..., None], per_item(t, state.batch)[..., None]
         return state.replace(pos=self.gaussian.renoise_values(state.pos, s_node, t_node, generator, state.batch))
 
+    def renoise_classes(self, state: GraphState, s: Tensor, t: Tensor, generator: Generator | None) -> GraphState:
+        """The categorical channels alone drawn from ``q(x_t | x_s)`` (:meth:`renoise` without the positions;
+        the sampler's refinement of the classes); a process without them has none."""
+        return state
+
     def discrete_step(
         self, state: GraphState, out: Prediction, t: Tensor, s: Tensor, generator: Generator | None, temperature: float
     ) -> GraphState:

@@ -140,6 +140,7 @@ _OPTION_CHECKS = {
     "class_temperature": _class_temperature,
     "constrained_decoding": lambda value: _flag("constrained_decoding", value),
     "final_call": lambda value: _flag("final_call", value),
+    "refine_classes": lambda value: _flag("refine_classes", value),
     "resample": _resample,
     "guidance": _guidance,
 }
@@ -154,6 +155,11 @@ def check_option_values(options: dict) -> None:
     for name, value in options.items():
         if name in _OPTION_CHECKS:
             _OPTION_CHECKS[name](value)
+
+
+def _unchanged(state: GraphState, t: Tensor | None) -> GraphState:
+    """The ``keep`` of a sample without a fixed part."""
+    return state
 
 
 class Sampler:
@@ -174,6 +180,9 @@ class Sampler:
             log-SNR); None takes the class's ``default_grid``.
         refine_steps: refinement calls after the loop (default 0), see :meth:`refine`.
         refine_time: the time they re-noise to, in (0, 1) (default 0.02).
+        refine_classes: the refinements re-noise the categorical channels too and draw them again from the
+            prediction (default False: they keep the classes as drawn). Refused for processes without such
+            channels.
         class_temperature: processes with categorical channels divide the
             predicted clean-class logits by this before each draw (default 1;
             below 1 sharpens them). Refused for processes without such channels.
@@ -205,6 +214,7 @@ class Sampler:
         resample: int = 1,
         guidance: float = 0.0,
         final_call: bool = True,
+        refine_classes: bool = False,
     ) -> None:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
@@ -223,6 +233,9 @@ class Sampler:
         self.class_temperature = float(class_temperature)
         self.constrained_decoding = constrained_decoding
         self.final_call = _flag("final_call", final_call)
+        if _flag("refine_classes", refine_classes) and not process.has_classes:
+            raise ValueError("refine_classes applies to models that generate bonds; this one generates coordinates")
+        self.refine_classes = refine_classes
         # what sample() runs with: the domain's constraint (under constrained_decoding) and the fixed pairs
         self._constraint: ClassConstraint | None = None
         self._frozen: Tensor | None = None
@@ -311,6 +324,12 @@ class Sampler:
         ``alpha**2 v**2 / (alpha**2 v + sigma**2)``: a slight shrinkage of
         fluctuations at or below ``sigma``.
 
+        With ``refine_classes`` each round also re-noises the categorical channels to ``refine_time``
+        (:meth:`~molgen.diffusion.process.DiffusionProcess.renoise_classes`, after the coordinates' noise) and
+        draws them again from the prediction (:meth:`draw_classes` to ``t = 0``, constrained decoding
+        included): one more informed update of the atom types and bonds from nearly clean coordinates,
+        which a few-step sampler lacks (docs/distillation.md).
+
         Args:
             predict: the network bound to the batch (:meth:`DiffusionProcess.predictor`).
             state: the finished sample, zero-CoM positions.
@@ -329,9 +348,14 @@ class Sampler:
             if diffusion.diffuse_features:
                 h_t = alpha * h + sigma * torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
             noised = state.replace(pos=pos_t, h=h_t)
+            if self.refine_classes:
+                noised = self.process.renoise_classes(noised, torch.zeros_like(t), t, generator)
             if keep is not None:
                 noised = keep(noised, t)
-            state = self._clean_prediction(noised, predict(noised, t), t)
+            out = predict(noised, t)
+            state = self._clean_prediction(noised, out, t)
+            if self.refine_classes:
+                state = self.draw_classes(state, out, t, torch.zeros_like(t), generator, keep or _unchanged)
             if keep is not None:
                 state = keep(state, None)
         return state

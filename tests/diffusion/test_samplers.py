@@ -92,7 +92,7 @@ def test_bad_sampler_arguments():
         make_sampler("ddpm", diffusion, 0)
     valid = (
         r"\['noise_scale', 'grid', 'refine_steps', 'refine_time', 'class_temperature', 'constrained_decoding', "
-        r"'resample', 'guidance', 'final_call'\]"
+        r"'resample', 'guidance', 'final_call', 'refine_classes'\]"
     )
     with pytest.raises(ValueError, match=r"unknown option.*eta.*valid options: " + valid):
         make_sampler("ddpm", diffusion, 10, eta=0.5)
@@ -114,6 +114,8 @@ def test_bad_sampler_arguments():
         make_sampler("ddim", diffusion, 10, refine_time=0.0)
     with pytest.raises(ValueError, match="class_temperature applies to models that generate bonds"):
         make_sampler("ddpm", diffusion, 10, class_temperature=0.5)
+    with pytest.raises(ValueError, match="refine_classes applies to models that generate bonds"):
+        make_sampler("ddpm", diffusion, 10, refine_steps=1, refine_classes=True)
 
 
 def test_registry_and_options():
