@@ -169,15 +169,19 @@ class CategoricalDiffusion:
         generator: torch.Generator | None = None,
         temperature: float = 1.0,
     ) -> Tensor:
-        """Sample ``x_s`` from :meth:`posterior` with ``p0 = softmax(logits / temperature)``: ``[M]`` long.
+        """Sample ``x_s`` from :meth:`step_probs`: ``[M]`` long.
 
         ``temperature < 1`` sharpens the predicted clean classes. Each step draws
         every item independently, so with few, large steps an unsharpened ``p0``
         changes many mutually dependent classes (the bonds of one atom) at once.
         """
+        return sample_categorical(self.step_probs(x_t, logits, t, s, temperature), generator)
+
+    def step_probs(self, x_t: Tensor, logits: Tensor, t: Tensor, s: Tensor, temperature: float = 1.0) -> Tensor:
+        """The reverse step's ``[M, K]`` probabilities: :meth:`posterior` with ``p0 = softmax(logits / temperature)``
+        (computed in at least float32)."""
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-        p0 = torch.softmax(logits / temperature, dim=-1)
-        return sample_categorical(self.posterior(x_t, p0, t, s), generator)
+        return self.posterior(x_t, torch.softmax(logits / temperature, dim=-1), t, s)
 
     # ----- training objective ---------------------------------------------
     @staticmethod

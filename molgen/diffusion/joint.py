@@ -164,7 +164,6 @@ class JointDiffusion(DiffusionProcess):
         if not node_channels:
             raise ValueError("a joint diffusion needs at least one categorical node channel")
         self.gaussian = GaussianDiffusion(schedule, diffuse_features=False, prediction=prediction)
-        self.prediction = prediction
         self.schedule = schedule
         self.node_channels = dict(node_channels)
         self.edge_name, self.edge_channel = edge_channel
@@ -241,6 +240,11 @@ class JointDiffusion(DiffusionProcess):
         return pos_t, eps_pos, node_t, edge_t
 
     has_classes = True
+
+    @property
+    def prediction(self) -> str:
+        """What the network's position output is, ``"eps"`` or ``"v"`` (its Gaussian part's)."""
+        return self.gaussian.prediction
 
     def wrap_network(self, network: torch.nn.Module) -> torch.nn.Module:
         """A network whose position output is ``v`` is wrapped to return ``eps`` (:class:`JointVelocityDenoiser`)."""
@@ -480,8 +484,8 @@ class JointDiffusion(DiffusionProcess):
         self, state: GraphState, out: Prediction, t: Tensor, s: Tensor, target: GraphState, temperature: float
     ) -> dict[str, Tensor]:
         """Per channel, in column order then the pair channel: the mean over each graph's nodes (pairs) of
-        ``-log p(x_s = target's class | x_t)`` under :meth:`CategoricalDiffusion.posterior` with the predicted
-        clean classes ``softmax(logits / temperature)``, ``[B]`` (a graph without pairs contributes 0)."""
+        ``-log p(x_s = target's class | x_t)`` under the reverse step :meth:`discrete_step` draws from
+        (:meth:`CategoricalDiffusion.step_probs`), ``[B]`` (a graph without pairs contributes 0)."""
         batch, num_graphs, dtype = state.batch, state.num_graphs, state.pos.dtype
         pair_graph = batch[state.pair_index[0]]
         channels = [
@@ -495,8 +499,7 @@ class JointDiffusion(DiffusionProcess):
         )
         parts = {}
         for name, channel, logits, x_t, x_s, graph in channels:
-            p0 = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature, dim=-1)
-            probs = channel.posterior(x_t, p0, per_item(t, graph), per_item(s, graph))
+            probs = channel.step_probs(x_t, logits, per_item(t, graph), per_item(s, graph), temperature)
             nll = -probs.gather(1, x_s[:, None]).squeeze(1).clamp(min=torch.finfo(probs.dtype).tiny).log()
             count = graph_sizes(graph, num_graphs).clamp(min=1).to(dtype)
             parts[name] = graph_sum(nll.to(dtype), graph, num_graphs) / count

@@ -59,12 +59,19 @@ class VelocityDenoiser(torch.nn.Module):
     def forward(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor, **estimate) -> tuple[Tensor, Tensor]:
         """``(eps_pos, eps_h)``; ``estimate`` (``self_condition=...``) goes to the network unchanged."""
         v_pos, v_h = self.net(pos, h, t, batch, **estimate)
-        alpha = self.schedule.alpha(t)[batch, None].to(pos.dtype)
-        sigma = self.schedule.sigma(t)[batch, None].to(pos.dtype)
-        # z_t has zero CoM inside the diffusion; centring keeps the wrapper translation-invariant anyway.
-        eps_pos = sigma * remove_mean(pos, batch, t.shape[0]) + alpha * v_pos
+        alpha, sigma = self._alpha_sigma(t, batch, pos.dtype)
         eps_h = sigma * h + alpha * v_h if self.diffuse_features else v_h
-        return eps_pos, eps_h
+        return self._position_noise(pos, v_pos, t, batch), eps_h
+
+    def _alpha_sigma(self, t: Tensor, batch: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """``alpha_t``, ``sigma_t`` per node, ``[N, 1]`` each."""
+        return self.schedule.alpha(t)[batch, None].to(dtype), self.schedule.sigma(t)[batch, None].to(dtype)
+
+    def _position_noise(self, pos: Tensor, v_pos: Tensor, t: Tensor, batch: Tensor) -> Tensor:
+        """``eps = sigma_t * z_t + alpha_t * v`` for the positions, ``[N, 3]``."""
+        alpha, sigma = self._alpha_sigma(t, batch, pos.dtype)
+        # z_t has zero CoM inside the diffusion; centring keeps the wrapper translation-invariant anyway.
+        return sigma * remove_mean(pos, batch, t.shape[0]) + alpha * v_pos
 
 
 class JointVelocityDenoiser(VelocityDenoiser):
@@ -86,6 +93,4 @@ class JointVelocityDenoiser(VelocityDenoiser):
         """``(eps_pos, node_logits, edge_logits)``; ``inputs`` (``condition``, ``fixed``, ``self_condition``) go
         to the network unchanged."""
         v_pos, node_logits, edge_logits = self.net(pos, node_features, edge_features, pair_index, t, batch, **inputs)
-        alpha = self.schedule.alpha(t)[batch, None].to(pos.dtype)
-        sigma = self.schedule.sigma(t)[batch, None].to(pos.dtype)
-        return sigma * remove_mean(pos, batch, t.shape[0]) + alpha * v_pos, node_logits, edge_logits
+        return self._position_noise(pos, v_pos, t, batch), node_logits, edge_logits

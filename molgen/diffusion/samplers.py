@@ -307,7 +307,7 @@ class Sampler:
         predict: Predictor,
         state: GraphState,
         generator: torch.Generator | None,
-        keep: Keep | None = None,
+        keep: Keep = _unchanged,
     ) -> GraphState:
         """Re-noise the finished sample to ``refine_time`` and denoise it, ``refine_steps`` times.
 
@@ -334,12 +334,12 @@ class Sampler:
             predict: the network bound to the batch (:meth:`DiffusionProcess.predictor`).
             state: the finished sample, zero-CoM positions.
             keep: applied to each round's noised state (at ``refine_time``) and clean prediction
-                (``None``): the inpainting replacement of a fixed part, or nothing.
+                (``None``): the inpainting replacement of a fixed part; by default nothing.
         Returns:
             The refined state (unchanged when ``refine_steps`` is 0).
         """
         diffusion = self.diffusion
-        t = state.pos.new_tensor(self.refine_time)
+        t, zero = state.pos.new_tensor(self.refine_time), state.pos.new_tensor(0.0)
         alpha, sigma = diffusion.schedule.alpha(t), diffusion.schedule.sigma(t)
         for _ in range(self.refine_steps):
             pos, h = state.pos, state.h
@@ -349,15 +349,13 @@ class Sampler:
                 h_t = alpha * h + sigma * torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
             noised = state.replace(pos=pos_t, h=h_t)
             if self.refine_classes:
-                noised = self.process.renoise_classes(noised, torch.zeros_like(t), t, generator)
-            if keep is not None:
-                noised = keep(noised, t)
+                noised = self.process.renoise_classes(noised, zero, t, generator)
+            noised = keep(noised, t)
             out = predict(noised, t)
             state = self._clean_prediction(noised, out, t)
             if self.refine_classes:
-                state = self.draw_classes(state, out, t, torch.zeros_like(t), generator, keep or _unchanged)
-            if keep is not None:
-                state = keep(state, None)
+                state = self.draw_classes(state, out, t, zero, generator, keep)
+            state = keep(state, None)
         return state
 
     def _clean_prediction(self, state: GraphState, out: Prediction, t: Tensor) -> GraphState:

@@ -107,6 +107,11 @@ DISTILLATIONS = {
 }
 
 
+def student_diffusion(teacher_diffusion: dict, prediction: str | None) -> dict:
+    """A distillation student's ``diffusion`` config: its teacher's, with ``distill.prediction`` when given."""
+    return {**teacher_diffusion, "prediction": prediction} if prediction else dict(teacher_diffusion)
+
+
 def _network(denoiser: torch.nn.Module) -> torch.nn.Module:
     """The trained network inside a denoiser: a v-predicting one's wrapped network, else the denoiser."""
     return denoiser.net if isinstance(denoiser, VelocityDenoiser) else denoiser
@@ -133,13 +138,9 @@ def distillation(
         raise ValueError(f"distill.method must be one of {sorted(DISTILLATIONS)}, got {method!r}")
     objective, accepted = DISTILLATIONS[method]
     teacher = load_model_source(options.pop("teacher"), "teacher")
-    prediction = options.pop("prediction", None) or teacher.config["diffusion"].get("prediction", "eps")
-    taught = {**teacher.config["diffusion"], "prediction": prediction}
-    if (
-        teacher.config["model"] != model
-        or taught != {"prediction": "eps", **diffusion}
-        or teacher.info.to_dict() != info
-    ):
+    taught = student_diffusion(teacher.config["diffusion"], options.pop("prediction", None))
+    eps = {"prediction": "eps"}  # the default of configs written before the option
+    if teacher.config["model"] != model or {**eps, **taught} != {**eps, **diffusion} or teacher.info.to_dict() != info:
         raise ValueError(
             "a distillation's student keeps its teacher's model, diffusion (but for distill.prediction) and "
             "dataset_info configs (molgen train takes them from the teacher)"

@@ -51,7 +51,7 @@ from molgen.io import atomic_output
 from molgen.locks import exclusive_lock
 from molgen.models.property_predictor import PREDICTORS
 from molgen.training.data import build_datamodule
-from molgen.training.module import DiffusionModule, load_model_source
+from molgen.training.module import DiffusionModule, load_model_source, student_diffusion
 from molgen.training.property_module import PropertyModule
 
 log = logging.getLogger(__name__)
@@ -181,9 +181,7 @@ def teacher_configs(cfg: DictConfig, data_info: DatasetInfo) -> dict:
             f"teacher={cfg.teacher} was trained on data whose nodes and pairs mean something else than "
             f"data={cfg.data.name}'s: distil it on its own kind of data (experiment=distill: QM9 with bonds)"
         )
-    diffusion = dict(teacher.config["diffusion"])
-    if cfg.distill.get("prediction"):
-        diffusion["prediction"] = cfg.distill.prediction
+    diffusion = student_diffusion(teacher.config["diffusion"], cfg.distill.get("prediction"))
     cfg.model, cfg.diffusion = teacher.config["model"], diffusion
     return {
         "model": teacher.config["model"],

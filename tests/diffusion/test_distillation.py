@@ -122,15 +122,22 @@ def test_a_progressive_student_takes_in_one_ddim_step_what_the_teacher_takes_in_
     assert (undistilled.pos - teacher.pos).norm() > 1e-3 * teacher.pos.norm()
 
 
-def test_the_joint_loss_decreases_on_a_tiny_run():
-    molecules, generator = tiny_molecules(), torch.Generator().manual_seed(0)
-    teacher = tiny_joint_module()  # trained briefly, so that its trajectories are not trivial
+def briefly_trained_teacher(molecules: GraphState, generator: torch.Generator):
+    """The tiny joint module after 100 training steps on ``molecules``, so that its trajectories and class
+    predictions depend on the input."""
+    teacher = tiny_joint_module()
     optimizer = torch.optim.Adam(teacher.denoiser.parameters(), lr=1e-2)
     for _ in range(100):
         loss, _ = teacher.diffusion.loss(teacher.denoiser, molecules, generator=generator)
         optimizer.zero_grad()
         loss.mean().backward()
         optimizer.step()
+    return teacher
+
+
+def test_the_joint_loss_decreases_on_a_tiny_run():
+    molecules, generator = tiny_molecules(), torch.Generator().manual_seed(0)
+    teacher = briefly_trained_teacher(molecules, generator)
     student = copy.deepcopy(teacher.denoiser)
     distill = ConsistencyDistillation(teacher.diffusion, student, teacher.denoiser, solver_steps=10, target_decay=0.5)
 
@@ -160,13 +167,7 @@ def test_class_transitions_are_distilled_on_a_tiny_run(monkeypatch):
     """``classes="transition"``: the teacher's steps draw the classes (one draw per teacher step, none with
     ``match``) and the class terms are the student's step's likelihood of them; a tiny run lowers the loss."""
     molecules, generator = tiny_molecules(), torch.Generator().manual_seed(0)
-    teacher = tiny_joint_module()  # trained briefly, so that its class predictions depend on the input
-    optimizer = torch.optim.Adam(teacher.denoiser.parameters(), lr=1e-2)
-    for _ in range(100):
-        loss, _ = teacher.diffusion.loss(teacher.denoiser, molecules, generator=generator)
-        optimizer.zero_grad()
-        loss.mean().backward()
-        optimizer.step()
+    teacher = briefly_trained_teacher(molecules, generator)
     process, student = teacher.diffusion, copy.deepcopy(teacher.denoiser)
     draws = []
     original = type(process).discrete_step

@@ -351,8 +351,9 @@ def test_refinement_shrinks_the_target_as_the_posterior_mean_predicts(rounds):
     assert out_h.var().item() == pytest.approx(expected(H_STD**2), rel=0.03)
 
 
-def test_refinement_runs_after_the_loop_and_is_off_by_default():
-    diffusion = GaussianDiffusion(PolynomialSchedule())
+def timed_toy_run(diffusion, name, **options):
+    """Sample 3 toy graphs of 5 nodes with ``name`` (4 steps, seed 0, float64): ``(sample, the times of the
+    network's calls, the sampler)``."""
     times = []
     oracle = gaussian_oracle(diffusion.schedule)
 
@@ -360,12 +361,19 @@ def test_refinement_runs_after_the_loop_and_is_off_by_default():
         times.append(t[0].item())
         return oracle(pos, h, t, batch)
 
+    sampler = make_sampler(name, diffusion, 4, **options)
+    out = sampler.sample(
+        counting, torch.full((3,), 5), 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    return out, times, sampler
+
+
+def test_refinement_runs_after_the_loop_and_is_off_by_default():
+    diffusion = GaussianDiffusion(PolynomialSchedule())
+
     def run(**options):
-        times.clear()
-        out = make_sampler("ddpm", diffusion, 4, **options).sample(
-            counting, torch.full((3,), 5), 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64
-        )
-        return out, list(times)
+        out, times, _ = timed_toy_run(diffusion, "ddpm", **options)
+        return out, times
 
     plain, plain_times = run()
     refined, refined_times = run(refine_steps=2, refine_time=0.1)
@@ -380,21 +388,12 @@ def test_without_the_final_call_the_sample_is_the_last_step_state(name):
     """``final_call=False`` skips the clean prediction ``(z_0 - sigma(0) eps) / alpha(0)`` at ``t = 0``: one call
     fewer, and the sample keeps ``z_0``, which differs by about ``sigma(0)`` times the predicted noise."""
     diffusion = GaussianDiffusion(PolynomialSchedule())
-    times = []
     oracle = gaussian_oracle(diffusion.schedule)
 
-    def counting(pos, h, t, batch):
-        times.append(t[0].item())
-        return oracle(pos, h, t, batch)
-
     def run(**options):
-        times.clear()
-        sampler = make_sampler(name, diffusion, 4, grid="time", **options)
-        out = sampler.sample(
-            counting, torch.full((3,), 5), 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64
-        )
+        out, times, sampler = timed_toy_run(diffusion, name, grid="time", **options)
         assert len(times) == sampler.network_calls
-        return out, list(times)
+        return out, times
 
     with_call, with_times = run()
     without, without_times = run(final_call=False)
