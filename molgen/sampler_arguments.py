@@ -12,7 +12,7 @@ from typing import Any
 
 from molgen.commands import positive_int
 
-__all__ = ["SAMPLER_CHOICES", "add_sampler_arguments", "given_options", "resolve_sampling"]
+__all__ = ["SAMPLER_CHOICES", "add_sampler_arguments", "given_options", "option_value", "resolve_sampling"]
 
 #: Samplers offered on the command line (`ancestral` is an alias of ddpm in the registry).
 SAMPLER_CHOICES = ["ddpm", "ddim", "dpm-solver", "consistency"]
@@ -23,6 +23,8 @@ OPTION_KEYS = (
     "grid",
     "refine_steps",
     "refine_time",
+    "polish_steps",
+    "polish_time",
     "class_temperature",
     "constrained_decoding",
     "final_call",
@@ -89,11 +91,26 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
         "QM9 models)",
     )
     p.add_argument(
+        "--polish-steps",
+        type=int,
+        default=None,
+        help="after the --refine-steps rounds, this many more re-noising to --polish-time (default 0): with "
+        "class-refining rounds at a larger time, e.g. --refine-steps 16 --refine-time 0.1 --refine-classes "
+        "--polish-steps 2, they restore the bond lengths that a clean prediction from t = 0.1 leaves coarse "
+        "(docs/performance.md)",
+    )
+    p.add_argument(
+        "--polish-time",
+        type=float,
+        default=None,
+        help="diffusion time in (0, 1) that --polish-steps re-noise to (default 0.02)",
+    )
+    p.add_argument(
         "--refine-classes",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="models that generate bonds: each --refine-steps round also re-noises the atom types, charges and "
-        "bonds to --refine-time and draws them again from the network's prediction on the nearly clean "
+        help="models that generate bonds: each --refine-steps (and --polish-steps) round also re-noises the atom "
+        "types, charges and bonds to its time and draws them again from the network's prediction on the nearly clean "
         "coordinates (default: the shipped model's recommendation, off for checkpoints; docs/distillation.md)",
     )
     p.add_argument(
@@ -121,6 +138,17 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
         "(a difference of about 0.005 times the predicted noise): what few-step distilled samplers use "
         "(docs/distillation.md). Not for --sampler consistency, whose last call is its last step",
     )
+
+
+def option_value(text: str) -> bool | float | str:
+    """A sampler option's value written as text in a benchmark's cell (``refine_classes=true``,
+    ``eta=1``, ``grid=time``): a flag, a number, or the text itself."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def given_options(opts: argparse.Namespace, extra: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -46,8 +46,8 @@ class SamplingConfig:
         steps: reverse steps (the network is called ``steps + 1`` times, plus refinements; ``consistency``:
             ``steps`` calls in all, see :attr:`~molgen.diffusion.samplers.Sampler.network_calls`).
         options: the sampler's options, e.g. ``{"eta": 1.0, "refine_steps": 1}``; every
-            sampler takes ``grid``, ``refine_steps``, ``refine_time``, ``class_temperature`` and
-            ``constrained_decoding``.
+            sampler takes ``grid``, ``refine_steps``, ``refine_time``, ``polish_steps``, ``polish_time``,
+            ``class_temperature`` and ``constrained_decoding``.
     """
 
     sampler: str = "ddpm"
@@ -232,7 +232,7 @@ def estimate_cost(
     domain, info = model.domain, model.info
     largest = int(domain.sample_sizes(info, min(num_samples, ESTIMATE_DRAWS), seed, **request).max())
     # counted below (network_calls); resampling needs a fixed part, guidance a condition
-    loop_only = ("refine_steps", "resample", "guidance")
+    loop_only = ("refine_steps", "polish_steps", "resample", "guidance")
     one_step = SamplingConfig(sampling.sampler, 1, {k: v for k, v in sampling.options.items() if k not in loop_only})
     reverse = one_step.make(model.diffusion)
     model.to(device)

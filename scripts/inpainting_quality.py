@@ -7,7 +7,8 @@ fixed-part report (fixed RMSD, substructure kept, valid, linked) and the time.
 Usage: python scripts/inpainting_quality.py [--model qm9 | --ckpt CKPT] [--num-samples 100] [--settings card,...]
 A setting is ``card`` (the model card's sampler; with ``--ckpt``, the card of ``--model``, so that a model
 fine-tuned from a shipped one is compared with the same sampler) or ``SAMPLER@STEPS``, followed by ``:rN`` for N
-resampling jumps and ``:v`` for valence-constrained decoding (e.g. ``card:r3:v``).
+resampling jumps, ``:v`` for valence-constrained decoding and ``:OPTION=VALUE`` for any other sampler option
+(e.g. ``card:r3:v``, ``card:refine_steps=16:refine_time=0.1:polish_steps=2``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import molgen
 from molgen.checkpoint import load_checkpoint
 from molgen.domains.molecules import fixed_part_report, format_fixed_part_report
 from molgen.molecules.fragments import read_fragment
+from molgen.sampler_arguments import option_value
 from molgen.sampling import SamplingConfig, generate
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
@@ -38,8 +40,11 @@ def sampling_of(setting: str, card: SamplingConfig) -> SamplingConfig:
             options["constrained_decoding"] = True
         elif suffix.startswith("r") and suffix[1:].isdigit():
             options["resample"] = int(suffix[1:])
+        elif "=" in suffix:
+            key, value = suffix.split("=", 1)
+            options[key] = option_value(value)
         else:
-            raise SystemExit(f"unknown setting suffix {suffix!r} in {setting!r}: use :rN or :v")
+            raise SystemExit(f"unknown setting suffix {suffix!r} in {setting!r}: use :rN, :v or :OPTION=VALUE")
     return config.updated(options=options)
 
 

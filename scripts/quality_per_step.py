@@ -30,21 +30,13 @@ from molgen.molecules.metrics.graph_stability import evaluate_graph_stability
 from molgen.molecules.metrics.rdkit_protocol import evaluate_rdkit
 from molgen.molecules.record import MoleculeRecord
 from molgen.pretrained import load_pretrained
+from molgen.sampler_arguments import option_value
 from molgen.sampling import SamplingConfig, generate
 
 DEFAULT_CELLS = (
     "dpm-solver:10,dpm-solver:25,dpm-solver:50,ddim:25,ddim:50,ddpm:50,dpm-solver:100,ddim:100,ddpm:100,"
     "ddpm:250,ddpm:1000"
 )
-
-
-def _option_value(text: str) -> bool | float | str:
-    if text.lower() in ("true", "false"):  # e.g. constrained_decoding=true
-        return text.lower() == "true"
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def main() -> None:
@@ -72,7 +64,7 @@ def main() -> None:
         label = " ".join([sampler, *options])
         if (label, int(steps)) in done:
             continue
-        sampler_options = {key: _option_value(value) for key, value in (option.split("=") for option in options)}
+        sampler_options = {key: option_value(value) for key, value in (option.split("=") for option in options)}
         sampling = SamplingConfig(sampler, int(steps), sampler_options)
         start = time.perf_counter()
         molecules = generate(

@@ -181,14 +181,17 @@ def test_refine_classes_redraws_the_classes_in_the_refinement_rounds(joint_ckpt,
     assert redrawn == []
     with_classes = run(refine_steps=2, refine_time=0.1, refine_classes=True)
     assert redrawn == [pytest.approx(0.1)] * 2
+    redrawn.clear()
+    run(refine_steps=1, refine_time=0.1, polish_steps=2, polish_time=0.03, refine_classes=True)
+    assert redrawn == [pytest.approx(0.1), pytest.approx(0.03), pytest.approx(0.03)]
     classes = [[(m.atomic_numbers.tolist(), m.bonds.tolist()) for m in mols] for mols in (plain, refined, with_classes)]
     assert classes[0] == classes[1] and classes[2] != classes[0]  # the classes change only when they are refined
 
     out = tmp_path / "r.sdf"
     args = ["sample", "--ckpt", str(joint_ckpt), "--steps", "3", "--num-samples", "2", "--no-progress", "--out"]
-    assert main([*args, str(out), "--refine-steps", "1", "--refine-classes"]) == 0
+    assert main([*args, str(out), "--refine-steps", "1", "--refine-classes", "--polish-steps", "1"]) == 0
     assert {m.GetProp("sampler") for m in Chem.SDMolSupplier(str(out), removeHs=False, sanitize=False)} == {
-        "ddpm refine_steps=1 refine_classes=True"
+        "ddpm refine_steps=1 polish_steps=1 refine_classes=True"
     }
     coords_only = save_tiny_checkpoint(tmp_path / "coords.ckpt")
     assert main(["sample", "--ckpt", str(coords_only), "--out", str(tmp_path / "c.sdf"), "--refine-classes"]) == 1

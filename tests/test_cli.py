@@ -87,6 +87,8 @@ def test_sample_refinement_moves_atoms_and_is_tagged(tiny_ckpt, tmp_path, capsys
     assert a.GetConformer().GetPositions().tolist() != b.GetConformer().GetPositions().tolist()
     assert _sample(tiny_ckpt, tmp_path / "bad.sdf", "--refine-time", "1.5") == 1
     assert "--refine-time must be in (0, 1), got 1.5" in capsys.readouterr().err
+    assert _sample(tiny_ckpt, tmp_path / "bad.sdf", "--polish-steps", "-1") == 1
+    assert "--polish-steps must be a whole number >= 0, got -1" in capsys.readouterr().err
     assert not (tmp_path / "bad.sdf").exists()
 
 

@@ -24,8 +24,8 @@ name             class               options                 default grid
 ``consistency``  ConsistencySampler  ``grid``                ``time``
 ===============  ==================  ======================  ============
 
-Every sampler also takes ``refine_steps`` and ``refine_time`` (see
-:meth:`Sampler.refine`): denoiser calls after the loop that re-noise the
+Every sampler also takes ``refine_steps`` and ``refine_time``, ``polish_steps`` and ``polish_time``
+(see :meth:`Sampler.refine`): denoiser calls after the loop that re-noise the
 sample slightly and replace it by its clean prediction;
 ``class_temperature`` and ``constrained_decoding`` for processes with categorical channels (see
 :meth:`~molgen.diffusion.joint.JointDiffusion.discrete_step`); ``resample``
@@ -94,15 +94,15 @@ def _grid(value: str) -> str:
     return value
 
 
-def _refine_steps(value: int) -> int:
+def _round_count(name: str, value: int) -> int:
     if int(value) != value or value < 0:
-        raise ValueError(f"refine_steps must be a whole number >= 0, got {value}")
+        raise ValueError(f"{name} must be a whole number >= 0, got {value}")
     return int(value)
 
 
-def _refine_time(value: float) -> float:
+def _round_time(name: str, value: float) -> float:
     if not 0.0 < value < 1.0:
-        raise ValueError(f"refine_time must be in (0, 1), got {value}")
+        raise ValueError(f"{name} must be in (0, 1), got {value}")
     return float(value)
 
 
@@ -135,8 +135,10 @@ _OPTION_CHECKS = {
     "eta": lambda value: _unit_interval("eta", value),
     "noise_scale": lambda value: _unit_interval("noise_scale", value),
     "grid": _grid,
-    "refine_steps": _refine_steps,
-    "refine_time": _refine_time,
+    "refine_steps": lambda value: _round_count("refine_steps", value),
+    "refine_time": lambda value: _round_time("refine_time", value),
+    "polish_steps": lambda value: _round_count("polish_steps", value),
+    "polish_time": lambda value: _round_time("polish_time", value),
     "class_temperature": _class_temperature,
     "constrained_decoding": lambda value: _flag("constrained_decoding", value),
     "final_call": lambda value: _flag("final_call", value),
@@ -180,6 +182,9 @@ class Sampler:
             log-SNR); None takes the class's ``default_grid``.
         refine_steps: refinement calls after the loop (default 0), see :meth:`refine`.
         refine_time: the time they re-noise to, in (0, 1) (default 0.02).
+        polish_steps: more refinement calls after those (default 0), each re-noising to ``polish_time``.
+        polish_time: in (0, 1) (default 0.02): a small time after refinements at a larger ``refine_time``,
+            whose last clean prediction from that larger noise leaves bond lengths coarse.
         refine_classes: the refinements re-noise the categorical channels too and draw them again from the
             prediction (default False: they keep the classes as drawn). Refused for processes without such
             channels.
@@ -215,11 +220,14 @@ class Sampler:
         guidance: float = 0.0,
         final_call: bool = True,
         refine_classes: bool = False,
+        polish_steps: int = 0,
+        polish_time: float = 0.02,
     ) -> None:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         grid = _grid(self.default_grid if grid is None else grid)
-        refine_steps, refine_time = _refine_steps(refine_steps), _refine_time(refine_time)
+        refine_steps, refine_time = _round_count("refine_steps", refine_steps), _round_time("refine_time", refine_time)
+        polish_steps, polish_time = _round_count("polish_steps", polish_steps), _round_time("polish_time", polish_time)
         if _class_temperature(class_temperature) != 1.0 and not process.has_classes:
             raise ValueError(
                 "class_temperature applies to models that generate bonds; this one generates coordinates and types only"
@@ -243,14 +251,18 @@ class Sampler:
         self.guidance = _guidance(guidance)
         self.num_steps = num_steps
         self.grid = grid
-        self.refine_steps = int(refine_steps)
-        self.refine_time = float(refine_time)
+        self.refine_steps = refine_steps
+        self.refine_time = refine_time
+        self.polish_steps = polish_steps
+        self.polish_time = polish_time
 
     @property
     def network_calls(self) -> int:
         """Denoiser calls of one :meth:`sample`: one per step (times ``resample`` with a fixed part), the final
-        clean prediction (unless ``final_call`` is False) and the refinements; twice that with ``guidance``."""
-        calls = (len(self.timesteps()) - 1) * self.resample + int(self.final_call) + self.refine_steps
+        clean prediction (unless ``final_call`` is False), the refinements and polishing rounds; twice that with
+        ``guidance``."""
+        loop = (len(self.timesteps()) - 1) * self.resample + int(self.final_call)
+        calls = loop + self.refine_steps + self.polish_steps
         return 2 * calls if self.guidance else calls
 
     def timesteps(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
@@ -309,7 +321,8 @@ class Sampler:
         generator: torch.Generator | None,
         keep: Keep = _unchanged,
     ) -> GraphState:
-        """Re-noise the finished sample to ``refine_time`` and denoise it, ``refine_steps`` times.
+        """Re-noise the finished sample to ``refine_time`` and denoise it, ``refine_steps`` times, then the
+        same ``polish_steps`` times at ``polish_time``.
 
         Each round draws ``z = alpha * x + sigma * noise`` (zero-CoM noise for
         positions; features only when they are diffused) and replaces ``x`` by
@@ -324,24 +337,27 @@ class Sampler:
         ``alpha**2 v**2 / (alpha**2 v + sigma**2)``: a slight shrinkage of
         fluctuations at or below ``sigma``.
 
-        With ``refine_classes`` each round also re-noises the categorical channels to ``refine_time``
+        With ``refine_classes`` each round also re-noises the categorical channels to its time
         (:meth:`~molgen.diffusion.process.DiffusionProcess.renoise_classes`, after the coordinates' noise) and
         draws them again from the prediction (:meth:`draw_classes` to ``t = 0``, constrained decoding
         included): one more informed update of the atom types and bonds from nearly clean coordinates,
-        which a few-step sampler lacks (docs/distillation.md).
+        which a few-step sampler lacks (docs/distillation.md). Many such rounds at a larger time (0.1)
+        followed by polishing rounds at a small one (0.02) act as a restart sampler that corrects the
+        graph (docs/performance.md).
 
         Args:
             predict: the network bound to the batch (:meth:`DiffusionProcess.predictor`).
             state: the finished sample, zero-CoM positions.
-            keep: applied to each round's noised state (at ``refine_time``) and clean prediction
+            keep: applied to each round's noised state (at the round's time) and clean prediction
                 (``None``): the inpainting replacement of a fixed part; by default nothing.
         Returns:
-            The refined state (unchanged when ``refine_steps`` is 0).
+            The refined state (unchanged when ``refine_steps`` and ``polish_steps`` are 0).
         """
         diffusion = self.diffusion
-        t, zero = state.pos.new_tensor(self.refine_time), state.pos.new_tensor(0.0)
-        alpha, sigma = diffusion.schedule.alpha(t), diffusion.schedule.sigma(t)
-        for _ in range(self.refine_steps):
+        zero = state.pos.new_tensor(0.0)
+        for time in [self.refine_time] * self.refine_steps + [self.polish_time] * self.polish_steps:
+            t = state.pos.new_tensor(time)
+            alpha, sigma = diffusion.schedule.alpha(t), diffusion.schedule.sigma(t)
             pos, h = state.pos, state.h
             pos_t = alpha * pos + sigma * zero_com_noise(pos, state.batch, generator)
             h_t = h

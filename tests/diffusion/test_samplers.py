@@ -92,7 +92,7 @@ def test_bad_sampler_arguments():
         make_sampler("ddpm", diffusion, 0)
     valid = (
         r"\['noise_scale', 'grid', 'refine_steps', 'refine_time', 'class_temperature', 'constrained_decoding', "
-        r"'resample', 'guidance', 'final_call', 'refine_classes'\]"
+        r"'resample', 'guidance', 'final_call', 'refine_classes', 'polish_steps', 'polish_time'\]"
     )
     with pytest.raises(ValueError, match=r"unknown option.*eta.*valid options: " + valid):
         make_sampler("ddpm", diffusion, 10, eta=0.5)
@@ -112,6 +112,10 @@ def test_bad_sampler_arguments():
         make_sampler("dpm-solver", diffusion, 10, refine_steps=1.5)
     with pytest.raises(ValueError, match="refine_time"):
         make_sampler("ddim", diffusion, 10, refine_time=0.0)
+    with pytest.raises(ValueError, match="polish_steps must be a whole number >= 0, got -2"):
+        make_sampler("ddim", diffusion, 10, polish_steps=-2)
+    with pytest.raises(ValueError, match=r"polish_time must be in \(0, 1\), got 1.0"):
+        make_sampler("ddim", diffusion, 10, polish_time=1.0)
     with pytest.raises(ValueError, match="class_temperature applies to models that generate bonds"):
         make_sampler("ddpm", diffusion, 10, class_temperature=0.5)
     with pytest.raises(ValueError, match="refine_classes applies to models that generate bonds"):
@@ -306,16 +310,25 @@ def test_sde_dpm_solver_recovers_gaussian_target_closer_than_ancestral():
 # ----- refinement after the loop ---------------------------------------------
 
 
-@pytest.mark.parametrize("rounds", [1, 2])
-def test_refinement_shrinks_the_target_as_the_posterior_mean_predicts(rounds):
-    """Exact target samples through ``rounds`` refinements with the exact denoiser.
+@pytest.mark.parametrize("refine_steps, polish_steps", [(1, 0), (2, 0), (2, 1)])
+def test_refinement_shrinks_the_target_as_the_posterior_mean_predicts(refine_steps, polish_steps):
+    """Exact target samples through ``refine_steps`` refinements at 0.6 and ``polish_steps`` at 0.3 with the
+    exact denoiser.
 
-    One round maps a component of variance ``v_in`` to ``k**2 (alpha**2 v_in + sigma**2)``
+    A round at time t maps a component of variance ``v_in`` to ``k**2 (alpha**2 v_in + sigma**2)``
     with ``k = alpha v / (alpha**2 v + sigma**2)``, ``v`` the data variance the denoiser
-    knows; a large ``refine_time`` makes the shrinkage large enough to check.
+    knows; large times make the shrinkage large enough to check.
     """
     schedule = PolynomialSchedule()
-    sampler = make_sampler("ddpm", GaussianDiffusion(schedule), 5, refine_steps=rounds, refine_time=0.6)
+    sampler = make_sampler(
+        "ddpm",
+        GaussianDiffusion(schedule),
+        5,
+        refine_steps=refine_steps,
+        refine_time=0.6,
+        polish_steps=polish_steps,
+        polish_time=0.3,
+    )
     graphs, n = 20000, 4
     gen = torch.Generator().manual_seed(0)
     batch = torch.arange(graphs).repeat_interleave(n)
@@ -332,15 +345,16 @@ def test_refinement_shrinks_the_target_as_the_posterior_mean_predicts(rounds):
 
     refined = sampler.refine(predict, GraphState(pos, h, batch, graphs), gen)
     out_pos, out_h = refined.pos, refined.h
-    assert calls == [0.6] * rounds
+    times = [0.6] * refine_steps + [0.3] * polish_steps
+    assert calls == pytest.approx(times)
     assert graph_mean(out_pos, batch).abs().max() < 1e-10
-    t = torch.tensor(0.6, dtype=torch.float64)
-    alpha, sigma = schedule.alpha(t).item(), schedule.sigma(t).item()
 
     def expected(v):
-        k = alpha * v / (alpha**2 * v + sigma**2)
         v_out = v
-        for _ in range(rounds):
+        for time in times:
+            t = torch.tensor(time, dtype=torch.float64)
+            alpha, sigma = schedule.alpha(t).item(), schedule.sigma(t).item()
+            k = alpha * v / (alpha**2 * v + sigma**2)
             v_out = k**2 * (alpha**2 * v_out + sigma**2)
         return v_out
 
@@ -377,8 +391,11 @@ def test_refinement_runs_after_the_loop_and_is_off_by_default():
 
     plain, plain_times = run()
     refined, refined_times = run(refine_steps=2, refine_time=0.1)
+    polished, polished_times = run(refine_steps=2, refine_time=0.1, polish_steps=1)
     assert plain_times == [1.0, 0.75, 0.5, 0.25, 0.0]
     assert refined_times == plain_times + [pytest.approx(0.1)] * 2
+    assert polished_times == refined_times + [pytest.approx(0.02)]
+    assert make_sampler("ddpm", diffusion, 4, refine_steps=2, polish_steps=3).network_calls == 5 + 2 + 3
     assert not torch.allclose(refined.pos, plain.pos)
     assert graph_mean(refined.pos, refined.batch).abs().max() < 1e-10
 
@@ -412,3 +429,14 @@ def test_the_consistency_sampler_refuses_to_skip_its_last_call():
         make_sampler("consistency", GaussianDiffusion(PolynomialSchedule()), 4, final_call=False)
     with pytest.raises(ValueError, match="final_call must be true or false"):
         make_sampler("ddim", GaussianDiffusion(PolynomialSchedule()), 4, final_call="no")
+
+
+def test_option_values_written_as_text():
+    """The cells of scripts/quality_per_step.py and scripts/inpainting_quality.py give options as text."""
+    from molgen.sampler_arguments import option_value
+
+    assert option_value("True") is True and option_value("false") is False
+    assert option_value("16") == 16.0 and option_value("0.1") == 0.1
+    assert option_value("time") == "time"
+    sampler = make_sampler("ddim", GaussianDiffusion(PolynomialSchedule()), 4, polish_steps=option_value("2"))
+    assert sampler.polish_steps == 2
