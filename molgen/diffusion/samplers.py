@@ -355,8 +355,8 @@ class Sampler:
         """
         diffusion = self.diffusion
         zero = state.pos.new_tensor(0.0)
-        for time in [self.refine_time] * self.refine_steps + [self.polish_time] * self.polish_steps:
-            t = state.pos.new_tensor(time)
+        for time_of_round in [self.refine_time] * self.refine_steps + [self.polish_time] * self.polish_steps:
+            t = state.pos.new_tensor(time_of_round)
             alpha, sigma = diffusion.schedule.alpha(t), diffusion.schedule.sigma(t)
             pos, h = state.pos, state.h
             pos_t = alpha * pos + sigma * zero_com_noise(pos, state.batch, generator)

@@ -43,6 +43,7 @@ def run(sampler_name, graphs, known, steps=100, seed=0, **options):
         ("ddpm", {}),
         ("ddim", {}),
         ("dpm-solver", {"eta": 1.0, "refine_steps": 2}),
+        ("dpm-solver", {"eta": 1.0, "refine_steps": 3, "refine_time": 0.1, "polish_steps": 1}),
         ("ddpm", {"resample": 3}),
         ("dpm-solver", {"resample": 2}),
         ("consistency", {"resample": 2}),

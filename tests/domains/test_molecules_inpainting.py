@@ -57,15 +57,20 @@ def fixed_part_aware_checkpoint(path):
     return path
 
 
+RESTART = ("--refine-steps", "3", "--refine-time", "0.1", "--refine-classes", "--polish-steps", "1")
+
+
 @pytest.mark.parametrize(
-    "sampler, aware", [("ddpm", False), ("consistency", False), ("ddpm", True)], ids=["ddpm", "consistency", "aware"]
+    "sampler, aware, rounds",
+    [("ddpm", False, ()), ("consistency", False, ()), ("ddpm", True, ()), ("ddpm", False, RESTART)],
+    ids=["ddpm", "consistency", "aware", "restart-rounds"],
 )
-def test_link_keeps_the_fragments_and_their_bonds_with_a_bond_model(tmp_path, capsys, sampler, aware):
+def test_link_keeps_the_fragments_and_their_bonds_with_a_bond_model(tmp_path, capsys, sampler, aware, rounds):
     make = fixed_part_aware_checkpoint if aware else save_tiny_joint_checkpoint
     ckpt, out = make(tmp_path / "joint.ckpt"), tmp_path / "l.sdf"
     fragment = read_fragment(FRAGMENTS)
     link = ["--link", str(FRAGMENTS), "--linker-atoms", "2-4", "--num-samples", "4", "--resample", "2"]
-    assert sample(ckpt, out, *link, "--sampler", sampler) == 0
+    assert sample(ckpt, out, *link, "--sampler", sampler, *rounds) == 0
     mols = records(out)
     assert sorted({m.GetNumAtoms() for m in mols}) <= [fragment.num_atoms + k for k in (2, 3, 4)]
     check_fixed_atoms(mols, fragment)
@@ -78,7 +83,8 @@ def test_link_keeps_the_fragments_and_their_bonds_with_a_bond_model(tmp_path, ca
         }
         assert among == expected
     assert "valid_and_connected" in capsys.readouterr().out
-    assert mols[0].GetProp("sampler") == f"{sampler} resample=2"
+    label = mols[0].GetProp("sampler")
+    assert label.startswith(sampler) and "resample=2" in label and ("polish_steps=1" in label) == bool(rounds)
 
 
 def _sdf(tmp_path, name, smiles, shift=0.0):
