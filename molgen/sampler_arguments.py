@@ -140,15 +140,17 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def option_value(text: str) -> bool | float | str:
+def option_value(text: str) -> bool | int | float | str:
     """A sampler option's value written as text in a benchmark's cell (``refine_classes=true``,
-    ``eta=1``, ``grid=time``): a flag, a number, or the text itself."""
+    ``refine_steps=16``, ``eta=0.5``, ``grid=time``): a flag, a whole number, a number, or the text itself."""
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
-    try:
-        return float(text)
-    except ValueError:
-        return text
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    return text
 
 
 def given_options(opts: argparse.Namespace, extra: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -436,7 +436,7 @@ def test_option_values_written_as_text():
     from molgen.sampler_arguments import option_value
 
     assert option_value("True") is True and option_value("false") is False
-    assert option_value("16") == 16.0 and option_value("0.1") == 0.1
+    assert option_value("16") == 16 and isinstance(option_value("16"), int) and option_value("0.1") == 0.1
     assert option_value("time") == "time"
     sampler = make_sampler("ddim", GaussianDiffusion(PolynomialSchedule()), 4, polish_steps=option_value("2"))
     assert sampler.polish_steps == 2
