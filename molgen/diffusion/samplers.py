@@ -228,22 +228,22 @@ class Sampler:
         grid = _grid(self.default_grid if grid is None else grid)
         refine_steps, refine_time = _round_count("refine_steps", refine_steps), _round_time("refine_time", refine_time)
         polish_steps, polish_time = _round_count("polish_steps", polish_steps), _round_time("polish_time", polish_time)
-        if _class_temperature(class_temperature) != 1.0 and not process.has_classes:
+        class_options = {
+            "class_temperature": _class_temperature(class_temperature) != 1.0,
+            "constrained_decoding": _flag("constrained_decoding", constrained_decoding),
+            "refine_classes": _flag("refine_classes", refine_classes),
+        }
+        given = [name for name, is_set in class_options.items() if is_set]
+        if given and not process.has_classes:
             raise ValueError(
-                "class_temperature applies to models that generate bonds; this one generates coordinates and types only"
-            )
-        if _flag("constrained_decoding", constrained_decoding) and not process.has_classes:
-            raise ValueError(
-                "constrained_decoding applies to models that generate bonds; this one generates coordinates and types"
+                f"{given[0]} applies to models that generate bonds; this one generates coordinates and types"
             )
         self.process = process
         self.diffusion = process.gaussian
         self.class_temperature = float(class_temperature)
         self.constrained_decoding = constrained_decoding
-        self.final_call = _flag("final_call", final_call)
-        if _flag("refine_classes", refine_classes) and not process.has_classes:
-            raise ValueError("refine_classes applies to models that generate bonds; this one generates coordinates")
         self.refine_classes = refine_classes
+        self.final_call = _flag("final_call", final_call)
         # what sample() runs with: the domain's constraint (under constrained_decoding) and the fixed pairs
         self._constraint: ClassConstraint | None = None
         self._frozen: Tensor | None = None
