@@ -141,12 +141,13 @@ def _sample_parser() -> argparse.ArgumentParser:
         "--motif",
         metavar="PDB",
         help="backbones: keep the --motif-residues of this structure (N, CA, C, O) in every chain and generate the "
-        "rest (motif scaffolding; motif residues get B-factor 1 in the output)",
+        "rest (motif scaffolding; motif residues get B-factor 1 and a REMARK 99 line says where each segment went)",
     )
     p.add_argument("--motif-residues", help="with --motif: segments to keep, e.g. A12-26,A40-48 (chain, first-last)")
     p.add_argument(
         "--motif-positions",
-        help="with --motif: 1-based first residue of each segment in the new chain, e.g. 5,40 (default: spread evenly)",
+        help="with --motif: 1-based first residue of each segment in the new chain, e.g. 5,40 (default: drawn per "
+        "chain from --seed, uniformly over the placements that keep the segments' order and leave room to join them)",
     )
     targets = p.add_mutually_exclusive_group()
     targets.add_argument(

@@ -79,18 +79,20 @@ def generate_on_ranks(
     sampling: Any,
     device: str,
     rank: Any,
-    postprocess: Callable[[list], list] | None = None,
+    postprocess: Callable[[list, list[int]], list] | None = None,
     **request: Any,
 ) -> list | None:
     """:func:`molgen.sampling.generate` on this process's shard with the command's options (the target
-    properties and sizes of ``opts.targets`` and ``opts.sizes`` included).
+    properties and sizes of ``opts.targets`` and ``opts.sizes`` included, unless ``request`` gives
+    ``sizes``).
 
-    ``postprocess`` maps this process's samples before they are gathered (work each
-    process does for its own share, e.g. relaxation). Returns every sample, in
-    single-process order, on rank 0 and None on the other ranks.
+    ``postprocess(samples, indices)`` maps this process's samples (``indices``: their places in
+    the request) before they are gathered: work each process does for its own share, e.g.
+    relaxation. Returns every sample, in single-process order, on rank 0 and None on the other
+    ranks.
     """
     from molgen.distributed import gather_to_first
-    from molgen.sampling import generate, merge_shards
+    from molgen.sampling import generate, merge_shards, shard_indices
 
     samples = generate(
         model,
@@ -102,13 +104,13 @@ def generate_on_ranks(
         progress=not opts.no_progress and rank.rank == 0,
         shard=(rank.rank, rank.world_size),
         targets=getattr(opts, "targets", None),
-        sizes=getattr(opts, "sizes", None),
-        **request,
+        **{"sizes": getattr(opts, "sizes", None), **request},
     )
+    batch_size = opts.batch_size or model.domain.default_batch_size
     if postprocess is not None:
-        samples = postprocess(samples)
+        samples = postprocess(samples, shard_indices(opts.num_samples, batch_size, (rank.rank, rank.world_size)))
     shards = gather_to_first(samples, rank)
-    return None if shards is None else merge_shards(shards, opts.batch_size or model.domain.default_batch_size)
+    return None if shards is None else merge_shards(shards, batch_size)
 
 
 def _memory_bytes() -> int:

@@ -163,6 +163,8 @@ def generate(
         )
     else:
         num_nodes = domain.sample_sizes(info, num_samples, seed, **request)
+    if fixed is not None:
+        fixed = domain.place_fixed(info, fixed, num_nodes, seed)
     reverse = sampling.make(model.diffusion)
     constraint = domain.class_constraint(info) if reverse.constrained_decoding else None
     model.to(device)
@@ -174,7 +176,7 @@ def generate(
             sizes,
             info.num_features,
             condition=domain.condition(info, sizes),
-            known=None if fixed is None else domain.known_part(info, fixed, sizes),
+            known=None if fixed is None else domain.known_part(info, fixed, sizes, first),
             graph_condition=None if targets is None else targets.select(slice(first, first + len(sizes))),
             class_constraint=constraint,
             generator=generator,
@@ -300,6 +302,16 @@ def seeded_batches(
         for i, sizes in batches:
             yield i * batch_size, sizes, torch.Generator(device=device).manual_seed(derived_seed(seed, i))
             bar.update(len(sizes))
+
+
+def shard_indices(num_samples: int, batch_size: int, shard: tuple[int, int]) -> list[int]:
+    """The request's sample indices a process of ``shard`` generates, in its order (:func:`seeded_batches`)."""
+    rank, world_size = shard
+    return [
+        index
+        for first in range(rank * batch_size, num_samples, world_size * batch_size)
+        for index in range(first, min(first + batch_size, num_samples))
+    ]
 
 
 def merge_shards(shards: list[list[T]], batch_size: int) -> list[T]:

@@ -13,7 +13,7 @@ import torch
 
 from molgen.checkpoint import load_checkpoint
 from molgen.cli import main
-from molgen.sampling import SamplingConfig, generate, merge_shards
+from molgen.sampling import SamplingConfig, generate, merge_shards, shard_indices
 from molgen.training.config import validate_overrides
 from molgen.training.train import _relaunches_command, ddp_strategy
 from tests.helpers import save_tiny_checkpoint, tiny_backbone_module, tiny_molecule_module
@@ -36,6 +36,9 @@ def test_shards_merge_into_single_process_order(tmp_path):
         shards = [generate(model, 7, sampling, shard=(r, world_size), **kwargs) for r in range(world_size)]
         merged = merge_shards(shards, batch_size=2)
         assert len(merged) == 7
+        indices = [shard_indices(7, 2, (r, world_size)) for r in range(world_size)]
+        assert [len(i) for i in indices] == [len(s) for s in shards]
+        assert merge_shards(indices, batch_size=2) == list(range(7))  # each sample's place in the request
         for a, b in zip(merged, whole):
             assert (a.atomic_numbers == b.atomic_numbers).all() and (a.positions == b.positions).all()
     with pytest.raises(ValueError, match="shard"):

@@ -6,6 +6,7 @@ core's samples back into its own objects and files:
     build_data     source files -> training / validation datasets + DatasetInfo
     sample_sizes   how many nodes each generated graph has
     fixed_from_options  the fixed part `molgen sample`'s options ask for (read before a model loads)
+    place_fixed    where the fixed part goes in each graph of a request
     known_part     the nodes a fixed part keeps (inpainting)
     condition      clean node features a model conditions on (or None)
     class_constraint  the rule on a sample's final classes for constrained decoding (ValueError where none)
@@ -74,9 +75,14 @@ class Domain:
         checked before a model loads; ValueError for inconsistent options or an unusable file."""
         return None
 
-    def known_part(self, info: DatasetInfo, fixed: Any, num_nodes: Tensor) -> KnownPart:
-        """The nodes ``fixed`` (the domain's fixed part, e.g. a fragment) keeps in graphs of
-        ``num_nodes`` [B] nodes, for inpainting (:mod:`molgen.diffusion.inpainting`)."""
+    def place_fixed(self, info: DatasetInfo, fixed: Any, num_nodes: Tensor, seed: int) -> Any:
+        """The fixed part as placed in each graph of a request of ``num_nodes`` [num_samples] nodes, any
+        random choice drawn from ``seed`` (default: unchanged, the same place in every graph)."""
+        return fixed
+
+    def known_part(self, info: DatasetInfo, fixed: Any, num_nodes: Tensor, first: int) -> KnownPart:
+        """The nodes the placed fixed part (:meth:`place_fixed`) keeps in graphs ``first, first + 1, ...``
+        of the request, of ``num_nodes`` [B] nodes, for inpainting (:mod:`molgen.diffusion.inpainting`)."""
         raise ValueError(f"sampling with a fixed part is not available for {self.name} yet")
 
     def decode(self, info: DatasetInfo, state: GraphState) -> list:

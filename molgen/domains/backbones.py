@@ -23,7 +23,7 @@ from molgen.diffusion.inpainting import KnownPart
 from molgen.diffusion.process import GraphState
 from molgen.domains import DOMAINS, Domain
 from molgen.proteins.geometry import BACKBONE_ATOMS
-from molgen.proteins.motif import Motif, motif_starts, parse_starts, read_motif
+from molgen.proteins.motif import Motif, MotifPlacement, parse_starts, place_motif, read_motif
 from molgen.sampling import sample_from_histogram, seeded_generator
 
 __all__ = [
@@ -71,12 +71,13 @@ def _atoms_from_offsets(ca: np.ndarray, offsets: np.ndarray, info: BackboneInfo)
     return backbone
 
 
-def motif_offsets(motif: Motif, residues: int, info: BackboneInfo) -> np.ndarray:
-    """The vector features ``[residues, 3V]`` of a motif placed in a chain (:func:`motif_starts`): its atoms
+def motif_offsets(placement: MotifPlacement, index: int, info: BackboneInfo) -> np.ndarray:
+    """The vector features ``[L, 3V]`` of chain ``index`` of a placed motif: the motif's atoms
     ``info.node_vectors`` relative to its CA, in units of ``info.vector_scale``; zeros elsewhere."""
     columns = [list(BACKBONE_ATOMS).index(atom) for atom in info.node_vectors]
+    residues = placement.lengths[index]
     offsets = np.zeros((residues, len(columns), 3))
-    for start, segment in zip(motif_starts(motif, residues), motif.segments):
+    for start, segment in zip(placement.starts[index], placement.motif.segments):
         offsets[start : start + len(segment)] = segment[:, columns] - segment[:, 1:2]
     return (offsets / float(info.vector_scale)).reshape(residues, -1)
 
@@ -137,25 +138,32 @@ class BackboneDomain(Domain):
         starts = None if opts.motif_positions is None else parse_starts(opts.motif_positions)
         return read_motif(opts.motif, opts.motif_residues, starts)
 
-    def known_part(self, info: BackboneInfo, fixed: Motif, num_nodes: Tensor) -> KnownPart:
+    def place_fixed(self, info: BackboneInfo, fixed: Motif | MotifPlacement, num_nodes: Tensor, seed: int):
+        """The motif placed in every chain (:func:`~molgen.proteins.motif.place_motif`); a placement made
+        before (by `molgen sample`, which writes it out) must be of the same chain lengths."""
+        lengths = (num_nodes // _atoms(info)).tolist()
+        if isinstance(fixed, Motif):
+            return place_motif(fixed, lengths, seed)
+        if list(fixed.lengths) != lengths:
+            raise ValueError(f"the motif was placed in chains of {list(fixed.lengths)} residues, not {lengths}")
+        return fixed
+
+    def known_part(self, info: BackboneInfo, fixed: MotifPlacement, num_nodes: Tensor, first: int) -> KnownPart:
         """The motif's residues (all four atoms, or their CA for residue-level models) at their places in
-        every chain (:func:`motif_starts`), in model units."""
+        chains ``first, first + 1, ...``, in model units."""
         atoms = _atoms(info)
         columns = [list(BACKBONE_ATOMS).index(atom) for atom in info.atom_types]
+        chains = range(first, first + len(num_nodes))
         mask, pos = [], []
-        for residues in (num_nodes // atoms).tolist():
-            keep = np.zeros(residues, dtype=bool)
-            coords = np.zeros((residues, atoms, 3))
-            for start, segment in zip(motif_starts(fixed, residues), fixed.segments):
-                keep[start : start + len(segment)] = True
+        for index in chains:
+            coords = np.zeros((fixed.lengths[index], atoms, 3))
+            for start, segment in zip(fixed.starts[index], fixed.motif.segments):
                 coords[start : start + len(segment)] = segment[:, columns] / float(info.length_scale)
-            mask.append(np.repeat(keep, atoms))
+            mask.append(np.repeat(fixed.mask(index), atoms))
             pos.append(coords.reshape(-1, 3))
         known = KnownPart(torch.as_tensor(np.concatenate(mask)), torch.as_tensor(np.concatenate(pos)))
         if info.node_vectors:  # the motif's N, C and O offsets, as the vector features
-            known.h = torch.as_tensor(
-                np.concatenate([motif_offsets(fixed, residues, info) for residues in (num_nodes // atoms).tolist()])
-            )
+            known.h = torch.as_tensor(np.concatenate([motif_offsets(fixed, index, info) for index in chains]))
         return known
 
     def decode(self, info: BackboneInfo, state: GraphState) -> list[np.ndarray]:
@@ -199,16 +207,19 @@ class BackboneDomain(Domain):
                 if extra:
                     check_writable(extra)
 
-            def relax(backbones: list[np.ndarray]) -> list[tuple]:
+            sizes = self.sample_sizes(model.info, opts.num_samples, opts.seed, length=opts.length)
+            placement = None if opts.fixed is None else self.place_fixed(model.info, opts.fixed, sizes, opts.seed)
+
+            def relax(backbones: list[np.ndarray], indices: list[int]) -> list[tuple]:
                 """This process's ``(backbone, relaxed backbone or None)`` pairs; diverged samples stay unrelaxed."""
                 finite = [opts.relax and bool(np.isfinite(coords).all()) for coords in backbones]
-                kept = [coords for coords, ok in zip(backbones, finite) if ok]
+                kept = [index for index, ok in zip(indices, finite) if ok]
                 sigmas = None  # a motif is held tighter than the generated residues
-                if opts.fixed is not None:
-                    sigmas = [np.where(motif_mask(opts.fixed, len(c)), MOTIF_RESTRAINT_SIGMA, restraint) for c in kept]
+                if placement is not None:
+                    sigmas = [np.where(placement.mask(index), MOTIF_RESTRAINT_SIGMA, restraint) for index in kept]
                 relaxed = iter(
                     relax_backbones(
-                        kept,
+                        [coords for coords, ok in zip(backbones, finite) if ok],
                         restraint_sigma=restraint,
                         restraint_sigmas=sigmas,
                         progress=not opts.no_progress and rank.rank == 0,
@@ -217,15 +228,15 @@ class BackboneDomain(Domain):
                 return [(coords, next(relaxed) if ok else None) for coords, ok in zip(backbones, finite)]
 
             samples = generate_on_ranks(
-                model, opts, sampling, device, rank, postprocess=relax, fixed=opts.fixed, length=opts.length
+                model, opts, sampling, device, rank, postprocess=relax, fixed=placement, sizes=sizes
             )
         except (OSError, ValueError) as err:
             return fail("sample", str(err))
         if samples is None:  # rank 0 writes the files
             return 0
         backbones = [coords if relaxed is None else relaxed.coords for coords, relaxed in samples]
-        if opts.fixed is not None:
-            print(format_motif_report(motif_report(backbones, opts.fixed)))
+        if placement is not None:
+            print(format_motif_report(motif_report(backbones, placement)))
         if opts.evaluate:
             try:
                 report_backbones(backbones, opts, relaxation=[pair for pair in samples if pair[1] is not None])
@@ -236,8 +247,10 @@ class BackboneDomain(Domain):
             out.mkdir(exist_ok=True)
             for index, coords in enumerate(backbones):
                 try:
-                    marks = None if opts.fixed is None else motif_mask(opts.fixed, len(coords)).astype(float)
-                    write_backbone_pdb(out / f"backbone_{index:04d}.pdb", coords, b_factors=marks)
+                    marks, remarks = None, ()
+                    if placement is not None:  # B-factor 1 on the motif's residues; where each segment went
+                        marks, remarks = placement.mask(index).astype(float), (f"motif {placement.describe(index)}",)
+                    write_backbone_pdb(out / f"backbone_{index:04d}.pdb", coords, b_factors=marks, remarks=remarks)
                 except ValueError as err:
                     unwritable.append(f"{index} ({err})")
         except OSError as err:
@@ -290,30 +303,23 @@ class BackboneDomain(Domain):
         return 0
 
 
-def motif_mask(motif: Motif, length: int) -> np.ndarray:
-    """``[L]`` bool: the motif's residues in a chain of ``length`` residues."""
-    mask = np.zeros(length, dtype=bool)
-    for start, segment in zip(motif_starts(motif, length), motif.segments):
-        mask[start : start + len(segment)] = True
-    return mask
-
-
-def motif_report(backbones: list[np.ndarray], motif: Motif, flank: int = 2) -> dict[str, float]:
-    """How the written backbones keep the motif: ``motif_rmsd_mean`` / ``_max`` (Å, every atom, in
-    place, no alignment) and the fraction of junction residues (the ``flank`` generated residues on
-    each side of every segment) and of all residues passing the geometry checks."""
+def motif_report(backbones: list[np.ndarray], placement: MotifPlacement, flank: int = 2) -> dict[str, float]:
+    """How the backbones (each chain ``i`` of ``placement``) keep the motif: ``motif_rmsd_mean`` /
+    ``_max`` (Å, every atom, in place, no alignment) and the fraction of junction residues (the
+    ``flank`` generated residues on each side of every segment) and of all residues passing the
+    geometry checks."""
     from molgen.proteins.metrics import validate_backbone
 
     rmsd, junction, overall = [], [], []
-    reference = np.concatenate(motif.segments)
-    for coords in backbones:
+    reference = np.concatenate(placement.motif.segments)
+    for index, coords in enumerate(backbones):
         if not np.isfinite(coords).all():
             continue
-        mask = motif_mask(motif, len(coords))
+        mask = placement.mask(index)
         rmsd.append(float(np.sqrt(((coords[mask] - reference) ** 2).sum(-1).mean())))
         passing = validate_backbone(coords).residue_pass
         near = np.zeros(len(coords), dtype=bool)
-        for start, segment in zip(motif_starts(motif, len(coords)), motif.segments):
+        for start, segment in zip(placement.starts[index], placement.motif.segments):
             near[max(start - flank, 0) : start] = True
             near[start + len(segment) : start + len(segment) + flank] = True
         near &= ~mask

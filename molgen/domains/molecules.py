@@ -180,9 +180,9 @@ class MoleculeDomain(Domain):
         opts.num_atoms = (k + low, k + high)
         return fragment
 
-    def known_part(self, info: MoleculeInfo, fixed: Fragment, num_nodes: Tensor) -> KnownPart:
-        """The fragment's atoms as the first nodes of every molecule, in their input order: positions,
-        then type features (coordinate-and-type models) or atom-type and charge classes and the bond
+    def known_part(self, info: MoleculeInfo, fixed: Fragment, num_nodes: Tensor, first: int) -> KnownPart:
+        """The fragment's atoms as the first nodes of every molecule (whichever ``first``), in their input
+        order: positions, then type features (coordinate-and-type models) or atom-type and charge classes and the bond
         classes of the pairs among them (bond models)."""
         k = fixed.num_atoms
         if (num_nodes <= k).any():

@@ -2,13 +2,21 @@
 
 A motif is one or more contiguous segments of residues (``A12-26,A40-48``: chain A,
 residue numbers 12 to 26 and 40 to 48), read with their N, CA, C, O atoms. In a new
-chain of ``L`` residues the segments keep their order; :func:`motif_starts` places
-them (given 1-based starts, or spread evenly) and the rest of the chain is generated.
+chain of ``L`` residues the segments keep their order and the rest of the chain is
+generated; :func:`place_motif` chooses where each segment starts in each chain of a
+request (given 1-based starts, or drawn at random) and returns a :class:`MotifPlacement`.
+
+Segments stay where the motif file has them relative to each other, so the residues
+generated between two of them must span the gap: ``g`` residues bridge at most
+``(g + 1) * 3.8`` Å between the CA atoms on either side (a trans peptide's CA-CA distance,
+fully extended). Placements that leave fewer are never drawn and refused when given.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +24,10 @@ import numpy as np
 
 from molgen.proteins.pdb import read_backbones
 
-__all__ = ["Motif", "motif_starts", "parse_starts", "read_motif"]
+__all__ = ["Motif", "MotifPlacement", "minimum_gaps", "motif_starts", "parse_starts", "place_motif", "read_motif"]
+
+#: Å: the most one residue step can span between CA atoms (the trans peptide CA-CA distance).
+CA_STEP = 3.8
 
 _SEGMENT = re.compile(r"\s*([A-Za-z0-9])(-?\d+)\s*-\s*(-?\d+)\s*")
 
@@ -24,7 +35,7 @@ _SEGMENT = re.compile(r"\s*([A-Za-z0-9])(-?\d+)\s*-\s*(-?\d+)\s*")
 @dataclass(frozen=True)
 class Motif:
     """Segments ``[n_i, 4, 3]`` (Å, atoms N, CA, C, O), their labels (``A12-26``), and optional
-    1-based start residues in the new chain (None: spread evenly, see :func:`motif_starts`)."""
+    1-based start residues in the new chain (None: drawn per chain, see :func:`motif_starts`)."""
 
     segments: tuple[np.ndarray, ...]
     labels: tuple[str, ...]
@@ -81,27 +92,86 @@ def parse_starts(text: str) -> tuple[int, ...]:
     return starts
 
 
-def motif_starts(motif: Motif, length: int) -> list[int]:
-    """0-based first residue of each segment in a chain of ``length`` residues, in order, without overlap:
-    the given starts, or the free residues spread evenly before, between and after the segments.
+def minimum_gaps(motif: Motif) -> list[int]:
+    """The fewest generated residues between consecutive segments that can span the distance
+    between the last CA of one and the first CA of the next (``(g + 1) * CA_STEP`` Å for ``g``)."""
+    return [max(math.ceil(_ca_gap(motif, i) / CA_STEP - 1e-9) - 1, 0) for i in range(len(motif.segments) - 1)]
+
+
+def motif_starts(motif: Motif, length: int, rng: np.random.Generator) -> list[int]:
+    """0-based first residue of each segment in a chain of ``length`` residues, in order, without
+    overlap and with at least :func:`minimum_gaps` residues between segments: the motif's given
+    starts, or a placement drawn uniformly from all such placements with ``rng``.
 
     Raises:
-        ValueError: the chain is too short, or the given starts overlap or run past its end.
+        ValueError: the chain is too short, or the given starts overlap, leave a gap too short to
+            span, or run past its end.
     """
     sizes = [len(s) for s in motif.segments]
-    free = length - sum(sizes)
-    if free < 0:
-        raise ValueError(f"a chain of {length} residues cannot hold the motif's {sum(sizes)}")
+    inner = minimum_gaps(motif)
     if motif.starts is not None:
         starts = [s - 1 for s in motif.starts]
         ends = [s + n for s, n in zip(starts, sizes)]
         if any(e > b for e, b in zip(ends[:-1], starts[1:])) or ends[-1] > length:
             raise ValueError(f"--motif-positions {motif.starts} overlap or pass the end of a {length}-residue chain")
+        for i, (end, start, gap) in enumerate(zip(ends[:-1], starts[1:], inner)):
+            if start - end < gap:
+                raise ValueError(
+                    f"--motif-positions leave {start - end} residues between {motif.labels[i]} and "
+                    f"{motif.labels[i + 1]}, too few to span their {_ca_gap(motif, i):.1f} A (at least {gap})"
+                )
         return starts
-    gaps = [free // (len(sizes) + 1) + (1 if i < free % (len(sizes) + 1) else 0) for i in range(len(sizes) + 1)]
-    starts, position = [], 0
-    for gap, size in zip(gaps, sizes):
-        position += gap
-        starts.append(position)
-        position += size
-    return starts
+    spare = length - sum(sizes) - sum(inner)
+    if spare < 0:
+        needed = sum(sizes) + sum(inner)
+        raise ValueError(
+            f"a chain of {length} residues cannot hold the motif's {sum(sizes)}"
+            + (f" and the {sum(inner)} needed to join its segments ({needed} in all)" if sum(inner) else "")
+        )
+    # Stars and bars: the segments are k of spare + k slots in order; a uniform k-subset of the
+    # slots is a uniform split of the spare residues into the k + 1 gaps.
+    slots = np.sort(rng.choice(spare + len(sizes), size=len(sizes), replace=False))
+    # segment i follows slots[i] - i spare residues, the segments before it and their joins
+    before = np.cumsum([0] + [size + gap for size, gap in zip(sizes[:-1], inner)])
+    return [int(slot - i + taken) for i, (slot, taken) in enumerate(zip(slots, before))]
+
+
+def _ca_gap(motif: Motif, i: int) -> float:
+    """Å between the last CA of segment ``i`` and the first CA of segment ``i + 1``."""
+    return float(np.linalg.norm(motif.segments[i + 1][0, 1] - motif.segments[i][-1, 1]))
+
+
+@dataclass(frozen=True)
+class MotifPlacement:
+    """A motif placed in each chain of a request: ``starts[i]`` are the 0-based first residues of
+    its segments in chain ``i`` of ``lengths[i]`` residues."""
+
+    motif: Motif
+    lengths: tuple[int, ...]
+    starts: tuple[tuple[int, ...], ...]
+
+    def mask(self, index: int) -> np.ndarray:
+        """``[L]`` bool: the motif's residues in chain ``index``."""
+        mask = np.zeros(self.lengths[index], dtype=bool)
+        for start, segment in zip(self.starts[index], self.motif.segments):
+            mask[start : start + len(segment)] = True
+        return mask
+
+    def describe(self, index: int) -> str:
+        """Where chain ``index`` holds each segment, 1-based: ``A3-8 at 6-11, A12-15 at 17-20``."""
+        return ", ".join(
+            f"{label} at {start + 1}-{start + len(segment)}"
+            for label, start, segment in zip(self.motif.labels, self.starts[index], self.motif.segments)
+        )
+
+
+def place_motif(motif: Motif, lengths: Sequence[int], seed: int) -> MotifPlacement:
+    """The motif placed in chains of ``lengths`` residues (:func:`motif_starts`); the draws come
+    from ``seed`` in chain order, so a seed fixes every placement of a request.
+
+    Raises:
+        ValueError: see :func:`motif_starts`.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x6D6F74]))  # its own stream: "mot"
+    lengths = tuple(int(n) for n in lengths)
+    return MotifPlacement(motif, lengths, tuple(tuple(motif_starts(motif, n, rng)) for n in lengths))

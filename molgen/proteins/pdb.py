@@ -31,6 +31,7 @@ import gzip
 import io
 import os
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -466,9 +467,14 @@ def read_backbone_folder(
 
 
 def format_backbone_pdb(
-    coords: np.ndarray, chain_id: str = "A", residue_name: str = "GLY", b_factors: np.ndarray | None = None
+    coords: np.ndarray,
+    chain_id: str = "A",
+    residue_name: str = "GLY",
+    b_factors: np.ndarray | None = None,
+    remarks: Sequence[str] = (),
 ) -> str:
-    """A backbone as PDB text written by :class:`Bio.PDB.PDBIO`: ``ATOM`` records, a ``TER`` record and ``END``.
+    """A backbone as PDB text written by :class:`Bio.PDB.PDBIO`: ``REMARK  99`` lines, ``ATOM`` records,
+    a ``TER`` record and ``END``.
 
     Residues are numbered 1..L; atoms are written in :data:`BACKBONE_ATOMS` order with
     serial numbers 1..4L, occupancy 1.00, B-factor 0.00 and the element symbol in
@@ -480,13 +486,17 @@ def format_backbone_pdb(
         chain_id: One character.
         residue_name: 1-3 letters/digits, used for every residue.
         b_factors: ``[L]`` per-residue B-factors (default 0), e.g. 1 to mark motif residues.
+        remarks: free-text lines (at most 69 printable characters each), written first.
 
     Raises:
         ValueError: wrong shape, ``L == 0`` or ``L > 9999``, non-finite coordinates,
-            a coordinate outside what ``%8.3f`` fits (-999.999..9999.999), or an
-            invalid chain id / residue name.
+            a coordinate outside what ``%8.3f`` fits (-999.999..9999.999), an
+            invalid chain id / residue name, or a remark that is too long or not printable.
     """
     coords = as_backbone(coords)
+    for remark in remarks:
+        if len(remark) > 69 or not remark.isprintable():
+            raise ValueError(f"a PDB remark must be at most 69 printable characters, got {remark!r}")
     if len(coords) > _MAX_PDB_RESIDUES:
         raise ValueError(f"a PDB chain holds at most {_MAX_PDB_RESIDUES} residues, got {len(coords)}")
     if len(chain_id) != 1 or not chain_id.isprintable() or chain_id == " ":
@@ -515,7 +525,8 @@ def format_backbone_pdb(
     pdbio.set_structure(builder.get_structure())
     buffer = io.StringIO()
     pdbio.save(buffer)
-    return "".join(f"{line.rstrip()}\n" for line in buffer.getvalue().splitlines())
+    lines = [f"REMARK  99 {remark}" for remark in remarks] + buffer.getvalue().splitlines()
+    return "".join(f"{line.rstrip()}\n" for line in lines)
 
 
 def write_backbone_pdb(
@@ -524,6 +535,7 @@ def write_backbone_pdb(
     chain_id: str = "A",
     residue_name: str = "GLY",
     b_factors: np.ndarray | None = None,
+    remarks: Sequence[str] = (),
 ) -> Path:
     """Write :func:`format_backbone_pdb` output to ``path`` atomically (see :func:`molgen.io.atomic_output`).
 
@@ -535,5 +547,5 @@ def write_backbone_pdb(
         FileNotFoundError / NotADirectoryError / IsADirectoryError / PermissionError:
             see :func:`molgen.io.check_writable`.
     """
-    text = format_backbone_pdb(coords, chain_id=chain_id, residue_name=residue_name, b_factors=b_factors)
+    text = format_backbone_pdb(coords, chain_id, residue_name, b_factors, remarks)
     return atomic_write_text(path, text)

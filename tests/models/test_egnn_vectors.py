@@ -10,6 +10,7 @@ from molgen.domains.backbones import BackboneDomain, motif_offsets
 from molgen.models.egnn_vectors import EGNNVectorDenoiser
 from molgen.proteins.dataset import BackboneDataset
 from molgen.proteins.geometry import ideal_helix, ideal_strand
+from molgen.proteins.motif import Motif, MotifPlacement
 from tests.equivariance_utils import permute_within_graphs, random_rotation, tolerance
 
 SIZES = [7, 5, 9]
@@ -85,11 +86,8 @@ def test_an_item_decodes_back_to_its_backbone_and_motifs_give_their_offsets():
     np.testing.assert_allclose(decoded, helix, atol=1e-4)
     assert BackboneDomain().condition(info, torch.tensor([12])) is None
 
-    class Motif:  # a motif's segments and where they go
-        segments = [coords[:4]]
-        starts = [3]  # 1-based: residue index 2
-
-    offsets = motif_offsets(Motif(), 8, info)
+    motif = Motif((coords[:4],), ("A1-4",))
+    offsets = motif_offsets(MotifPlacement(motif, lengths=(8,), starts=((2,),)), 0, info)
     np.testing.assert_allclose(offsets[2:6], item.h[:4].double().numpy(), atol=1e-5)
     assert not offsets[[0, 1, 6, 7]].any()
     with pytest.raises(ValueError, match="node_vectors"):

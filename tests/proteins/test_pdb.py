@@ -1,4 +1,5 @@
 import gzip
+import io
 import os
 from pathlib import Path
 
@@ -311,6 +312,12 @@ def test_writer_options_and_limits():
         format_backbone_pdb(HELIX[:1], chain_id="AB")
     with pytest.raises(ValueError, match="residue_name"):
         format_backbone_pdb(HELIX[:1], residue_name="GLYX")
+    text = format_backbone_pdb(HELIX[:2], remarks=["motif A3-8 at 6-11"])
+    assert text.splitlines()[0] == "REMARK  99 motif A3-8 at 6-11"
+    assert PDBParser(QUIET=True).get_structure("x", io.StringIO(text))[0]["A"].child_list[1].id[1] == 2
+    for remark in ("x" * 70, "two\nlines"):
+        with pytest.raises(ValueError, match="remark"):
+            format_backbone_pdb(HELIX[:1], remarks=[remark])
 
 
 def test_write_read_round_trip(tmp_path):
