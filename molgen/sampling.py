@@ -130,7 +130,9 @@ def generate(
         shard: ``(rank, world_size)``: generate only the batches ``i`` with
             ``i % world_size == rank``, in order (see :func:`merge_shards`).
         fixed: a part every sample keeps (inpainting), in the domain's terms: a
-            :class:`~molgen.molecules.fragments.Fragment` for molecules.
+            :class:`~molgen.molecules.fragments.Fragment` for molecules; a
+            :class:`~molgen.proteins.motif.Motif` for backbones, placed in each chain from ``seed``
+            (or a :class:`~molgen.proteins.motif.MotifPlacement` made for these chains).
         targets: a conditional model's target properties, one row per sample (``[num_samples, P]``,
             normalised, :func:`molgen.targets.target_tensors`); None: unconditional.
         sizes: the nodes of each sample, ``[num_samples]`` long, instead of a size request.
