@@ -108,16 +108,20 @@ def evaluate_backbones(ckpt: Path, sampler: str, num_samples: int, length: str) 
 
 
 def print_backbone_table(rows: list[dict]) -> None:
-    print("| recipe | steps | backbones / residues passing | helix / strand / coil | MPNN score | TM-score |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        "| recipe | steps | backbones / residues passing | helix / strand / coil | MPNN score (mean) "
+        "| glycine in designs | TM-score |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        validity, structure = r["validity"], r["secondary_structure"]
+        validity, structure, designs = r["validity"], r["secondary_structure"], r["designability"]
         tm = r["diversity"].get("mean_pairwise_tm")
         print(
             f"| {r['recipe']} | {r['trained_steps']} | {100 * validity['passing_fraction']:.1f} / "
             f"{100 * validity['residue_pass_fraction']:.1f} % | {100 * structure['helix_pooled_fraction']:.1f} / "
             f"{100 * structure['strand_pooled_fraction']:.1f} / {100 * structure['coil_pooled_fraction']:.1f} % | "
-            f"{r['designability']['mpnn_score_mean']:.3f} | {'-' if tm is None else f'{tm:.2f}'} |"
+            f"{designs['mpnn_score_mean']:.3f} | {100 * designs['designed_glycine_fraction']:.1f} % "
+            f"| {'-' if tm is None else f'{tm:.2f}'} |"
         )
 
 
