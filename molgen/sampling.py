@@ -297,22 +297,28 @@ def seeded_batches(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    check_shard(shard)
-    rank, world_size = shard
-    batches = list(enumerate(num_nodes.split(batch_size)))[rank::world_size]
+    chunks = num_nodes.split(batch_size)
+    batches = [(i, chunks[i]) for i in shard_batches(len(num_nodes), batch_size, shard)]
     with tqdm(total=sum(len(c) for _, c in batches), desc=unit, unit=unit[:4], disable=not progress) as bar:
         for i, sizes in batches:
             yield i * batch_size, sizes, torch.Generator(device=device).manual_seed(derived_seed(seed, i))
             bar.update(len(sizes))
 
 
-def shard_indices(num_samples: int, batch_size: int, shard: tuple[int, int]) -> list[int]:
-    """The request's sample indices a process of ``shard`` generates, in its order (:func:`seeded_batches`)."""
+def shard_batches(num_samples: int, batch_size: int, shard: tuple[int, int]) -> range:
+    """The batches ``i`` (samples ``i * batch_size`` on) a process of ``shard`` generates: ``i % world_size == rank``
+    (:func:`seeded_batches`)."""
+    check_shard(shard)
     rank, world_size = shard
+    return range(rank, -(-num_samples // batch_size), world_size)
+
+
+def shard_indices(num_samples: int, batch_size: int, shard: tuple[int, int]) -> list[int]:
+    """The request's sample indices a process of ``shard`` generates, in its order (:func:`shard_batches`)."""
     return [
         index
-        for first in range(rank * batch_size, num_samples, world_size * batch_size)
-        for index in range(first, min(first + batch_size, num_samples))
+        for i in shard_batches(num_samples, batch_size, shard)
+        for index in range(i * batch_size, min((i + 1) * batch_size, num_samples))
     ]
 
 

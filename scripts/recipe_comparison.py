@@ -40,6 +40,8 @@ from pathlib import Path
 
 import torch
 
+from molgen.pretrained import model_card
+
 #: The shipped qm9 model's recipe (its card's command), fine-tuned from its weights.
 SHIPPED_QM9 = (
     "experiment=qm9_bonds model.hidden_dim=128 model.num_layers=6 model.edge_dim=64 optim.lr=5e-4 "
@@ -60,11 +62,27 @@ PRESETS = {
 }
 #: Presets of backbone recipes (evaluated as backbones without --backbones).
 BACKBONE_PRESETS = {"backbone-representations"}
-#: The shipped qm9 card's sampler, as a quality_per_step.py cell.
-CARD_CELL = "dpm-solver:49:eta=1:grid=time:class_temperature=0.1:refine_steps=1"
-#: The shipped backbone card's sampler, as `molgen sample` options.
-BACKBONE_CARD_SAMPLER = "--sampler ddpm --steps 100 --grid logsnr --refine-steps 100"
 SCRIPTS = Path(__file__).resolve().parent
+
+
+def card_cell(name: str) -> str:
+    """Shipped model ``name``'s sampler as a quality_per_step.py cell (``dpm-solver:48:eta=1.0:...``)."""
+    sampling = model_card(name)["sampling"]
+    options = "".join(f":{key}={value}" for key, value in sampling.get("options", {}).items())
+    return f"{sampling['sampler']}:{sampling['steps']}{options}"
+
+
+def card_sampler_options(name: str) -> str:
+    """Shipped model ``name``'s sampler as `molgen sample` options (``--sampler ddpm --steps 100 ...``)."""
+    sampling = model_card(name)["sampling"]
+    words = ["--sampler", sampling["sampler"], "--steps", str(sampling["steps"])]
+    for key, value in sampling.get("options", {}).items():
+        flag = key.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(f"--{flag}" if value else f"--no-{flag}")
+        else:
+            words += [f"--{flag}", str(value)]
+    return " ".join(words)
 
 
 def max_time(minutes: int) -> str:
@@ -143,11 +161,13 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/recipes"))
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument(
-        "--cells", default=CARD_CELL, help="quality_per_step.py cells (default: the qm9 card's sampler)"
+        "--cells", default=card_cell("qm9"), help="quality_per_step.py cells (default: the qm9 card's sampler)"
     )
     parser.add_argument("--backbones", action="store_true", help="the recipes train backbone models")
     parser.add_argument(
-        "--sampler", default=BACKBONE_CARD_SAMPLER, help="backbones: `molgen sample` options (default: the card's)"
+        "--sampler",
+        default=card_sampler_options("backbone"),
+        help="backbones: `molgen sample` options (default: the backbone card's)",
     )
     parser.add_argument("--length", default="50-128", help="backbones: residues per chain (default 50-128)")
     parser.add_argument("--skip-training", action="store_true", help="evaluate the runs' last.ckpt as they are")

@@ -77,7 +77,7 @@ def motif_offsets(placement: MotifPlacement, index: int, info: BackboneInfo) -> 
     columns = [list(BACKBONE_ATOMS).index(atom) for atom in info.node_vectors]
     residues = placement.lengths[index]
     offsets = np.zeros((residues, len(columns), 3))
-    for start, segment in zip(placement.starts[index], placement.motif.segments):
+    for start, segment in placement.segments(index):
         offsets[start : start + len(segment)] = segment[:, columns] - segment[:, 1:2]
     return (offsets / float(info.vector_scale)).reshape(residues, -1)
 
@@ -157,7 +157,7 @@ class BackboneDomain(Domain):
         mask, pos = [], []
         for index in chains:
             coords = np.zeros((fixed.lengths[index], atoms, 3))
-            for start, segment in zip(fixed.starts[index], fixed.motif.segments):
+            for start, segment in fixed.segments(index):
                 coords[start : start + len(segment)] = segment[:, columns] / float(info.length_scale)
             mask.append(np.repeat(fixed.mask(index), atoms))
             pos.append(coords.reshape(-1, 3))
@@ -319,7 +319,7 @@ def motif_report(backbones: list[np.ndarray], placement: MotifPlacement, flank: 
         rmsd.append(float(np.sqrt(((coords[mask] - reference) ** 2).sum(-1).mean())))
         passing = validate_backbone(coords).residue_pass
         near = np.zeros(len(coords), dtype=bool)
-        for start, segment in zip(placement.starts[index], placement.motif.segments):
+        for start, segment in placement.segments(index):
             near[max(start - flank, 0) : start] = True
             near[start + len(segment) : start + len(segment) + flank] = True
         near &= ~mask

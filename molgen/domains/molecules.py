@@ -182,8 +182,8 @@ class MoleculeDomain(Domain):
 
     def known_part(self, info: MoleculeInfo, fixed: Fragment, num_nodes: Tensor, first: int) -> KnownPart:
         """The fragment's atoms as the first nodes of every molecule (whichever ``first``), in their input
-        order: positions, then type features (coordinate-and-type models) or atom-type and charge classes and the bond
-        classes of the pairs among them (bond models)."""
+        order: positions, then type features (coordinate-and-type models) or atom-type and charge
+        classes and the bond classes of the pairs among them (bond models)."""
         k = fixed.num_atoms
         if (num_nodes <= k).any():
             raise ValueError(f"the molecules must have more atoms than the {k} kept, got {int(num_nodes.min())}")

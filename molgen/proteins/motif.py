@@ -150,10 +150,14 @@ class MotifPlacement:
     lengths: tuple[int, ...]
     starts: tuple[tuple[int, ...], ...]
 
+    def segments(self, index: int) -> list[tuple[int, np.ndarray]]:
+        """``(start, segment [n, 4, 3])`` of each segment in chain ``index``."""
+        return list(zip(self.starts[index], self.motif.segments))
+
     def mask(self, index: int) -> np.ndarray:
         """``[L]`` bool: the motif's residues in chain ``index``."""
         mask = np.zeros(self.lengths[index], dtype=bool)
-        for start, segment in zip(self.starts[index], self.motif.segments):
+        for start, segment in self.segments(index):
             mask[start : start + len(segment)] = True
         return mask
 
@@ -161,7 +165,7 @@ class MotifPlacement:
         """Where chain ``index`` holds each segment, 1-based: ``A3-8 at 6-11, A12-15 at 17-20``."""
         return ", ".join(
             f"{label} at {start + 1}-{start + len(segment)}"
-            for label, start, segment in zip(self.motif.labels, self.starts[index], self.motif.segments)
+            for label, (start, segment) in zip(self.motif.labels, self.segments(index))
         )
 
 
