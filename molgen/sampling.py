@@ -185,7 +185,7 @@ def generate(
             device=device,
             progress=progress,
         )
-        samples += domain.decode(info, state)
+        samples += domain.decode(info, state, fixed, first)
     return samples
 
 

@@ -70,6 +70,23 @@ def save_tiny_checkpoint(
     return path
 
 
+def save_tiny_ca_checkpoint(path: Path, seed: int = 0) -> Path:
+    """An untrained residue-level backbone checkpoint: one node per residue at its CA (``atom_types
+    ["CA"]``), N, C and O rebuilt from the trace at decoding."""
+    torch.manual_seed(seed)
+    info = BackboneInfo(
+        dataset="tiny", num_features=1, size_histogram=[0] * 6 + [3, 0, 2], atom_types=["CA"], length_scale=1.0
+    )
+    module = DiffusionModule(
+        {**TINY_BACKBONE_MODEL, "atoms_per_residue": 1},
+        {**DIFFUSION, "diffuse_features": False},
+        {"lr": 1e-3},
+        info.to_dict(),
+    )
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    return path
+
+
 def write_synthetic_qm9_cache(cache_dir: Path) -> int:
     """A QM9-shaped coordinate cache in ``cache_dir``: molecule i is C-H with the C at x = i
     and the H at x = i + 1 (so items are identifiable). Returns the number of molecules."""

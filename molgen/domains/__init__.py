@@ -85,8 +85,9 @@ class Domain:
         of the request, of ``num_nodes`` [B] nodes, for inpainting (:mod:`molgen.diffusion.inpainting`)."""
         raise ValueError(f"sampling with a fixed part is not available for {self.name} yet")
 
-    def decode(self, info: DatasetInfo, state: GraphState) -> list:
-        """The samples of one generated batch."""
+    def decode(self, info: DatasetInfo, state: GraphState, fixed: Any = None, first: int = 0) -> list:
+        """The samples of one generated batch, requests ``first, first + 1, ...``; ``fixed`` is the
+        placed fixed part of an inpainting request (:meth:`place_fixed`), which they keep exactly."""
         raise NotImplementedError
 
     def api_objects(self, samples: list) -> list:

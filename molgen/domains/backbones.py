@@ -166,24 +166,29 @@ class BackboneDomain(Domain):
             known.h = torch.as_tensor(np.concatenate([motif_offsets(fixed, index, info) for index in chains]))
         return known
 
-    def decode(self, info: BackboneInfo, state: GraphState) -> list[np.ndarray]:
+    def decode(
+        self, info: BackboneInfo, state: GraphState, fixed: MotifPlacement | None = None, first: int = 0
+    ) -> list[np.ndarray]:
         """One ``[L, 4, 3]`` float64 array per backbone, in Å, atoms N, CA, C, O, centred on the
         mean of its generated atoms; a residue-level model's N, C and O rebuilt from its CA trace
-        (:func:`~molgen.proteins.ca_trace.backbone_from_ca`)."""
+        (:func:`~molgen.proteins.ca_trace.backbone_from_ca`). A motif's residues get the motif's own
+        atoms (:meth:`~molgen.proteins.motif.MotifPlacement.restore`)."""
         atoms = _atoms(info)
         coords = (state.pos.double().cpu() * float(info.length_scale)).numpy()
         ptr = np.concatenate([[0], np.cumsum(state.num_nodes.cpu().numpy())])
         chains = [coords[a:b].reshape(-1, atoms, 3) for a, b in zip(ptr[:-1], ptr[1:])]
-        if atoms == len(BACKBONE_ATOMS):
-            return chains
         if info.node_vectors:
             offsets = (state.h.double().cpu() * float(info.vector_scale)).numpy().reshape(len(coords), -1, 3)
-            return [
+            chains = [
                 _atoms_from_offsets(chain[:, 0], offsets[a:b], info) for chain, a, b in zip(chains, ptr[:-1], ptr[1:])
             ]
-        from molgen.proteins.ca_trace import backbone_from_ca
+        elif atoms != len(BACKBONE_ATOMS):
+            from molgen.proteins.ca_trace import backbone_from_ca
 
-        return [backbone_from_ca(chain[:, 0]) for chain in chains]
+            chains = [backbone_from_ca(chain[:, 0]) for chain in chains]
+        if fixed is None:
+            return chains
+        return [fixed.restore(first + offset, chain) for offset, chain in enumerate(chains)]
 
     # ----- commands ---------------------------------------------------------
     def sample_command(self, model, opts, sampling, device, rank) -> int:

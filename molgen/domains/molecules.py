@@ -236,9 +236,12 @@ class MoleculeDomain(Domain):
             charge_column=node_names.index("charge"),
         )
 
-    def decode(self, info: MoleculeInfo, state: GraphState) -> list[GeneratedMolecule]:
+    def decode(
+        self, info: MoleculeInfo, state: GraphState, fixed: Any = None, first: int = 0
+    ) -> list[GeneratedMolecule]:
         """Elements from the decoded type features, or (bond models) from the generated classes
-        with the charges and bonds."""
+        with the charges and bonds. A fixed fragment's atoms are nodes the sampler held, so
+        ``fixed`` needs nothing more here."""
         pos = state.pos.double().cpu().numpy()
         ranges = _graph_ranges(state)
         if state.node_classes is None:

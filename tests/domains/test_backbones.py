@@ -8,7 +8,7 @@ import torch
 from molgen.checkpoint import load_checkpoint
 from molgen.domains.backbones import backbone_features, parse_length
 from molgen.sampling import SamplingConfig, generate, merge_shards
-from tests.helpers import save_tiny_checkpoint
+from tests.helpers import save_tiny_ca_checkpoint, save_tiny_checkpoint
 
 
 @pytest.fixture
@@ -75,22 +75,8 @@ def test_a_residue_level_model_generates_ca_traces_and_decodes_full_backbones(tm
     """atom_types ["CA"]: one node per residue, N, C and O rebuilt from the trace, which stays as generated."""
     from molgen.dataset_info import BackboneInfo
     from molgen.proteins.ca_trace import backbone_from_ca
-    from molgen.training.module import DiffusionModule
-    from tests.helpers import DIFFUSION, TINY_BACKBONE_MODEL
 
-    torch.manual_seed(0)
-    info = BackboneInfo(
-        dataset="tiny", num_features=1, size_histogram=[0] * 6 + [3, 0, 2], atom_types=["CA"], length_scale=1.0
-    )
-    module = DiffusionModule(
-        {**TINY_BACKBONE_MODEL, "atoms_per_residue": 1},
-        {**DIFFUSION, "diffuse_features": False},
-        {"lr": 1e-3},
-        info.to_dict(),
-    )
-    path = tmp_path / "ca.ckpt"
-    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
-    model = load_checkpoint(path)
+    model = load_checkpoint(save_tiny_ca_checkpoint(tmp_path / "ca.ckpt"))
     assert model.domain.nodes_per_unit(model.info) == 1
     sizes = model.domain.sample_sizes(model.info, 3, seed=0, length=(7, 9))
     assert ((7 <= sizes) & (sizes <= 9)).all()

@@ -13,7 +13,7 @@ from molgen.proteins.geometry import ideal_helix
 from molgen.proteins.motif import Motif, minimum_gaps, place_motif, read_motif
 from molgen.proteins.pdb import read_backbones, write_backbone_pdb
 from molgen.sampling import SamplingConfig, generate
-from tests.helpers import save_tiny_checkpoint
+from tests.helpers import save_tiny_ca_checkpoint, save_tiny_checkpoint
 
 
 @pytest.fixture
@@ -141,3 +141,20 @@ def test_python_api_places_a_motif_per_chain(tmp_path, motif_pdb):
         assert np.abs(chain[start : start + 6] - motif.segments[0]).max() < 1e-6
     with pytest.raises(ValueError, match="placed in chains of \\[21, 21, 21, 21\\] residues"):
         generate(model, 4, SamplingConfig(steps=2), fixed=place_motif(motif, [21] * 4, 1), length=(20, 20))
+
+
+def test_a_residue_level_model_keeps_the_motifs_own_atoms(tmp_path, motif_pdb):
+    """A CA-trace model holds the motif's CA atoms while sampling and rebuilds N, C and O from the trace;
+    the motif's residues get its own N, C and O back (the rebuild alone moves them)."""
+    from molgen.proteins.ca_trace import backbone_from_ca
+
+    model = load_checkpoint(save_tiny_ca_checkpoint(tmp_path / "ca.ckpt"))
+    motif = read_motif(motif_pdb, "A3-8,A12-15")
+    chains = generate(model, 3, SamplingConfig(steps=3), fixed=motif, length=(24, 24), seed=2, progress=False)
+    placement = place_motif(motif, [24] * 3, seed=2)
+    for index, chain in enumerate(chains):
+        mask = placement.mask(index)
+        np.testing.assert_array_equal(chain[mask], np.concatenate(motif.segments))
+        rebuilt = backbone_from_ca(chain[:, 1])
+        np.testing.assert_array_equal(chain[~mask], rebuilt[~mask])  # generated residues as rebuilt
+        assert np.abs(rebuilt[mask] - chain[mask]).max() > 0.05  # what the restore undoes
