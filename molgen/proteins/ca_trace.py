@@ -14,9 +14,10 @@ fragment-based rebuilders such as BBQ (Gront et al. 2007) work. Here:
 - a library holds real peptides (and termini): each one's descriptor and its atoms in its own
   frame (:func:`fit_library`, shipped as ``ca_library.npz``, fitted on the training chains of db55
   by ``scripts/fit_ca_library.py``);
-- a trace is rebuilt by placing, for every peptide, the atoms of the library peptide of closest
-  descriptor (``k = 1``: a real peptide, so its bond lengths and angles are real ones; ``k > 1``
-  averages, closer in RMSD but with blurred geometry) (:func:`backbone_from_ca`).
+- a trace is rebuilt by placing, for every peptide, the atoms of one of the library peptides of
+  closest descriptor, chosen jointly along the chain (:func:`backbone_from_ca`): a real peptide, so
+  its bond lengths and angles are real ones, stretched along its CA-CA axis to the trace's CA-CA
+  distance so that a trace's deviation from it is shared by three bonds, not left on one.
 
 The only bond angle that spans two peptides is N-CA-C; every other bond length and angle is one
 peptide's own. The rebuild is equivariant under rotations and translations of the trace, not under
@@ -182,11 +183,23 @@ def load_library(path: str | Path = LIBRARY_PATH) -> CALibrary:
         return CALibrary(**{part: (data[f"{part}_descriptors"], data[f"{part}_local"]) for part in _PARTS})
 
 
-def _nearest(part: tuple[np.ndarray, np.ndarray], descriptors: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Squared descriptor distances ``[M, k]`` and local atoms ``[M, k, A, 3]`` of the ``k`` closest entries."""
+def _nearest(part: tuple[np.ndarray, np.ndarray], descriptors: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Squared descriptor distances ``[M, k]``, local atoms ``[M, k, A, 3]`` and descriptors ``[M, k, D]`` of the
+    ``k`` closest entries."""
     reference, local = (torch.from_numpy(array).double() for array in part)
     distances, nearest = torch.cdist(descriptors, reference).topk(min(k, len(reference)), largest=False)
-    return distances.square(), local[nearest]
+    return distances.square(), local[nearest], reference[nearest]
+
+
+def _stretched(local: Tensor, entry_descriptors: Tensor, descriptors: Tensor) -> Tensor:
+    """Library peptides ``[M, k, 3, 3]`` stretched along their CA_i -> CA_{i+1} axis (x) to the trace's
+    CA-CA distance: an entry's next N sits at its own CA-CA distance, so placed unchanged, all of the
+    difference (a generated trace's CA-CA spread) would fall on the N-CA_{i+1} bond; stretched, it is
+    shared by the three bonds of the path CA_i-C_i-N_{i+1}-CA_{i+1} in proportion to their extent along x."""
+    scale = descriptors[:, None, 2] / entry_descriptors[..., 2]
+    stretched = local.clone()
+    stretched[..., 0] = local[..., 0] * scale[..., None]
+    return stretched
 
 
 def _place(local: Tensor, origin: Tensor, frames: Tensor) -> Tensor:
@@ -246,8 +259,8 @@ def backbone_from_ca(
     library = library or _shipped()
     ca = _trace(ca)
     frames, descriptors = peptide_frames(ca)
-    distances, local = _nearest(library.peptide, descriptors, k)
-    candidates = _place(local, ca[:-1], frames)  # [L-1, k, 3 (C, O, next N), 3]
+    distances, local, entries = _nearest(library.peptide, descriptors, k)
+    candidates = _place(_stretched(local, entries, descriptors), ca[:-1], frames)  # [L-1, k, 3 (C, O, next N), 3]
     pairwise = _n_ca_c_cost(candidates[:-1, :, 2], ca[1:-1], candidates[1:, :, 0])
     choice = _choose(distances, pairwise)
     first_frame, first_desc, last_frame, last_desc = terminal_frames(ca)
