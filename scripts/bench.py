@@ -18,8 +18,8 @@ Prints a table and optionally writes JSON (``--json out.json``):
                                      consistency sampler (the same network, so the same cost;
                                      its 4-call samples are poor), named in ``sample_4steps_model``
     sample_backbones_per_s_len100    backbones of 100 residues per second: the
-                                     experiment=backbone model (kNN + chain
-                                     graph), DPM-Solver++(2M) 50 steps, batch 16
+                                     shipped ``backbone`` model with its card's
+                                     sampler (atoms rebuilt), batch 16
 
 Each configuration runs in its own subprocess so peak memory is its own.
 Figures are medians over timed repetitions after warm-up; run on an idle
@@ -157,51 +157,31 @@ def bench_few_steps(device: str, num_steps: int, repeats: int) -> dict:
     return {**timing, "model": name}
 
 
-def bench_backbones(device: str, num_steps: int, repeats: int, length: int = 100, batch: int = 16) -> dict:
-    from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
+def bench_backbones(device: str, repeats: int, length: int = 100, batch: int = 16) -> dict:
+    """The shipped ``backbone`` model with its card's sampler: median seconds for ``batch`` chains of
+    ``length`` residues (seed 0), output arrays (atoms rebuilt) included; after a warm-up run unless
+    ``repeats`` is 1 (a batch takes minutes, so the first run's overhead hardly counts)."""
+    from molgen.pretrained import load_pretrained
 
-    from molgen.diffusion import make_sampler
-    from molgen.diffusion.build import build_diffusion
-    from molgen.domains.backbones import backbone_features
-    from molgen.models import build_denoiser
+    model = load_pretrained("backbone", device)
 
-    with initialize_config_module("molgen.conf", version_base=None):
-        cfg = compose("config", overrides=["experiment=backbone"])
-    torch.manual_seed(0)
-    denoiser = build_denoiser(OmegaConf.to_container(cfg.model), in_node_dim=4).to(device).eval()
-    diffusion = build_diffusion(OmegaConf.to_container(cfg.diffusion))
-    residues = torch.full((batch,), length)
-
-    def run(steps: int) -> float:
-        sampler = make_sampler("dpm-solver", diffusion, steps)
+    def run() -> float:
         sync(device)
         start = time.perf_counter()
-        sampler.sample(
-            denoiser,
-            residues * 4,
-            4,
-            condition=backbone_features(residues),
-            device=device,
-            generator=torch.Generator(device).manual_seed(0),
-        )
+        model.sample(batch, seed=0, device=device, length=(length, length), batch_size=batch)
         sync(device)
         return time.perf_counter() - start
 
-    run(2)  # warm-up
-    median = statistics.median(run(num_steps) for _ in range(repeats))
-    return {
-        "s_per_batch": median,
-        "backbones_per_s": batch / median,
-        "s_per_step": median / (num_steps + 1),
-        "batch": batch,
-    }
+    if repeats > 1:
+        run()  # warm-up
+    median = statistics.median(run() for _ in range(repeats))
+    return {"s_per_batch": median, "backbones_per_s": batch / median, "batch": batch}
 
 
 def _worker(task: str, device: str, quick: bool) -> dict:
     kind, arg = task.split(":")
     if kind == "backbones":
-        return bench_backbones(device, int(arg), repeats=1 if quick else 3)
+        return bench_backbones(device, repeats=1 if quick else 3)
     if kind == "train":
         config, _, precision = arg.partition("+")
         return bench_train(config, device, steps=5 if quick else 20, bf16=precision == "bf16")
@@ -216,7 +196,7 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="fewer repetitions; the 1000-step and backbone figures are extrapolated from shorter runs",
+        help="fewer repetitions; the 1000-step figure is extrapolated from a shorter run",
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--json", help="write the figures to this JSON file")
@@ -255,11 +235,7 @@ def main() -> None:
     else:
         results["sample_mol_per_s_1000steps"] = run("sample:ddpm@1000")["mol_per_s"]
         results["sample_1000steps_extrapolated"] = False
-    if args.quick:  # 10 steps, extrapolated to 50 (one network call per step either way)
-        r = run("backbones:10")
-        results["sample_backbones_per_s_len100"] = r["batch"] / (r["s_per_step"] * 51)
-    else:
-        results["sample_backbones_per_s_len100"] = run("backbones:50")["backbones_per_s"]
+    results["sample_backbones_per_s_len100"] = run("backbones:card")["backbones_per_s"]
 
     print(f"device: {device_name}  torch {torch.__version__}")
     print(f"{'figure':32s} {'value':>12s}")

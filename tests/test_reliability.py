@@ -236,7 +236,7 @@ def test_the_cost_estimate_times_the_eager_network_before_compiling(tmp_path, ca
 def test_runaway_backbone_length_needs_yes(tmp_path, capsys):
     args = ["sample", "--model", "backbone", "--length", "3000", "--out", str(tmp_path / "d"), "--no-progress"]
     assert main(args) == 1
-    assert "size 3000 is far beyond the largest the model was trained on (96)" in capsys.readouterr().err
+    assert "size 3000 is far beyond the largest the model was trained on (128)" in capsys.readouterr().err
 
 
 def test_yes_runs_a_large_size(tmp_path, capsys):
