@@ -246,14 +246,13 @@ def backbone_from_ca(
 ) -> np.ndarray:
     """The backbone ``[L, 4, 3]`` (Å, float64; atoms N, CA, C, O) of a CA trace ``[L, 3]`` (Å, L >= 4).
 
-    The CA atoms are kept as given. Every peptide's C, O and next N come from one of its ``k`` library
-    peptides of closest descriptor (module docstring), chosen jointly along the chain (dynamic programming)
-    to minimise the sum of the squared descriptor distances and of ``((N-CA-C - 111°) / 10°)^2`` at every
-    residue, the one angle two peptides share; the first N and the last C and O come from the nearest
-    terminal entries. Then, for up to ``clash_rounds`` rounds, each peptide next to a steric clash of
-    ``molgen evaluate``'s check takes the candidate that leaves the fewest clashing atom pairs (ties: the
-    lowest cost). ``k = 1`` takes every peptide's nearest entry. ``library`` defaults to the shipped one.
-    """
+    The CA atoms are kept as given. Every peptide's C, O and next N come from one of its ``k`` library peptides
+    of closest descriptor (module docstring), stretched to the trace's CA-CA distance, chosen jointly along the
+    chain (dynamic programming) to minimise the sum of the squared descriptor distances and of ``((N-CA-C -
+    111°) / 10°)^2`` at every residue, the one angle two peptides share; the first N and the last C and O come
+    from the nearest terminal entries. Then, for up to ``clash_rounds`` rounds, each peptide next to a steric
+    clash of ``molgen evaluate``'s check takes the candidate that leaves the fewest clashing atom pairs (ties:
+    the lowest cost). ``k = 1`` takes every peptide's nearest entry. ``library`` defaults to the shipped one."""
     from molgen.proteins.metrics import Tolerances, find_clashes
 
     library = library or _shipped()
