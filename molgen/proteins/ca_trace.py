@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from molgen.proteins.geometry import VDW_RADII
+
 __all__ = [
     "LIBRARY_PATH",
     "CALibrary",
@@ -88,7 +90,7 @@ def _torsion(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
 
 
 def _trace(ca: np.ndarray | Tensor) -> Tensor:
-    ca = torch.as_tensor(ca, dtype=torch.float64)
+    ca = ca.double() if isinstance(ca, Tensor) else torch.tensor(np.asarray(ca, dtype=np.float64))  # own copy
     if ca.dim() != 2 or ca.shape[1] != 3 or ca.shape[0] < 4:
         raise ValueError(f"a CA trace must be [L, 3] with L >= 4, got {tuple(ca.shape)}")
     if not torch.isfinite(ca).all():
@@ -287,14 +289,34 @@ def backbone_from_ca(
             break
         residues = np.flatnonzero(clashing)
         for p in sorted({int(q) for r in residues for q in (r - 1, r) if 0 <= q < len(choice)}):
+            # Only the pairs that involve peptide p's atoms differ between its candidates.
+            counts = _peptide_clashes(backbone, p, candidates[p], tolerances)
             trials = []
             for c in range(candidates.shape[1]):
                 picked = choice.clone()
                 picked[p] = c
-                trials.append((find_clashes(build(picked), tolerances)[2], cost(picked, p), c))
+                trials.append((int(counts[c]), cost(picked, p), c))
             choice[p] = min(trials)[2]
-        backbone = build(choice)
+            backbone = build(choice)
     return backbone
+
+
+def _peptide_clashes(backbone: np.ndarray, p: int, options: Tensor, tolerances) -> Tensor:
+    """For each candidate ``options`` ``[k, 3 (C_p, O_p, N_{p+1}), 3]`` of peptide ``p`` of ``backbone``
+    ``[L, 4, 3]``, the clashing atom pairs of :func:`~molgen.proteins.metrics.find_clashes` (residues
+    ``|i - j| >= 2``, cutoff ``atom_clash_scale`` times the sum of the radii) that involve the candidate's
+    atoms: ``[k]``. Every other pair is the same for all candidates, so the candidate with the fewest has the
+    fewest in the whole chain; O(k L) instead of a whole-chain count per candidate."""
+    coords = torch.from_numpy(np.ascontiguousarray(backbone))
+    radii = torch.as_tensor(VDW_RADII, dtype=coords.dtype)
+    residues = torch.arange(len(coords))
+    counts = torch.zeros(options.shape[0], dtype=torch.long)
+    for slot, (owner, kind) in enumerate(((p, 2), (p, 3), (p + 1, 0))):  # C_p, O_p, N_{p+1}
+        others = coords[(residues - owner).abs() >= 2]  # [M, 4, 3]
+        cutoff = tolerances.atom_clash_scale * (radii[kind] + radii)  # [4]
+        distances = torch.linalg.vector_norm(options[:, slot, None, None] - others[None], dim=-1)  # [k, M, 4]
+        counts += (distances < cutoff).sum(dim=(1, 2))
+    return counts
 
 
 _SHIPPED: list[CALibrary] = []

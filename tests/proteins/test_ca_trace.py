@@ -73,3 +73,27 @@ def test_bad_traces_are_refused():
     trace[4, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         backbone_from_ca(trace)
+
+
+def test_a_peptides_own_clash_count_ranks_its_candidates_as_the_whole_chain_count_does():
+    """The clash repair counts only the pairs involving the re-chosen peptide's atoms; across its candidates
+    that count differs from :func:`find_clashes`'s whole-chain count by the same constant."""
+    from molgen.proteins.ca_trace import _peptide_clashes
+    from molgen.proteins.metrics import Tolerances, find_clashes
+
+    chain = random_coil(60, seed=0)
+    chain[30:, :, 0] -= 3.0  # fold the second half onto the first so there is plenty to clash
+    compared = 0
+    for p in (10, 29, 30, 45):
+        options = torch.from_numpy(chain[p, 2:4][None].repeat(6, 0)).clone()
+        options = torch.cat([options, torch.from_numpy(chain[p + 1, :1][None].repeat(6, 0))], dim=1)
+        options += torch.linspace(-1.5, 1.5, 6, dtype=torch.float64)[:, None, None]  # six shifted candidates
+        local = _peptide_clashes(chain, p, options, Tolerances())
+        totals = []
+        for option in options.numpy():
+            trial = chain.copy()
+            trial[p, 2:4], trial[p + 1, 0] = option[:2], option[2]
+            totals.append(find_clashes(trial, Tolerances())[2])
+        np.testing.assert_array_equal(np.asarray(totals) - local.numpy(), totals[0] - int(local[0]))
+        compared += len(set(totals)) > 1
+    assert compared  # some candidates did differ
