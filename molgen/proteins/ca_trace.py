@@ -244,7 +244,11 @@ def _assemble(ca: Tensor, peptides: Tensor, first: Tensor, last: Tensor) -> np.n
 
 
 def backbone_from_ca(
-    ca: np.ndarray | Tensor, library: CALibrary | None = None, k: int = 8, clash_rounds: int = 3
+    ca: np.ndarray | Tensor,
+    library: CALibrary | None = None,
+    k: int = 8,
+    clash_rounds: int = 3,
+    clash_candidates: int = 32,
 ) -> np.ndarray:
     """The backbone ``[L, 4, 3]`` (Å, float64; atoms N, CA, C, O) of a CA trace ``[L, 3]`` (Å, L >= 4).
 
@@ -253,17 +257,19 @@ def backbone_from_ca(
     chain (dynamic programming) to minimise the sum of the squared descriptor distances and of ``((N-CA-C -
     111°) / 10°)^2`` at every residue, the one angle two peptides share; the first N and the last C and O come
     from the nearest terminal entries. Then, for up to ``clash_rounds`` rounds, each peptide next to a steric
-    clash of ``molgen evaluate``'s check takes the candidate that leaves the fewest clashing atom pairs (ties:
-    the lowest cost). ``k = 1`` takes every peptide's nearest entry. ``library`` defaults to the shipped one."""
+    clash of ``molgen evaluate``'s check takes the candidate, among its ``max(k, clash_candidates)`` nearest
+    entries, that leaves the fewest clashing atom pairs (ties: the lowest cost). ``k = 1`` takes every peptide's
+    nearest entry. ``library`` defaults to the shipped one."""
     from molgen.proteins.metrics import Tolerances, find_clashes
 
     library = library or _shipped()
     ca = _trace(ca)
     frames, descriptors = peptide_frames(ca)
-    distances, local, entries = _nearest(library.peptide, descriptors, k)
-    candidates = _place(_stretched(local, entries, descriptors), ca[:-1], frames)  # [L-1, k, 3 (C, O, next N), 3]
+    # The k nearest entries (sorted by distance) for the chain's choice, more for the clash rounds.
+    distances, local, entries = _nearest(library.peptide, descriptors, max(k, clash_candidates))
+    candidates = _place(_stretched(local, entries, descriptors), ca[:-1], frames)  # [L-1, K, 3 (C, O, next N), 3]
     pairwise = _n_ca_c_cost(candidates[:-1, :, 2], ca[1:-1], candidates[1:, :, 0])
-    choice = _choose(distances, pairwise)
+    choice = _choose(distances[:, :k], pairwise[:, :k, :k])
     first_frame, first_desc, last_frame, last_desc = terminal_frames(ca)
     first = _place(_nearest(library.first, first_desc, 1)[1][:, 0], ca[:1], first_frame)[0, 0]
     last = _place(_nearest(library.last, last_desc, 1)[1][:, 0], ca[-1:], last_frame)[0]

@@ -66,6 +66,19 @@ def test_peptides_next_to_a_clash_are_chosen_again():
         assert final < first
 
 
+def test_the_clash_rounds_choose_among_more_candidates_than_the_chain():
+    """The rounds look beyond the k entries of the chain's choice: on coils, 32 candidates leave no more
+    clashes than the same 8, and fewer on some."""
+    from molgen.proteins.metrics import Tolerances, find_clashes
+
+    counts = []
+    for seed in (0, 3):
+        trace = random_coil(100, seed=seed)[:, 1]
+        counts.append([find_clashes(backbone_from_ca(trace, clash_candidates=c), Tolerances())[2] for c in (8, 32)])
+    assert all(wide <= narrow for narrow, wide in counts)
+    assert any(wide < narrow for narrow, wide in counts)
+
+
 def test_bad_traces_are_refused():
     with pytest.raises(ValueError, match="L >= 4"):
         backbone_from_ca(np.zeros((3, 3)))
