@@ -78,7 +78,7 @@ def save_tiny_ca_checkpoint(path: Path, seed: int = 0) -> Path:
         dataset="tiny", num_features=1, size_histogram=[0] * 6 + [3, 0, 2], atom_types=["CA"], length_scale=1.0
     )
     module = DiffusionModule(
-        {**TINY_BACKBONE_MODEL, "atoms_per_residue": 1},
+        {**TINY_BACKBONE_MODEL, "atoms_per_residue": 1, "chirality": True},
         {**DIFFUSION, "diffuse_features": False},
         {"lr": 1e-3},
         info.to_dict(),

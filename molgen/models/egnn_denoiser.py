@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from molgen.diffusion.conditioning import GraphCondition
 from molgen.graph_batch import remove_mean
 from molgen.models.condition_embedding import ConditionEmbedding, add_condition
+from molgen.nn.chirality import NUM_TORSION_FEATURES, chain_torsion_features
 from molgen.nn.egnn import EGNNLayer
 from molgen.nn.graphs import GraphBuilder
 from molgen.nn.radial import GaussianRadialBasis
@@ -75,6 +76,12 @@ class EGNNDenoiser(nn.Module):
             :mod:`molgen.diffusion.conditioning`; 0: none), added to the node
             embedding by a :class:`~molgen.models.condition_embedding.ConditionEmbedding`
             (zero at the start, and exactly zero for dropped properties).
+        chirality: residue chains (``graph="knn+chain"``, ``atoms_per_residue=1``): add to the node
+            embedding a linear map of each residue's signed CA virtual torsion in the input (and, with
+            ``self_conditioning``, in the estimate), :func:`~molgen.nn.chirality.chain_torsion_features`.
+            The network is then equivariant under rotations and translations but not reflections, so
+            it can learn that helices are right-handed (:mod:`molgen.nn.chirality`). The map starts at
+            zero: a network without it loads (``init_from``) and starts out unchanged.
     """
 
     def __init__(
@@ -99,8 +106,14 @@ class EGNNDenoiser(nn.Module):
         rbf_cutoff: float = 2.0,
         self_conditioning: bool = False,
         num_conditions: int = 0,
+        chirality: bool = False,
     ) -> None:
         super().__init__()
+        if chirality and (graph != "knn+chain" or atoms_per_residue != 1):
+            raise ValueError(
+                "chirality reads torsions along residue chains: it needs graph=knn+chain and atoms_per_residue=1, "
+                f"got graph={graph!r}, atoms_per_residue={atoms_per_residue}"
+            )
         self.in_node_dim = in_node_dim
         self.time_embedding = TimeEmbedding(time_embedding, num_time_frequencies)
         self.graph = GraphBuilder(graph, knn_k, atoms_per_residue, chain_window, max_residue_offset)
@@ -129,6 +142,11 @@ class EGNNDenoiser(nn.Module):
         self.readout = nn.Linear(hidden_dim, in_node_dim)
         # Made last, so that a seed initialises every other weight as without conditions.
         self.condition_embedding = ConditionEmbedding(num_conditions, hidden_dim) if num_conditions else None
+        self.chirality_embedding = None
+        if chirality:
+            inputs = NUM_TORSION_FEATURES * (2 if self_conditioning else 1)
+            self.chirality_embedding = nn.Linear(inputs, hidden_dim, bias=False)
+            nn.init.zeros_(self.chirality_embedding.weight)
 
     @property
     def num_parameters(self) -> int:
@@ -185,6 +203,12 @@ class EGNNDenoiser(nn.Module):
         x = pos
         hidden = self.embedding(torch.cat([h, self.time_embedding(t_node)], dim=-1))
         hidden = add_condition(self.condition_embedding, hidden, condition, batch, num_graphs)
+        if self.chirality_embedding is not None:
+            torsions = [chain_torsion_features(pos, batch)]
+            if self.self_conditioning:  # the estimate's torsions, zeros before there is one
+                estimate = self_condition if self_condition is not None else torch.zeros_like(pos)
+                torsions.append(chain_torsion_features(estimate, batch))
+            hidden = hidden + self.chirality_embedding(torch.cat(torsions, dim=-1))
         for layer in self.layers:
             x, hidden = layer(x, hidden, edge_index, edge_attr)
 

@@ -135,6 +135,7 @@ class EGNNModelConfig(EGNNOptions, GraphOptions):
 
     distance_rbf: int = MISSING
     rbf_cutoff: float = MISSING
+    chirality: bool = MISSING
 
 
 @dataclass

@@ -214,3 +214,43 @@ def test_random_rotation_is_orthogonal():
         r = random_rotation(torch.float64, reflect=reflect)
         torch.testing.assert_close(r @ r.T, torch.eye(3, dtype=torch.float64))
         assert torch.linalg.det(r).item() == pytest.approx(det)
+
+
+CHIRAL = {"graph": "knn+chain", "knn_k": 3, "atoms_per_residue": 1, "chain_window": 1, "self_conditioning": True}
+
+
+def test_chirality_starts_as_the_network_without_it():
+    """The torsion map starts at zero and is made last: same seed, same outputs, same other weights."""
+    pos, h, t, batch = make_inputs(sizes=[8, 12, 6])
+    plain, chiral = make_model(**CHIRAL).double(), make_model(**CHIRAL, chirality=True).double()
+    own = chiral.state_dict()
+    assert [k for k in own if k not in plain.state_dict()] == ["chirality_embedding.weight"]
+    for estimate in (None, pos + 0.1):
+        outputs = [model(pos, h, t, batch, self_condition=estimate) for model in (plain, chiral)]
+        for a, b in zip(*outputs):
+            torch.testing.assert_close(a, b)
+
+
+def test_chirality_is_se3_but_not_e3_equivariant():
+    """With a trained (non-zero) torsion map: rotations, translations and reordering chains are
+    respected; the mirror image of a chain is not predicted as the mirror of the prediction."""
+    model = amplify_coordinate_updates(make_model(**CHIRAL, chirality=True))
+    with torch.no_grad():
+        model.chirality_embedding.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
+    pos, h, t, batch = make_inputs(sizes=[8, 12, 6])
+    assert_denoiser_equivariant(model, pos, h, t, batch, torch.float64, reflections=False, node_permutations=False)
+    eps_pos, eps_h = model(pos, h, t, batch)
+    mirrored_pos, mirrored_h = model(-pos, h, t, batch)
+    assert not torch.allclose(mirrored_pos, -eps_pos, atol=1e-4)
+    assert not torch.allclose(mirrored_h, eps_h, atol=1e-4)
+    rotation = random_rotation(torch.float64, generator=torch.Generator().manual_seed(3))
+    estimate = pos + 0.1 * torch.randn(pos.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    rotated, _ = model(pos @ rotation.T, h, t, batch, self_condition=estimate @ rotation.T)
+    torch.testing.assert_close(rotated, model(pos, h, t, batch, self_condition=estimate)[0] @ rotation.T)
+
+
+def test_chirality_needs_residue_chains():
+    with pytest.raises(ValueError, match="knn\\+chain and atoms_per_residue=1"):
+        make_model(chirality=True)
+    with pytest.raises(ValueError, match="atoms_per_residue=1"):
+        make_model(graph="knn+chain", atoms_per_residue=4, chirality=True)

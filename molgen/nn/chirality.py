@@ -1,0 +1,50 @@
+"""Handedness of residue chains: the signed virtual torsions an E(3)-equivariant network cannot see.
+
+An EGNN sees distances only, so it is equivariant under reflections too, and a diffusion model built
+on it has a mirror-symmetric distribution: every sample is as likely as its mirror image. Proteins
+are chiral. The alpha helix is right-handed (CA virtual torsion about +50 degrees); its mirror
+image, the left-handed helix, hardly occurs (about 4 % of residues of held-out dips chains lie in
+-80..-20 degrees against 30 % in +20..+80), yet the CA model trained without this feature put
+as many residues in each (19 / 18 %), and a left-handed helix is coil to DSSP once rebuilt with
+real (L-amino-acid) peptides. The sine of a torsion changes sign under a reflection and stays
+under rotations and translations, so feeding it to the network as a node feature makes it
+SE(3)- but not E(3)-equivariant: it can learn which hand the data has.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["NUM_TORSION_FEATURES", "chain_torsion_features"]
+
+#: ``sin``, ``cos`` of the torsion and a flag for nodes that have one.
+NUM_TORSION_FEATURES = 3
+#: Keeps the normalisation finite for degenerate (collinear) quadruples: their features go to zero.
+_EPS = 1e-12
+
+
+def chain_torsion_features(pos: Tensor, batch: Tensor) -> Tensor:
+    """Per node ``i``: ``[sin tau, cos tau, 1]`` of the torsion ``tau`` of nodes ``(i-1, i, i+1, i+2)`` of
+    its chain, or zeros where one of them is outside the chain.
+
+    Args:
+        pos: ``[N, 3]`` one node per residue (CA), each graph's nodes in chain order.
+        batch: ``LongTensor[N]`` sorted graph index of each node.
+    Returns:
+        ``[N, 3]`` in ``pos``'s dtype: invariant under rotations and translations of a chain and
+        under reordering the chains of a batch; ``sin tau`` changes sign under a reflection.
+    """
+    count = pos.shape[0]
+    features = pos.new_zeros(count, NUM_TORSION_FEATURES)
+    if count < 4:
+        return features
+    b1, b2, b3 = pos[1:-2] - pos[:-3], pos[2:-1] - pos[1:-2], pos[3:] - pos[2:-1]  # [N-3, 3] each
+    n1, n2 = torch.linalg.cross(b1, b2), torch.linalg.cross(b2, b3)
+    # cos ~ n1 . n2 and sin ~ (n1 x n2) . b2 / |b2|, both scaled by |n1| |n2|
+    cos = (n1 * n2).sum(-1)
+    sin = (torch.linalg.cross(n1, n2) * b2).sum(-1) / torch.linalg.vector_norm(b2, dim=-1).clamp_min(1e-6)
+    norm = torch.sqrt(sin.square() + cos.square() + _EPS)
+    same_chain = (batch[:-3] == batch[3:]).to(pos.dtype)  # nodes i-1 .. i+2 all in one graph (batch is sorted)
+    features[1:-2] = torch.stack([sin / norm, cos / norm, torch.ones_like(sin)], dim=-1) * same_chain[:, None]
+    return features
