@@ -307,3 +307,15 @@ def test_real_db55_segments_pass(shared_proteins):
     assert pooled["helix"] > 0.1 and pooled["strand"] > 0.1
     ca_ca = np.concatenate([r.ca_distances for r in results])
     assert np.median(ca_ca) == pytest.approx(g.CA_CA_DISTANCE, abs=0.02)
+
+
+def test_helical_handedness_tells_a_helix_from_its_mirror_image():
+    helix = g.ideal_helix(20)
+    right = m.helical_handedness([helix])
+    assert right == {"right_helical_torsion_fraction": 1.0, "left_helical_torsion_fraction": 0.0}
+    left = m.helical_handedness([-helix])  # the mirror image: a left-handed helix
+    assert left == {"right_helical_torsion_fraction": 0.0, "left_helical_torsion_fraction": 1.0}
+    strand = m.helical_handedness([g.ideal_strand(20), helix[:3]])  # too short a chain adds nothing
+    assert strand["right_helical_torsion_fraction"] == strand["left_helical_torsion_fraction"] == 0.0
+    report = m.evaluate_backbones([helix, -helix], tm_score=False)["secondary_structure"]
+    assert report["right_helical_torsion_fraction"] == report["left_helical_torsion_fraction"] == 0.5
