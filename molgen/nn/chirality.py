@@ -3,9 +3,9 @@
 An EGNN sees distances only, so it is equivariant under reflections too, and a diffusion model built
 on it has a mirror-symmetric distribution: every sample is as likely as its mirror image. Proteins
 are chiral. The alpha helix is right-handed (CA virtual torsion about +50 degrees); its mirror
-image, the left-handed helix, hardly occurs (about 4 % of residues of held-out dips chains lie in
--80..-20 degrees against 30 % in +20..+80), yet the CA model trained without this feature put
-as many residues in each (19 / 18 %), and a left-handed helix is coil to DSSP once rebuilt with
+image, the left-handed helix, hardly occurs (3-4 % of the CA torsions of real chains lie in
+-80..-20 degrees against 34-49 % in +20..+80), yet the CA model trained without this feature put
+as many in each (19 / 17 %), and a left-handed helix is coil to DSSP once rebuilt with
 real (L-amino-acid) peptides. The sine of a torsion changes sign under a reflection and stays
 under rotations and translations, so feeding it to the network as a node feature makes it
 SE(3)- but not E(3)-equivariant: it can learn which hand the data has.
