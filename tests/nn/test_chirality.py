@@ -45,3 +45,17 @@ def test_degenerate_and_short_chains_give_finite_features_and_gradients():
     features.sum().backward()
     assert torch.isfinite(features).all() and torch.isfinite(pos.grad).all()
     assert chain_torsion_features(torch.ones(3, 3), torch.zeros(3, dtype=torch.long)).abs().sum() == 0
+
+
+def test_the_features_fade_where_the_torsion_is_undefined():
+    """Weighted by the sines of the two bond angles: full size on a helix (angles ~91 degrees), near zero on
+    a nearly straight stretch, where the torsion itself jumps under tiny moves."""
+    batch = torch.zeros(4, dtype=torch.long)
+    helix = torch.from_numpy(ideal_helix(4)[:, 1])
+    weight = torch.linalg.vector_norm(chain_torsion_features(helix, batch)[1, :2])
+    assert 0.95 < weight <= 1.0
+    straight = torch.tensor([[0.0, 0, 0], [3.8, 0, 0], [7.6, 0.01, 0], [11.4, 0.01, 0.01]], dtype=torch.float64)
+    for nudge in (0.0, -0.02):
+        moved = straight.clone()
+        moved[3, 2] += nudge  # flips the torsion's sign
+        assert torch.linalg.vector_norm(chain_torsion_features(moved, batch)[1, :2]) < 0.01
