@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from molgen.checkpoint import load_checkpoint
+from molgen.checkpoint import CheckpointError, load_checkpoint
 from molgen.diffusion.gaussian import zero_com_noise
 from molgen.diffusion.process import GraphState
 from molgen.graph_batch import node_batch, remove_mean
@@ -47,6 +47,13 @@ def fractions(backbones) -> str:
     return " / ".join(f"{100 * states[name]:4.1f}" for name in ("helix", "strand", "coil"))
 
 
+def grid_from(sampler, t0: float) -> torch.Tensor:
+    """``t0`` followed by the sampler's grid points below it: one network call per step and one for the
+    final clean prediction, so ``len`` of it calls in all."""
+    grid = sampler.timesteps()
+    return torch.cat([torch.tensor([t0]), grid[grid < t0]])
+
+
 @torch.inference_mode()
 def restore(model, chains: list[np.ndarray], t0: float, steps: int, generator: torch.Generator) -> list[np.ndarray]:
     """``chains`` noised to time ``t0`` and denoised by ancestral steps; decoded backbones ``[L, 4, 3]``."""
@@ -58,8 +65,7 @@ def restore(model, chains: list[np.ndarray], t0: float, steps: int, generator: t
     clean = torch.cat([torch.from_numpy(c[:, 1]).float() for c in chains]) / float(info.length_scale)
     clean = remove_mean(clean, batch, len(chains))
     sampler = SamplingConfig("ddpm", steps, {"grid": "logsnr"}).make(process)
-    grid = sampler.timesteps()
-    grid = torch.cat([torch.tensor([t0]), grid[grid < t0]])
+    grid = grid_from(sampler, t0)
     schedule = process.gaussian.schedule
     t = grid[0]
     noisy = schedule.alpha(t) * clean + schedule.sigma(t) * zero_com_noise(clean, batch, generator)
@@ -83,22 +89,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="the DDPM grid whose points below t are used")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    model = load_checkpoint(args.ckpt)
+    try:
+        model = load_checkpoint(args.ckpt)
+    except CheckpointError as err:
+        raise SystemExit(f"error: {err}") from None
     low, high = (int(x) for x in args.lengths.split("-"))
     chains = held_out_chains(args.data, args.num_chains, (low, high))
     generator = torch.Generator().manual_seed(args.seed)
     scale = float(model.info.length_scale)
+    schedule = model.diffusion.gaussian.schedule
+    sampler = SamplingConfig("ddpm", args.steps, {"grid": "logsnr"}).make(model.diffusion)
     print(f"{len(chains)} chains of {args.data.name}, {sum(len(c) for c in chains)} residues")
     print(f"{'t':>5} {'noise (A)':>9} {'calls':>5}  helix / strand / coil %   passing")
     real_passing = np.mean([validate_backbone(c).passes for c in chains])
     print(f"{'real':>5} {'':>9} {'':>5}  {fractions(chains):22s}  {real_passing:6.1%}")
     for t0 in (float(x) for x in args.times.split(",")):
         t = torch.tensor(t0)
-        schedule = model.diffusion.gaussian.schedule
         noise = float(schedule.sigma(t) / schedule.alpha(t)) * scale
         backbones = restore(model, chains, t0, args.steps, generator)
-        grid = SamplingConfig("ddpm", args.steps, {"grid": "logsnr"}).make(model.diffusion).timesteps()
-        calls = int((grid < t0).sum()) + 1  # the steps from t0 and the final clean prediction
+        calls = len(grid_from(sampler, t0))
         passing = np.mean([validate_backbone(b).passes for b in backbones])
         print(f"{t0:5.2f} {noise:9.2f} {calls:5d}  {fractions(backbones):22s}  {passing:6.1%}")
 
