@@ -196,15 +196,18 @@ def _sample_parser() -> argparse.ArgumentParser:
         "without clashes, as structure predictors do before handing structures on (about 1-2 s per 100 residues "
         "on one CPU core); --evaluate then also reports the unrelaxed figures and how far the atoms moved. "
         "Molecules: local MMFF94s minimisation of every atom, hydrogens included, the atoms of --fix/--link held "
-        "in place (docking keeps bond lengths and angles as given); reports the energy drop, how far the heavy "
+        "in place (docking keeps bond lengths and angles as given; --relax-restraint keeps the pose); reports the "
+        "energy drop, how far the heavy "
         "atoms moved and whether any stereochemistry changed; SD tag 'relaxation'",
     )
     p.add_argument(
         "--relax-restraint",
         type=float,
         default=None,
-        help="backbones, with --relax: width in A of the restraint holding each atom near the model's position "
-        "(default 1.0); smaller moves atoms less but may leave clashes",
+        help="with --relax: width in A of the restraint holding each atom near the model's position. Backbones: "
+        "default 1.0; smaller moves atoms less but may leave clashes. Molecules: default none (free minimisation "
+        "to the nearest MMFF94s minimum, often another conformer); a width tethers every heavy atom with the "
+        "energy kT d^2 / (2 width^2) at 298 K, e.g. 0.25 polishes bonds and angles and keeps the pose",
     )
     p.add_argument(
         "--yes",

@@ -7,6 +7,7 @@ bond orders as categorical channels. Both decode to :class:`GeneratedMolecule`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -279,12 +280,12 @@ class MoleculeDomain(Domain):
         from molgen.molecules.record import MoleculeRecord
         from molgen.molecules.sdf import write_sdf
 
-        if opts.length is not None or opts.relax_restraint is not None:
-            return fail(
-                "sample",
-                "--length and --relax-restraint are for backbone checkpoints; this one generates molecules "
-                "(--num-atoms; --relax minimises them with MMFF94s)",
-            )
+        if opts.length is not None:
+            return fail("sample", "--length is for backbone checkpoints; this one generates molecules (--num-atoms)")
+        if opts.relax_restraint is not None and not opts.relax:
+            return fail("sample", "--relax-restraint applies only with --relax")
+        if opts.relax_restraint is not None and not (math.isfinite(opts.relax_restraint) and opts.relax_restraint > 0):
+            return fail("sample", f"--relax-restraint must be a positive number of A, got {opts.relax_restraint}")
         if opts.motif:
             return fail("sample", "--motif is for backbone checkpoints; molecules keep atoms with --fix or --link")
         out = opts.out or self.default_output
@@ -326,7 +327,11 @@ class MoleculeDomain(Domain):
                 tags[HYDROGENS_TAG] = mol.GetProp(HYDROGENS_TAG)
                 hydrogens_not_placed += tags[HYDROGENS_TAG] == "not_placed"
             if opts.relax:
-                relaxed = relax_molecule(mol, relax_fixed) if bonds_ok else RelaxedMolecule(mol, "not_sanitized")
+                relaxed = (
+                    relax_molecule(mol, relax_fixed, restraint_sigma=opts.relax_restraint)
+                    if bonds_ok
+                    else RelaxedMolecule(mol, "not_sanitized")
+                )
                 relaxations.append(relaxed)
                 mol = relaxed.mol
                 tags[RELAXATION_TAG] = relaxed.status
@@ -344,7 +349,9 @@ class MoleculeDomain(Domain):
 
         if opts.fixed is not None:
             print(format_fixed_part_report(fixed_part_report(molecules, opts.fixed)))
-        relaxation = relaxation_summary(relaxations) if opts.relax else None
+        relaxation = None
+        if opts.relax:
+            relaxation = {**relaxation_summary(relaxations), "restraint_sigma_A": opts.relax_restraint}
         if opts.evaluate or opts.filter:
             try:
                 evaluation = evaluate_and_report(molecule_records, opts, relaxation=relaxation)
@@ -474,6 +481,8 @@ def format_relaxation(summary: dict) -> str:
     """One line on what ``--relax`` did (:func:`~molgen.molecules.relax.relaxation_summary`)."""
     left = {status: summary[f"num_{status}"] for status in RELAX_STATUSES[2:] if summary[f"num_{status}"]}
     line = f"relaxed {summary['num_relaxed'] + summary['num_not_converged']} of {summary['num_molecules']} with MMFF94s"
+    if summary.get("restraint_sigma_A") is not None:
+        line += f", heavy atoms tethered (width {summary['restraint_sigma_A']:g} A)"
     if "median_heavy_rmsd_A" in summary:
         line += (
             f" (median energy drop {summary['median_energy_drop_kcal_mol']:.1f} kcal/mol, heavy atoms moved"

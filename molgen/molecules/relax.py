@@ -8,7 +8,11 @@ torsions, so those errors would go into every docked pose. ``molgen sample
 MMFF94s from the generated pose: the nearest force-field minimum, the same
 one the strain metric measures against (:mod:`molgen.molecules.metrics.strain`),
 so a relaxed molecule's strain is about 0 by construction and its energy
-drop *is* the strain of the unrelaxed pose.
+drop *is* the strain of the unrelaxed pose. That minimum is often another
+conformer (heavy atoms a few tenths of an Å to over 1 Å away); ``molgen sample
+--relax --relax-restraint SIGMA`` instead tethers each heavy atom to its
+generated position (thermal width SIGMA Å at 298 K), which removes the small
+bond and angle errors that make up most of the strain and keeps the pose.
 
 What relaxation must not do is change the molecule: the graph is kept by the
 force field, and a stereocentre or double bond that flips is reported
@@ -67,7 +71,10 @@ def _stereo_smiles(mol: Chem.Mol) -> str:
 
 
 def relax_molecule(
-    mol: Chem.Mol, fixed_atoms: Sequence[int] = (), max_iterations: int = MAX_ITERATIONS
+    mol: Chem.Mol,
+    fixed_atoms: Sequence[int] = (),
+    max_iterations: int = MAX_ITERATIONS,
+    restraint_sigma: float | None = None,
 ) -> RelaxedMolecule:
     """Minimise a molecule with explicit hydrogens and one 3D conformer (Å) with MMFF94s.
 
@@ -75,6 +82,8 @@ def relax_molecule(
         mol: e.g. a sample after hydrogen placement; not modified.
         fixed_atoms: indices of atoms held exactly in place (the fixed part of inpainting).
         max_iterations: minimiser iterations.
+        restraint_sigma: None relaxes freely to the nearest minimum; a width in Å tethers the other heavy
+            atoms to their positions (:func:`~molgen.molecules.metrics.strain.minimise`).
     """
     candidate = Chem.Mol(mol)
     with rdBase.BlockLogs():
@@ -82,7 +91,7 @@ def relax_molecule(
             Chem.SanitizeMol(candidate)
         except (ValueError, RuntimeError):
             return RelaxedMolecule(mol, "not_sanitized")
-    result = minimise(candidate, fixed_atoms, max_iterations)
+    result = minimise(candidate, fixed_atoms, max_iterations, restraint_sigma)
     if result.mol is None:
         return RelaxedMolecule(mol, result.status)
     heavy = [atom.GetIdx() for atom in mol.GetAtoms() if atom.GetAtomicNum() > 1]

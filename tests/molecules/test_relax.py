@@ -42,6 +42,22 @@ def test_relaxation_removes_the_strain_it_reports():
     assert np.array_equal(mol.GetConformer().GetPositions(), before)  # the input is not modified
 
 
+def test_a_tethered_relaxation_polishes_the_pose_where_it_stands():
+    """The tether keeps heavy atoms near the pose, removes most of the strain, and reports MMFF energies alone."""
+    mol = _noisy("CC(=O)Nc1ccc(O)cc1", sigma=0.05)
+    strain, _ = strain_energy(mol)
+    free = relax_molecule(mol)
+    tight, loose = (relax_molecule(mol, restraint_sigma=sigma) for sigma in (0.05, 0.5))
+    assert tight.status == loose.status == "relaxed" and not tight.stereo_changed
+    assert tight.heavy_rmsd < loose.heavy_rmsd < free.heavy_rmsd
+    assert tight.energy_drop < loose.energy_drop < free.energy_drop == pytest.approx(strain, rel=1e-6)
+    for result in (tight, loose):  # the energy drop is MMFF94s's: the strain before minus the strain left
+        assert result.energy_drop == pytest.approx(strain - strain_energy(result.mol)[0], abs=1e-3)
+    assert strain_energy(tight.mol)[0] > 0.5 and strain_energy(loose.mol)[0] < 0.5 * strain
+    with pytest.raises(ValueError, match="positive number"):
+        relax_molecule(mol, restraint_sigma=0.0)
+
+
 def test_fixed_atoms_do_not_move():
     mol = _noisy("C[C@H](N)C(=O)O", sigma=0.1)
     before = mol.GetConformer().GetPositions()
@@ -104,3 +120,11 @@ def test_sample_relax_writes_relaxed_molecules_and_reports_them(tmp_path, monkey
     assert 0.01 < np.sqrt((moved**2).sum(1).mean()) < 0.5
     section = json.loads(report.read_text())["relaxation"]
     assert section["num_relaxed"] == 1 and section["median_energy_drop_kcal_mol"] > 1.0
+    assert section["restraint_sigma_A"] is None
+
+    tethered = tmp_path / "tethered.sdf"
+    assert main([*args[:4], str(tethered), *args[5:], "--relax", "--relax-restraint", "0.1"]) == 0
+    assert "heavy atoms tethered (width 0.1 A)" in capsys.readouterr().out
+    kept = next(iter(Chem.SDMolSupplier(str(tethered), removeHs=False)))
+    moved = kept.GetConformer().GetPositions()[: heavy.GetNumAtoms()] - heavy.GetConformer().GetPositions()
+    assert np.sqrt((moved**2).sum(1).mean()) < 0.1 and strain_energy(kept)[0] > strain_energy(relaxed)[0]

@@ -123,11 +123,18 @@ def test_diverged_samples_are_reported_not_written(tmp_path, capsys, monkeypatch
     assert "1 backbones not written: 1 (coordinates must lie" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("option", [["--length", "10"], ["--relax-restraint", "0.5"]])
-def test_backbone_options_are_refused_for_molecule_checkpoints(tmp_path, capsys, option):
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--length", "10"], "--length is for backbone checkpoints"),
+        (["--relax-restraint", "0.5"], "--relax-restraint applies only with --relax"),
+        (["--relax", "--relax-restraint", "-1"], "--relax-restraint must be a positive number"),
+    ],
+)
+def test_molecule_checkpoints_refuse_backbone_options_and_bad_restraints(tmp_path, capsys, option, message):
     ckpt = save_tiny_checkpoint(tmp_path / "mol.ckpt")
     assert _sample(ckpt, tmp_path / "s.sdf", "--num-samples", "1", *option) == 1
-    assert "--length and --relax-restraint are for backbone checkpoints" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "s.sdf").exists()
 
 

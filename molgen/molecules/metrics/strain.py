@@ -30,12 +30,16 @@ from rdkit.Chem import rdForceFieldHelpers
 __all__ = [
     "MAX_ITERATIONS",
     "STRAIN_STATUSES",
+    "THERMAL_ENERGY",
     "Minimisation",
     "StrainResult",
     "evaluate_strain",
     "minimise",
     "strain_energy",
 ]
+
+THERMAL_ENERGY = 0.5925
+"""kT at 298.15 K in kcal/mol: the energy scale of :func:`minimise`'s tether."""
 
 MAX_ITERATIONS = 2000
 """Optimisation steps allowed; drug-like molecules of ~40 atoms converge in a few hundred."""
@@ -73,11 +77,28 @@ class Minimisation:
     status: str
 
 
-def minimise(mol: Chem.Mol, fixed_atoms: Sequence[int] = (), max_iterations: int = MAX_ITERATIONS) -> Minimisation:
+def minimise(
+    mol: Chem.Mol,
+    fixed_atoms: Sequence[int] = (),
+    max_iterations: int = MAX_ITERATIONS,
+    restraint_sigma: float | None = None,
+) -> Minimisation:
     """Local MMFF94s minimisation of the first conformer of a sanitized molecule with explicit hydrogens.
 
-    ``fixed_atoms``: indices of atoms that stay exactly where they are. ``mol`` is not modified.
+    Args:
+        mol: not modified (the minimisation runs on a copy).
+        fixed_atoms: indices of atoms that stay exactly where they are.
+        max_iterations: minimiser steps.
+        restraint_sigma: None minimises freely. A width in Å tethers every other heavy atom to its start
+            with the harmonic energy ``kT |d|^2 / (2 sigma^2)`` (kT at 298 K, :data:`THERMAL_ENERGY`),
+            so the pose is polished where it stands instead of sliding to the nearest minimum. The
+            energies reported are MMFF94s's alone, without the tether.
+
+    Raises:
+        ValueError: if ``restraint_sigma`` is given and not a positive number.
     """
+    if restraint_sigma is not None and not (np.isfinite(restraint_sigma) and restraint_sigma > 0):
+        raise ValueError(f"the restraint width must be a positive number of A, got {restraint_sigma}")
     if any(atom.GetNumImplicitHs() for atom in mol.GetAtoms()):
         return Minimisation(None, None, None, "implicit_hydrogens")
     mol = Chem.Mol(mol)
@@ -88,17 +109,25 @@ def minimise(mol: Chem.Mol, fixed_atoms: Sequence[int] = (), max_iterations: int
         # Fragments of a disconnected sample feel each other: a pose with two pieces overlapping is strained,
         # and a relaxation must not push one through the other.
         field = rdForceFieldHelpers.MMFFGetMoleculeForceField(mol, properties, ignoreInterfragInteractions=False)
+        moving = field
+        if restraint_sigma is not None:  # a second field with the tethers; `field` keeps measuring MMFF alone
+            moving = rdForceFieldHelpers.MMFFGetMoleculeForceField(mol, properties, ignoreInterfragInteractions=False)
+            fixed = {int(index) for index in fixed_atoms}
+            for atom in mol.GetAtoms():
+                if atom.GetAtomicNum() > 1 and atom.GetIdx() not in fixed:
+                    moving.MMFFAddPositionConstraint(atom.GetIdx(), 0.0, THERMAL_ENERGY / restraint_sigma**2)
     for index in fixed_atoms:
-        field.AddFixedPoint(int(index))
+        moving.AddFixedPoint(int(index))
     field.Initialize()
+    moving.Initialize()
     before = field.CalcEnergy()
     if not np.isfinite(before):
         return Minimisation(None, None, None, "non_finite_energy")
-    not_converged = field.Minimize(maxIts=max_iterations)
-    after = field.CalcEnergy()
+    not_converged = moving.Minimize(maxIts=max_iterations)
+    after = field.CalcEnergy(moving.Positions())
     if not np.isfinite(after):
         return Minimisation(None, None, None, "non_finite_energy")
-    positions = np.array(field.Positions()).reshape(-1, 3)
+    positions = np.array(moving.Positions()).reshape(-1, 3)
     conformer = mol.GetConformer()
     for index, position in enumerate(positions):
         conformer.SetAtomPosition(index, position.tolist())
