@@ -80,7 +80,9 @@ __all__ = [
     "internal_diversity",
     "molecule_properties",
     "nearest_neighbour_similarity",
+    "plain_molecule",
     "ring_size_counts",
+    "sascorer",
     "tanimoto_matrix",
 ]
 
@@ -144,7 +146,7 @@ class DruglikeResult:
 
 
 @cache
-def _sascorer() -> ModuleType:
+def sascorer() -> ModuleType:
     """RDKit Contrib's SA-score module (shipped with RDKit, not importable as a package)."""
     path = Path(RDConfig.RDContribDir) / "SA_Score" / "sascorer.py"
     spec = importlib.util.spec_from_file_location("sascorer", path)
@@ -166,7 +168,7 @@ def _filter_catalog(group: str) -> FilterCatalog:
     return FilterCatalog(params)
 
 
-def _plain(mol: Chem.Mol) -> Chem.Mol:
+def plain_molecule(mol: Chem.Mol) -> Chem.Mol:
     """A copy of the sanitized ``mol`` without hydrogen atoms and stereochemistry."""
     plain = Chem.RemoveHs(mol)
     Chem.RemoveStereochemistry(plain)
@@ -175,13 +177,13 @@ def _plain(mol: Chem.Mol) -> Chem.Mol:
 
 def molecule_properties(mol: Chem.Mol) -> dict[str, float]:
     """QED, SA score, Crippen logP and average molecular weight (Da) of a sanitized molecule."""
-    return _properties(_plain(mol))
+    return _properties(plain_molecule(mol))
 
 
 def _properties(plain: Chem.Mol) -> dict[str, float]:
     return {
         "qed": float(QED.qed(plain)),
-        "sa": float(_sascorer().calculateScore(plain)),
+        "sa": float(sascorer().calculateScore(plain)),
         "logp": float(Crippen.MolLogP(plain)),
         "mw": float(Descriptors.MolWt(plain)),
     }
@@ -195,7 +197,7 @@ def ring_size_counts(mol: Chem.Mol) -> np.ndarray:
 
 def failed_filters(mol: Chem.Mol) -> list[str]:
     """The groups of :data:`FILTER_GROUPS` with a pattern matching the sanitized ``mol``."""
-    plain = _plain(mol)
+    plain = plain_molecule(mol)
     return [group for group in FILTER_GROUPS if _filter_catalog(group).HasMatch(plain)]
 
 
@@ -227,7 +229,7 @@ def druglike_statistics(mols: Sequence[Chem.Mol]) -> DruglikeStatistics:
     properties = {name: np.zeros(len(mols)) for name in PROPERTIES}
     rings = np.zeros(len(RING_SIZES), dtype=np.int64)
     for index, mol in enumerate(mols):
-        plain = _plain(mol)
+        plain = plain_molecule(mol)
         fingerprints[index] = generator.GetFingerprintAsNumPy(plain).astype(bool)
         fragments.update(_fragments(plain))
         scaffold = _scaffold(plain)
