@@ -56,10 +56,12 @@ def place_hydrogens(heavy: Chem.Mol, max_iterations: int = 500) -> tuple[Chem.Mo
         except (ValueError, RuntimeError):
             return Chem.Mol(heavy), "not_placed"
         with_h = Chem.AddHs(mol.GetMol(), addCoords=True)
-        properties = rdForceFieldHelpers.MMFFGetMoleculeProperties(with_h, mmffVariant="MMFF94s")
+        # MMFF typing re-flags aromaticity in place by its own rules: type a copy, return RDKit's perception
+        typed = Chem.Mol(with_h)
+        properties = rdForceFieldHelpers.MMFFGetMoleculeProperties(typed, mmffVariant="MMFF94s")
         if properties is None:
             return _with_heavy_props(with_h, heavy), "geometric"
-        field = rdForceFieldHelpers.MMFFGetMoleculeForceField(with_h, properties, ignoreInterfragInteractions=False)
+        field = rdForceFieldHelpers.MMFFGetMoleculeForceField(typed, properties, ignoreInterfragInteractions=False)
         if field is None:
             return _with_heavy_props(with_h, heavy), "geometric"
         for atom in with_h.GetAtoms():

@@ -68,6 +68,14 @@ def test_a_sanitised_heavy_atom_graph_gets_its_hydrogens():
     assert how == "mmff" and placed.GetNumAtoms() == 20
 
 
+def test_rings_mmff_calls_non_aromatic_come_back_as_rdkit_perceives_them():
+    """MMFF typing re-flags aromaticity in place by its own rules; the placed molecule must not carry that."""
+    placed, how = place_hydrogens(_heavy_graph(_optimised("CC(=O)Nc1nn(C)c(=O)[nH]1")))
+    assert how == "mmff"
+    expected = Chem.AddHs(Chem.MolFromSmiles("CC(=O)Nc1nn(C)c(=O)[nH]1"))
+    assert Chem.MolToSmiles(placed) == Chem.MolToSmiles(expected)
+
+
 def test_impossible_valence_is_left_without_hydrogens():
     pentavalent = molecule_from_graph(
         [6] * 6, np.random.default_rng(0).normal(size=(6, 3)) * 2, [(0, k, 1) for k in range(1, 6)]

@@ -58,6 +58,19 @@ def test_a_tethered_relaxation_polishes_the_pose_where_it_stands():
         relax_molecule(mol, restraint_sigma=0.0)
 
 
+@pytest.mark.parametrize("smiles", ["O=c1cccn[nH]1", "CC(=O)Nc1nn(C)c(=O)[nH]1"])
+def test_rings_mmff_calls_non_aromatic_keep_their_aromaticity(smiles):
+    """MMFF's own aromaticity model must neither change the molecule returned nor count as a stereo change."""
+    mol = _noisy(smiles, sigma=0.03)
+    Chem.SanitizeMol(mol)  # RDKit's perception again (_noisy's MMFF optimisation re-flagged it in place)
+    assert any(atom.GetIsAromatic() for atom in mol.GetAtoms())
+    for sigma in (None, 0.25):
+        result = relax_molecule(mol, restraint_sigma=sigma)
+        assert result.status == "relaxed" and result.stereo_changed is False
+        assert Chem.MolToSmiles(result.mol) == Chem.MolToSmiles(mol)
+        assert [a.GetIsAromatic() for a in result.mol.GetAtoms()] == [a.GetIsAromatic() for a in mol.GetAtoms()]
+
+
 def test_fixed_atoms_do_not_move():
     mol = _noisy("C[C@H](N)C(=O)O", sigma=0.1)
     before = mol.GetConformer().GetPositions()

@@ -102,16 +102,19 @@ def minimise(
     if any(atom.GetNumImplicitHs() for atom in mol.GetAtoms()):
         return Minimisation(None, None, None, "implicit_hydrogens")
     mol = Chem.Mol(mol)
+    # MMFF typing re-flags aromaticity in place by MMFF's own rules (e.g. a pyridazinone is not aromatic
+    # there), so it types a copy: the molecule returned keeps the caller's perception.
+    typed = Chem.Mol(mol)
     with rdBase.BlockLogs():  # MMFF prints every missing parameter
-        properties = rdForceFieldHelpers.MMFFGetMoleculeProperties(mol, mmffVariant="MMFF94s")
+        properties = rdForceFieldHelpers.MMFFGetMoleculeProperties(typed, mmffVariant="MMFF94s")
         if properties is None:
             return Minimisation(None, None, None, "no_parameters")
         # Fragments of a disconnected sample feel each other: a pose with two pieces overlapping is strained,
         # and a relaxation must not push one through the other.
-        field = rdForceFieldHelpers.MMFFGetMoleculeForceField(mol, properties, ignoreInterfragInteractions=False)
+        field = rdForceFieldHelpers.MMFFGetMoleculeForceField(typed, properties, ignoreInterfragInteractions=False)
         moving = field
         if restraint_sigma is not None:  # a second field with the tethers; `field` keeps measuring MMFF alone
-            moving = rdForceFieldHelpers.MMFFGetMoleculeForceField(mol, properties, ignoreInterfragInteractions=False)
+            moving = rdForceFieldHelpers.MMFFGetMoleculeForceField(typed, properties, ignoreInterfragInteractions=False)
             fixed = {int(index) for index in fixed_atoms}
             for atom in mol.GetAtoms():
                 if atom.GetAtomicNum() > 1 and atom.GetIdx() not in fixed:
