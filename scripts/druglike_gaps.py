@@ -19,7 +19,8 @@ rarely has (contribution below -2.5).
 Strain (``molgen/molecules/metrics/strain.py``): the MMFF94s energy of the
 pose minus that of its local minimum, split over the force field's terms
 (bond stretch, angle bend, stretch-bend, out-of-plane, torsion, van der
-Waals, electrostatics); the terms sum to the strain.
+Waals, electrostatics); the terms sum to the strain. Computed on each
+molecule's largest piece with its hydrogens, as `molgen evaluate` does.
 
 Usage: python scripts/druglike_gaps.py SAMPLES.sdf [--reference 1000] [--max-molecules 0]
 """
@@ -166,7 +167,8 @@ def main() -> None:
     for smiles, count in rare_environments(pieces):
         print(f"  {count:4d}  {smiles}")
 
-    terms = [t for t in (strain_terms(mol) for mol in samples) if t is not None]
+    with_hydrogens = [max(Chem.GetMolFrags(mol, asMols=True), key=lambda piece: piece.GetNumAtoms()) for mol in samples]
+    terms = [t for t in (strain_terms(mol) for mol in with_hydrogens) if t is not None]
     totals = np.array([sum(t.values()) for t in terms])
     print(
         f"\nstrain by MMFF94s term ({len(terms)} molecules with parameters; median {np.median(totals):.1f}, "
