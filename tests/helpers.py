@@ -1,8 +1,10 @@
-"""Small objects built in code for tests: tiny untrained molecule and backbone checkpoints."""
+"""Small objects built in code for tests: tiny untrained molecule and backbone checkpoints; scripts as modules."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -12,6 +14,17 @@ from molgen.training.module import DiffusionModule
 
 TINY_MODEL = {"name": "egnn", "hidden_dim": 16, "num_layers": 2}
 DIFFUSION = {"schedule": {"name": "polynomial", "power": 2.0, "precision": 1e-5}, "diffuse_features": True}
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` imported as a module (the scripts folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_molecule_module(seed: int = 0) -> DiffusionModule:

@@ -1,24 +1,17 @@
 """scripts/druglike_gaps.py: its SA terms rebuild the SA score, its strain terms sum to the strain."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
 from molgen.molecules.metrics.strain import strain_energy
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "druglike_gaps.py"
+from tests.helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("druglike_gaps", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("druglike_gaps")
 
 
 @pytest.mark.parametrize(

@@ -1,26 +1,18 @@
 """scripts/partial_diffusion.py's restore: real chains noised to a time and denoised come back as
 backbones of the same lengths, the closer the smaller the time."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from molgen.checkpoint import load_checkpoint
 from molgen.proteins.geometry import ideal_helix, ideal_strand
-from tests.helpers import save_tiny_ca_checkpoint
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "partial_diffusion.py"
+from tests.helpers import load_script, save_tiny_ca_checkpoint
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("partial_diffusion", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("partial_diffusion")
 
 
 def test_restored_chains_keep_their_lengths_and_stay_close_at_small_times(script, tmp_path):
