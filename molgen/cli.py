@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -259,6 +260,10 @@ def _sample(args: list[str]) -> int:
         given = given_options(opts, extra=("resample", "guidance"))
     except ValueError as err:
         return _fail("sample", str(err))
+    if opts.relax_restraint is not None and not opts.relax:
+        return _fail("sample", "--relax-restraint applies only with --relax")
+    if opts.relax_restraint is not None and not (math.isfinite(opts.relax_restraint) and opts.relax_restraint > 0):
+        return _fail("sample", f"--relax-restraint must be a positive number of A, got {opts.relax_restraint}")
     try:
         if opts.length is not None:
             opts.length = parse_length(opts.length)

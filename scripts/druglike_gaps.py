@@ -37,7 +37,7 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import rdFingerprintGenerator, rdForceFieldHelpers
 
 from molgen.molecules.metrics.druglike import plain_molecule, sascorer
-from molgen.molecules.metrics.strain import MAX_ITERATIONS
+from molgen.molecules.metrics.strain import MAX_ITERATIONS, minimise
 
 SA_TERMS = (
     "sa",
@@ -57,8 +57,8 @@ RARE_CONTRIBUTION = -2.5
 
 
 def largest_piece(mol: Chem.Mol) -> Chem.Mol:
-    """The heavy-atom graph of the largest fragment, without stereo tags (what the SA score is computed on)."""
-    return max(Chem.GetMolFrags(plain_molecule(mol), asMols=True), key=lambda piece: piece.GetNumAtoms())
+    """The fragment with the most atoms (hydrogens as the molecule has them)."""
+    return max(Chem.GetMolFrags(mol, asMols=True), key=lambda piece: piece.GetNumAtoms())
 
 
 def sa_terms(mol: Chem.Mol) -> dict[str, float]:
@@ -100,13 +100,8 @@ def rare_environments(mols: Sequence[Chem.Mol], top: int = 15) -> list[tuple[str
             if radius == 0 or sa._fscores.get(bit, -4) >= RARE_CONTRIBUTION:
                 continue
             bonds = list(Chem.FindAtomEnvironmentOfRadiusN(mol, radius, atom))
-            atoms = sorted(
-                {
-                    i
-                    for b in bonds
-                    for i in (mol.GetBondWithIdx(b).GetBeginAtomIdx(), mol.GetBondWithIdx(b).GetEndAtomIdx())
-                }
-            )
+            ends = (mol.GetBondWithIdx(bond) for bond in bonds)
+            atoms = sorted({index for bond in ends for index in (bond.GetBeginAtomIdx(), bond.GetEndAtomIdx())})
             found[Chem.MolFragmentToSmiles(mol, atomsToUse=atoms, bondsToUse=bonds)] += 1
     return found.most_common(top)
 
@@ -114,29 +109,23 @@ def rare_environments(mols: Sequence[Chem.Mol], top: int = 15) -> list[tuple[str
 def strain_terms(mol: Chem.Mol, max_iterations: int = MAX_ITERATIONS) -> dict[str, float] | None:
     """Each MMFF94s term's energy at the pose minus at its local minimum (kcal/mol; they sum to the strain).
 
-    ``mol``: sanitized, explicit hydrogens, one conformer; not modified. None when MMFF94s has no parameters."""
-    mol = Chem.Mol(mol)
-    with rdBase.BlockLogs():
-        properties = rdForceFieldHelpers.MMFFGetMoleculeProperties(mol, mmffVariant="MMFF94s")
-    if properties is None:
+    ``mol``: sanitized, explicit hydrogens, one conformer; not modified. The minimum is
+    :func:`~molgen.molecules.metrics.strain.minimise`'s; None where it has none (e.g. no MMFF94s parameters)."""
+    minimum = minimise(mol, max_iterations=max_iterations)
+    if minimum.mol is None:
         return None
+    typed = Chem.Mol(mol)  # MMFF typing re-flags aromaticity in place
+    with rdBase.BlockLogs():
+        properties = rdForceFieldHelpers.MMFFGetMoleculeProperties(typed, mmffVariant="MMFF94s")
 
-    def by_term(positions: list[float]) -> dict[str, float]:
-        energies = {}
-        for term in MMFF_TERMS:
-            for other in MMFF_TERMS:
-                getattr(properties, f"SetMMFF{other}Term")(other == term)
-            field = rdForceFieldHelpers.MMFFGetMoleculeForceField(mol, properties, ignoreInterfragInteractions=False)
-            energies[term] = field.CalcEnergy(positions)
+    def term_energy(term: str, positions: np.ndarray) -> float:
         for other in MMFF_TERMS:
-            getattr(properties, f"SetMMFF{other}Term")(True)
-        return energies
+            getattr(properties, f"SetMMFF{other}Term")(other == term)
+        field = rdForceFieldHelpers.MMFFGetMoleculeForceField(typed, properties, ignoreInterfragInteractions=False)
+        return field.CalcEnergy(positions.ravel().tolist())
 
-    field = rdForceFieldHelpers.MMFFGetMoleculeForceField(mol, properties, ignoreInterfragInteractions=False)
-    start = list(field.Positions())
-    field.Minimize(maxIts=max_iterations)
-    before, after = by_term(start), by_term(list(field.Positions()))
-    return {term: before[term] - after[term] for term in MMFF_TERMS}
+    start, end = (m.GetConformer().GetPositions() for m in (mol, minimum.mol))
+    return {term: term_energy(term, start) - term_energy(term, end) for term in MMFF_TERMS}
 
 
 def main() -> None:
@@ -152,12 +141,13 @@ def main() -> None:
         samples = samples[: args.max_molecules]
     if not samples:
         raise SystemExit(f"druglike_gaps: no sanitizable molecules in {args.sdf}")
-    pieces = [largest_piece(mol) for mol in samples]
+    pieces = [largest_piece(plain_molecule(mol)) for mol in samples]
     rows = {"sample": [sa_terms(mol) for mol in pieces]}
     if args.reference:
         from molgen.molecules.metrics.moses_reference import moses_molecules
 
-        rows["MOSES test"] = [sa_terms(largest_piece(mol)) for mol in moses_molecules("test", args.reference)]
+        reference_mols = moses_molecules("test", args.reference)
+        rows["MOSES test"] = [sa_terms(largest_piece(plain_molecule(mol))) for mol in reference_mols]
     reference = f", {len(rows['MOSES test'])} MOSES test molecules" if args.reference else ""
     print(f"SA score terms, means ({len(samples)} samples{reference})")
     print(f"{'term':20s}" + "".join(f"{name:>12s}" for name in rows))
@@ -167,8 +157,7 @@ def main() -> None:
     for smiles, count in rare_environments(pieces):
         print(f"  {count:4d}  {smiles}")
 
-    with_hydrogens = [max(Chem.GetMolFrags(mol, asMols=True), key=lambda piece: piece.GetNumAtoms()) for mol in samples]
-    terms = [t for t in (strain_terms(mol) for mol in with_hydrogens) if t is not None]
+    terms = [t for t in (strain_terms(largest_piece(mol)) for mol in samples) if t is not None]
     totals = np.array([sum(t.values()) for t in terms])
     print(
         f"\nstrain by MMFF94s term ({len(terms)} molecules with parameters; median {np.median(totals):.1f}, "

@@ -7,7 +7,6 @@ fixed conditioning features; only coordinates are generated.
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from pathlib import Path
@@ -200,11 +199,7 @@ class BackboneDomain(Domain):
             return fail("sample", "--fix and --link are for molecule checkpoints; backbones keep residues with --motif")
         if opts.num_atoms is not None or opts.filter is not None:
             return fail("sample", "--num-atoms and --filter are for molecule checkpoints; this one generates backbones")
-        if opts.relax_restraint is not None and not opts.relax:
-            return fail("sample", "--relax-restraint applies only with --relax")
-        restraint = RESTRAINT_SIGMA if opts.relax_restraint is None else opts.relax_restraint
-        if not (math.isfinite(restraint) and restraint > 0):
-            return fail("sample", f"--relax-restraint must be a positive number of A, got {restraint}")
+        restraint = RESTRAINT_SIGMA if opts.relax_restraint is None else opts.relax_restraint  # checked by the CLI
         out = Path(opts.out or self.default_output)
         try:
             _check_output_folder(out)

@@ -7,7 +7,6 @@ bond orders as categorical channels. Both decode to :class:`GeneratedMolecule`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -282,10 +281,6 @@ class MoleculeDomain(Domain):
 
         if opts.length is not None:
             return fail("sample", "--length is for backbone checkpoints; this one generates molecules (--num-atoms)")
-        if opts.relax_restraint is not None and not opts.relax:
-            return fail("sample", "--relax-restraint applies only with --relax")
-        if opts.relax_restraint is not None and not (math.isfinite(opts.relax_restraint) and opts.relax_restraint > 0):
-            return fail("sample", f"--relax-restraint must be a positive number of A, got {opts.relax_restraint}")
         if opts.motif:
             return fail("sample", "--motif is for backbone checkpoints; molecules keep atoms with --fix or --link")
         out = opts.out or self.default_output
