@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 
@@ -201,22 +202,31 @@ def test_train_resume_sample_end_to_end(tmp_path):
         "data.batch_size=32",
         "trainer.val_check_interval=8",
         "trainer.checkpoint_every_n_steps=4",
+        "trainer.log_every_n_steps=4",
         "trainer.progress_bar=false",
         f"hydra.run.dir={run_dir}",
     ]
     first = molgen(*common, "trainer.max_steps=12")
     assert first.returncode == 0, first.stderr[-2000:]
     last = run_dir / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == 12
+    first_ckpt = torch.load(last, weights_only=True)
+    assert first_ckpt["global_step"] == 12
+    first_lr = first_ckpt["optimizer_states"][0]["param_groups"][0]["lr"]
+    assert first_lr != 3e-5
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
     assert (run_dir / "config_resolved.yaml").is_file() and (run_dir / "logs" / "metrics.csv").is_file()
     assert list((run_dir / "logs").glob("events.out.tfevents.*"))
 
-    second = molgen(*common, "trainer.max_steps=20")
+    # resumed at another learning rate: the optimiser keeps its moments and takes the new rate
+    second = molgen(*common, "trainer.max_steps=20", "optim.lr=3e-5")
     assert second.returncode == 0, second.stderr[-2000:]
     assert "Restored all states" in second.stderr + second.stdout
     ckpt = torch.load(last, weights_only=True)
     assert ckpt["global_step"] == 20
+    assert [group["lr"] for group in ckpt["optimizer_states"][0]["param_groups"]] == [3e-5]
+    with open(run_dir / "logs" / "metrics.csv") as fh:
+        rates = {row["step"]: float(row["lr-AdamW"]) for row in csv.DictReader(fh) if row.get("lr-AdamW")}
+    assert rates and all(rate == (3e-5 if int(step) >= 12 else first_lr) for step, rate in rates.items())
     assert ckpt["hyper_parameters"]["model"]["hidden_dim"] == 16
 
     # the same run directory with another architecture: one clear error, the checkpoint untouched

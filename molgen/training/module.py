@@ -19,6 +19,7 @@ teacher's configs and samples like any model of them.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from molgen.diffusion.prediction import VelocityDenoiser
 from molgen.diffusion.process import DiffusionProcess
 from molgen.models import DENOISERS, build_model
 from molgen.pretrained import available_models, load_pretrained
+
+log = logging.getLogger(__name__)
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -244,6 +247,7 @@ class DiffusionModule(L.LightningModule):
         # All processes of a distributed run share one seed; offset it so that each rank draws its own noise.
         if self.trainer.world_size > 1:
             torch.manual_seed(torch.initial_seed() + self.global_rank)
+        self._take_configured_learning_rates()
 
     def _loss(self, data: Any, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
         """Mean loss over the batch's graphs, and the mean of each named component (may be empty)."""
@@ -281,3 +285,16 @@ class DiffusionModule(L.LightningModule):
     def configure_optimizers(self):
         # the denoiser only: a distillation's teacher and target network are not trained
         return adamw(optimizer_groups(self.denoiser, self.hparams.optim), self.hparams.optim)
+
+    def _take_configured_learning_rates(self) -> None:
+        # A resumed run restores its optimiser state, learning rates included. The configured rates win, so
+        # that a run can go on at a lower rate with the moments it has (docs/druglike.md, stage 3).
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        configured = [
+            float(group.get("lr", self.hparams.optim["lr"]))
+            for group in optimizer_groups(self.denoiser, self.hparams.optim)
+        ]
+        for group, lr in zip(optimizer.param_groups, configured):
+            if group["lr"] != lr:
+                log.info("learning rate %g (the resumed optimiser had %g)", lr, group["lr"])
+                group["lr"] = lr
