@@ -40,7 +40,7 @@ from lightning.pytorch.callbacks import (
     TQDMProgressBar,
     WeightAveraging,
 )
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -50,6 +50,7 @@ from molgen.dataset_info import DatasetInfo
 from molgen.io import atomic_output
 from molgen.locks import exclusive_lock
 from molgen.models.property_predictor import PREDICTORS
+from molgen.training.csv_log import ResumableCSVLogger
 from molgen.training.data import build_datamodule
 from molgen.training.module import DiffusionModule, load_model_source, student_diffusion
 from molgen.training.property_module import PropertyModule
@@ -69,8 +70,8 @@ def _container(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
-    """The checkpoint to resume from: ``ckpt_path`` if set, else the run's last.ckpt if present.
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[Path, int] | None:
+    """The checkpoint to resume from and its global step: ``ckpt_path`` if set, else the run's last.ckpt if present.
 
     The file is read first (:func:`~molgen.checkpoint_files.read_checkpoint_file`), so an
     empty, truncated, foreign or unsafe one is reported in one line, with the other
@@ -88,10 +89,10 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
         others = sorted(str(p) for p in path.parent.glob("*.ckpt") if p.name != path.name)
         advice = f"resume from another with ckpt_path={others[0]}" if others else "delete it to start the run again"
     try:
-        read_checkpoint_file(path, advice)
+        contents = read_checkpoint_file(path, advice)
     except CheckpointError as err:
         raise CheckpointError(f"cannot resume: {err}") from err
-    return path
+    return path, int(contents.get("global_step", 0)) if isinstance(contents, dict) else 0
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -260,7 +261,8 @@ def _train(cfg: DictConfig, run_dir: Path, sweep: bool) -> Path:
     """:func:`train` once the run directory is held."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    ckpt = resume_checkpoint(cfg, run_dir)  # before the data: a bad checkpoint stops the run at once
+    resume = resume_checkpoint(cfg, run_dir)  # before the data: a bad checkpoint stops the run at once
+    ckpt, resume_step = resume if resume is not None else (None, None)
     predictor = cfg.model.name in PREDICTORS  # a property predictor (PropertyModule), not a denoiser
     if predictor and (cfg.init_from or cfg.teacher):
         raise ValueError(
@@ -326,7 +328,7 @@ def _train(cfg: DictConfig, run_dir: Path, sweep: bool) -> Path:
     if tcfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     loggers = [
-        CSVLogger(run_dir, name="logs", version=""),
+        ResumableCSVLogger(run_dir, name="logs", version="", resume_step=resume_step),
         TensorBoardLogger(run_dir, name="logs", version="", default_hp_metric=False),
     ]
     trainer = L.Trainer(
