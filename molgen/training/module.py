@@ -288,7 +288,7 @@ class DiffusionModule(L.LightningModule):
 
     def _take_configured_learning_rates(self) -> None:
         # A resumed run restores its optimiser state, learning rates included. The configured rates win, so
-        # that a run can go on at a lower rate with the moments it has (docs/druglike.md, stage 3).
+        # that a run can go on at a lower rate with the moments it has (README, "A run writes everything").
         optimizer = self.optimizers(use_pl_optimizer=False)
         configured = [
             float(group.get("lr", self.hparams.optim["lr"]))

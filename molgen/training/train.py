@@ -13,8 +13,9 @@ Checkpoints are written to a temporary file and renamed when complete
 (:class:`AtomicCheckpointIO`), so an interrupted save leaves the previous one.
 Starting the same command again on the same run directory resumes from
 ``checkpoints/last.ckpt``; a changed model or diffusion config is refused
-with the differing keys named (:func:`molgen.training.module.check_resumable`).
-A new run can instead start from another model's weights (``init_from``, see
+with the differing keys named (:func:`molgen.training.module.check_resumable`);
+a changed ``optim.lr`` is taken, and ``logs/metrics.csv`` continues
+(:mod:`molgen.training.csv_log`). A new run can instead start from another model's weights (``init_from``, see
 :func:`warm_start`) with a fresh optimiser and step count, or distil a teacher into a
 few-step student (``teacher``, see :func:`teacher_configs` and docs/distillation.md).
 
