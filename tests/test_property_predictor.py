@@ -304,5 +304,14 @@ def test_molgen_train_fits_checkpoints_and_resumes_a_predictor(tmp_path, monkeyp
     rates = [float(row["lr-AdamW"]) for row in rows if row.get("lr-AdamW")]
     assert rates[0] == pytest.approx(1e-3) and rates[-1] < rates[0]
 
+    # Resumed at another rate and a longer schedule: the configured rate, on the new schedule's cosine.
+    train_module.train(compose_training(*common, "trainer.max_steps=9", "optim.lr=5e-4"), run_dir)
+    with open(run_dir / "logs" / "metrics.csv") as f:
+        rates = {int(row["step"]): float(row["lr-AdamW"]) for row in csv.DictReader(f) if row.get("lr-AdamW")}
+    assert set(rates) == set(range(9))
+    factor = cosine_decay(9)
+    for step in range(6, 9):
+        assert rates[step] == pytest.approx(5e-4 * factor(step))
+
     with pytest.raises(ValueError, match="model.hidden_dim=16 there, 32 here"):
         train_module.train(compose_training(*common, "trainer.max_steps=9", "model.hidden_dim=32"), run_dir)

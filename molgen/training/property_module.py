@@ -11,6 +11,7 @@ hyperparameters, so checkpoints load with ``torch.load(weights_only=True)``
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 
@@ -19,6 +20,8 @@ import torch
 
 from molgen.models.property_predictor import build_predictor
 from molgen.training.module import adamw, check_resumable
+
+log = logging.getLogger(__name__)
 
 
 def cosine_decay(total_steps: int) -> Callable[[int], float]:
@@ -69,6 +72,18 @@ class PropertyModule(L.LightningModule):
                 f"cannot resume from {source}: it predicts {was}, this run's data.conditions are {self.names}; "
                 "restore them, or start a new run with another hydra.run.dir"
             )
+
+    def on_train_start(self) -> None:
+        # A resumed run restores its scheduler's base rate; the configured optim.lr wins, as for diffusion runs
+        # (README, "A run writes everything"), and the cosine factor of the current step applies to it.
+        scheduler = self.lr_schedulers()
+        lr = float(self.hparams.optim["lr"])
+        if scheduler.base_lrs[0] != lr:
+            log.info("learning rate %g (the resumed scheduler had %g)", lr, scheduler.base_lrs[0])
+        scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
+        for group, factor in zip(scheduler.optimizer.param_groups, scheduler.lr_lambdas):
+            group["initial_lr"] = lr
+            group["lr"] = lr * factor(scheduler.last_epoch)
 
     def forward(self, data) -> torch.Tensor:
         """Normalised properties ``[B, P]`` of the molecules of ``data``."""
