@@ -9,7 +9,7 @@ from molgen.diffusion.conditioning import GraphCondition
 from molgen.diffusion.inpainting import FixedInput
 from molgen.diffusion.self_conditioning import JointEstimate
 from molgen.graph_batch import remove_mean
-from molgen.models.condition_embedding import ConditionEmbedding, add_condition
+from molgen.models.condition_embedding import ConditionEmbedding, add_condition, layer_conditions
 from molgen.nn.egnn import EGNNLayer
 from molgen.nn.time_embedding import TimeEmbedding
 
@@ -64,6 +64,8 @@ class EGNNBondDenoiser(nn.Module):
             :mod:`molgen.diffusion.conditioning`; 0: none), added to the node
             embedding by a :class:`~molgen.models.condition_embedding.ConditionEmbedding`
             (zero at the start, and exactly zero for dropped properties).
+        condition_layers: with ``num_conditions``, also add the condition before every layer
+            (:meth:`ConditionEmbedding.per_layer`, zero at the start).
         fixed_part_input: also see a fixed part (``forward(..., fixed=FixedInput)``, see
             :mod:`molgen.diffusion.inpainting`): on every node ``[known one-hot, known flag]``
             and on every pair ``[known one-hot, known squared distance, known flag]`` (zeros
@@ -93,6 +95,7 @@ class EGNNBondDenoiser(nn.Module):
         num_time_frequencies: int = 8,
         self_conditioning: bool = False,
         num_conditions: int = 0,
+        condition_layers: bool = False,
         fixed_part_input: bool = False,
     ) -> None:
         super().__init__()
@@ -134,7 +137,11 @@ class EGNNBondDenoiser(nn.Module):
             self.estimate_pair_embedding = nn.Linear(num_edge_classes + 1, edge_dim, bias=False)
             nn.init.zeros_(self.estimate_node_embedding.weight)
             nn.init.zeros_(self.estimate_pair_embedding.weight)
-        self.condition_embedding = ConditionEmbedding(num_conditions, hidden_dim) if num_conditions else None
+        self.condition_embedding = (
+            ConditionEmbedding(num_conditions, hidden_dim, num_layers if condition_layers else 0)
+            if num_conditions
+            else None
+        )
         self.fixed_part_input = fixed_part_input
         if fixed_part_input:
             self.fixed_node_embedding = nn.Linear(in_node_dim + 1, hidden_dim, bias=False)
@@ -233,7 +240,10 @@ class EGNNBondDenoiser(nn.Module):
             node_fixed, pair_fixed = self._fixed_input(fixed, h, e)
             hidden = hidden + self.fixed_node_embedding(node_fixed)
             e_hidden = e_hidden + self.fixed_pair_embedding(pair_fixed)
+        per_layer = layer_conditions(self.condition_embedding, condition, batch, num_graphs, hidden)
         for k, layer in enumerate(self.layers):
+            if per_layer is not None:
+                hidden = hidden + per_layer[:, k]
             edge_attr = torch.cat([d0, e_hidden], dim=-1)[pair_of_edge]
             x, hidden = layer(x, hidden, edge_index, edge_attr)
             if self.edge_updates is not None:

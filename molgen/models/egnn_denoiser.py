@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from molgen.diffusion.conditioning import GraphCondition
 from molgen.graph_batch import remove_mean
-from molgen.models.condition_embedding import ConditionEmbedding, add_condition
+from molgen.models.condition_embedding import ConditionEmbedding, add_condition, layer_conditions
 from molgen.nn.chirality import NUM_TORSION_FEATURES, chain_torsion_features
 from molgen.nn.egnn import EGNNLayer
 from molgen.nn.graphs import GraphBuilder
@@ -76,6 +76,8 @@ class EGNNDenoiser(nn.Module):
             :mod:`molgen.diffusion.conditioning`; 0: none), added to the node
             embedding by a :class:`~molgen.models.condition_embedding.ConditionEmbedding`
             (zero at the start, and exactly zero for dropped properties).
+        condition_layers: with ``num_conditions``, also add the condition before every layer
+            (:meth:`ConditionEmbedding.per_layer`, zero at the start).
         chirality: residue chains (``graph="knn+chain"``, ``atoms_per_residue=1``): add to the node
             embedding a linear map of each residue's signed CA virtual torsion in the input (and, with
             ``self_conditioning``, in the estimate), :func:`~molgen.nn.chirality.chain_torsion_features`.
@@ -106,6 +108,7 @@ class EGNNDenoiser(nn.Module):
         rbf_cutoff: float = 2.0,
         self_conditioning: bool = False,
         num_conditions: int = 0,
+        condition_layers: bool = False,
         chirality: bool = False,
     ) -> None:
         super().__init__()
@@ -141,7 +144,11 @@ class EGNNDenoiser(nn.Module):
         )
         self.readout = nn.Linear(hidden_dim, in_node_dim)
         # Made last, so that a seed initialises every other weight as without conditions.
-        self.condition_embedding = ConditionEmbedding(num_conditions, hidden_dim) if num_conditions else None
+        self.condition_embedding = (
+            ConditionEmbedding(num_conditions, hidden_dim, num_layers if condition_layers else 0)
+            if num_conditions
+            else None
+        )
         self.chirality_embedding = None
         if chirality:
             inputs = NUM_TORSION_FEATURES * (2 if self_conditioning else 1)
@@ -209,7 +216,10 @@ class EGNNDenoiser(nn.Module):
                 estimate = self_condition if self_condition is not None else torch.zeros_like(pos)
                 torsions.append(chain_torsion_features(estimate, batch))
             hidden = hidden + self.chirality_embedding(torch.cat(torsions, dim=-1))
-        for layer in self.layers:
+        per_layer = layer_conditions(self.condition_embedding, condition, batch, num_graphs, hidden)
+        for k, layer in enumerate(self.layers):
+            if per_layer is not None:
+                hidden = hidden + per_layer[:, k]
             x, hidden = layer(x, hidden, edge_index, edge_attr)
 
         eps_pos = x - pos

@@ -127,6 +127,7 @@ class EGNNOptions(EGNNLayerOptions):
 
     time_embedding: str = MISSING
     self_conditioning: bool = MISSING
+    condition_layers: bool = MISSING
 
 
 @dataclass

@@ -42,7 +42,8 @@ def some_condition(num_graphs, dtype=torch.float64, seed=0):
 
 def nonzero(model):
     with torch.no_grad():
-        model.condition_embedding.linear.weight.normal_(0.0, 1.0)
+        for weight in model.condition_embedding.parameters():
+            weight.normal_(0.0, 1.0)
     return model
 
 
@@ -54,10 +55,12 @@ def test_features_are_zero_where_dropped_and_shapes_are_checked():
         condition_features(cond, 2, 2, torch.zeros(1))
 
 
+@pytest.mark.parametrize("condition_layers", [False, True], ids=["input", "every_layer"])
 @pytest.mark.parametrize("kind", ["egnn_bonds", "egnn"])
-def test_with_every_property_dropped_the_network_is_the_unconditional_one(kind):
-    """Same weights without the condition map, any condition map: identical outputs in float64 when nothing is
-    given (None or an all-False mask), different ones when something is."""
+def test_with_every_property_dropped_the_network_is_the_unconditional_one(kind, condition_layers):
+    """Same weights without the condition map, any condition map (at the input, or at every layer too):
+    identical outputs in float64 when nothing is given (None or an all-False mask), different ones when
+    something is."""
     torch.manual_seed(3)
     if kind == "egnn_bonds":
         plain = EGNNBondDenoiser(8, 4, hidden_dim=16, num_layers=2, edge_dim=8).double()
@@ -67,10 +70,16 @@ def test_with_every_property_dropped_the_network_is_the_unconditional_one(kind):
         pos, h, _, _, t, batch = make_inputs()
         inputs = (pos, h, t, batch)
     torch.manual_seed(3)
-    conditional = type(plain)(*([8, 4] if kind == "egnn_bonds" else [8]), **plain_options(kind), num_conditions=2)
+    conditional = type(plain)(
+        *([8, 4] if kind == "egnn_bonds" else [8]),
+        **plain_options(kind),
+        num_conditions=2,
+        condition_layers=condition_layers,
+    )
     conditional = nonzero(conditional.double())
     missing, unexpected = conditional.load_state_dict(plain.state_dict(), strict=False)
-    assert missing == ["condition_embedding.linear.weight"] and not unexpected
+    maps = ["condition_embedding.linear.weight"] + ["condition_embedding.layer_linear.weight"] * condition_layers
+    assert missing == maps and not unexpected
     num_graphs = inputs[-2].shape[0]
     want = plain(*inputs)
     dropped = GraphCondition(torch.randn(num_graphs, 2, dtype=torch.float64), torch.zeros(num_graphs, 2, dtype=bool))
@@ -85,6 +94,35 @@ def test_with_every_property_dropped_the_network_is_the_unconditional_one(kind):
 
 def plain_options(kind):
     return {"hidden_dim": 16, "num_layers": 2, **({"edge_dim": 8} if kind == "egnn_bonds" else {})}
+
+
+@pytest.mark.parametrize("kind", ["egnn_bonds", "egnn"])
+def test_per_layer_conditions_start_at_zero_and_reach_every_layer(kind):
+    """A model conditioned at its input loads into one conditioned at every layer (init_from) and gives the same
+    outputs; once the per-layer map is trained, each layer's block changes the output and gets a gradient."""
+    torch.manual_seed(5)
+    inputs = make_inputs() if kind == "egnn_bonds" else tuple(make_inputs()[i] for i in (0, 1, 4, 5))
+    network, args = (EGNNBondDenoiser, [8, 4]) if kind == "egnn_bonds" else (EGNNDenoiser, [8])
+    at_input = nonzero(network(*args, **plain_options(kind), num_conditions=2).double())
+    every_layer = network(*args, **plain_options(kind), num_conditions=2, condition_layers=True).double()
+    assert every_layer.condition_embedding.layer_linear.weight.abs().sum() == 0
+    missing, unexpected = every_layer.load_state_dict(at_input.state_dict(), strict=False)
+    assert missing == ["condition_embedding.layer_linear.weight"] and not unexpected
+    condition = some_condition(inputs[-2].shape[0])
+    for a, b in zip(every_layer(*inputs, condition=condition), at_input(*inputs, condition=condition)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+    layer_map = every_layer.condition_embedding.layer_linear.weight  # [num_layers * hidden, 2 P]
+    hidden = plain_options(kind)["hidden_dim"]
+    for k in range(plain_options(kind)["num_layers"]):
+        with torch.no_grad():
+            layer_map.zero_()
+            layer_map[k * hidden : (k + 1) * hidden].normal_(0.0, 1.0)
+        changed = every_layer(*inputs, condition=condition)
+        assert (changed[0] - at_input(*inputs, condition=condition)[0]).abs().max() > 1e-6
+    every_layer.zero_grad()
+    sum(out.square().sum() for out in every_layer(*inputs, condition=condition)).backward()
+    assert layer_map.grad.abs().sum() > 0
 
 
 def test_a_fresh_condition_map_is_zero_and_e3nn_refuses_conditions():

@@ -45,6 +45,8 @@ def make_model(seed=0, **kwargs):
             model.estimate_pair_embedding.weight.normal_(0.0, 0.5)
         if model.condition_embedding is not None:
             model.condition_embedding.linear.weight.normal_(0.0, 0.5)
+            if model.condition_embedding.layer_linear is not None:
+                model.condition_embedding.layer_linear.weight.normal_(0.0, 0.5)
         if model.fixed_part_input:
             model.fixed_node_embedding.weight.normal_(0.0, 0.5)
             model.fixed_pair_embedding.weight.normal_(0.0, 0.5)
@@ -109,6 +111,7 @@ CONFIGS = [
     {"self_conditioning": True, "update_edges": False},
     {"num_conditions": 2},
     {"num_conditions": 2, "self_conditioning": True},
+    {"num_conditions": 2, "condition_layers": True},
     {"fixed_part_input": True},
 ]
 
