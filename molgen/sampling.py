@@ -47,7 +47,7 @@ class SamplingConfig:
             ``steps`` calls in all, see :attr:`~molgen.diffusion.samplers.Sampler.network_calls`).
         options: the sampler's options, e.g. ``{"eta": 1.0, "refine_steps": 1}``; every
             sampler takes ``grid``, ``refine_steps``, ``refine_time``, ``polish_steps``, ``polish_time``,
-            ``class_temperature`` and ``constrained_decoding``.
+            ``polish_average``, ``class_temperature`` and ``constrained_decoding``.
     """
 
     sampler: str = "ddpm"
@@ -236,7 +236,7 @@ def estimate_cost(
     domain, info = model.domain, model.info
     largest = int(domain.sample_sizes(info, min(num_samples, ESTIMATE_DRAWS), seed, **request).max())
     # counted below (network_calls); resampling needs a fixed part, guidance a condition
-    loop_only = ("refine_steps", "polish_steps", "resample", "guidance")
+    loop_only = ("refine_steps", "polish_steps", "polish_average", "resample", "guidance")
     one_step = SamplingConfig(sampling.sampler, 1, {k: v for k, v in sampling.options.items() if k not in loop_only})
     reverse = one_step.make(model.diffusion)
     model.to(device)

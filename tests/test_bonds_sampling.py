@@ -184,8 +184,14 @@ def test_refine_classes_redraws_the_classes_in_the_refinement_rounds(joint_ckpt,
     redrawn.clear()
     run(refine_steps=1, refine_time=0.1, polish_steps=2, polish_time=0.03, refine_classes=True)
     assert redrawn == [pytest.approx(0.1), pytest.approx(0.03), pytest.approx(0.03)]
-    classes = [[(m.atomic_numbers.tolist(), m.bonds.tolist()) for m in mols] for mols in (plain, refined, with_classes)]
+    redrawn.clear()
+    averaged = run(refine_steps=2, refine_time=0.1, refine_classes=True, polish_average=3)
+    assert redrawn == [pytest.approx(0.1)] * 2  # the averaged calls keep the classes
+    molecules = (plain, refined, with_classes, averaged)
+    classes = [[(m.atomic_numbers.tolist(), m.bonds.tolist()) for m in mols] for mols in molecules]
     assert classes[0] == classes[1] and classes[2] != classes[0]  # the classes change only when they are refined
+    assert classes[3] == classes[2]
+    assert not any(np.allclose(a.positions, b.positions) for a, b in zip(averaged, with_classes))
 
     out = tmp_path / "r.sdf"
     args = ["sample", "--ckpt", str(joint_ckpt), "--steps", "3", "--num-samples", "2", "--no-progress", "--out"]

@@ -24,9 +24,9 @@ name             class               options                 default grid
 ``consistency``  ConsistencySampler  ``grid``                ``time``
 ===============  ==================  ======================  ============
 
-Every sampler also takes ``refine_steps`` and ``refine_time``, ``polish_steps`` and ``polish_time``
-(see :meth:`Sampler.refine`): denoiser calls after the loop that re-noise the
-sample slightly and replace it by its clean prediction;
+Every sampler also takes ``refine_steps`` and ``refine_time``, ``polish_steps``, ``polish_time`` and
+``polish_average`` (see :meth:`Sampler.refine`): denoiser calls after the loop that re-noise the
+sample slightly and replace it by its clean prediction (or the mean of several);
 ``class_temperature`` and ``constrained_decoding`` for processes with categorical channels (see
 :meth:`~molgen.diffusion.joint.JointDiffusion.discrete_step`); ``resample``
 with a fixed part; and ``guidance`` for conditional models
@@ -139,6 +139,7 @@ _OPTION_CHECKS = {
     "refine_time": lambda value: _round_time("refine_time", value),
     "polish_steps": lambda value: _round_count("polish_steps", value),
     "polish_time": lambda value: _round_time("polish_time", value),
+    "polish_average": lambda value: _round_count("polish_average", value),
     "class_temperature": _class_temperature,
     "constrained_decoding": lambda value: _flag("constrained_decoding", value),
     "final_call": lambda value: _flag("final_call", value),
@@ -185,6 +186,9 @@ class Sampler:
         polish_steps: more refinement calls after those (default 0), each re-noising to ``polish_time``.
         polish_time: in (0, 1) (default 0.02): a small time after refinements at a larger ``refine_time``,
             whose last clean prediction from that larger noise leaves bond lengths coarse.
+        polish_average: after all rounds, this many more calls (default 0) that re-noise the final sample to
+            ``polish_time`` independently and average their clean predictions (positions, and features when
+            diffused; classes kept), see :meth:`refine`.
         refine_classes: the refinements re-noise the categorical channels too and draw them again from the
             prediction (default False: they keep the classes as drawn). Refused for processes without such
             channels.
@@ -222,12 +226,14 @@ class Sampler:
         refine_classes: bool = False,
         polish_steps: int = 0,
         polish_time: float = 0.02,
+        polish_average: int = 0,
     ) -> None:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         grid = _grid(self.default_grid if grid is None else grid)
         refine_steps, refine_time = _round_count("refine_steps", refine_steps), _round_time("refine_time", refine_time)
         polish_steps, polish_time = _round_count("polish_steps", polish_steps), _round_time("polish_time", polish_time)
+        polish_average = _round_count("polish_average", polish_average)
         class_options = {
             "class_temperature": _class_temperature(class_temperature) != 1.0,
             "constrained_decoding": _flag("constrained_decoding", constrained_decoding),
@@ -255,14 +261,15 @@ class Sampler:
         self.refine_time = refine_time
         self.polish_steps = polish_steps
         self.polish_time = polish_time
+        self.polish_average = polish_average
 
     @property
     def network_calls(self) -> int:
         """Denoiser calls of one :meth:`sample`: one per step (times ``resample`` with a fixed part), the final
-        clean prediction (unless ``final_call`` is False), the refinements and polishing rounds; twice that with
-        ``guidance``."""
+        clean prediction (unless ``final_call`` is False), the refinements, polishing rounds and averaged
+        polishing calls; twice that with ``guidance``."""
         loop = (len(self.timesteps()) - 1) * self.resample + int(self.final_call)
-        calls = loop + self.refine_steps + self.polish_steps
+        calls = loop + self.refine_steps + self.polish_steps + self.polish_average
         return 2 * calls if self.guidance else calls
 
     def timesteps(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
@@ -345,25 +352,25 @@ class Sampler:
         followed by polishing rounds at a small one (0.02) act as a restart sampler that corrects the
         graph (docs/performance.md).
 
+        With ``polish_average`` K, the final sample is then re-noised to ``polish_time`` K times independently
+        and replaced by the mean of the K clean predictions (positions, and features when diffused; the classes
+        stay as they are). One round carries the noise it drew into its output along the directions the
+        network leaves alone (a Gaussian component of variance ``v`` keeps ``k**2 sigma**2`` of it, with
+        ``k = alpha v / (alpha**2 v + sigma**2)``); the mean of K keeps ``k**2 sigma**2 / K``. What is left is
+        the network's own error, which averaging does not touch (docs/druglike.md: 1 kcal/mol of strain).
+
         Args:
             predict: the network bound to the batch (:meth:`DiffusionProcess.predictor`).
             state: the finished sample, zero-CoM positions.
             keep: applied to each round's noised state (at the round's time) and clean prediction
                 (``None``): the inpainting replacement of a fixed part; by default nothing.
         Returns:
-            The refined state (unchanged when ``refine_steps`` and ``polish_steps`` are 0).
+            The refined state (unchanged when ``refine_steps``, ``polish_steps`` and ``polish_average`` are 0).
         """
-        diffusion = self.diffusion
         zero = state.pos.new_tensor(0.0)
         for time_of_round in [self.refine_time] * self.refine_steps + [self.polish_time] * self.polish_steps:
             t = state.pos.new_tensor(time_of_round)
-            alpha, sigma = diffusion.schedule.alpha(t), diffusion.schedule.sigma(t)
-            pos, h = state.pos, state.h
-            pos_t = alpha * pos + sigma * zero_com_noise(pos, state.batch, generator)
-            h_t = h
-            if diffusion.diffuse_features:
-                h_t = alpha * h + sigma * torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
-            noised = state.replace(pos=pos_t, h=h_t)
+            noised = self._renoise(state, t, generator)
             if self.refine_classes:
                 noised = self.process.renoise_classes(noised, zero, t, generator)
             noised = keep(noised, t)
@@ -372,7 +379,28 @@ class Sampler:
             if self.refine_classes:
                 state = self.draw_classes(state, out, t, zero, generator, keep)
             state = keep(state, None)
+        if self.polish_average:
+            t = state.pos.new_tensor(self.polish_time)
+            cleans = []
+            for _ in range(self.polish_average):
+                noised = keep(self._renoise(state, t, generator), t)
+                cleans.append(self._clean_prediction(noised, predict(noised, t), t))
+            pos = torch.stack([clean.pos for clean in cleans]).mean(0)
+            h = torch.stack([clean.h for clean in cleans]).mean(0) if self.diffusion.diffuse_features else state.h
+            state = keep(state.replace(pos=pos, h=h), None)
         return state
+
+    def _renoise(self, state: GraphState, t: Tensor, generator: torch.Generator | None) -> GraphState:
+        """``state`` forward-noised to time ``t``: ``alpha * x + sigma * noise`` for the positions (zero-CoM
+        noise) and for the features when they are diffused; classes untouched."""
+        diffusion = self.diffusion
+        alpha, sigma = diffusion.schedule.alpha(t), diffusion.schedule.sigma(t)
+        pos_t = alpha * state.pos + sigma * zero_com_noise(state.pos, state.batch, generator)
+        h_t = state.h
+        if diffusion.diffuse_features:
+            h = state.h
+            h_t = alpha * h + sigma * torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+        return state.replace(pos=pos_t, h=h_t)
 
     def _clean_prediction(self, state: GraphState, out: Prediction, t: Tensor) -> GraphState:
         """``state`` at time ``t`` with positions (and features, when they are diffused) replaced by

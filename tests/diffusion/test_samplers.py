@@ -92,7 +92,7 @@ def test_bad_sampler_arguments():
         make_sampler("ddpm", diffusion, 0)
     valid = (
         r"\['noise_scale', 'grid', 'refine_steps', 'refine_time', 'class_temperature', 'constrained_decoding', "
-        r"'resample', 'guidance', 'final_call', 'refine_classes', 'polish_steps', 'polish_time'\]"
+        r"'resample', 'guidance', 'final_call', 'refine_classes', 'polish_steps', 'polish_time', 'polish_average'\]"
     )
     with pytest.raises(ValueError, match=r"unknown option.*eta.*valid options: " + valid):
         make_sampler("ddpm", diffusion, 10, eta=0.5)
@@ -116,6 +116,8 @@ def test_bad_sampler_arguments():
         make_sampler("ddim", diffusion, 10, polish_steps=-2)
     with pytest.raises(ValueError, match=r"polish_time must be in \(0, 1\), got 1.0"):
         make_sampler("ddim", diffusion, 10, polish_time=1.0)
+    with pytest.raises(ValueError, match="polish_average must be a whole number >= 0, got 0.5"):
+        make_sampler("ddim", diffusion, 10, polish_average=0.5)
     with pytest.raises(ValueError, match="class_temperature applies to models that generate bonds"):
         make_sampler("ddpm", diffusion, 10, class_temperature=0.5)
     with pytest.raises(ValueError, match="refine_classes applies to models that generate bonds"):
@@ -310,14 +312,15 @@ def test_sde_dpm_solver_recovers_gaussian_target_closer_than_ancestral():
 # ----- refinement after the loop ---------------------------------------------
 
 
-@pytest.mark.parametrize("refine_steps, polish_steps", [(1, 0), (2, 0), (2, 1)])
-def test_refinement_shrinks_the_target_as_the_posterior_mean_predicts(refine_steps, polish_steps):
-    """Exact target samples through ``refine_steps`` refinements at 0.6 and ``polish_steps`` at 0.3 with the
-    exact denoiser.
+@pytest.mark.parametrize("refine_steps, polish_steps, polish_average", [(1, 0, 0), (2, 0, 0), (2, 1, 0), (1, 1, 4)])
+def test_refinement_shrinks_the_target_as_the_posterior_mean_predicts(refine_steps, polish_steps, polish_average):
+    """Exact target samples through ``refine_steps`` refinements at 0.6, ``polish_steps`` at 0.3 and the mean of
+    ``polish_average`` more at 0.3 with the exact denoiser.
 
     A round at time t maps a component of variance ``v_in`` to ``k**2 (alpha**2 v_in + sigma**2)``
     with ``k = alpha v / (alpha**2 v + sigma**2)``, ``v`` the data variance the denoiser
-    knows; large times make the shrinkage large enough to check.
+    knows; large times make the shrinkage large enough to check. The mean of K rounds from the same
+    state keeps ``k**2 (alpha**2 v_in + sigma**2 / K)``: its noise averages out, its signal does not.
     """
     schedule = PolynomialSchedule()
     sampler = make_sampler(
@@ -328,6 +331,7 @@ def test_refinement_shrinks_the_target_as_the_posterior_mean_predicts(refine_ste
         refine_time=0.6,
         polish_steps=polish_steps,
         polish_time=0.3,
+        polish_average=polish_average,
     )
     graphs, n = 20000, 4
     gen = torch.Generator().manual_seed(0)
@@ -346,16 +350,16 @@ def test_refinement_shrinks_the_target_as_the_posterior_mean_predicts(refine_ste
     refined = sampler.refine(predict, GraphState(pos, h, batch, graphs), gen)
     out_pos, out_h = refined.pos, refined.h
     times = [0.6] * refine_steps + [0.3] * polish_steps
-    assert calls == pytest.approx(times)
+    assert calls == pytest.approx(times + [0.3] * polish_average)
     assert graph_mean(out_pos, batch).abs().max() < 1e-10
 
     def expected(v):
         v_out = v
-        for time in times:
+        for time, averaged in [(time, 1) for time in times] + [(0.3, polish_average)] * bool(polish_average):
             t = torch.tensor(time, dtype=torch.float64)
             alpha, sigma = schedule.alpha(t).item(), schedule.sigma(t).item()
             k = alpha * v / (alpha**2 * v + sigma**2)
-            v_out = k**2 * (alpha**2 * v_out + sigma**2)
+            v_out = k**2 * (alpha**2 * v_out + sigma**2 / averaged)
         return v_out
 
     assert expected(POS_STD**2) < 0.8 * POS_STD**2  # the check below can see the shrinkage
@@ -396,6 +400,9 @@ def test_refinement_runs_after_the_loop_and_is_off_by_default():
     assert refined_times == plain_times + [pytest.approx(0.1)] * 2
     assert polished_times == refined_times + [pytest.approx(0.02)]
     assert make_sampler("ddpm", diffusion, 4, refine_steps=2, polish_steps=3).network_calls == 5 + 2 + 3
+    averaged, averaged_times, sampler = timed_toy_run(diffusion, "ddpm", polish_steps=1, polish_average=3)
+    assert averaged_times == plain_times + [pytest.approx(0.02)] * 4 and sampler.network_calls == 5 + 1 + 3
+    assert graph_mean(averaged.pos, averaged.batch).abs().max() < 1e-10
     assert not torch.allclose(refined.pos, plain.pos)
     assert graph_mean(refined.pos, refined.batch).abs().max() < 1e-10
 
