@@ -170,6 +170,29 @@ def test_every_shipped_model_loads_and_samples(name):
         )
 
 
+CONDITIONAL = sorted(
+    name
+    for name, card in SHIPPED.items()
+    if name not in PREDICTORS and card.get("config", {}).get("dataset_info", {}).get("conditions")
+)
+
+
+@pytest.mark.parametrize("name", CONDITIONAL)
+def test_every_shipped_conditional_model_samples_a_target_with_guidance(name, tmp_path):
+    """``molgen sample --model NAME --condition P=V --guidance 1`` writes the requested value as an SD tag; a
+    target outside the card's training range is refused with nothing written."""
+    conditions = SHIPPED[name]["config"]["dataset_info"]["conditions"]
+    prop, mean = conditions["names"][0], conditions["mean"][0]
+    out = tmp_path / "c.sdf"
+    args = ["sample", "--model", name, "--num-samples", "2", "--steps", "5", "--no-progress", "--guidance", "1"]
+    assert main([*args, "--condition", f"{prop}={mean:.3f}", "--out", str(out)]) == 0
+    tags = [float(m.GetProp(f"target_{prop}")) for m in Chem.SDMolSupplier(str(out), removeHs=False, sanitize=False)]
+    assert tags == [pytest.approx(mean, abs=1e-3)] * 2
+    refused = tmp_path / "r.sdf"
+    assert main([*args, "--condition", f"{prop}={conditions['max'][0] * 10 + 1}", "--out", str(refused)]) == 1
+    assert not refused.exists()
+
+
 @pytest.mark.parametrize("name", PREDICTORS)
 def test_every_shipped_predictor_loads_and_scores_real_qm9_molecules(name):
     """The first 300 molecules of qm9pack's second CSV (DFT geometries and properties): a shipped predictor
