@@ -396,11 +396,10 @@ class Sampler:
         diffusion = self.diffusion
         alpha, sigma = diffusion.schedule.alpha(t), diffusion.schedule.sigma(t)
         pos_t = alpha * state.pos + sigma * zero_com_noise(state.pos, state.batch, generator)
-        h_t = state.h
+        h = state.h
         if diffusion.diffuse_features:
-            h = state.h
-            h_t = alpha * h + sigma * torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
-        return state.replace(pos=pos_t, h=h_t)
+            h = alpha * h + sigma * torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+        return state.replace(pos=pos_t, h=h)
 
     def _clean_prediction(self, state: GraphState, out: Prediction, t: Tensor) -> GraphState:
         """``state`` at time ``t`` with positions (and features, when they are diffused) replaced by
