@@ -20,6 +20,9 @@ Prints a table and optionally writes JSON (``--json out.json``):
     sample_backbones_per_s_len100    backbones of 100 residues per second: the
                                      shipped ``backbone`` model with its card's
                                      sampler (atoms rebuilt), batch 16
+    sample_backbones_per_s_len100_bf16
+                                     the same with the network under bfloat16
+                                     autocast (``molgen sample --precision bf16``)
 
 Each configuration runs in its own subprocess so peak memory is its own.
 Figures are medians over timed repetitions after warm-up; run on an idle
@@ -157,13 +160,16 @@ def bench_few_steps(device: str, num_steps: int, repeats: int) -> dict:
     return {**timing, "model": name}
 
 
-def bench_backbones(device: str, repeats: int, length: int = 100, batch: int = 16) -> dict:
+def bench_backbones(device: str, repeats: int, bf16: bool = False, length: int = 100, batch: int = 16) -> dict:
     """The shipped ``backbone`` model with its card's sampler: median seconds for ``batch`` chains of
     ``length`` residues (seed 0), output arrays (atoms rebuilt) included; after a warm-up run unless
-    ``repeats`` is 1 (a batch takes minutes, so the first run's overhead hardly counts)."""
+    ``repeats`` is 1 (a batch takes minutes, so the first run's overhead hardly counts). ``bf16``: the
+    network under bfloat16 autocast (:meth:`~molgen.checkpoint.TrainedModel.mixed_precision`)."""
     from molgen.pretrained import load_pretrained
 
     model = load_pretrained("backbone", device)
+    if bf16:
+        model.mixed_precision()
 
     def run() -> float:
         sync(device)
@@ -181,7 +187,7 @@ def bench_backbones(device: str, repeats: int, length: int = 100, batch: int = 1
 def _worker(task: str, device: str, quick: bool) -> dict:
     kind, arg = task.split(":")
     if kind == "backbones":
-        return bench_backbones(device, repeats=1 if quick else 3)
+        return bench_backbones(device, repeats=1 if quick else 3, bf16=arg == "card+bf16")
     if kind == "train":
         config, _, precision = arg.partition("+")
         return bench_train(config, device, steps=5 if quick else 20, bf16=precision == "bf16")
@@ -236,6 +242,7 @@ def main() -> None:
         results["sample_mol_per_s_1000steps"] = run("sample:ddpm@1000")["mol_per_s"]
         results["sample_1000steps_extrapolated"] = False
     results["sample_backbones_per_s_len100"] = run("backbones:card")["backbones_per_s"]
+    results["sample_backbones_per_s_len100_bf16"] = run("backbones:card+bf16")["backbones_per_s"]
 
     print(f"device: {device_name}  torch {torch.__version__}")
     print(f"{'figure':32s} {'value':>12s}")

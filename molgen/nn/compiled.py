@@ -14,36 +14,26 @@ import warnings
 import torch
 from torch import nn
 
+from molgen.nn.wrapped import DenoiserWrapper
+
 __all__ = ["CompiledDenoiser"]
 
 
-class CompiledDenoiser(nn.Module):
+class CompiledDenoiser(DenoiserWrapper):
     """Call ``torch.compile(denoiser, dynamic=True)``; on any compile or run failure, warn once and go eager.
 
     ``dynamic=True`` because every batch has its own node and edge counts.
-    The wrapped module stays the owner of the weights (``.eager``), so
-    ``.to()``, ``.eval()`` and ``state_dict()`` keys behave as before.
+    The wrapped module (``.inner``) stays the owner of the weights.
     A failure (no C++ compiler, an unsupported operator, a backend bug)
     costs one warning; the call is repeated eagerly, which is safe because
     the denoiser is a pure function of its inputs.
     """
 
     def __init__(self, denoiser: nn.Module) -> None:
-        super().__init__()
-        self.eager = denoiser
-        # A compiled bound method, not a module: the weights are registered once, under `eager`.
+        super().__init__(denoiser)
+        # A compiled bound method, not a module: the weights are registered once, under `inner`.
         self._compiled = torch.compile(denoiser.forward, dynamic=True)
         self.failed = False
-
-    @property
-    def fixed_part_input(self) -> bool:
-        """Whether the wrapped network sees a fixed part (:mod:`molgen.diffusion.inpainting`)."""
-        return bool(getattr(self.eager, "fixed_part_input", False))
-
-    @property
-    def self_conditioning(self) -> bool:
-        """Whether the wrapped denoiser takes ``self_condition`` (:mod:`molgen.diffusion.self_conditioning`)."""
-        return bool(getattr(self.eager, "self_conditioning", False))
 
     def forward(self, *args, **kwargs):
         if not self.failed:
@@ -53,4 +43,4 @@ class CompiledDenoiser(nn.Module):
                 self.failed = True
                 reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 warnings.warn(f"torch.compile failed ({reason}); running the denoiser eagerly", stacklevel=2)
-        return self.eager(*args, **kwargs)
+        return self.inner(*args, **kwargs)

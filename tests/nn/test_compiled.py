@@ -35,7 +35,7 @@ def test_falls_back_to_eager_with_one_warning(monkeypatch):
 def test_weights_are_registered_once():
     model = make_model()
     wrapped = CompiledDenoiser(model)
-    assert list(wrapped.state_dict()) == [f"eager.{key}" for key in model.state_dict()]
+    assert list(wrapped.state_dict()) == [f"inner.{key}" for key in model.state_dict()]
     assert sum(p.numel() for p in wrapped.parameters()) == sum(p.numel() for p in model.parameters())
 
 
