@@ -186,11 +186,11 @@ def bench_backbones(device: str, repeats: int, bf16: bool = False, length: int =
 
 def _worker(task: str, device: str, quick: bool) -> dict:
     kind, arg = task.split(":")
+    arg, _, precision = arg.partition("+")  # "+bf16": the network under bfloat16 autocast
     if kind == "backbones":
-        return bench_backbones(device, repeats=1 if quick else 3, bf16=arg == "card+bf16")
+        return bench_backbones(device, repeats=1 if quick else 3, bf16=precision == "bf16")
     if kind == "train":
-        config, _, precision = arg.partition("+")
-        return bench_train(config, device, steps=5 if quick else 20, bf16=precision == "bf16")
+        return bench_train(arg, device, steps=5 if quick else 20, bf16=precision == "bf16")
     if kind == "fewsteps":
         return bench_few_steps(device, int(arg), repeats=1 if quick else 3)
     name, steps = arg.split("@")

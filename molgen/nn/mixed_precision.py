@@ -13,7 +13,7 @@ under autocast. The effect on sample quality is measured per model
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from molgen.nn.wrapped import DenoiserWrapper
 
@@ -21,19 +21,15 @@ __all__ = ["MixedPrecisionDenoiser"]
 
 
 class MixedPrecisionDenoiser(DenoiserWrapper):
-    """Call the wrapped denoiser under ``torch.autocast(dtype)`` on its inputs' device; outputs as float32.
+    """Call the wrapped denoiser under ``torch.autocast(bfloat16)`` on its inputs' device; outputs as float32.
 
     The denoiser returns a tensor or a tuple of tensors (positions' prediction, then features or
     class logits); floating-point outputs come back as float32, integer ones unchanged.
     """
 
-    def __init__(self, denoiser: nn.Module, dtype: torch.dtype = torch.bfloat16) -> None:
-        super().__init__(denoiser)
-        self.dtype = dtype
-
     def forward(self, *args, **kwargs):
         device = next((a.device for a in (*args, *kwargs.values()) if isinstance(a, Tensor)), torch.device("cpu"))
-        with torch.autocast(device.type, dtype=self.dtype):
+        with torch.autocast(device.type, dtype=torch.bfloat16):
             out = self.inner(*args, **kwargs)
         if isinstance(out, tuple):
             return tuple(_as_float32(o) for o in out)
