@@ -183,7 +183,8 @@ def process_qm9(
     pos: list[list[float]] = []
     counts: list[int] = []
     total = QM9_NUM_MOLECULES if csv_paths is None else None
-    with tqdm(total=total, desc="Parsing QM9", unit="mol") as bar:
+    # a one-time cache build: its bar shows on a terminal and stays out of logs (disable=None)
+    with tqdm(total=total, desc="Parsing QM9", unit="mol", disable=None) as bar:
         for path in paths:
             for rec in read_qm9_csv(path):
                 indices.append(rec.index)

@@ -109,7 +109,8 @@ def process_qm9_properties(
         return path
     paths = [Path(p) for p in csv_paths] if csv_paths is not None else locate_qm9pack_csvs()
     indices, rows = [], []
-    with tqdm(desc="Reading QM9 properties", unit="mol") as bar:
+    # a one-time cache build: its bar shows on a terminal and stays out of logs (disable=None)
+    with tqdm(desc="Reading QM9 properties", unit="mol", disable=None) as bar:
         for csv_path in paths:
             with open(csv_path, newline="") as f:
                 for row in csv.DictReader(f):
