@@ -226,9 +226,10 @@ def _sample_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--precision",
         choices=["fp32", "bf16"],
-        default="fp32",
+        default=None,
         help="bf16: run the network under bfloat16 autocast (its outputs and the sampler stay float32): about 2x "
-        "faster on CPUs with AVX512-BF16 (GPUs not measured); quality per model in docs/performance.md (default fp32)",
+        "faster on CPUs with AVX512-BF16 (GPUs not measured); quality per model in docs/performance.md (default: "
+        "the shipped model's card, where it recommends one (drugs: bf16), else fp32)",
     )
     p.add_argument("--evaluate", action="store_true", help="print the `molgen evaluate` report of the samples")
     p.add_argument(
@@ -310,7 +311,7 @@ def _sample(args: list[str]) -> int:
         sampling = resolve_sampling(model, opts, given)
     except ValueError as err:
         return _fail("sample", str(err))
-    if opts.precision == "bf16":  # before the cost estimate, which then times the faster network
+    if sampling.precision == "bf16":  # before the cost estimate (it times the faster network) and compiling
         model.mixed_precision()
     try:  # timed on the eager network: compiling first would time the compilation (an upper bound as it is)
         refusal = check_request(model, opts, sampling, device)

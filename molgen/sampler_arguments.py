@@ -181,7 +181,8 @@ def given_options(opts: argparse.Namespace, extra: tuple[str, ...] = ()) -> dict
 
 
 def resolve_sampling(model: Any, opts: argparse.Namespace, given: dict[str, Any]) -> Any:
-    """``model.sampling`` (the card's recommendation) with ``--sampler``, ``--steps`` and ``given`` laid over it.
+    """``model.sampling`` (the card's recommendation) with ``--sampler``, ``--steps``, ``given`` and ``--precision``
+    (where the command has it) laid over it.
 
     Raises:
         ValueError: ``--class-temperature`` for a model without categorical channels, or an option the resolved
@@ -189,7 +190,7 @@ def resolve_sampling(model: Any, opts: argparse.Namespace, given: dict[str, Any]
     """
     from molgen.diffusion.samplers import sampler_options
 
-    sampling = model.sampling.updated(opts.sampler, opts.steps, given)
+    sampling = model.sampling.updated(opts.sampler, opts.steps, given, getattr(opts, "precision", None))
     for key in CLASS_OPTIONS:
         if key in given and not model.diffusion.has_classes:
             raise ValueError(f"--{key.replace('_', '-')} applies to models that generate bonds; this one does not")

@@ -48,38 +48,69 @@ class SamplingConfig:
         options: the sampler's options, e.g. ``{"eta": 1.0, "refine_steps": 1}``; every
             sampler takes ``grid``, ``refine_steps``, ``refine_time``, ``polish_steps``, ``polish_time``,
             ``polish_average``, ``class_temperature`` and ``constrained_decoding``.
+        precision: the network's arithmetic, ``fp32`` or ``bf16`` (under bfloat16 autocast, see
+            :mod:`molgen.nn.mixed_precision`; the sampler's own updates stay float32). A card recommends
+            ``bf16`` only where its figures were measured with it.
     """
 
     sampler: str = "ddpm"
     steps: int = 1000
     options: Mapping[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     @classmethod
     def from_card(cls, card: Mapping[str, Any] | None) -> SamplingConfig:
-        """The ``sampling`` entry of a model card (``{"sampler", "steps", "options"}``), else the defaults."""
+        """The ``sampling`` entry of a model card (``{"sampler", "steps", "options", "precision"}``), else the
+        defaults."""
         recommended = dict(card or {})
         return cls(
             recommended.get("sampler", cls.sampler),
             int(recommended.get("steps", cls.steps)),
             dict(recommended.get("options", {})),
+            recommended.get("precision", cls.precision),
         )
 
     def updated(
-        self, sampler: str | None = None, steps: int | None = None, options: Mapping[str, Any] | None = None
+        self,
+        sampler: str | None = None,
+        steps: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        precision: str | None = None,
     ) -> SamplingConfig:
         """This config with what was given replaced: naming a sampler drops this config's options
-        (they belong to its sampler); given ``options`` update the rest."""
+        (they belong to its sampler); given ``options`` update the rest; the precision stays unless given."""
         base = dict(self.options) if sampler is None else {}
-        return SamplingConfig(sampler or self.sampler, steps or self.steps, {**base, **dict(options or {})})
+        return SamplingConfig(
+            sampler or self.sampler, steps or self.steps, {**base, **dict(options or {})}, precision or self.precision
+        )
 
     def make(self, process: DiffusionProcess) -> Sampler:
         """The sampler over ``process``; ValueError for an unknown sampler or option."""
         return make_sampler(self.sampler, process, self.steps, **self.options)
 
+    def network(self, denoiser: torch.nn.Module) -> torch.nn.Module:
+        """``denoiser`` as this config runs it: wrapped for bfloat16 autocast when ``precision`` is ``bf16``
+        (unless it already is), else unchanged."""
+        from molgen.nn.mixed_precision import MixedPrecisionDenoiser, runs_in_bf16
+
+        if self.precision == "bf16" and not runs_in_bf16(denoiser):
+            return MixedPrecisionDenoiser(denoiser)
+        return denoiser
+
     @property
     def label(self) -> str:
-        """``"dpm-solver eta=1.0 grid=time"``: the sampler and its options, as SD tags record them."""
-        return self.sampler + "".join(f" {key}={value}" for key, value in self.options.items())
+        """``"dpm-solver eta=1.0 grid=time"``: the sampler and its options (and ``precision=bf16`` when not
+        float32), as SD tags record them."""
+        label = self.sampler + "".join(f" {key}={value}" for key, value in self.options.items())
+        return label if self.precision == "fp32" else f"{label} precision={self.precision}"
+
+
+#: The network arithmetic a :class:`SamplingConfig` can ask for.
+PRECISIONS = ("fp32", "bf16")
 
 
 def derived_seed(*entropy: int) -> int:
@@ -170,11 +201,12 @@ def generate(
     reverse = sampling.make(model.diffusion)
     constraint = domain.class_constraint(info) if reverse.constrained_decoding else None
     model.to(device)
+    network = sampling.network(model.denoiser)
     samples: list = []
     batch_size = batch_size or domain.default_batch_size
     for first, sizes, generator in seeded_batches(num_nodes, batch_size, seed, device, shard, progress, domain.unit):
         state = reverse.sample(
-            model.denoiser,
+            network,
             sizes,
             info.num_features,
             condition=domain.condition(info, sizes),
@@ -237,9 +269,12 @@ def estimate_cost(
     largest = int(domain.sample_sizes(info, min(num_samples, ESTIMATE_DRAWS), seed, **request).max())
     # counted below (network_calls); resampling needs a fixed part, guidance a condition
     loop_only = ("refine_steps", "polish_steps", "polish_average", "resample", "guidance")
-    one_step = SamplingConfig(sampling.sampler, 1, {k: v for k, v in sampling.options.items() if k not in loop_only})
+    one_step = SamplingConfig(
+        sampling.sampler, 1, {k: v for k, v in sampling.options.items() if k not in loop_only}, sampling.precision
+    )
     reverse = one_step.make(model.diffusion)
     model.to(device)
+    network = sampling.network(model.denoiser)
     cuda = torch.device(device).type == "cuda"
 
     def run(graphs: int) -> tuple[float, int]:
@@ -249,7 +284,7 @@ def estimate_cost(
             torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()
         reverse.sample(
-            model.denoiser,
+            network,
             sizes,
             info.num_features,
             condition=domain.condition(info, sizes),

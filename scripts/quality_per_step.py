@@ -11,7 +11,8 @@ Usage: python scripts/quality_per_step.py (--ckpt CKPT | --model NAME) --out qua
            [--num-samples 100] [--cells ddpm:1000,dpm-solver:50,...] [--device cpu]
 
 A cell is ``sampler:steps`` with optional sampler options, ``ddim:50:eta=1`` or
-``dpm-solver:50:grid=time``; its row is labelled ``ddim eta=1``. A distilled model's rows
+``dpm-solver:50:grid=time``; its row is labelled ``ddim eta=1``. ``precision=bf16`` runs the
+network under bfloat16 autocast (:class:`molgen.sampling.SamplingConfig`). A distilled model's rows
 are ``consistency:1``, ``consistency:2``, ``consistency:4`` (optionally with
 ``class_temperature=0.1``); each row records its network calls, which for the consistency
 sampler equal its steps (the others call the network once more, plus refinements).
@@ -65,7 +66,8 @@ def main() -> None:
         if (label, int(steps)) in done:
             continue
         sampler_options = {key: option_value(value) for key, value in (option.split("=") for option in options)}
-        sampling = SamplingConfig(sampler, int(steps), sampler_options)
+        precision = sampler_options.pop("precision", "fp32")  # the network's arithmetic, not a sampler option
+        sampling = SamplingConfig(sampler, int(steps), sampler_options, precision)
         start = time.perf_counter()
         molecules = generate(
             model,

@@ -68,8 +68,10 @@ SCRIPTS = Path(__file__).resolve().parent
 def card_cell(name: str) -> str:
     """Shipped model ``name``'s sampler as a quality_per_step.py cell (``dpm-solver:48:eta=1.0:...``)."""
     sampling = model_card(name)["sampling"]
-    options = "".join(f":{key}={value}" for key, value in sampling.get("options", {}).items())
-    return f"{sampling['sampler']}:{sampling['steps']}{options}"
+    options = dict(sampling.get("options", {}))
+    if "precision" in sampling:  # the network's arithmetic; quality_per_step.py reads it as a cell option
+        options["precision"] = sampling["precision"]
+    return f"{sampling['sampler']}:{sampling['steps']}" + "".join(f":{key}={value}" for key, value in options.items())
 
 
 def card_sampler_options(name: str) -> str:
@@ -82,6 +84,8 @@ def card_sampler_options(name: str) -> str:
             words.append(f"--{flag}" if value else f"--no-{flag}")
         else:
             words += [f"--{flag}", str(value)]
+    if "precision" in sampling:
+        words += ["--precision", sampling["precision"]]
     return " ".join(words)
 
 

@@ -49,8 +49,8 @@ ALLOWED = {
         "molgen.reports",
         "molgen.docking",
     },
-    # what inference needs
-    "molgen.sampling": {"molgen.diffusion", "molgen.checkpoint", "molgen.targets"},
+    # what inference needs (molgen.nn for the wrapper that runs the network in a config's precision)
+    "molgen.sampling": {"molgen.diffusion", "molgen.checkpoint", "molgen.targets", "molgen.nn"},
 }
 FORBIDDEN_EVERYWHERE_BUT_TRAINING = ("lightning", "pytorch_lightning")
 INFERENCE = ("molgen.diffusion", "molgen.nn", "molgen.models", "molgen.domains", "molgen.molecules", "molgen.proteins")

@@ -141,6 +141,31 @@ def test_card_sampler_options_apply_with_the_card_sampler_only(folder, tmp_path)
     assert with_card == explicit and with_card != ode_api
 
 
+def test_card_precision_is_the_default_and_fp32_overrides_it(folder, tmp_path):
+    card_path = folder / "qm9.json"
+    card = json.loads(card_path.read_text())
+    card["sampling"]["precision"] = "bf16"
+    card_path.write_text(json.dumps(card))
+
+    def sample(name, *extra):
+        out = tmp_path / f"{name}.sdf"
+        args = ["sample", "--num-samples", "2", "--num-atoms", "5", "--steps", "3", "--out", str(out), "--no-progress"]
+        assert main([*args, *extra]) == 0
+        return out
+
+    card_default = sample("card")
+    assert Chem.SDMolSupplier(str(card_default), sanitize=False)[0].GetProp("sampler") == "dpm-solver precision=bf16"
+    assert card_default.read_bytes() == sample("same", "--precision", "bf16").read_bytes()
+    fp32 = sample("fp32", "--precision", "fp32")
+    assert Chem.SDMolSupplier(str(fp32), sanitize=False)[0].GetProp("sampler") == "dpm-solver"
+    assert fp32.read_bytes() != card_default.read_bytes()  # bfloat16 products move the coordinates
+    api = molgen.load_pretrained("qm9")
+    assert api.sampling.precision == "bf16"
+    cli_positions = [m.GetConformer().GetPositions() for m in Chem.SDMolSupplier(str(card_default), sanitize=False)]
+    api_positions = [m.GetConformer().GetPositions() for m in api.sample(2, seed=0, num_atoms=5)]
+    assert all(np.allclose(a, b, atol=1e-4) for a, b in zip(cli_positions, api_positions))
+
+
 def test_cli_models_lists_cards_and_refuses_both_sources(folder, tmp_path, capsys):
     assert main(["models"]) == 0
     listing = capsys.readouterr().out

@@ -7,7 +7,8 @@ to float32, so the sampler's updates, the categorical posteriors and the
 coordinates themselves stay in float32 (a bfloat16 coordinate of 20 Å would
 carry 0.06 Å of rounding). ``torch.cdist`` of the kNN search stays in float32
 under autocast. The effect on sample quality is measured per model
-(docs/performance.md); float32 stays the default.
+(docs/performance.md); float32 stays the default unless a model card recommends
+bfloat16 (``sampling.precision``, :class:`molgen.sampling.SamplingConfig`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch import Tensor
 
 from molgen.nn.wrapped import DenoiserWrapper
 
-__all__ = ["MixedPrecisionDenoiser"]
+__all__ = ["MixedPrecisionDenoiser", "runs_in_bf16"]
 
 
 class MixedPrecisionDenoiser(DenoiserWrapper):
@@ -34,6 +35,16 @@ class MixedPrecisionDenoiser(DenoiserWrapper):
         if isinstance(out, tuple):
             return tuple(_as_float32(o) for o in out)
         return _as_float32(out)
+
+
+def runs_in_bf16(denoiser: torch.nn.Module) -> bool:
+    """Whether ``denoiser`` or a wrapper inside it (``.inner``, e.g. under a compiled one) is a
+    :class:`MixedPrecisionDenoiser`."""
+    while denoiser is not None:
+        if isinstance(denoiser, MixedPrecisionDenoiser):
+            return True
+        denoiser = getattr(denoiser, "inner", None)
+    return False
 
 
 def _as_float32(x):

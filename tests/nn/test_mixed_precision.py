@@ -3,11 +3,13 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 from rdkit import Chem
 
 from molgen.nn.compiled import CompiledDenoiser
-from molgen.nn.mixed_precision import MixedPrecisionDenoiser
+from molgen.nn.mixed_precision import MixedPrecisionDenoiser, runs_in_bf16
+from molgen.sampling import SamplingConfig
 from tests.models.test_egnn_denoiser import amplify_coordinate_updates, make_inputs, make_model
 
 
@@ -29,6 +31,20 @@ def test_forwards_flags_and_nests():
     wrapped = CompiledDenoiser(MixedPrecisionDenoiser(model))
     assert wrapped.self_conditioning and not wrapped.fixed_part_input
     assert sum(p.numel() for p in wrapped.parameters()) == sum(p.numel() for p in model.parameters())
+
+
+def test_sampling_config_wraps_the_network_once_for_bf16():
+    model = make_model()
+    assert SamplingConfig("ddpm", 5).network(model) is model
+    bf16 = SamplingConfig("ddpm", 5, precision="bf16")
+    wrapped = bf16.network(model)
+    assert isinstance(wrapped, MixedPrecisionDenoiser) and wrapped.inner is model
+    compiled = CompiledDenoiser(MixedPrecisionDenoiser(model))
+    assert runs_in_bf16(compiled) and bf16.network(compiled) is compiled and not runs_in_bf16(model)
+    assert bf16.updated(steps=7).precision == "bf16" and bf16.updated(precision="fp32").precision == "fp32"
+    assert SamplingConfig.from_card({"sampler": "ddim", "steps": 4, "precision": "bf16"}).precision == "bf16"
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
+        SamplingConfig("ddpm", 5, precision="fp16")
 
 
 def test_cli_samples_with_bf16(tmp_path):
