@@ -90,12 +90,14 @@ class TrainedModel:
         steps: int | None = None,
         sampler: str | None = None,
         sampler_options: dict | None = None,
+        precision: str | None = None,
         device: torch.device | str = "cpu",
         progress: bool = False,
         **request,
     ) -> list:
         """Generate ``n`` items with :attr:`sampling` updated by what is given
-        (:meth:`SamplingConfig.updated`: naming a sampler drops the card's options).
+        (:meth:`SamplingConfig.updated`: naming a sampler drops the card's options; ``precision``,
+        ``"fp32"`` or ``"bf16"``, replaces the card's).
 
         Molecules: RDKit molecules with one 3D conformer each (generated or
         perceived bonds; the int property ``bonds_perceived`` is 0 where
@@ -103,7 +105,7 @@ class TrainedModel:
         ``request`` is the domain's size request (``num_atoms=``, ``length=(lo, hi)``)
         and ``batch_size``.
         """
-        sampling = self.sampling.updated(sampler, steps, sampler_options)
+        sampling = self.sampling.updated(sampler, steps, sampler_options, precision)
         samples = generate(self, n, sampling, seed=seed, device=device, progress=progress, **request)
         return self.domain.api_objects(samples)
 

@@ -164,6 +164,9 @@ def test_card_precision_is_the_default_and_fp32_overrides_it(folder, tmp_path):
     cli_positions = [m.GetConformer().GetPositions() for m in Chem.SDMolSupplier(str(card_default), sanitize=False)]
     api_positions = [m.GetConformer().GetPositions() for m in api.sample(2, seed=0, num_atoms=5)]
     assert all(np.allclose(a, b, atol=1e-4) for a, b in zip(cli_positions, api_positions))
+    api_fp32 = [m.GetConformer().GetPositions() for m in api.sample(2, seed=0, num_atoms=5, precision="fp32")]
+    fp32_positions = [m.GetConformer().GetPositions() for m in Chem.SDMolSupplier(str(fp32), sanitize=False)]
+    assert all(np.allclose(a, b, atol=1e-4) for a, b in zip(fp32_positions, api_fp32))
 
 
 def test_cli_models_lists_cards_and_refuses_both_sources(folder, tmp_path, capsys):
