@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -113,17 +114,25 @@ def test_cli_sample_defaults_to_the_shipped_model(folder, tmp_path, capsys):
     assert (tmp_path / "d" / "backbone_0000.pdb").is_file()
 
 
-def test_card_sampler_options_apply_with_the_card_sampler_only(folder, tmp_path):
+def _set_card_sampling(folder, **entries) -> None:
+    """Write ``entries`` into the ``sampling`` entry of the test folder's qm9 card."""
     card_path = folder / "qm9.json"
     card = json.loads(card_path.read_text())
-    card["sampling"]["options"] = {"eta": 1.0}
+    card["sampling"].update(entries)
     card_path.write_text(json.dumps(card))
 
-    def sample(name, *extra):
-        out = tmp_path / f"{name}.sdf"
-        args = ["sample", "--num-samples", "2", "--num-atoms", "5", "--steps", "3", "--out", str(out), "--no-progress"]
-        assert main([*args, *extra]) == 0
-        return out
+
+def _sample_five_atoms(tmp_path, name, *extra):
+    """`molgen sample` of two 5-atom molecules in 3 steps with ``extra`` options; returns the SDF's path."""
+    out = tmp_path / f"{name}.sdf"
+    args = ["sample", "--num-samples", "2", "--num-atoms", "5", "--steps", "3", "--out", str(out), "--no-progress"]
+    assert main([*args, *extra]) == 0
+    return out
+
+
+def test_card_sampler_options_apply_with_the_card_sampler_only(folder, tmp_path):
+    _set_card_sampling(folder, options={"eta": 1.0})
+    sample = functools.partial(_sample_five_atoms, tmp_path)
 
     card_default = sample("card")
     assert Chem.SDMolSupplier(str(card_default), sanitize=False)[0].GetProp("sampler") == "dpm-solver eta=1.0"
@@ -142,16 +151,8 @@ def test_card_sampler_options_apply_with_the_card_sampler_only(folder, tmp_path)
 
 
 def test_card_precision_is_the_default_and_fp32_overrides_it(folder, tmp_path):
-    card_path = folder / "qm9.json"
-    card = json.loads(card_path.read_text())
-    card["sampling"]["precision"] = "bf16"
-    card_path.write_text(json.dumps(card))
-
-    def sample(name, *extra):
-        out = tmp_path / f"{name}.sdf"
-        args = ["sample", "--num-samples", "2", "--num-atoms", "5", "--steps", "3", "--out", str(out), "--no-progress"]
-        assert main([*args, *extra]) == 0
-        return out
+    _set_card_sampling(folder, precision="bf16")
+    sample = functools.partial(_sample_five_atoms, tmp_path)
 
     card_default = sample("card")
     assert Chem.SDMolSupplier(str(card_default), sanitize=False)[0].GetProp("sampler") == "dpm-solver precision=bf16"
