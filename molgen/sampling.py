@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: The network arithmetic a :class:`SamplingConfig` can ask for.
+PRECISIONS = ("fp32", "bf16")
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -107,10 +110,6 @@ class SamplingConfig:
         float32), as SD tags record them."""
         label = self.sampler + "".join(f" {key}={value}" for key, value in self.options.items())
         return label if self.precision == "fp32" else f"{label} precision={self.precision}"
-
-
-#: The network arithmetic a :class:`SamplingConfig` can ask for.
-PRECISIONS = ("fp32", "bf16")
 
 
 def derived_seed(*entropy: int) -> int:
