@@ -78,18 +78,21 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--refine-steps",
         type=int,
+        nargs="+",
         default=None,
         help="after the last step, re-noise the coordinates to --refine-time and replace them by the network's clean "
         "prediction, this many times (one network call each; default 0). Sharpens bond lengths that few-step "
         "samplers leave coarse, e.g. --steps 49 --refine-steps 1; backbones gain from many, e.g. --steps 100 "
-        "--refine-steps 100",
+        "--refine-steps 100. Several counts with as many --refine-time values make a ladder of stages, e.g. "
+        "--refine-steps 64 16 --refine-time 0.3 0.1 (docs/druglike.md)",
     )
     p.add_argument(
         "--refine-time",
         type=float,
+        nargs="+",
         default=None,
         help="diffusion time in (0, 1) that --refine-steps re-noise to (default 0.02: about 0.03 A of noise for "
-        "QM9 models)",
+        "QM9 models); one per stage for a ladder",
     )
     p.add_argument(
         "--polish-steps",
@@ -150,9 +153,12 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def option_value(text: str) -> bool | int | float | str:
+def option_value(text: str) -> bool | int | float | str | list[int | float]:
     """A sampler option's value written as text in a benchmark's cell (``refine_classes=true``,
-    ``refine_steps=16``, ``eta=0.5``, ``grid=time``): a flag, a whole number, a number, or the text itself."""
+    ``refine_steps=16``, ``eta=0.5``, ``grid=time``, ``refine_time=0.3,0.1``): a flag, a whole number, a number,
+    a comma-separated list of numbers, or the text itself."""
+    if "," in text:
+        return [option_value(item) for item in text.split(",")]
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     for number in (int, float):
@@ -173,6 +179,8 @@ def given_options(opts: argparse.Namespace, extra: tuple[str, ...] = ()) -> dict
     from molgen.diffusion.samplers import check_option_values
 
     given = {key: getattr(opts, key) for key in OPTION_KEYS + extra if getattr(opts, key, None) is not None}
+    # a flag given one value (``--refine-steps 16``) is that number, as a card writes it
+    given = {key: value[0] if isinstance(value, list) and len(value) == 1 else value for key, value in given.items()}
     try:
         check_option_values(given)
     except ValueError as err:

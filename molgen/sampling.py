@@ -108,8 +108,13 @@ class SamplingConfig:
     def label(self) -> str:
         """``"dpm-solver eta=1.0 grid=time"``: the sampler and its options (and ``precision=bf16`` when not
         float32), as SD tags record them."""
-        label = self.sampler + "".join(f" {key}={value}" for key, value in self.options.items())
+        label = self.sampler + "".join(f" {key}={_option_text(value)}" for key, value in self.options.items())
         return label if self.precision == "fp32" else f"{label} precision={self.precision}"
+
+
+def _option_text(value: Any) -> str:
+    """An option's value as a label writes it: lists comma-separated (``0.3,0.1``), as benchmark cells take them."""
+    return ",".join(str(item) for item in value) if isinstance(value, (list, tuple)) else str(value)
 
 
 def derived_seed(*entropy: int) -> int:

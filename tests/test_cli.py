@@ -90,7 +90,14 @@ def test_sample_refinement_moves_atoms_and_is_tagged(tiny_ckpt, tmp_path, capsys
     assert "--refine-time must be in (0, 1), got 1.5" in capsys.readouterr().err
     assert _sample(tiny_ckpt, tmp_path / "bad.sdf", "--polish-steps", "-1") == 1
     assert "--polish-steps must be a whole number >= 0, got -1" in capsys.readouterr().err
+    ladder = ("--refine-steps", "2", "1", "--refine-time", "0.3", "0.05")
+    assert _sample(tiny_ckpt, tmp_path / "bad.sdf", *ladder, "0.02") == 1
+    assert "--refine-time must list as many stages as refine_steps (2), got 3" in capsys.readouterr().err
     assert not (tmp_path / "bad.sdf").exists()
+    laddered = tmp_path / "laddered.sdf"
+    assert _sample(tiny_ckpt, laddered, *common, *ladder) == 0
+    tag = Chem.SDMolSupplier(str(laddered), removeHs=False, sanitize=False)[0].GetProp("sampler")
+    assert tag == "ddpm refine_steps=2,1 refine_time=0.3,0.05"
 
 
 def test_sample_noise_scale_lowers_the_temperature_and_is_checked(tiny_ckpt, tmp_path, capsys):

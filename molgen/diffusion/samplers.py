@@ -24,9 +24,10 @@ name             class               options                 default grid
 ``consistency``  ConsistencySampler  ``grid``                ``time``
 ===============  ==================  ======================  ============
 
-Every sampler also takes ``refine_steps`` and ``refine_time``, ``polish_steps``, ``polish_time`` and
-``polish_average`` (see :meth:`Sampler.refine`): denoiser calls after the loop that re-noise the
-sample slightly and replace it by its clean prediction (or the mean of several);
+Every sampler also takes ``refine_steps`` and ``refine_time`` (numbers, or lists for a ladder of
+stages), ``polish_steps``, ``polish_time`` and ``polish_average`` (see :meth:`Sampler.refine`):
+denoiser calls after the loop that re-noise the sample slightly and replace it by its clean
+prediction (or the mean of several);
 ``class_temperature`` and ``constrained_decoding`` for processes with categorical channels (see
 :meth:`~molgen.diffusion.joint.JointDiffusion.discrete_step`); ``resample``
 with a fixed part; and ``guidance`` for conditional models
@@ -42,7 +43,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -106,6 +107,32 @@ def _round_time(name: str, value: float) -> float:
     return float(value)
 
 
+def _stages(name: str, value: float | Sequence[float], check: Callable[[str, float], float]) -> tuple:
+    """``refine_steps`` or ``refine_time`` as a tuple of per-stage values, each checked by ``check``: a number is
+    one stage, a non-empty list or tuple one value per stage of the ladder."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{name} must be a number or a non-empty list, got []")
+        return tuple(check(name, item) for item in value)
+    return (check(name, value),)
+
+
+def round_ladder(refine_steps: int | Sequence[int], refine_time: float | Sequence[float]) -> list[tuple[int, float]]:
+    """The refinement's stages ``[(rounds, time), ...]`` from ``refine_steps`` and ``refine_time``: numbers give
+    one stage; equal-length lists a ladder (e.g. ``[64, 16]`` and ``[0.3, 0.1]``: 64 rounds at t = 0.3, then 16
+    at 0.1); a number beside a list applies to every stage.
+
+    Raises:
+        ValueError: a value out of range, or two lists of different lengths.
+    """
+    counts = _stages("refine_steps", refine_steps, _round_count)
+    times = _stages("refine_time", refine_time, _round_time)
+    if len(counts) != len(times) and 1 not in (len(counts), len(times)):
+        raise ValueError(f"refine_time must list as many stages as refine_steps ({len(counts)}), got {len(times)}")
+    stages = max(len(counts), len(times))
+    return list(zip(counts * stages if len(counts) == 1 else counts, times * stages if len(times) == 1 else times))
+
+
 def _resample(value: int) -> int:
     if int(value) != value or value < 1:
         raise ValueError(f"resample must be a whole number >= 1, got {value}")
@@ -135,8 +162,8 @@ _OPTION_CHECKS = {
     "eta": lambda value: _unit_interval("eta", value),
     "noise_scale": lambda value: _unit_interval("noise_scale", value),
     "grid": _grid,
-    "refine_steps": lambda value: _round_count("refine_steps", value),
-    "refine_time": lambda value: _round_time("refine_time", value),
+    "refine_steps": lambda value: _stages("refine_steps", value, _round_count),
+    "refine_time": lambda value: _stages("refine_time", value, _round_time),
     "polish_steps": lambda value: _round_count("polish_steps", value),
     "polish_time": lambda value: _round_time("polish_time", value),
     "polish_average": lambda value: _round_count("polish_average", value),
@@ -158,6 +185,7 @@ def check_option_values(options: dict) -> None:
     for name, value in options.items():
         if name in _OPTION_CHECKS:
             _OPTION_CHECKS[name](value)
+    round_ladder(options.get("refine_steps", 0), options.get("refine_time", 0.02))
 
 
 def _unchanged(state: GraphState, t: Tensor | None) -> GraphState:
@@ -181,8 +209,9 @@ class Sampler:
             quarter of the cost. Refused by :class:`ConsistencySampler`, whose last call is a step.
         grid: ``"time"`` (uniform in ``t``) or ``"logsnr"`` (uniform in
             log-SNR); None takes the class's ``default_grid``.
-        refine_steps: refinement calls after the loop (default 0), see :meth:`refine`.
-        refine_time: the time they re-noise to, in (0, 1) (default 0.02).
+        refine_steps: refinement calls after the loop (default 0), see :meth:`refine`; a list of counts makes a
+            ladder of stages with the times in ``refine_time`` (:func:`round_ladder`).
+        refine_time: the time they re-noise to, in (0, 1) (default 0.02); a list: one time per stage.
         polish_steps: more refinement calls after those (default 0), each re-noising to ``polish_time``.
         polish_time: in (0, 1) (default 0.02): a small time after refinements at a larger ``refine_time``,
             whose last clean prediction from that larger noise leaves bond lengths coarse.
@@ -216,8 +245,8 @@ class Sampler:
         process: DiffusionProcess,
         num_steps: int,
         grid: str | None = None,
-        refine_steps: int = 0,
-        refine_time: float = 0.02,
+        refine_steps: int | Sequence[int] = 0,
+        refine_time: float | Sequence[float] = 0.02,
         class_temperature: float = 1.0,
         constrained_decoding: bool = False,
         resample: int = 1,
@@ -231,7 +260,7 @@ class Sampler:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         grid = _grid(self.default_grid if grid is None else grid)
-        refine_steps, refine_time = _round_count("refine_steps", refine_steps), _round_time("refine_time", refine_time)
+        ladder = round_ladder(refine_steps, refine_time)
         polish_steps, polish_time = _round_count("polish_steps", polish_steps), _round_time("polish_time", polish_time)
         polish_average = _round_count("polish_average", polish_average)
         class_options = {
@@ -257,8 +286,7 @@ class Sampler:
         self.guidance = _guidance(guidance)
         self.num_steps = num_steps
         self.grid = grid
-        self.refine_steps = refine_steps
-        self.refine_time = refine_time
+        self.ladder = ladder
         self.polish_steps = polish_steps
         self.polish_time = polish_time
         self.polish_average = polish_average
@@ -269,7 +297,7 @@ class Sampler:
         clean prediction (unless ``final_call`` is False), the refinements, polishing rounds and averaged
         polishing calls; twice that with ``guidance``."""
         loop = (len(self.timesteps()) - 1) * self.resample + int(self.final_call)
-        calls = loop + self.refine_steps + self.polish_steps + self.polish_average
+        calls = loop + sum(rounds for rounds, _ in self.ladder) + self.polish_steps + self.polish_average
         return 2 * calls if self.guidance else calls
 
     def timesteps(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
@@ -328,8 +356,8 @@ class Sampler:
         generator: torch.Generator | None,
         keep: Keep = _unchanged,
     ) -> GraphState:
-        """Re-noise the finished sample to ``refine_time`` and denoise it, ``refine_steps`` times, then the
-        same ``polish_steps`` times at ``polish_time``.
+        """Re-noise the finished sample to ``refine_time`` and denoise it, ``refine_steps`` times (stage by stage
+        for a ladder of times, :func:`round_ladder`), then the same ``polish_steps`` times at ``polish_time``.
 
         Each round draws ``z = alpha * x + sigma * noise`` (zero-CoM noise for
         positions; features only when they are diffused) and replaces ``x`` by
@@ -350,7 +378,8 @@ class Sampler:
         included): one more informed update of the atom types and bonds from nearly clean coordinates,
         which a few-step sampler lacks (docs/distillation.md). Many such rounds at a larger time (0.1)
         followed by polishing rounds at a small one (0.02) act as a restart sampler that corrects the
-        graph (docs/performance.md).
+        graph (docs/performance.md). A ladder steps the rounds' time down between the two (the drug model:
+        rounds at 0.3 for the chemistry, then at 0.1 for the conformation, docs/druglike.md).
 
         With ``polish_average`` K, the final sample is then re-noised to ``polish_time`` K times independently
         and replaced by the mean of the K clean predictions (positions, and features when diffused; the classes
@@ -368,7 +397,8 @@ class Sampler:
             The refined state (unchanged when ``refine_steps``, ``polish_steps`` and ``polish_average`` are 0).
         """
         zero = state.pos.new_tensor(0.0)
-        for time_of_round in [self.refine_time] * self.refine_steps + [self.polish_time] * self.polish_steps:
+        stages = [*self.ladder, (self.polish_steps, self.polish_time)]
+        for time_of_round in [time for rounds, time in stages for _ in range(rounds)]:
             t = state.pos.new_tensor(time_of_round)
             noised = self._renoise(state, t, generator)
             if self.refine_classes:

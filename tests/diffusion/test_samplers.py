@@ -112,6 +112,12 @@ def test_bad_sampler_arguments():
         make_sampler("dpm-solver", diffusion, 10, refine_steps=1.5)
     with pytest.raises(ValueError, match="refine_time"):
         make_sampler("ddim", diffusion, 10, refine_time=0.0)
+    with pytest.raises(ValueError, match=r"refine_time must be in \(0, 1\), got 1.5"):
+        make_sampler("ddim", diffusion, 10, refine_steps=[2, 2], refine_time=[0.3, 1.5])
+    with pytest.raises(ValueError, match=r"refine_time must list as many stages as refine_steps \(3\), got 2"):
+        make_sampler("ddim", diffusion, 10, refine_steps=[2, 2, 1], refine_time=[0.3, 0.1])
+    with pytest.raises(ValueError, match=r"refine_steps must be a number or a non-empty list, got \[\]"):
+        make_sampler("ddim", diffusion, 10, refine_steps=[])
     with pytest.raises(ValueError, match="polish_steps must be a whole number >= 0, got -2"):
         make_sampler("ddim", diffusion, 10, polish_steps=-2)
     with pytest.raises(ValueError, match=r"polish_time must be in \(0, 1\), got 1.0"):
@@ -133,7 +139,7 @@ def test_registry_and_options():
     assert isinstance(solver, DPMSolverSampler) and solver.grid == "logsnr"
     assert make_sampler("dpm-solver", diffusion, 10, grid="time").grid == "time"
     refined = make_sampler("dpm-solver", diffusion, 10, eta=1.0, refine_steps=2, refine_time=0.05)
-    assert (refined.eta, refined.refine_steps, refined.refine_time) == (1.0, 2, 0.05)
+    assert (refined.eta, refined.ladder) == (1.0, [(2, 0.05)])
 
 
 @pytest.mark.parametrize("schedule", [PolynomialSchedule(), CosineSchedule(), LogLinearSchedule()])
@@ -400,6 +406,13 @@ def test_refinement_runs_after_the_loop_and_is_off_by_default():
     assert refined_times == plain_times + [pytest.approx(0.1)] * 2
     assert polished_times == refined_times + [pytest.approx(0.02)]
     assert make_sampler("ddpm", diffusion, 4, refine_steps=2, polish_steps=3).network_calls == 5 + 2 + 3
+    laddered, laddered_times, sampler = timed_toy_run(
+        diffusion, "ddpm", refine_steps=[2, 1], refine_time=[0.3, 0.1], polish_steps=1, polish_time=0.05
+    )
+    assert laddered_times == plain_times + [pytest.approx(t) for t in (0.3, 0.3, 0.1, 0.05)]
+    assert sampler.network_calls == 5 + 3 + 1
+    # a number beside a list applies to every stage
+    assert make_sampler("ddpm", diffusion, 4, refine_steps=3, refine_time=[0.3, 0.1]).ladder == [(3, 0.3), (3, 0.1)]
     averaged, averaged_times, sampler = timed_toy_run(diffusion, "ddpm", polish_steps=1, polish_average=3)
     assert averaged_times == plain_times + [pytest.approx(0.02)] * 4 and sampler.network_calls == 5 + 1 + 3
     assert graph_mean(averaged.pos, averaged.batch).abs().max() < 1e-10
@@ -445,5 +458,6 @@ def test_option_values_written_as_text():
     assert option_value("True") is True and option_value("false") is False
     assert option_value("16") == 16 and isinstance(option_value("16"), int) and option_value("0.1") == 0.1
     assert option_value("time") == "time"
+    assert option_value("64,16") == [64, 16] and option_value("0.3,0.1") == [0.3, 0.1]
     sampler = make_sampler("ddim", GaussianDiffusion(PolynomialSchedule()), 4, polish_steps=option_value("2"))
     assert sampler.polish_steps == 2
