@@ -127,10 +127,13 @@ def round_ladder(refine_steps: int | Sequence[int], refine_time: float | Sequenc
     """
     counts = _stages("refine_steps", refine_steps, _round_count)
     times = _stages("refine_time", refine_time, _round_time)
-    if len(counts) != len(times) and 1 not in (len(counts), len(times)):
+    if len(counts) == 1:
+        counts = counts * len(times)
+    elif len(times) == 1:
+        times = times * len(counts)
+    elif len(counts) != len(times):
         raise ValueError(f"refine_time must list as many stages as refine_steps ({len(counts)}), got {len(times)}")
-    stages = max(len(counts), len(times))
-    return list(zip(counts * stages if len(counts) == 1 else counts, times * stages if len(times) == 1 else times))
+    return list(zip(counts, times))
 
 
 def _resample(value: int) -> int:
@@ -157,13 +160,12 @@ def _flag(name: str, value: object) -> bool:
     return value
 
 
-#: The value check of every sampler option, shared by the constructors and :func:`check_option_values`.
+#: The value check of every sampler option but ``refine_steps`` and ``refine_time`` (checked together by
+#: :func:`round_ladder`), shared by the constructors and :func:`check_option_values`.
 _OPTION_CHECKS = {
     "eta": lambda value: _unit_interval("eta", value),
     "noise_scale": lambda value: _unit_interval("noise_scale", value),
     "grid": _grid,
-    "refine_steps": lambda value: _stages("refine_steps", value, _round_count),
-    "refine_time": lambda value: _stages("refine_time", value, _round_time),
     "polish_steps": lambda value: _round_count("polish_steps", value),
     "polish_time": lambda value: _round_time("polish_time", value),
     "polish_average": lambda value: _round_count("polish_average", value),
@@ -182,10 +184,10 @@ def check_option_values(options: dict) -> None:
     Raises:
         ValueError: the first value out of its range, in the constructors' words.
     """
+    round_ladder(options.get("refine_steps", 0), options.get("refine_time", 0.02))
     for name, value in options.items():
         if name in _OPTION_CHECKS:
             _OPTION_CHECKS[name](value)
-    round_ladder(options.get("refine_steps", 0), options.get("refine_time", 0.02))
 
 
 def _unchanged(state: GraphState, t: Tensor | None) -> GraphState:
