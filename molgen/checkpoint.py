@@ -103,7 +103,9 @@ class TrainedModel:
         perceived bonds; the int property ``bonds_perceived`` is 0 where
         perception failed). Backbones: ``[L, 4, 3]`` float64 arrays in Å.
         ``request`` is the domain's size request (``num_atoms=``, ``length=(lo, hi)``)
-        and ``batch_size``.
+        and ``batch_size``; for a fold-conditioned backbone model, ``labels=`` one secondary-structure
+        array per sample instead of a length
+        (:func:`~molgen.proteins.secondary_structure.parse_labels`).
         """
         sampling = self.sampling.updated(sampler, steps, sampler_options, precision)
         samples = generate(self, n, sampling, seed=seed, device=device, progress=progress, **request)

@@ -190,6 +190,20 @@ def _sample_parser() -> argparse.ArgumentParser:
         help="backbones: residues per backbone, N or a range MIN-MAX drawn uniformly (default: drawn from the "
         "training set's histogram)",
     )
+    fold = p.add_mutually_exclusive_group()
+    fold.add_argument(
+        "--secondary-structure",
+        metavar="STRING",
+        help="fold-conditioned backbone models: the secondary structure of every chain, one character per residue "
+        "(H helix, E strand, - coil, ? free), e.g. HHHHHHHHHHHHHH----HHHHHHHHHHHHHH; sets the length "
+        "(docs/backbones.md, 'Fold conditioning')",
+    )
+    fold.add_argument(
+        "--secondary-structure-file",
+        metavar="FILE",
+        help="fold-conditioned backbone models: one secondary-structure string per line and per chain; sets "
+        "--num-samples",
+    )
     p.add_argument(
         "--relax",
         action="store_true",
@@ -256,6 +270,7 @@ def _sample(args: list[str]) -> int:
     from molgen.distributed import join_torchrun
     from molgen.domains.backbones import parse_length
     from molgen.locks import LockedError
+    from molgen.proteins.secondary_structure import requested_labels
     from molgen.targets import describe_conditions, requested_targets, target_tensors
 
     device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -278,6 +293,13 @@ def _sample(args: list[str]) -> int:
     except ValueError as err:
         return _fail("sample", f"--{err}")  # "--length must be N or MIN-MAX ..."
     try:
+        opts.labels, opts.num_samples = requested_labels(
+            opts.secondary_structure, opts.secondary_structure_file, opts.num_samples
+        )
+        if opts.labels is not None and (opts.length is not None or opts.motif is not None):
+            raise ValueError(
+                "--secondary-structure sets each chain's length: it excludes --length (and --motif, not supported yet)"
+            )
         opts.target_rows, opts.sizes, opts.num_samples = requested_targets(
             opts.condition, opts.condition_file, opts.num_samples
         )
@@ -300,6 +322,12 @@ def _sample(args: list[str]) -> int:
             model = load_pretrained(opts.model or DEFAULT_MODEL, device=device)
     except CheckpointError as err:
         return _fail("sample", str(err))
+    if opts.labels is not None:
+        if not getattr(model.info, "secondary_structure", False):
+            return _fail(
+                "sample", "--secondary-structure needs a fold-conditioned backbone model; this one was trained without"
+            )
+        opts.sizes = torch.tensor([len(chain) for chain in opts.labels]) * model.domain.nodes_per_unit(model.info)
     try:
         conditions = getattr(model.info, "conditions", None)
         opts.targets = GraphCondition(*target_tensors(opts.target_rows, conditions)) if opts.target_rows else None

@@ -138,8 +138,8 @@ def check_request(model: Any, opts: Any, sampling: Any, device: str, limits: Req
             f"a sample of size {largest} is far beyond the largest the model was trained on ({trained}); "
             "its output is unlikely to be meaningful: pass --yes to run it anyway"
         )
-    if getattr(opts, "sizes", None) is not None:
-        request = {domain.size_options[0]: largest}  # the largest size stands for all in the estimate
+    if getattr(opts, "sizes", None) is not None:  # the largest size stands for all in the estimate
+        request = {"largest": int(sizes.max())}
     cost = estimate_cost(
         model, opts.num_samples, sampling, batch_size=opts.batch_size, seed=opts.seed, device=device, **request
     )

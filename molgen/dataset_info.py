@@ -36,6 +36,11 @@ class DatasetInfo:
     num_features: int
     size_histogram: list[int]
 
+    @property
+    def num_node_labels(self) -> int:
+        """The last channels of ``h`` that are per-node labels the model is conditioned on (none here)."""
+        return 0
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for checkpoints and model cards (with ``version`` and ``domain``)."""
         return {"version": VERSION, "domain": self.domain, **dataclasses.asdict(self)}
@@ -74,6 +79,8 @@ class BackboneInfo(DatasetInfo):
         node_vectors: residue-level models with vector features: the atoms each node (at its CA)
             carries as offsets from the CA (``["N", "C", "O"]``), in ``h``; None otherwise.
         vector_scale: Å per unit of those offsets.
+        secondary_structure: the last three channels of ``h`` are per-residue secondary-structure
+            labels the model is conditioned on (:mod:`molgen.proteins.secondary_structure`).
     """
 
     domain: ClassVar[str] = "backbones"
@@ -82,6 +89,12 @@ class BackboneInfo(DatasetInfo):
     max_length: int | None = None
     node_vectors: list[str] | None = None
     vector_scale: float = 1.0
+    secondary_structure: bool = False
+
+    @property
+    def num_node_labels(self) -> int:
+        """With ``secondary_structure``, the channels of ``h`` after the atom types (helix, strand, coil)."""
+        return self.num_features - len(self.atom_types) if self.secondary_structure else 0
 
 
 _TYPES: dict[str, type[DatasetInfo]] = {cls.domain: cls for cls in (MoleculeInfo, BackboneInfo)}

@@ -154,6 +154,7 @@ def generate(
     fixed: Any = None,
     targets: GraphCondition | None = None,
     sizes: Tensor | None = None,
+    labels: list | None = None,
     **request: Any,
 ) -> list:
     """Sample ``num_samples`` items of the model's domain.
@@ -171,6 +172,9 @@ def generate(
         targets: a conditional model's target properties, one row per sample (``[num_samples, P]``,
             normalised, :func:`molgen.targets.target_tensors`); None: unconditional.
         sizes: the nodes of each sample, ``[num_samples]`` long, instead of a size request.
+        labels: per-unit labels the model is conditioned on, one array per sample (backbones: the
+            secondary structure of each residue, :mod:`molgen.proteins.secondary_structure`); they
+            fix the sizes unless ``sizes`` is given.
         request: the domain's size request, e.g. ``num_atoms=9`` for molecules or
             ``length=(60, 120)`` for backbones (default: the training histogram, or with
             ``targets`` the training frequencies given the targets,
@@ -190,6 +194,11 @@ def generate(
     if targets is not None and targets.values.shape[0] != num_samples:
         raise ValueError(f"got targets for {targets.values.shape[0]} samples, not {num_samples}")
     asked = {key: value for key, value in request.items() if value is not None}
+    if labels is not None:
+        if len(labels) != num_samples or asked:
+            raise ValueError(f"labels must be given for each of the {num_samples} samples and exclude a size request")
+        if sizes is None:
+            sizes = torch.tensor([len(item) for item in labels]) * domain.nodes_per_unit(info)
     if sizes is not None:
         if asked or sizes.shape != (num_samples,):
             raise ValueError(f"sizes must be [{num_samples}] and exclude a size request, got {tuple(sizes.shape)}")
@@ -213,7 +222,7 @@ def generate(
             network,
             sizes,
             info.num_features,
-            condition=domain.condition(info, sizes),
+            condition=domain.condition(info, sizes, None if labels is None else labels[first : first + len(sizes)]),
             known=None if fixed is None else domain.known_part(info, fixed, sizes, first),
             graph_condition=None if targets is None else targets.select(slice(first, first + len(sizes))),
             class_constraint=constraint,
@@ -259,10 +268,12 @@ def estimate_cost(
     batch_size: int | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    largest: int | None = None,
     **request: Any,
 ) -> CostEstimate:
     """Time a one-step run of the same sampler (two network calls; one for ``consistency``) on one, then on a
-    few graphs of the largest size the request draws, and scale it to the whole request (see :class:`CostEstimate`).
+    few graphs of the largest size the request draws (or of ``largest`` nodes, for a request whose sizes are
+    given), and scale it to the whole request (see :class:`CostEstimate`).
 
     Memory is what the few graphs add to the process's peak over the single one (on CUDA: the
     allocator's peak), which leaves out one-time costs such as library start-up.
@@ -270,7 +281,8 @@ def estimate_cost(
     import resource
 
     domain, info = model.domain, model.info
-    largest = int(domain.sample_sizes(info, min(num_samples, ESTIMATE_DRAWS), seed, **request).max())
+    if largest is None:
+        largest = int(domain.sample_sizes(info, min(num_samples, ESTIMATE_DRAWS), seed, **request).max())
     # counted below (network_calls); resampling needs a fixed part, guidance a condition
     loop_only = ("refine_steps", "polish_steps", "polish_average", "resample", "guidance")
     one_step = SamplingConfig(

@@ -83,12 +83,17 @@ def save_tiny_checkpoint(
     return path
 
 
-def save_tiny_ca_checkpoint(path: Path, seed: int = 0) -> Path:
+def save_tiny_ca_checkpoint(path: Path, seed: int = 0, secondary_structure: bool = False) -> Path:
     """An untrained residue-level backbone checkpoint: one node per residue at its CA (``atom_types
-    ["CA"]``), N, C and O rebuilt from the trace at decoding."""
+    ["CA"]``), N, C and O rebuilt from the trace at decoding; fold-conditioned with ``secondary_structure``."""
     torch.manual_seed(seed)
     info = BackboneInfo(
-        dataset="tiny", num_features=1, size_histogram=[0] * 6 + [3, 0, 2], atom_types=["CA"], length_scale=1.0
+        dataset="tiny",
+        num_features=1 + 3 * secondary_structure,
+        size_histogram=[0] * 6 + [3, 0, 2],
+        atom_types=["CA"],
+        length_scale=1.0,
+        secondary_structure=secondary_structure,
     )
     module = DiffusionModule(
         {**TINY_BACKBONE_MODEL, "atoms_per_residue": 1, "chirality": True},

@@ -61,8 +61,12 @@ class Domain:
         """Nodes of each graph to generate, ``[num_samples]`` long, seeded by ``seed``."""
         raise NotImplementedError
 
-    def condition(self, info: DatasetInfo, num_nodes: Tensor) -> Tensor | None:
-        """Clean node features ``[N, F]`` for graphs of ``num_nodes`` [B] nodes, or None when generated."""
+    def condition(self, info: DatasetInfo, num_nodes: Tensor, labels: list | None = None) -> Tensor | None:
+        """Clean node features ``[N, F]`` for graphs of ``num_nodes`` [B] nodes, or None when generated;
+        ``labels``: per-unit labels of each graph the model is conditioned on (backbones' secondary
+        structure), which a domain without them refuses (ValueError)."""
+        if labels is not None:
+            raise ValueError(f"models of {self.name} take no per-residue labels")
         return None
 
     def class_constraint(self, info: DatasetInfo) -> ClassConstraint:

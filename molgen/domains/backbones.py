@@ -23,6 +23,7 @@ from molgen.diffusion.process import GraphState
 from molgen.domains import DOMAINS, Domain
 from molgen.proteins.geometry import BACKBONE_ATOMS
 from molgen.proteins.motif import Motif, MotifPlacement, parse_starts, place_motif, read_motif
+from molgen.proteins.secondary_structure import UNKNOWN, label_agreement, label_features, label_remarks
 from molgen.sampling import sample_from_histogram, seeded_generator
 
 __all__ = [
@@ -119,12 +120,24 @@ class BackboneDomain(Domain):
             residues = torch.randint(low, high + 1, (num_samples,), generator=seeded_generator(seed))
         return residues * atoms
 
-    def condition(self, info: BackboneInfo, num_nodes: Tensor) -> Tensor | None:
-        """The clean atom-type features, or None for a model that diffuses vector features."""
+    def condition(self, info: BackboneInfo, num_nodes: Tensor, labels: list[np.ndarray] | None = None) -> Tensor | None:
+        """The clean atom-type features (and, for a fold-conditioned model, the one-hot secondary-structure
+        ``labels`` of each chain, ``[L]`` each, all hidden when None), or None for a model that diffuses
+        vector features."""
         if info.node_vectors:
             return None
         atoms = _atoms(info)
-        return backbone_features(num_nodes // atoms, atoms)
+        features = backbone_features(num_nodes // atoms, atoms)
+        if labels is not None and not info.secondary_structure:
+            raise ValueError("this model was trained without secondary-structure labels: it takes none")
+        if not info.secondary_structure:
+            return features
+        if labels is None:
+            labels = [np.full(int(n) // atoms, UNKNOWN) for n in num_nodes]
+        if [len(chain) for chain in labels] != (num_nodes // atoms).tolist():
+            raise ValueError("each chain's secondary-structure labels must have one entry per residue")
+        onehot = torch.cat([label_features(chain) for chain in labels]).repeat_interleave(atoms, dim=0)
+        return torch.cat([features, onehot], dim=-1)
 
     def fixed_from_options(self, opts) -> Motif | None:
         """The motif of ``--motif``, ``--motif-residues`` and ``--motif-positions``."""
@@ -207,7 +220,11 @@ class BackboneDomain(Domain):
                 if extra:
                     check_writable(extra)
 
-            sizes = self.sample_sizes(model.info, opts.num_samples, opts.seed, length=opts.length)
+            labels = getattr(opts, "labels", None)
+            if labels is None:
+                sizes = self.sample_sizes(model.info, opts.num_samples, opts.seed, length=opts.length)
+            else:  # the lengths of the secondary-structure strings
+                sizes = torch.tensor([len(chain) for chain in labels]) * _atoms(model.info)
             placement = None if opts.fixed is None else self.place_fixed(model.info, opts.fixed, sizes, opts.seed)
 
             def relax(backbones: list[np.ndarray], indices: list[int]) -> list[tuple]:
@@ -228,7 +245,7 @@ class BackboneDomain(Domain):
                 return [(coords, next(relaxed) if ok else None) for coords, ok in zip(backbones, finite)]
 
             samples = generate_on_ranks(
-                model, opts, sampling, device, rank, postprocess=relax, fixed=placement, sizes=sizes
+                model, opts, sampling, device, rank, postprocess=relax, fixed=placement, sizes=sizes, labels=labels
             )
         except (OSError, ValueError) as err:
             return fail("sample", str(err))
@@ -237,6 +254,8 @@ class BackboneDomain(Domain):
         backbones = [coords if relaxed is None else relaxed.coords for coords, relaxed in samples]
         if placement is not None:
             print(format_motif_report(motif_report(backbones, placement)))
+        if labels is not None:
+            print(format_label_agreement(label_agreement(backbones, labels)))
         if opts.evaluate:
             try:
                 report_backbones(backbones, opts, relaxation=[pair for pair in samples if pair[1] is not None])
@@ -247,9 +266,11 @@ class BackboneDomain(Domain):
             out.mkdir(exist_ok=True)
             for index, coords in enumerate(backbones):
                 try:
-                    marks, remarks = None, ()
+                    marks, remarks = None, []
                     if placement is not None:  # B-factor 1 on the motif's residues; where each segment went
-                        marks, remarks = placement.mask(index).astype(float), (f"motif {placement.describe(index)}",)
+                        marks, remarks = placement.mask(index).astype(float), [f"motif {placement.describe(index)}"]
+                    if labels is not None:
+                        remarks += label_remarks(labels[index])
                     write_backbone_pdb(out / f"backbone_{index:04d}.pdb", coords, b_factors=marks, remarks=remarks)
                 except ValueError as err:
                     unwritable.append(f"{index} ({err})")
@@ -340,6 +361,12 @@ def format_motif_report(report: dict[str, float]) -> str:
     lines += [f"  {key:<36} {report[key]:.3f} A" for key in ("motif_rmsd_mean", "motif_rmsd_max")]
     lines += [f"  {key:<36} {100 * report[key]:6.2f} %" for key in ("junction_residue_pass", "residue_pass")]
     return "\n".join(lines)
+
+
+def format_label_agreement(report: dict[str, float]) -> str:
+    """One line of :func:`~molgen.proteins.secondary_structure.label_agreement` for the terminal."""
+    parts = [f"{name} {100 * report[f'{name}_match']:.1f} %" for name in ("helix", "strand", "coil")]
+    return f"secondary structure as requested: {100 * report['match']:.1f} % of residues ({', '.join(parts)})"
 
 
 def _check_output_folder(out: Path) -> None:

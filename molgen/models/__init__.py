@@ -29,21 +29,30 @@ def is_joint_denoiser(name_or_model) -> bool:
 
 
 def build_denoiser(
-    config: dict, in_node_dim: int, num_edge_classes: int | None = None, num_conditions: int = 0
+    config: dict,
+    in_node_dim: int,
+    num_edge_classes: int | None = None,
+    num_conditions: int = 0,
+    num_node_labels: int = 0,
 ) -> torch.nn.Module:
     """Instantiate a denoiser from ``{"name": ..., **kwargs}``.
 
-    ``in_node_dim`` (feature width), for joint denoisers ``num_edge_classes``, and for
-    conditional models ``num_conditions`` (target properties) come from the data, not the config.
+    ``in_node_dim`` (feature width), for joint denoisers ``num_edge_classes``, for
+    conditional models ``num_conditions`` (target properties) and ``num_node_labels`` (per-node
+    labels, the last channels of ``h``) come from the data, not the config.
     """
     config = dict(config)
     name = config.pop("name", None)
     cls = DENOISERS[name]
-    if num_conditions:
-        if "num_conditions" not in inspect.signature(cls).parameters:
-            conditional = sorted(n for n in DENOISERS if "num_conditions" in inspect.signature(DENOISERS[n]).parameters)
-            raise ValueError(f"model {name!r} takes no conditions; conditional models are {conditional}")
-        config["num_conditions"] = num_conditions
+    for key, value, what in (
+        ("num_conditions", num_conditions, "conditions"),
+        ("num_node_labels", num_node_labels, "node labels (secondary structure)"),
+    ):
+        if value:
+            if key not in inspect.signature(cls).parameters:
+                takers = sorted(n for n in DENOISERS if key in inspect.signature(DENOISERS[n]).parameters)
+                raise ValueError(f"model {name!r} takes no {what}; models that do are {takers}")
+            config[key] = value
     if is_joint_denoiser(name):
         if num_edge_classes is None:
             raise ValueError(
@@ -69,7 +78,15 @@ def build_model(model: dict, diffusion: dict, info: DatasetInfo) -> tuple[torch.
     process = build_diffusion(diffusion, getattr(info, "categorical", None))
     conditions = getattr(info, "conditions", None)
     num_conditions = len(conditions["names"]) if conditions else 0
-    network = build_denoiser(model, **process.network_dims(int(info.num_features)), num_conditions=num_conditions)
+    num_node_labels = info.num_node_labels
+    if num_node_labels and getattr(process, "diffuse_features", False):
+        raise ValueError("per-node labels condition the model and are never noised: set diffuse_features=false")
+    network = build_denoiser(
+        model,
+        **process.network_dims(int(info.num_features)),
+        num_conditions=num_conditions,
+        num_node_labels=num_node_labels,
+    )
     return process.wrap_network(network), process
 
 

@@ -84,6 +84,13 @@ class EGNNDenoiser(nn.Module):
             The network is then equivariant under rotations and translations but not reflections, so
             it can learn that helices are right-handed (:mod:`molgen.nn.chirality`). The map starts at
             zero: a network without it loads (``init_from``) and starts out unchanged.
+        num_node_labels: the last ``num_node_labels`` of the ``in_node_dim`` channels of ``h`` are per-node
+            labels (one-hot, all zeros where not given; backbones' secondary structure,
+            :mod:`molgen.proteins.secondary_structure`), never noised. They reach the node embedding
+            through their own linear map without bias, zero at the start, and the rest of the network
+            sees the other channels only: a network without labels loads (``init_from``) and starts out
+            as itself, and with every label hidden the network is that network, whatever the weights.
+            Their noise prediction is zero.
     """
 
     def __init__(
@@ -110,14 +117,20 @@ class EGNNDenoiser(nn.Module):
         num_conditions: int = 0,
         condition_layers: bool = False,
         chirality: bool = False,
+        num_node_labels: int = 0,
     ) -> None:
         super().__init__()
+        if not 0 <= num_node_labels < in_node_dim:
+            raise ValueError(
+                f"num_node_labels must leave at least one feature channel: 0 <= {num_node_labels} < {in_node_dim}"
+            )
         if chirality and (graph != "knn+chain" or atoms_per_residue != 1):
             raise ValueError(
                 "chirality reads torsions along residue chains: it needs graph=knn+chain and atoms_per_residue=1, "
                 f"got graph={graph!r}, atoms_per_residue={atoms_per_residue}"
             )
-        self.in_node_dim = in_node_dim
+        self.in_node_dim, self.num_node_labels = in_node_dim, num_node_labels
+        features = in_node_dim - num_node_labels
         self.time_embedding = TimeEmbedding(time_embedding, num_time_frequencies)
         self.graph = GraphBuilder(graph, knn_k, atoms_per_residue, chain_window, max_residue_offset)
         self.radial_basis = GaussianRadialBasis(distance_rbf, rbf_cutoff) if distance_rbf else None
@@ -128,7 +141,7 @@ class EGNNDenoiser(nn.Module):
             self.estimate_embedding = nn.Linear(1 + distance_rbf, edge_attr_dim, bias=False)
             nn.init.zeros_(self.estimate_embedding.weight)
 
-        self.embedding = nn.Linear(in_node_dim + self.time_embedding.dim, hidden_dim)
+        self.embedding = nn.Linear(features + self.time_embedding.dim, hidden_dim)
         self.layers = nn.ModuleList(
             EGNNLayer(
                 hidden_dim,
@@ -142,7 +155,7 @@ class EGNNDenoiser(nn.Module):
             )
             for _ in range(num_layers)
         )
-        self.readout = nn.Linear(hidden_dim, in_node_dim)
+        self.readout = nn.Linear(hidden_dim, features)
         # Made last, so that a seed initialises every other weight as without conditions.
         self.condition_embedding = (
             ConditionEmbedding(num_conditions, hidden_dim, num_layers if condition_layers else 0)
@@ -154,6 +167,10 @@ class EGNNDenoiser(nn.Module):
             inputs = NUM_TORSION_FEATURES * (2 if self_conditioning else 1)
             self.chirality_embedding = nn.Linear(inputs, hidden_dim, bias=False)
             nn.init.zeros_(self.chirality_embedding.weight)
+        self.label_embedding = None
+        if num_node_labels:
+            self.label_embedding = nn.Linear(num_node_labels, hidden_dim, bias=False)
+            nn.init.zeros_(self.label_embedding.weight)
 
     @property
     def num_parameters(self) -> int:
@@ -208,7 +225,10 @@ class EGNNDenoiser(nn.Module):
 
         t_node = t.to(h.dtype)[batch]
         x = pos
-        hidden = self.embedding(torch.cat([h, self.time_embedding(t_node)], dim=-1))
+        features, labels = h[:, : h.shape[1] - self.num_node_labels], h[:, h.shape[1] - self.num_node_labels :]
+        hidden = self.embedding(torch.cat([features, self.time_embedding(t_node)], dim=-1))
+        if self.label_embedding is not None:
+            hidden = hidden + self.label_embedding(labels)
         hidden = add_condition(self.condition_embedding, hidden, condition, batch, num_graphs)
         if self.chirality_embedding is not None:
             torsions = [chain_torsion_features(pos, batch)]
@@ -225,4 +245,6 @@ class EGNNDenoiser(nn.Module):
         eps_pos = x - pos
         eps_pos = remove_mean(eps_pos, batch, num_graphs)
         eps_h = self.readout(hidden)
+        if self.num_node_labels:
+            eps_h = torch.cat([eps_h, torch.zeros_like(labels)], dim=-1)
         return eps_pos, eps_h

@@ -34,6 +34,7 @@ from molgen.dataset_info import BackboneInfo
 from molgen.io import atomic_output, default_cache_root, read_cache
 from molgen.proteins.geometry import BACKBONE_ATOMS, CHAIN_BREAK_CA_DISTANCE
 from molgen.proteins.pdb import StructureError, find_structure_files, read_backbone_folder
+from molgen.proteins.secondary_structure import NUM_LABELS, UNKNOWN, dssp_labels, label_features
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
@@ -173,6 +174,10 @@ class BackboneDataset(torch.utils.data.Dataset):
             (``["N", "C", "O"]``): ``h`` is then ``[L, 9]``, the offsets in units of ``vector_scale`` Å
             (equivariant features the model diffuses, :class:`~molgen.models.egnn_vectors.EGNNVectorDenoiser`).
         vector_scale: Å per unit of those offsets.
+        labels: ``[R]`` secondary-structure labels of the residues
+            (:mod:`molgen.proteins.secondary_structure`), or None. Given, ``h`` gains their three
+            one-hot channels after the atom types (every node of a residue carries its residue's label).
+        label_dropout: the probability that an item's labels are all hidden (zero channels).
 
     Raises:
         ValueError: inconsistent shapes, empty segments, non-finite coordinates or
@@ -191,6 +196,8 @@ class BackboneDataset(torch.utils.data.Dataset):
         atoms: Sequence[str] = BACKBONE_ATOMS,
         node_vectors: Sequence[str] = (),
         vector_scale: float = 2.0,
+        labels: np.ndarray | None = None,
+        label_dropout: float = 0.0,
     ) -> None:
         coords, ptr = torch.as_tensor(coords), torch.as_tensor(ptr)
         if coords.dim() != 3 or coords.shape[1:] != (len(BACKBONE_ATOMS), 3) or not coords.is_floating_point():
@@ -224,6 +231,15 @@ class BackboneDataset(torch.utils.data.Dataset):
         self.names = list(names)
         self.max_length, self.length_scale, self.crop = max_length, float(length_scale), crop
         self._one_hot = torch.eye(len(self.atoms))
+        if labels is not None:
+            if self.node_vectors:
+                raise ValueError("secondary-structure labels are for models with atom-type features, not node_vectors")
+            if np.shape(labels) != (len(coords),):
+                raise ValueError(f"labels must be [R] = [{len(coords)}] (one per residue), got {np.shape(labels)}")
+        if not 0.0 <= label_dropout <= 1.0:
+            raise ValueError(f"label_dropout must be in [0, 1], got {label_dropout}")
+        self._labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self.label_dropout = float(label_dropout)
 
     def __len__(self) -> int:
         return len(self._ptr) - 1
@@ -266,6 +282,11 @@ class BackboneDataset(torch.utils.data.Dataset):
             h = (offsets / self.vector_scale).reshape(num_residues, -1).float()
         else:
             h = self._one_hot.repeat(num_residues, 1)
+        if self._labels is not None:  # the chain's labels, all hidden for a fraction of the items
+            labels = self._labels[start:end]
+            if self.label_dropout and float(torch.rand(())) < self.label_dropout:
+                labels = np.full_like(labels, UNKNOWN)
+            h = torch.cat([h, label_features(labels).repeat_interleave(len(self.atoms), dim=0)], dim=-1)
         return Data(pos=pos, h=h, num_residues=num_residues, num_nodes=len(pos))
 
 
@@ -287,6 +308,8 @@ def backbone_train_val(
     atoms: Sequence[str] = BACKBONE_ATOMS,
     node_vectors: Sequence[str] = (),
     vector_scale: float = 2.0,
+    secondary_structure: bool = False,
+    label_dropout: float = 0.2,
 ) -> tuple[BackboneDataset, BackboneDataset, BackboneInfo]:
     """Training and validation backbone sets plus the ``dataset_info`` a model keeps for sampling.
 
@@ -308,6 +331,11 @@ def backbone_train_val(
         cache_dir: Cache root (see :func:`process_backbone_folder`).
         atoms, node_vectors, vector_scale: the nodes of each residue and their features
             (:class:`BackboneDataset`): all four atoms, ``["CA"]``, or ``["CA"]`` with N, C, O offsets.
+        secondary_structure: serve each residue's DSSP state as a label the model is conditioned on
+            (fold conditioning, :mod:`molgen.proteins.secondary_structure`); computed once per run
+            from the uncropped segments.
+        label_dropout: the fraction of training items whose labels are hidden (validation items keep
+            theirs), so that the model also samples without labels.
 
     Returns:
         ``(train, val, info)``: a :class:`~molgen.dataset_info.BackboneInfo` with the
@@ -344,6 +372,8 @@ def backbone_train_val(
             raise ValueError(f"subset must be between 1 and {len(train_idx)} training segments, got {subset}")
         train_idx = np.sort(rng.permutation(train_idx)[:subset])
 
+    labels = _segment_labels(data) if secondary_structure else None
+
     def select(idx: np.ndarray, crop: str) -> BackboneDataset:
         lengths = data["ptr"].diff()[torch.from_numpy(idx)]
         rows = torch.cat([torch.arange(data["ptr"][i], data["ptr"][i + 1]) for i in idx.tolist()])
@@ -359,6 +389,8 @@ def backbone_train_val(
             atoms=atoms,
             node_vectors=node_vectors,
             vector_scale=vector_scale,
+            labels=None if labels is None else labels[rows.numpy()],
+            label_dropout=label_dropout if crop == "random" else 0.0,
         )
 
     train, val = select(train_idx, "random"), select(val_idx, "center")
@@ -372,14 +404,25 @@ def backbone_train_val(
     )
     info = BackboneInfo(
         dataset="+".join(r.resolve().name for r in roots),
-        num_features=3 * len(train.node_vectors) or len(train.atoms),
+        num_features=(3 * len(train.node_vectors) or len(train.atoms)) + (NUM_LABELS if secondary_structure else 0),
         size_histogram=train.residue_count_histogram().tolist(),
         atom_types=list(train.atoms),
         length_scale=float(length_scale),
         max_length=int(max_length),
         **({"node_vectors": train.node_vectors, "vector_scale": train.vector_scale} if train.node_vectors else {}),
+        secondary_structure=secondary_structure,
     )
     return train, val, info
+
+
+def _segment_labels(data: dict[str, Any]) -> np.ndarray:
+    """DSSP labels ``[R]`` of the pooled residues, each segment assigned whole (before any crop)."""
+    start = time.perf_counter()
+    ptr = data["ptr"].tolist()
+    coords = data["coords"].double().numpy()
+    labels = np.concatenate([dssp_labels(coords[a:b]) for a, b in zip(ptr[:-1], ptr[1:])])
+    log.info("secondary structure of %d segments in %.0f s", len(ptr) - 1, time.perf_counter() - start)
+    return labels
 
 
 def _pooled_caches(roots: list[Path], cache_dir: str | os.PathLike | None, min_length: int) -> dict[str, Any]:

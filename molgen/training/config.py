@@ -91,6 +91,8 @@ class BackboneDataConfig(DataConfig):
     atoms: List[str] = MISSING
     node_vectors: List[str] = MISSING
     vector_scale: float = MISSING
+    secondary_structure: bool = MISSING
+    label_dropout: float = MISSING
 
 
 # ----- model -----------------------------------------------------------------

@@ -71,17 +71,24 @@ def adamw(parameters, optim: dict) -> torch.optim.AdamW:
     )
 
 
+#: The denoiser modules that map conditions into the network (:func:`optimizer_groups`).
+CONDITION_MAPS = ("condition_embedding", "label_embedding")
+
+
 def optimizer_groups(denoiser: torch.nn.Module, optim: dict) -> list[dict]:
-    """The denoiser's parameters as AdamW groups: a conditional model's condition map learns at
-    ``optim.condition_lr_scale`` times ``optim.lr`` (it starts at zero, and when fine-tuned from an
-    unconditional model it is the one part that must move far), every other weight at ``optim.lr``.
-    The groups do not depend on the scale, so a run resumes with the optimiser state it saved."""
-    condition = getattr(denoiser, "condition_embedding", None)
-    own = {id(p) for p in condition.parameters()} if condition is not None else set()
+    """The denoiser's parameters as AdamW groups: a conditional model's condition maps (target
+    properties, per-node labels) learn at ``optim.condition_lr_scale`` times ``optim.lr`` (they start at
+    zero, and when fine-tuned from an unconditional model they are the part that must move far), every
+    other weight at ``optim.lr``. The groups do not depend on the scale, so a run resumes with the
+    optimiser state it saved."""
+    # By name at any depth: a v-predicting model wraps its network (``net.condition_embedding``).
+    maps = [m for name, m in denoiser.named_modules() if name.rsplit(".", 1)[-1] in CONDITION_MAPS]
+    condition = [p for module in maps for p in module.parameters()]
+    own = {id(p) for p in condition}
     groups = [{"params": [p for p in denoiser.parameters() if id(p) not in own]}]
     if own:
         scale = float(optim.get("condition_lr_scale", 1.0))
-        groups.append({"params": list(condition.parameters()), "lr": scale * float(optim["lr"])})
+        groups.append({"params": condition, "lr": scale * float(optim["lr"])})
     return groups
 
 

@@ -17,6 +17,7 @@ from molgen.proteins.dataset import (
 )
 from molgen.proteins.geometry import BACKBONE_ATOMS, ideal_helix, ideal_strand
 from molgen.proteins.pdb import StructureError, write_backbone_pdb
+from molgen.proteins.secondary_structure import dssp_labels, label_features
 from molgen.training.data import build_datamodule
 
 
@@ -273,3 +274,34 @@ def test_residue_level_items_hold_one_node_per_residue(folder, cache_dir):
     np.testing.assert_allclose(item.pos.numpy(), (ca - ca.mean(axis=0)) / 10.0, atol=1e-5)
     with pytest.raises(ValueError, match="atoms must be"):
         BackboneDataset(torch.zeros(5, 4, 3), torch.tensor([0, 5]), ["a"], atoms=["N", "CA"])
+
+
+def test_secondary_structure_labels_follow_the_residues(folder, cache_dir):
+    """Fold conditioning: each item's h gains the DSSP one-hot of its residues (helix for the ideal helices),
+    training items hide them at the dropout rate, validation items keep them."""
+    train, val, info = backbone_train_val(
+        folder,
+        val_fraction=0.34,
+        max_length=200,
+        cache_dir=cache_dir,
+        atoms=["CA"],
+        secondary_structure=True,
+        label_dropout=1.0,
+    )
+    assert info.secondary_structure and info.num_features == 1 + 3
+    for i in range(len(val)):
+        item, coords = val[i], val.segment(i)
+        assert item.h.shape == (len(coords), 4) and (item.h[:, 0] == 1).all()
+        np.testing.assert_array_equal(item.h[:, 1:].numpy(), label_features(dssp_labels(coords)).numpy())
+    helical = [i for i in range(len(val)) if val[i].h[:, 1].mean() > 0.8]
+    assert helical, "ideal helices read as helix"
+    assert all((train[i].h[:, 1:] == 0).all() for i in range(len(train))), "dropout 1 hides every label"
+
+    atoms = BackboneDataset(
+        torch.from_numpy(ideal_helix(12)).float(), torch.tensor([0, 12]), ["a"], labels=np.zeros(12, dtype=np.int64)
+    )[0]
+    assert atoms.h.shape == (48, 4 + 3) and (atoms.h[:, 4] == 1).all(), "every atom carries its residue's label"
+    with pytest.raises(ValueError, match="labels must be"):
+        BackboneDataset(torch.zeros(5, 4, 3), torch.tensor([0, 5]), ["a"], labels=np.zeros(4))
+    with pytest.raises(ValueError, match="label_dropout"):
+        BackboneDataset(torch.zeros(5, 4, 3), torch.tensor([0, 5]), ["a"], labels=np.zeros(5), label_dropout=2.0)
