@@ -25,24 +25,12 @@ import numpy as np
 from molgen.checkpoint import CheckpointError, load_checkpoint
 from molgen.io import atomic_write_text
 from molgen.pretrained import model_card
-from molgen.proteins.dataset import backbone_train_val
+from molgen.proteins.dataset import benchmark_segments
 from molgen.proteins.metrics import dssp, secondary_structure_fractions, validate_backbone
 from molgen.proteins.secondary_structure import UNKNOWN, dssp_labels, label_agreement
 from molgen.sampling import SamplingConfig, generate
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "proteins"
-
-
-def held_out_chains(root: Path, count: int, lengths: tuple[int, int]) -> list[np.ndarray]:
-    """The first ``count`` break-free segments of ``root`` (validation split first) within ``lengths``."""
-    if not root.is_dir():
-        raise SystemExit(f"error: {root} is not a folder of structures (the held-out dips chains)")
-    train, val, _ = backbone_train_val(root)
-    segments = (part.segment(i) for part in (val, train) for i in range(len(part)))
-    chosen = [s for s in segments if lengths[0] <= len(s) <= lengths[1]][:count]
-    if not chosen:
-        raise SystemExit(f"error: no segments of {lengths[0]}-{lengths[1]} residues in {root}")
-    return chosen
 
 
 def measure(backbones: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float]:
@@ -78,7 +66,10 @@ def main() -> None:
     else:
         sampling = SamplingConfig.from_card(model_card("backbone")["sampling"])
     low, high = (int(x) for x in args.lengths.split("-"))
-    chains = held_out_chains(args.data, args.num_chains, (low, high))
+    try:
+        chains = benchmark_segments(args.data, args.num_chains, (low, high))
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     asked = [dssp_labels(chain) for chain in chains]
     hidden = [np.full(len(chain), UNKNOWN) for chain in chains]
     residues = sum(map(len, chains))

@@ -25,21 +25,11 @@ from molgen.checkpoint import CheckpointError, load_checkpoint
 from molgen.diffusion.gaussian import zero_com_noise
 from molgen.diffusion.process import GraphState
 from molgen.graph_batch import node_batch, remove_mean
-from molgen.proteins.dataset import backbone_train_val
+from molgen.proteins.dataset import benchmark_segments
 from molgen.proteins.metrics import dssp, secondary_structure_fractions, validate_backbone
 from molgen.sampling import SamplingConfig
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "proteins"
-
-
-def held_out_chains(root: Path, count: int, lengths: tuple[int, int]) -> list[np.ndarray]:
-    """The first ``count`` break-free segments of ``root`` (validation split first) within ``lengths``."""
-    train, val, _ = backbone_train_val(root)
-    segments = (part.segment(i) for part in (val, train) for i in range(len(part)))
-    chosen = [s for s in segments if lengths[0] <= len(s) <= lengths[1]][:count]
-    if not chosen:
-        raise SystemExit(f"no segments of {lengths[0]}-{lengths[1]} residues in {root}")
-    return chosen
 
 
 def fractions(backbones) -> str:
@@ -94,7 +84,10 @@ def main() -> None:
     except CheckpointError as err:
         raise SystemExit(f"error: {err}") from None
     low, high = (int(x) for x in args.lengths.split("-"))
-    chains = held_out_chains(args.data, args.num_chains, (low, high))
+    try:
+        chains = benchmark_segments(args.data, args.num_chains, (low, high))
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     generator = torch.Generator().manual_seed(args.seed)
     scale = float(model.info.length_scale)
     schedule = model.diffusion.gaussian.schedule

@@ -40,6 +40,7 @@ __all__ = [
     "CACHE_FORMAT_VERSION",
     "BackboneDataset",
     "backbone_train_val",
+    "benchmark_segments",
     "load_backbone_cache",
     "pdb_entry",
     "process_backbone_folder",
@@ -413,6 +414,24 @@ def backbone_train_val(
         secondary_structure=secondary_structure,
     )
     return train, val, info
+
+
+def benchmark_segments(
+    root: str | os.PathLike, count: int, lengths: tuple[int, int], cache_dir: str | os.PathLike | None = None
+) -> list[np.ndarray]:
+    """The first ``count`` break-free segments of a structure folder with ``lengths[0]..lengths[1]`` residues,
+    ``[L, 4, 3]`` float64 Å each, validation split first (:func:`backbone_train_val`'s defaults): the
+    held-out chains that benchmark scripts compare samples with.
+
+    Raises:
+        ValueError: ``root`` is not a folder, or no segment has such a length.
+    """
+    train, val, _ = backbone_train_val(root, cache_dir=cache_dir)
+    segments = (part.segment(i) for part in (val, train) for i in range(len(part)))
+    chosen = [s for s in segments if lengths[0] <= len(s) <= lengths[1]][:count]
+    if not chosen:
+        raise ValueError(f"no segments of {lengths[0]}-{lengths[1]} residues in {root}")
+    return chosen
 
 
 def _segment_labels(data: dict[str, Any]) -> np.ndarray:

@@ -11,6 +11,7 @@ from molgen.dataset_info import BackboneInfo
 from molgen.proteins.dataset import (
     BackboneDataset,
     backbone_train_val,
+    benchmark_segments,
     load_backbone_cache,
     pdb_entry,
     process_backbone_folder,
@@ -305,3 +306,15 @@ def test_secondary_structure_labels_follow_the_residues(folder, cache_dir):
         BackboneDataset(torch.zeros(5, 4, 3), torch.tensor([0, 5]), ["a"], labels=np.zeros(4))
     with pytest.raises(ValueError, match="label_dropout"):
         BackboneDataset(torch.zeros(5, 4, 3), torch.tensor([0, 5]), ["a"], labels=np.zeros(5), label_dropout=2.0)
+
+
+def test_benchmark_segments_take_validation_first_within_the_lengths(folder, cache_dir):
+    train, val, _ = backbone_train_val(folder, cache_dir=cache_dir)
+    chosen = benchmark_segments(folder, 10, (40, 200), cache_dir=cache_dir)
+    expected = [part.segment(i) for part in (val, train) for i in range(len(part))]
+    assert len(chosen) == len(expected) and all(np.array_equal(a, b) for a, b in zip(chosen, expected))
+    assert [len(s) for s in benchmark_segments(folder, 1, (55, 65), cache_dir=cache_dir)] == [60]
+    with pytest.raises(ValueError, match="no segments of 300-400 residues"):
+        benchmark_segments(folder, 1, (300, 400), cache_dir=cache_dir)
+    with pytest.raises(ValueError, match="does not exist"):
+        benchmark_segments(folder / "missing", 1, (40, 200))
