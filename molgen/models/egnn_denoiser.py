@@ -77,7 +77,8 @@ class EGNNDenoiser(nn.Module):
             embedding by a :class:`~molgen.models.condition_embedding.ConditionEmbedding`
             (zero at the start, and exactly zero for dropped properties).
         condition_layers: with ``num_conditions``, also add the condition before every layer
-            (:meth:`ConditionEmbedding.per_layer`, zero at the start).
+            (:meth:`ConditionEmbedding.per_layer`, zero at the start); with ``num_node_labels``, the
+            labels likewise (a second map without bias, zero at the start).
         chirality: residue chains (``graph="knn+chain"``, ``atoms_per_residue=1``): add to the node
             embedding a linear map of each residue's signed CA virtual torsion in the input (and, with
             ``self_conditioning``, in the estimate), :func:`~molgen.nn.chirality.chain_torsion_features`.
@@ -167,10 +168,13 @@ class EGNNDenoiser(nn.Module):
             inputs = NUM_TORSION_FEATURES * (2 if self_conditioning else 1)
             self.chirality_embedding = nn.Linear(inputs, hidden_dim, bias=False)
             nn.init.zeros_(self.chirality_embedding.weight)
-        self.label_embedding = None
+        self.label_embedding = self.label_layer_embedding = None
         if num_node_labels:
             self.label_embedding = nn.Linear(num_node_labels, hidden_dim, bias=False)
             nn.init.zeros_(self.label_embedding.weight)
+            if condition_layers:  # all layers' maps as one matrix: one product per call
+                self.label_layer_embedding = nn.Linear(num_node_labels, num_layers * hidden_dim, bias=False)
+                nn.init.zeros_(self.label_layer_embedding.weight)
 
     @property
     def num_parameters(self) -> int:
@@ -237,9 +241,14 @@ class EGNNDenoiser(nn.Module):
                 torsions.append(chain_torsion_features(estimate, batch))
             hidden = hidden + self.chirality_embedding(torch.cat(torsions, dim=-1))
         per_layer = layer_conditions(self.condition_embedding, condition, batch, num_graphs, hidden)
+        label_layers = None
+        if self.label_layer_embedding is not None:
+            label_layers = self.label_layer_embedding(labels).unflatten(-1, (len(self.layers), -1))
         for k, layer in enumerate(self.layers):
             if per_layer is not None:
                 hidden = hidden + per_layer[:, k]
+            if label_layers is not None:
+                hidden = hidden + label_layers[:, k]
             x, hidden = layer(x, hidden, edge_index, edge_attr)
 
         eps_pos = x - pos

@@ -72,7 +72,7 @@ def adamw(parameters, optim: dict) -> torch.optim.AdamW:
 
 
 #: The denoiser modules that map conditions into the network (:func:`optimizer_groups`).
-CONDITION_MAPS = ("condition_embedding", "label_embedding")
+CONDITION_MAPS = ("condition_embedding", "label_embedding", "label_layer_embedding")
 
 
 def optimizer_groups(denoiser: torch.nn.Module, optim: dict) -> list[dict]:

@@ -268,32 +268,38 @@ def _labelled_inputs():
     return pos, torch.cat([h[:, : F - 3], labels], dim=-1), t, batch
 
 
-def test_node_labels_start_as_and_hidden_equal_the_network_without_them():
-    """A label-free network's weights load into a labelled one (only the label map is new, zero at the
+@pytest.mark.parametrize("layers", [False, True], ids=["input", "every-layer"])
+def test_node_labels_start_as_and_hidden_equal_the_network_without_them(layers):
+    """A label-free network's weights load into a labelled one (only the label maps are new, zero at the
     start: same outputs); with every label hidden the labelled network is the label-free one, whatever
-    the label map's weights; the labels' own noise prediction is zero."""
+    the label maps' weights; the labels' own noise prediction is zero."""
     pos, h, t, batch = _labelled_inputs()
     plain = make_model(**LABELLED).double()
     plain.readout = nn.Linear(16, F - 3).double()  # the label-free network's features are F - 3 channels wide
     plain.embedding = nn.Linear(F - 3 + plain.time_embedding.dim, 16).double()
-    labelled = EGNNDenoiser(in_node_dim=F, num_node_labels=3, **SMALL, **LABELLED).double()
+    labelled = EGNNDenoiser(in_node_dim=F, num_node_labels=3, condition_layers=layers, **SMALL, **LABELLED).double()
     missing, unexpected = labelled.load_state_dict(plain.state_dict(), strict=False)
-    assert missing == ["label_embedding.weight"] and not unexpected
+    assert missing == ["label_embedding.weight", "label_layer_embedding.weight"][: 1 + layers] and not unexpected
     expected_pos, expected_h = plain(pos, h[:, : F - 3], t, batch)
     eps_pos, eps_h = labelled(pos, h, t, batch)
     torch.testing.assert_close(eps_pos, expected_pos)
     torch.testing.assert_close(eps_h, torch.cat([expected_h, torch.zeros_like(h[:, F - 3 :])], dim=-1))
     with torch.no_grad():
-        labelled.label_embedding.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(1))
+        for name, weight in labelled.named_parameters():
+            if name.startswith("label_"):
+                weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(1))
     hidden = torch.cat([h[:, : F - 3], torch.zeros_like(h[:, F - 3 :])], dim=-1)
     torch.testing.assert_close(labelled(pos, hidden, t, batch)[0], plain(pos, h[:, : F - 3], t, batch)[0])
     assert not torch.allclose(labelled(pos, h, t, batch)[0], expected_pos, atol=1e-4), "the labels are read"
 
 
 def test_node_labels_keep_the_network_equivariant():
-    model = amplify_coordinate_updates(EGNNDenoiser(in_node_dim=F, num_node_labels=3, **SMALL, **LABELLED))
+    model = EGNNDenoiser(in_node_dim=F, num_node_labels=3, condition_layers=True, **SMALL, **LABELLED)
+    model = amplify_coordinate_updates(model)
     with torch.no_grad():
-        model.label_embedding.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
+        for name, weight in model.named_parameters():
+            if name.startswith("label_"):
+                weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
     pos, h, t, batch = _labelled_inputs()
     assert_denoiser_equivariant(model, pos, h, t, batch, torch.float64, node_permutations=False)
 

@@ -172,3 +172,17 @@ class _no_exit:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_the_label_maps_learn_at_the_condition_rate(tmp_path):
+    """A v-predicting model wraps its network: the label maps are found at any depth."""
+    from molgen.models.egnn_denoiser import EGNNDenoiser
+    from molgen.training.module import optimizer_groups
+
+    network = EGNNDenoiser(4, hidden_dim=8, num_layers=2, num_node_labels=3, condition_layers=True)
+    wrapped = torch.nn.Module()
+    wrapped.net = network
+    groups = optimizer_groups(wrapped, {"lr": 1e-3, "condition_lr_scale": 5.0})
+    assert groups[1]["lr"] == 5e-3
+    assert groups[1]["params"] == [network.label_embedding.weight, network.label_layer_embedding.weight]
+    assert sum(len(g["params"]) for g in groups) == len(list(network.parameters()))
