@@ -222,24 +222,6 @@ def test_every_shipped_conditional_model_samples_a_target_with_guidance(name, tm
     assert not refused.exists()
 
 
-FOLD_CONDITIONED = sorted(
-    name for name, card in SHIPPED.items() if card.get("config", {}).get("dataset_info", {}).get("secondary_structure")
-)
-
-
-@pytest.mark.parametrize("name", FOLD_CONDITIONED)
-def test_every_shipped_fold_conditioned_model_samples_a_topology(name, tmp_path):
-    """``molgen sample --model NAME --secondary-structure S`` writes chains of S's length with S in a remark."""
-    out = tmp_path / "designs"
-    topology = "HHHHHHHHHHHH----EEEEEE"
-    args = ["sample", "--model", name, "--num-samples", "2", "--steps", "5", "--no-progress", "--out", str(out)]
-    assert main([*args, "--secondary-structure", topology]) == 0
-    for path in sorted(out.glob("*.pdb")):
-        text = path.read_text()
-        assert f"secondary structure 1-{len(topology)} {topology}" in text
-        assert sum(line.startswith("ATOM") for line in text.splitlines()) == 4 * len(topology)
-
-
 @pytest.mark.parametrize("name", PREDICTORS)
 def test_every_shipped_predictor_loads_and_scores_real_qm9_molecules(name):
     """The first 300 molecules of qm9pack's second CSV (DFT geometries and properties): a shipped predictor
