@@ -26,7 +26,7 @@ from molgen.checkpoint import CheckpointError, load_checkpoint
 from molgen.io import atomic_write_text
 from molgen.pretrained import model_card
 from molgen.proteins.dataset import benchmark_segments
-from molgen.proteins.metrics import dssp, secondary_structure_fractions, validate_backbone
+from molgen.proteins.metrics import secondary_structure_fractions, validate_backbone
 from molgen.proteins.secondary_structure import UNKNOWN, dssp_labels, label_agreement
 from molgen.sampling import SamplingConfig, generate
 
@@ -35,11 +35,12 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "prote
 
 def measure(backbones: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float]:
     """Agreement with ``labels`` (requested states), DSSP fractions and the passing fraction of ``backbones``."""
-    states = secondary_structure_fractions("".join(dssp(b) for b in backbones))
+    checks = [validate_backbone(b) for b in backbones]
+    states = secondary_structure_fractions("".join(check.secondary_structure for check in checks))
     return {
         **label_agreement(backbones, labels),
         **{name: states[name] for name in ("helix", "strand", "coil")},
-        "passing": float(np.mean([validate_backbone(b).passes for b in backbones])),
+        "passing": float(np.mean([check.passes for check in checks])),
     }
 
 

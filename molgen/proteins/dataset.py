@@ -34,7 +34,7 @@ from molgen.dataset_info import BackboneInfo
 from molgen.io import atomic_output, default_cache_root, read_cache
 from molgen.proteins.geometry import BACKBONE_ATOMS, CHAIN_BREAK_CA_DISTANCE
 from molgen.proteins.pdb import StructureError, find_structure_files, read_backbone_folder
-from molgen.proteins.secondary_structure import NUM_LABELS, UNKNOWN, dssp_labels, label_features
+from molgen.proteins.secondary_structure import NUM_LABELS, dssp_labels, label_features
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
@@ -239,7 +239,8 @@ class BackboneDataset(torch.utils.data.Dataset):
                 raise ValueError(f"labels must be [R] = [{len(coords)}] (one per residue), got {np.shape(labels)}")
         if not 0.0 <= label_dropout <= 1.0:
             raise ValueError(f"label_dropout must be in [0, 1], got {label_dropout}")
-        self._labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        # One-hot once here, sliced per item: [R, 3], zero rows for unknown residues.
+        self._label_features = None if labels is None else label_features(labels)
         self.label_dropout = float(label_dropout)
 
     def __len__(self) -> int:
@@ -283,11 +284,11 @@ class BackboneDataset(torch.utils.data.Dataset):
             h = (offsets / self.vector_scale).reshape(num_residues, -1).float()
         else:
             h = self._one_hot.repeat(num_residues, 1)
-        if self._labels is not None:  # the chain's labels, all hidden for a fraction of the items
-            labels = self._labels[start:end]
+        if self._label_features is not None:  # the chain's labels, all hidden for a fraction of the items
+            labels = self._label_features[start:end]
             if self.label_dropout and float(torch.rand(())) < self.label_dropout:
-                labels = np.full_like(labels, UNKNOWN)
-            h = torch.cat([h, label_features(labels).repeat_interleave(len(self.atoms), dim=0)], dim=-1)
+                labels = torch.zeros_like(labels)
+            h = torch.cat([h, labels.repeat_interleave(len(self.atoms), dim=0)], dim=-1)
         return Data(pos=pos, h=h, num_residues=num_residues, num_nodes=len(pos))
 
 
