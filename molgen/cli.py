@@ -259,8 +259,24 @@ def _sample_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _attach_dash_values(args: list[str], option: str) -> list[str]:
+    """``[option, "--HH"]`` as ``[option + "=--HH"]``: argparse takes a value that starts with ``-`` (a
+    secondary structure that starts with coil) for another option unless it is attached with ``=``."""
+    from molgen.proteins.secondary_structure import is_label_string
+
+    joined, i = [], 0
+    while i < len(args):
+        if option == args[i] and i + 1 < len(args) and args[i + 1].startswith("-") and is_label_string(args[i + 1]):
+            joined.append(f"{option}={args[i + 1]}")
+            i += 2
+        else:
+            joined.append(args[i])
+            i += 1
+    return joined
+
+
 def _sample(args: list[str]) -> int:
-    opts = _sample_parser().parse_args(args)
+    opts = _sample_parser().parse_args(_attach_dash_values(args, "--secondary-structure"))
 
     import torch
 
@@ -323,7 +339,7 @@ def _sample(args: list[str]) -> int:
     except CheckpointError as err:
         return _fail("sample", str(err))
     if opts.labels is not None:
-        if not getattr(model.info, "secondary_structure", False):
+        if not model.info.num_node_labels:
             return _fail(
                 "sample", "--secondary-structure needs a fold-conditioned backbone model; this one was trained without"
             )

@@ -221,10 +221,9 @@ class BackboneDomain(Domain):
                     check_writable(extra)
 
             labels = getattr(opts, "labels", None)
-            if labels is None:
+            sizes = getattr(opts, "sizes", None)  # the secondary-structure strings' lengths, when given
+            if sizes is None:
                 sizes = self.sample_sizes(model.info, opts.num_samples, opts.seed, length=opts.length)
-            else:  # the lengths of the secondary-structure strings
-                sizes = torch.tensor([len(chain) for chain in labels]) * _atoms(model.info)
             placement = None if opts.fixed is None else self.place_fixed(model.info, opts.fixed, sizes, opts.seed)
 
             def relax(backbones: list[np.ndarray], indices: list[int]) -> list[tuple]:
@@ -364,8 +363,10 @@ def format_motif_report(report: dict[str, float]) -> str:
 
 
 def format_label_agreement(report: dict[str, float]) -> str:
-    """One line of :func:`~molgen.proteins.secondary_structure.label_agreement` for the terminal."""
-    parts = [f"{name} {100 * report[f'{name}_match']:.1f} %" for name in ("helix", "strand", "coil")]
+    """One line of :func:`~molgen.proteins.secondary_structure.label_agreement` for the terminal (states not
+    asked for left out)."""
+    states = [(name, report[f"{name}_match"]) for name in ("helix", "strand", "coil")]
+    parts = [f"{name} {100 * value:.1f} %" for name, value in states if value == value]  # NaN: not asked
     return f"secondary structure as requested: {100 * report['match']:.1f} % of residues ({', '.join(parts)})"
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "UNKNOWN",
     "dssp_labels",
     "format_labels",
+    "is_label_string",
     "label_agreement",
     "label_features",
     "label_remarks",
@@ -65,6 +66,11 @@ def parse_labels(text: str) -> np.ndarray:
             )
         labels[i] = _ALIASES[char]
     return labels
+
+
+def is_label_string(text: str) -> bool:
+    """Whether ``text`` is made of label characters only (what :func:`parse_labels` accepts)."""
+    return bool(text) and all(char in _ALIASES for char in text.upper())
 
 
 def format_labels(labels: np.ndarray) -> str:

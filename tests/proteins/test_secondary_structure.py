@@ -17,6 +17,7 @@ from molgen.proteins.secondary_structure import (
     UNKNOWN,
     dssp_labels,
     format_labels,
+    is_label_string,
     label_agreement,
     label_features,
     label_remarks,
@@ -186,3 +187,14 @@ def test_the_label_maps_learn_at_the_condition_rate(tmp_path):
     assert groups[1]["lr"] == 5e-3
     assert groups[1]["params"] == [network.label_embedding.weight, network.label_layer_embedding.weight]
     assert sum(len(g["params"]) for g in groups) == len(list(network.parameters()))
+
+
+def test_sample_cli_takes_a_string_that_starts_with_coil(tmp_path, capsys):
+    """argparse would read ``----HHHH`` as an option; the CLI attaches it to ``--secondary-structure``."""
+    ckpt = save_tiny_ca_checkpoint(tmp_path / "ss.ckpt", secondary_structure=True)
+    out = tmp_path / "designs"
+    assert _sample(ckpt, out, "--secondary-structure", "----HHHH--", "--num-samples", "1") == 0
+    assert "REMARK  99 secondary structure 1-10 ----HHHH--" in (out / "backbone_0000.pdb").read_text()
+    printed = capsys.readouterr().out
+    assert "(helix " in printed and "strand" not in printed, "a state not asked for is left out"
+    assert is_label_string("--HhE?.") and not is_label_string("--length") and not is_label_string("")
