@@ -17,6 +17,7 @@ from pathlib import Path
 
 from molgen.commands import LIMITS, non_negative_int, positive_int
 from molgen.commands import fail as _fail
+from molgen.energy_guidance_arguments import add_energy_guidance_arguments
 from molgen.sampler_arguments import add_sampler_arguments, given_options, resolve_sampling
 
 USAGE = """usage: molgen <command> [options]
@@ -172,6 +173,7 @@ def _sample_parser() -> argparse.ArgumentParser:
         help="with --condition or --condition-file: classifier-free guidance scale w >= 0; each network call "
         "becomes two, (1 + w) conditional - w unconditional (default 0: the conditional model as trained)",
     )
+    add_energy_guidance_arguments(p)
     p.add_argument(
         "--linker-atoms",
         default=None,
@@ -285,6 +287,7 @@ def _sample(args: list[str]) -> int:
     from molgen.diffusion.conditioning import GraphCondition
     from molgen.distributed import join_torchrun
     from molgen.domains.backbones import parse_length
+    from molgen.energy_guidance_arguments import check_energy_options, energy_guidance
     from molgen.locks import LockedError
     from molgen.proteins.secondary_structure import requested_labels
     from molgen.targets import describe_conditions, requested_targets, target_tensors
@@ -323,6 +326,9 @@ def _sample(args: list[str]) -> int:
             raise ValueError(f"--num-atoms and the num_atoms column of {opts.condition_file} exclude each other")
         if "guidance" in given and not opts.target_rows:
             raise ValueError("--guidance needs targets: --condition or --condition-file")
+        check_energy_options(opts)
+        if opts.energy_predictor and not opts.target_rows:
+            raise ValueError("--energy-predictor needs targets: --condition or --condition-file")
     except ValueError as err:
         return _fail("sample", str(err))
     try:
@@ -349,6 +355,15 @@ def _sample(args: list[str]) -> int:
         opts.targets = GraphCondition(*target_tensors(opts.target_rows, conditions)) if opts.target_rows else None
     except ValueError as err:
         return _fail("sample", str(err))
+    opts.energy_guidance = None
+    if opts.energy_predictor:
+        from molgen.property_prediction import load_property_predictor
+
+        try:
+            predictor = load_property_predictor(opts.energy_predictor, device=device)
+            opts.energy_guidance = energy_guidance(predictor, model, opts)
+        except (CheckpointError, ValueError) as err:
+            return _fail("sample", str(err))
     if conditions and opts.targets is None and not opts.no_progress:
         print(f"molgen sample: note: this model takes --condition ({describe_conditions(conditions)})", file=sys.stderr)
     try:

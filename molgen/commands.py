@@ -104,6 +104,7 @@ def generate_on_ranks(
         progress=not opts.no_progress and rank.rank == 0,
         shard=(rank.rank, rank.world_size),
         targets=getattr(opts, "targets", None),
+        energy_guidance=getattr(opts, "energy_guidance", None),
         **{"sizes": getattr(opts, "sizes", None)} | request,
     )
     batch_size = opts.batch_size or model.domain.default_batch_size

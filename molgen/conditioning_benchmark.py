@@ -21,6 +21,7 @@ cal/(mol K)). One row per guidance scale shows what classifier-free guidance buy
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from molgen.energy_guidance_arguments import add_energy_guidance_arguments, check_energy_options
 from molgen.sampler_arguments import add_sampler_arguments, given_options, resolve_sampling
 
 __all__ = ["PUBLISHED", "ProtocolData", "agreement", "evaluate_conditioning", "format_table", "main", "protocol_data"]
@@ -98,9 +100,13 @@ def evaluate_conditioning(
     seed: int = 0,
     batch_size: int | None = None,
     progress: bool = True,
+    energies: Sequence[Any] = (None,),
 ) -> list[dict[str, float]]:
     """Sample one molecule per drawn target of property ``prop`` (the model's other properties free) with the
-    target's atom count, at each guidance scale; returns ``[{"guidance", "mae", "seconds"}]``."""
+    target's atom count, at each guidance scale and each energy guidance (an
+    :class:`~molgen.diffusion.energy_guidance.EnergyGuidance`, or None for none); returns one row per pair,
+    ``{"guidance", "energy_scale", "energy_class_scale", "mae", "bias", "beyond_size_correlation", "seconds"}``
+    and the molecules' quality (:func:`quality`)."""
     from molgen.diffusion.conditioning import GraphCondition
     from molgen.sampling import generate
     from molgen.targets import target_tensors
@@ -110,7 +116,7 @@ def evaluate_conditioning(
     targets = GraphCondition(*target_tensors(rows, model.info.conditions))
     sizes = torch.as_tensor(data.num_atoms, dtype=torch.long)
     results = []
-    for scale in guidance:
+    for scale, energy in itertools.product(guidance, energies):
         start = time.perf_counter()
         molecules = generate(
             model,
@@ -121,17 +127,44 @@ def evaluate_conditioning(
             progress=progress,
             targets=targets,
             sizes=sizes,
+            energy_guidance=energy,
         )
         seconds = time.perf_counter() - start
         estimate = predictor.predict([(m.atomic_numbers, m.finite_positions) for m in molecules])
         results.append(
             {
                 "guidance": float(scale),
+                "energy_scale": 0.0 if energy is None else energy.scale,
+                "energy_class_scale": 0.0 if energy is None else energy.class_scale,
                 **agreement(estimate[:, predictor.names.index(prop)], data, prop),
+                **quality(molecules),
                 "seconds": seconds,
             }
         )
     return results
+
+
+#: The quality figures of a generated row, in table order.
+QUALITY_COLUMNS = ("rdkit_validity", "edm_mol_stability", "graph_mol_stability")
+
+
+def quality(molecules: list) -> dict[str, float]:
+    """What guidance may cost: the generated molecules' RDKit validity and molecule stability, EDM's (bonds
+    from distances: the geometry) and of their own bonds (``graph``, bond models), as fractions."""
+    from molgen.molecules.evaluate import evaluate_molecules
+    from molgen.molecules.record import MoleculeRecord
+
+    records = []
+    for molecule in molecules:
+        mol, has_bonds = molecule.to_rdkit()
+        records.append(MoleculeRecord(molecule.atomic_numbers, molecule.finite_positions, mol if has_bonds else None))
+    report = evaluate_molecules(records).report
+    found = {
+        "rdkit_validity": (report.get("rdkit") or {}).get("validity"),
+        "edm_mol_stability": (report.get("edm") or {}).get("mol_stability"),
+        "graph_mol_stability": (report.get("graph") or {}).get("mol_stability"),
+    }
+    return {key: float(value) for key, value in found.items() if value is not None}
 
 
 def agreement(estimate: np.ndarray, data: ProtocolData, prop: str) -> dict[str, float]:
@@ -166,21 +199,41 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(
             f"| {name} (this predictor) | " + " | ".join(f"{report['baselines'][name][p]:.4g}" for p in props) + " |"
         )
-    scales = sorted({entry["guidance"] for p in props for entry in report["generated"][p]})
-    rows = {
-        scale: [next(e for e in report["generated"][p] if e["guidance"] == scale) for p in props] for scale in scales
-    }
-    for scale, cells in rows.items():
-        lines.append(f"| model, guidance {scale:g} | " + " | ".join(f"{c['mae']:.4g}" for c in cells) + " |")
-    lines += ["", "bias: mean(estimate - target); r: correlation of estimate and target beyond the atom count", ""]
+    keys = sorted({_row_key(entry) for p in props for entry in report["generated"][p]})
+    rows = {key: [next(e for e in report["generated"][p] if _row_key(e) == key) for p in props] for key in keys}
+    for key, cells in rows.items():
+        lines.append(f"| model, {_row_label(key)} | " + " | ".join(f"{c['mae']:.4g}" for c in cells) + " |")
+    lines += ["", "bias: mean(estimate - target); r: correlation of estimate and target beyond the atom count;"]
+    lines += ["validity and stability (RDKit, EDM's from distances, of the generated bonds) per property's samples", ""]
     lines += [
-        "| model | " + " | ".join(f"{p} bias | {p} r" for p in props) + " |",
-        "| --- |" + " --- |" * 2 * len(props),
+        "| model | " + " | ".join(f"{p} bias | {p} r | {p} valid / EDM / graph stable" for p in props) + " |",
+        "| --- |" + " --- |" * 3 * len(props),
     ]
-    for scale, cells in rows.items():
-        values = " | ".join(f"{c['bias']:+.4g} | {c['beyond_size_correlation']:.3f}" for c in cells)
-        lines.append(f"| guidance {scale:g} | {values} |")
+    for key, cells in rows.items():
+        values = " | ".join(
+            f"{c['bias']:+.4g} | {c['beyond_size_correlation']:.3f} | "
+            + " / ".join(
+                _percent(c.get(name)) for name in ("rdkit_validity", "edm_mol_stability", "graph_mol_stability")
+            )
+            for c in cells
+        )
+        lines.append(f"| {_row_label(key)} | {values} |")
     return "\n".join(lines)
+
+
+def _row_key(entry: dict[str, float]) -> tuple[float, float, float]:
+    """A generated row's sampler settings: guidance, energy scale, energy class scale (0 when absent)."""
+    return entry["guidance"], entry.get("energy_scale", 0.0), entry.get("energy_class_scale", 0.0)
+
+
+def _row_label(key: tuple[float, float, float]) -> str:
+    guidance, energy, classes = key
+    label = f"guidance {guidance:g}"
+    return label if not (energy or classes) else f"{label}, energy {energy:g} (classes {classes:g})"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -202,6 +255,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-samples", type=int, default=1000, help="targets drawn from the second half (EDM: 10,000)")
     p.add_argument("--guidance", type=float, nargs="+", default=[0.0], help="guidance scales, one row each")
+    add_energy_guidance_arguments(p, several_scales=True)
     add_sampler_arguments(p)  # default: the model card's sampler (a checkpoint: ddpm, 1000 steps)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -209,6 +263,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", dest="json_out", help="also write the report as JSON")
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+def energy_rows(opts: argparse.Namespace, judge: Any, model: Any) -> list[Any]:
+    """The energy guidance of each row (None: a row without), from ``--energy-predictor`` and its scales.
+
+    Raises:
+        ValueError: the energy predictor has the judge's weights: it would grade its own guidance (one line).
+    """
+    from molgen.energy_guidance_arguments import energy_guidance
+    from molgen.property_prediction import load_property_predictor
+
+    if not opts.energy_predictor:
+        return [None]
+    guide = load_property_predictor(opts.energy_predictor)
+    if _same_weights(guide.predictor, judge.predictor):
+        raise ValueError(
+            f"--energy-predictor {opts.energy_predictor} has the judging predictor's weights: guidance would be graded "
+            "by its own guide; train one on the generator's half (docs/conditioning.md, 'Energy guidance')"
+        )
+    rows = [energy_guidance(guide, model, opts, scale) for scale in (opts.energy_scale or [None])]
+    return [None if not (row.scale or row.class_scale) else row for row in rows]
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    first, second = a.state_dict(), b.state_dict()
+    return first.keys() == second.keys() and all(
+        first[k].shape == second[k].shape and torch.equal(first[k].cpu(), second[k].cpu()) for k in first
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -223,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         given = given_options(opts)
         if opts.json_out:
             check_writable(opts.json_out)
+        check_energy_options(opts)
         predictor = load_property_predictor(opts.predictor)
         if opts.ckpt:
             model = load_checkpoint(opts.ckpt)
@@ -239,6 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing or not props:
             raise ValueError(f"both the model and the predictor must know {missing or 'a property'}; shared: {known}")
         sampling = resolve_sampling(model, opts, given)
+        energies = energy_rows(opts, predictor, model)
         data = protocol_data(predictor.names, opts.num_samples, opts.seed, opts.cache_dir)
         predicted_real = predictor.predict(data.molecules)
         report = {
@@ -247,10 +331,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "num_samples": opts.num_samples,
             "sampler": sampling.label,
             "steps": sampling.steps,
+            "energy_predictor": opts.energy_predictor,
             "baselines": baselines(data, predicted_real, opts.seed),
             "generated": {
                 p: evaluate_conditioning(
-                    predictor, model, p, data, opts.guidance, sampling, opts.seed, opts.batch_size, not opts.no_progress
+                    predictor,
+                    model,
+                    p,
+                    data,
+                    opts.guidance,
+                    sampling,
+                    opts.seed,
+                    opts.batch_size,
+                    not opts.no_progress,
+                    energies,
                 )
                 for p in props
             },

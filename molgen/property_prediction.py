@@ -13,15 +13,17 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
 from molgen.checkpoint_files import CheckpointError, read_checkpoint_file, read_safetensors_file
+from molgen.diffusion.energy_guidance import PropertyEnergy
 from molgen.graph_batch import node_batch, remove_mean
 from molgen.models.property_predictor import PREDICTORS, build_predictor
-from molgen.molecules.featurize import AtomFeaturizer
+from molgen.molecules.featurize import AtomFeaturizer, atomic_number
 from molgen.targets import denormalize
 
 __all__ = ["PREDICTOR_KIND", "TrainedPredictor", "export_predictor", "load_property_predictor"]
@@ -88,6 +90,55 @@ class TrainedPredictor:
             normalised = self.predictor(pos, h, batch, len(sizes)).double().cpu()
             chunks.append(denormalize(normalised, self.conditions).numpy())
         return np.concatenate(chunks)
+
+    def guidance_energy(self, info: Any) -> PropertyEnergy:
+        """The energy that steers a conditional bond model's samples towards its targets with this predictor
+        (:mod:`molgen.diffusion.energy_guidance`): per molecule ``1/2 sum_k m_k (g_k - c_k)^2`` over the
+        properties both know, in this predictor's normalised units.
+
+        The predictor reads the clean-position estimate and the expected atom features under the predicted
+        atom-type probabilities (its features are linear in the one-hot, so this is their expectation).
+
+        Args:
+            info: the generator's :class:`~molgen.dataset_info.DatasetInfo`, with ``conditions`` (the targets'
+                names and training statistics) and an ``atom_type`` node channel whose classes are elements.
+
+        Raises:
+            ValueError: the generator takes no targets, none of them is predicted here, or it has no
+                ``atom_type`` channel of elements this predictor's featurizer knows (one line).
+        """
+        conditions = getattr(info, "conditions", None) or {}
+        wanted = list(conditions.get("names") or [])
+        shared = [name for name in wanted if name in self.names]
+        if not shared:
+            raise ValueError(
+                f"energy guidance: the predictor estimates {', '.join(self.names)}; "
+                f"the model's targets are {', '.join(wanted) or 'none'}"
+            )
+        channels = ((getattr(info, "categorical", None) or {}).get("node")) or []
+        names = [channel["name"] for channel in channels]
+        if "atom_type" not in names:
+            raise ValueError("energy guidance needs a model with an atom_type node channel (a bond model)")
+        first = sum(len(channel["classes"]) for channel in channels[: names.index("atom_type")])
+        elements = channels[names.index("atom_type")]["classes"]
+        features = self.featurizer.encode(torch.tensor([atomic_number(symbol) for symbol in elements]))  # [K, F]
+        columns = slice(first, first + len(elements))
+        model_rows = torch.tensor([wanted.index(name) for name in shared])
+        predictor_rows = torch.tensor([self.names.index(name) for name in shared])
+        stats = {key: torch.tensor(conditions[key], dtype=torch.float64)[model_rows] for key in ("mean", "std")}
+        own = {key: torch.tensor(self.conditions[key], dtype=torch.float64)[predictor_rows] for key in ("mean", "std")}
+        # a model-normalised target c becomes (c * std + mean - own_mean) / own_std in the predictor's units
+        target_scale, target_shift = stats["std"] / own["std"], (stats["mean"] - own["mean"]) / own["std"]
+
+        def energy(pos: torch.Tensor, node_probabilities: torch.Tensor, batch, num_graphs, condition) -> torch.Tensor:
+            h = node_probabilities[:, columns] @ features.to(node_probabilities)
+            estimate = self.predictor(pos, h, batch, num_graphs)[:, predictor_rows.to(pos.device)]
+            rows = model_rows.to(pos.device)
+            target = condition.values[:, rows] * target_scale.to(pos) + target_shift.to(pos)
+            given = condition.mask[:, rows].to(pos.dtype)
+            return 0.5 * (given * (estimate - target).square()).sum(dim=-1)
+
+        return energy
 
 
 def _atoms(index: int, atomic_numbers: ArrayLike, positions: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:

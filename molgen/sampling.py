@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from molgen.diffusion import Sampler, make_sampler
 from molgen.diffusion.conditioning import GraphCondition
+from molgen.diffusion.energy_guidance import EnergyGuidance
 from molgen.diffusion.process import DiffusionProcess
 from molgen.targets import sample_sizes_given_targets
 
@@ -155,6 +156,7 @@ def generate(
     targets: GraphCondition | None = None,
     sizes: Tensor | None = None,
     labels: list | None = None,
+    energy_guidance: EnergyGuidance | None = None,
     **request: Any,
 ) -> list:
     """Sample ``num_samples`` items of the model's domain.
@@ -175,6 +177,9 @@ def generate(
         labels: per-unit labels the model is conditioned on, one array per sample (backbones: the
             secondary structure of each residue, :mod:`molgen.proteins.secondary_structure`); they
             fix the sizes unless ``sizes`` is given.
+        energy_guidance: steer the samples towards ``targets`` with a property regressor as well
+            (:mod:`molgen.diffusion.energy_guidance`; for molecules built by
+            :meth:`molgen.property_prediction.TrainedPredictor.energy_guidance`).
         request: the domain's size request, e.g. ``num_atoms=9`` for molecules or
             ``length=(60, 120)`` for backbones (default: the training histogram, or with
             ``targets`` the training frequencies given the targets,
@@ -226,6 +231,7 @@ def generate(
             known=None if fixed is None else domain.known_part(info, fixed, sizes, first),
             graph_condition=None if targets is None else targets.select(slice(first, first + len(sizes))),
             class_constraint=constraint,
+            energy_guidance=energy_guidance,
             generator=generator,
             device=device,
             progress=progress,

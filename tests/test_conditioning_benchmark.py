@@ -141,3 +141,40 @@ def test_agreement_separates_bias_from_what_the_atom_count_tells():
     assert result["beyond_size_correlation"] == pytest.approx(1.0)
     anti = agreement(median - (target[:, 0] - median) - 1.0, data, "alpha")  # the wrong way, and biased low
     assert anti["beyond_size_correlation"] == pytest.approx(-1.0) and anti["bias"] < -1.0
+
+
+def test_energy_guidance_rows_report_their_quality_and_a_guide_with_the_judges_weights_is_refused(
+    synthetic_qm9, tmp_path, capsys
+):
+    from tests.diffusion.test_conditioning import tiny_conditional_module
+
+    names = ["alpha", "gap"]
+    paths = {}
+    for name, half, seed in (("judge", "first", 0), ("guide", "second", 1)):
+        info = QM9Dataset("train", half=half, conditions=names, cache_dir=synthetic_qm9).info("qm9").to_dict()
+        torch.manual_seed(seed)
+        module = PropertyModule(
+            model={"name": "property_egnn", "hidden_dim": 8, "num_layers": 1}, optim={}, dataset_info=info
+        )
+        paths[name] = tmp_path / f"{name}.ckpt"
+        torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, paths[name])
+    generator = tiny_conditional_module()
+    paths["generator"] = tmp_path / "generator.ckpt"
+    torch.save({"hyper_parameters": dict(generator.hparams), "state_dict": generator.state_dict()}, paths["generator"])
+    out = tmp_path / "report.json"
+    args = ["evaluate-conditioning", "--predictor", str(paths["judge"]), "--ckpt", str(paths["generator"])]
+    args += ["--property", "alpha", "--num-samples", "40", "--sampler", "ddim", "--steps", "2"]
+    args += ["--cache-dir", str(synthetic_qm9), "--no-progress"]
+    guide = ["--energy-predictor", str(paths["guide"]), "--energy-scale", "0", "0.2", "--energy-max-time", "1"]
+    assert main([*args, *guide, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = report["generated"]["alpha"]
+    assert [(row["energy_scale"], row["energy_class_scale"]) for row in rows] == [(0.0, 0.0), (0.2, 0.0)]
+    assert rows[0]["mae"] != rows[1]["mae"]  # the guide moved the molecules the judge scores
+    assert all(0 <= row["rdkit_validity"] <= 1 and 0 <= row["edm_mol_stability"] <= 1 for row in rows)
+    assert report["energy_predictor"] == str(paths["guide"])
+    assert "| model, guidance 0, energy 0.2 (classes 0) |" in capsys.readouterr().out
+    assert main([*args, "--energy-predictor", str(paths["judge"])]) == 1
+    assert "has the judging predictor's weights" in capsys.readouterr().err
+    assert main([*args, "--energy-class-scale", "1"]) == 1
+    assert "--energy-class-scale applies only with --energy-predictor" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from rdkit import Chem
@@ -164,3 +165,48 @@ def test_unconditional_models_refuse_targets(tmp_path, capsys):
     ckpt = save_tiny_joint_checkpoint(tmp_path / "plain.ckpt")
     assert sample(ckpt, tmp_path / "x.sdf", "--condition", "alpha=80") == 1
     assert "not trained with conditions" in capsys.readouterr().err
+
+
+def save_predictor(path, names=("alpha", "gap")):
+    """A tiny untrained property predictor of ``names`` (statistics of the conditional test model's)."""
+    from molgen.training.property_module import PropertyModule
+    from tests.diffusion.test_conditioning import conditional_info
+
+    info = conditional_info()
+    info["conditions"] = {key: value[: len(names)] for key, value in info["conditions"].items() if key != "size_bins"}
+    info["conditions"]["names"] = list(names)
+    torch.manual_seed(1)
+    module = PropertyModule(
+        model={"name": "property_egnn", "hidden_dim": 8, "num_layers": 1}, optim={}, dataset_info=info
+    )
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    return path
+
+
+def test_sample_with_energy_guidance_records_it_and_refuses_bad_requests(conditional_ckpt, tmp_path, capsys):
+    predictor = save_predictor(tmp_path / "guide.ckpt")
+    out = tmp_path / "guided.sdf"
+    plain = tmp_path / "plain.sdf"
+    args = ("--condition", "alpha=80.5", "--num-samples", "3", "--num-atoms", "5", "--sampler", "ddim", "--eta", "1")
+    assert sample(conditional_ckpt, plain, *args) == 0
+    guide = ("--energy-predictor", str(predictor), "--energy-scale", "0.5", "--energy-max-time", "1")
+    assert sample(conditional_ckpt, out, *args, *guide) == 0
+    mols = [m for m in Chem.SDMolSupplier(str(out), removeHs=False, sanitize=False)]
+    unguided = [m for m in Chem.SDMolSupplier(str(plain), removeHs=False, sanitize=False)]
+    assert len(mols) == 3 and mols[0].GetProp("energy_guidance") == f"{predictor} scale=0.5 class_scale=0 max_time=1"
+    assert not unguided[0].HasProp("energy_guidance")
+    guided_pos, plain_pos = ([m.GetConformer().GetPositions() for m in group] for group in (mols, unguided))
+    assert all(np.isfinite(p).all() for p in guided_pos)
+    assert any(not np.allclose(a, b) for a, b in zip(guided_pos, plain_pos))  # the same seed, steered elsewhere
+    refused = {
+        ("--energy-scale", "0.1"): "--energy-scale applies only with --energy-predictor",
+        ("--energy-predictor", str(predictor)): "--energy-predictor needs targets",
+        (*args, "--energy-predictor", str(tmp_path / "missing.ckpt")): "missing.ckpt",
+        (*args, "--energy-predictor", str(save_predictor(tmp_path / "mu.ckpt", ["mu"]))): "estimates mu; the model",
+        (*args, "--energy-predictor", str(predictor), "--energy-scale", "-1"): "finite numbers >= 0",
+        (*args, "--energy-predictor", str(predictor), "--energy-max-time", "2"): "--energy-max-time must be in",
+    }
+    for extra, message in refused.items():
+        bad = tmp_path / "refused.sdf"
+        assert sample(conditional_ckpt, bad, *extra) == 1
+        assert message in capsys.readouterr().err and not bad.exists()

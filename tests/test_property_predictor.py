@@ -13,7 +13,8 @@ from torch_geometric.data import Batch
 
 from molgen.checkpoint import load_checkpoint
 from molgen.checkpoint_files import CheckpointError
-from molgen.dataset_info import MoleculeInfo
+from molgen.dataset_info import MoleculeInfo, dataset_info_from_dict
+from molgen.diffusion.conditioning import GraphCondition
 from molgen.graph_batch import node_batch
 from molgen.models.property_predictor import PropertyPredictor
 from molgen.molecules.dataset import MoleculeDataset
@@ -105,6 +106,18 @@ def test_every_trainable_weight_gets_a_gradient():
         "layers.1.phi_x.2.weight",
     ]
     assert [name for name, p in trainable.items() if p.grad is None or not p.grad.abs().sum() > 0] == []
+
+
+def test_input_noise_acts_in_training_only():
+    torch.manual_seed(0)
+    noisy = PropertyPredictor(in_node_dim=6, num_properties=2, hidden_dim=8, num_layers=2, input_noise=0.1)
+    clean = PropertyPredictor(in_node_dim=6, num_properties=2, hidden_dim=8, num_layers=2)
+    clean.load_state_dict(noisy.state_dict())
+    inputs = (torch.randn(5, 3), torch.randn(5, 6), torch.tensor([0, 0, 0, 1, 1]), 2)
+    torch.testing.assert_close(noisy.eval()(*inputs), clean.eval()(*inputs), rtol=0, atol=0)
+    assert not torch.allclose(noisy.train()(*inputs), clean.train()(*inputs))
+    with pytest.raises(ValueError, match="input_noise is a standard deviation"):
+        PropertyPredictor(in_node_dim=6, num_properties=2, input_noise=-0.1)
 
 
 def test_predictor_learns_to_count_atoms_and_carbons():
@@ -203,6 +216,46 @@ def test_a_saved_predictor_loads_and_predicts_what_the_module_does(tmp_path):
         loaded.predict([(np.array([6, 17]), np.zeros((2, 3)))])
     with pytest.raises(ValueError, match="molecule 1: "):
         loaded.predict([molecules[0], (np.array([6, 1]), np.zeros((3, 3)))])
+
+
+def test_the_guidance_energy_is_half_the_squared_error_in_the_predictors_units(tmp_path):
+    """Energy guidance reads the predictor on clean estimates and atom-type probabilities: on one-hot
+    probabilities it is the predictor's own estimate; targets move from the generator's normalisation to the
+    predictor's; properties not given (or unknown to the predictor) add nothing."""
+    from tests.diffusion.test_conditioning import conditional_info
+    from tests.joint_helpers import joint_dataset_info
+
+    module, _ = tiny_module()
+    path = tmp_path / "predictor.ckpt"
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    loaded = load_property_predictor(path)
+    own = loaded.conditions
+    generator = dataset_info_from_dict(conditional_info())  # alpha and gap, other statistics than the predictor's
+    energy = loaded.guidance_energy(generator)
+
+    z, pos = np.array([6, 8, 1, 1]), np.array([[0.0, 0, 0], [1.2, 0, 0], [-0.5, 0.9, 0], [-0.5, -0.9, 0]])
+    classes = ["H", "C", "N", "O", "F"]  # the generator's atom_type channel, then 3 charge classes
+    probabilities = torch.zeros(4, 8)
+    probabilities[torch.arange(4), [classes.index(s) for s in ("C", "O", "H", "H")]] = 1
+    probabilities[:, 6] = 1
+    targets = np.array([80.0, 5000.0])  # physical
+    gen = generator.conditions
+    values = torch.tensor((targets - np.array(gen["mean"])) / np.array(gen["std"]), dtype=torch.float32)[None]
+    batch = torch.zeros(4, dtype=torch.long)
+    pos_t = torch.tensor(pos, dtype=torch.float32)
+    estimate = (loaded.predict([(z, pos)])[0] - np.array(own["mean"])) / np.array(own["std"])
+    wanted = (targets - np.array(own["mean"])) / np.array(own["std"])
+    both = energy(pos_t, probabilities, batch, 1, GraphCondition(values, torch.tensor([[True, True]])))
+    gap_only = energy(pos_t, probabilities, batch, 1, GraphCondition(values, torch.tensor([[False, True]])))
+    torch.testing.assert_close(both.double(), torch.tensor([0.5 * ((estimate - wanted) ** 2).sum()]).double())
+    torch.testing.assert_close(gap_only.double(), torch.tensor([0.5 * (estimate[1] - wanted[1]) ** 2]).double())
+
+    with pytest.raises(ValueError, match="the predictor estimates alpha, gap; the model's targets are mu"):
+        loaded.guidance_energy(dataset_info_from_dict({**conditional_info(), "conditions": {**gen, "names": ["mu"]}}))
+    without_types = joint_dataset_info().to_dict()
+    without_types["categorical"]["node"][0]["name"] = "element"
+    with pytest.raises(ValueError, match="atom_type node channel"):
+        loaded.guidance_energy(dataset_info_from_dict({**without_types, "conditions": gen}))
 
 
 def test_a_predictor_ships_beside_the_models_and_loads_by_name(tmp_path):

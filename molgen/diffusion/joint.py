@@ -250,6 +250,9 @@ class JointDiffusion(DiffusionProcess):
         """A network whose position output is ``v`` is wrapped to return ``eps`` (:class:`JointVelocityDenoiser`)."""
         return JointVelocityDenoiser(network, self.schedule) if self.prediction == "v" else network
 
+    def guide_with_energy(self, denoiser: torch.nn.Module, guidance: Any) -> torch.nn.Module:
+        return guidance.wrap(denoiser, self.schedule, self.node_sizes)
+
     def network_dims(self, num_features: int) -> dict[str, int]:
         """The node inputs are the one-hots of the node channels (``num_features`` is not used)."""
         return {"in_node_dim": self.num_node_features, "num_edge_classes": self.num_edge_classes}

@@ -181,6 +181,11 @@ class DiffusionProcess(torch.nn.Module):
         its output); the network itself by default."""
         return network
 
+    def guide_with_energy(self, denoiser: torch.nn.Module, guidance: Any) -> torch.nn.Module:
+        """``denoiser`` steered by an :class:`~molgen.diffusion.energy_guidance.EnergyGuidance` (its energy
+        reads clean positions and node-class probabilities, so it needs categorical node channels)."""
+        raise ValueError("energy guidance needs a process with categorical node classes (a bond model's)")
+
     def state_from_batch(self, data: Any) -> GraphState:
         """The clean state of a torch_geometric ``Batch`` of training data."""
         raise NotImplementedError

@@ -50,6 +50,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from molgen.diffusion.conditioning import GraphCondition, GuidedDenoiser
+from molgen.diffusion.energy_guidance import EnergyGuidance
 from molgen.diffusion.gaussian import zero_com_noise
 from molgen.diffusion.inpainting import KnownPart, is_fixed_part_aware
 from molgen.diffusion.process import ClassConstraint, DiffusionProcess, GraphState, Prediction, Predictor
@@ -477,6 +478,7 @@ class Sampler:
         known: KnownPart | None = None,
         graph_condition: GraphCondition | None = None,
         class_constraint: ClassConstraint | None = None,
+        energy_guidance: EnergyGuidance | None = None,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
@@ -499,6 +501,8 @@ class Sampler:
                 (:mod:`molgen.diffusion.conditioning`; ``[B, P]``), or None (unconditional).
             class_constraint: the domain's rule on the final pair classes, applied when the sampler
                 was built with ``constrained_decoding`` (which refuses to run without one).
+            energy_guidance: steer every call towards ``graph_condition`` with a regressor of the
+                properties (:mod:`molgen.diffusion.energy_guidance`), after classifier-free guidance.
             generator: seeds every random draw (on ``device``), in this order: the prior
                 positions, the process's prior, then per step the sampler's draws and the
                 process's discrete draws, then the refinement noise.
@@ -526,6 +530,10 @@ class Sampler:
             if graph_condition is None:
                 raise ValueError("guidance needs a condition: sample a conditional model with target properties")
             denoiser = GuidedDenoiser(denoiser, self.guidance)
+        if energy_guidance is not None:
+            if graph_condition is None:
+                raise ValueError("energy guidance needs a condition: sample a conditional model with target properties")
+            denoiser = process.guide_with_energy(denoiser, energy_guidance)
         grid = self.timesteps(device, dtype)
 
         def keep(state: GraphState, t: Tensor | None) -> GraphState:

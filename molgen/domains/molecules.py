@@ -275,6 +275,7 @@ class MoleculeDomain(Domain):
 
     # ----- commands ---------------------------------------------------------
     def sample_command(self, model, opts, sampling, device, rank) -> int:
+        from molgen.energy_guidance_arguments import energy_label
         from molgen.io import check_writable
         from molgen.molecules.record import MoleculeRecord
         from molgen.molecules.sdf import write_sdf
@@ -312,6 +313,8 @@ class MoleculeDomain(Domain):
             }
             if opts.target_rows:  # the requested properties (free ones are not named)
                 tags.update({f"target_{name}": str(value) for name, value in opts.target_rows[index].items()})
+            if getattr(opts, "energy_guidance", None) is not None:
+                tags["energy_guidance"] = energy_label(opts.energy_predictor, opts.energy_guidance)
             if opts.fixed is not None:  # 1-based, as SDF atom numbers
                 tags["fixed_atoms"] = ",".join(str(i + 1) for i in range(opts.fixed.num_atoms))
             if not molecule.finite:

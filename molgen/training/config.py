@@ -180,6 +180,8 @@ class E3NNModelConfig(GraphOptions):
 class PropertyEGNNModelConfig(EGNNLayerOptions):
     """``model=property_egnn``: :class:`molgen.models.property_predictor.PropertyPredictor` (no diffusion)."""
 
+    input_noise: float = MISSING
+
 
 # ----- diffusion -------------------------------------------------------------
 # Noise schedules (molgen.diffusion.schedules): `name` plus the constructor's arguments.

@@ -1,0 +1,86 @@
+"""The energy-guidance options of `molgen sample` and `molgen evaluate-conditioning`, parsed once.
+
+Energy guidance (:mod:`molgen.diffusion.energy_guidance`) steers a conditional bond model's samples
+towards their targets with a property predictor (docs/conditioning.md, "Energy guidance").
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from molgen.diffusion.energy_guidance import EnergyGuidance
+
+__all__ = ["add_energy_guidance_arguments", "check_energy_options", "energy_guidance", "energy_label"]
+
+
+def add_energy_guidance_arguments(p: argparse.ArgumentParser, several_scales: bool = False) -> None:
+    """``--energy-predictor``, ``--energy-scale`` (``several_scales``: a list, one benchmark row each),
+    ``--energy-class-scale`` and ``--energy-max-time``."""
+    from molgen.diffusion.energy_guidance import DEFAULT_CLASS_SCALE, DEFAULT_MAX_TIME, DEFAULT_SCALE
+
+    p.add_argument(
+        "--energy-predictor",
+        metavar="PREDICTOR",
+        help="with targets: also steer every sample towards them with this property predictor (a checkpoint of "
+        "`molgen train experiment=qm9_property` or a shipped one, e.g. qm9-guide), moving each call's clean "
+        "estimate down the predictor's squared error (energy guidance, docs/conditioning.md)",
+    )
+    p.add_argument(
+        "--energy-scale",
+        type=float,
+        nargs="+" if several_scales else None,
+        default=None,
+        help="with --energy-predictor: gradient step of the clean positions, A^2 per unit of squared normalised "
+        f"error (default {DEFAULT_SCALE:g}{'; several: one row each' if several_scales else ''})",
+    )
+    p.add_argument(
+        "--energy-class-scale",
+        type=float,
+        default=None,
+        help="with --energy-predictor: tilt of the atom-type logits by the error's gradient "
+        f"(default {DEFAULT_CLASS_SCALE:g})",
+    )
+    p.add_argument(
+        "--energy-max-time",
+        type=float,
+        default=None,
+        help=f"with --energy-predictor: guide only the calls at t <= this (default {DEFAULT_MAX_TIME:g})",
+    )
+
+
+def check_energy_options(opts: Any) -> None:
+    """Refuse energy options without a predictor, and scales or times out of range (one line, before any load)."""
+    scales = opts.energy_scale if isinstance(opts.energy_scale, list) else [opts.energy_scale]
+    given = [name for name in ("energy_class_scale", "energy_max_time") if getattr(opts, name) is not None]
+    if opts.energy_scale is not None:
+        given.append("energy_scale")
+    if given and not opts.energy_predictor:
+        raise ValueError(f"--{given[0].replace('_', '-')} applies only with --energy-predictor")
+    for value in [*[s for s in scales if s is not None], opts.energy_class_scale]:
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"energy guidance scales must be finite numbers >= 0, got {value}")
+    if opts.energy_max_time is not None and not 0 < opts.energy_max_time <= 1:
+        raise ValueError(f"--energy-max-time must be in (0, 1], got {opts.energy_max_time}")
+
+
+def energy_guidance(predictor: Any, model: Any, opts: Any, scale: float | None = None) -> EnergyGuidance:
+    """The guidance of ``opts`` with a loaded predictor (:class:`~molgen.property_prediction.TrainedPredictor`)
+    for ``model`` (a conditional bond model); ``scale`` overrides ``opts.energy_scale``. ValueError (one line)
+    if the two share no property or the model has no atom-type channel."""
+    from molgen.diffusion.energy_guidance import DEFAULT_CLASS_SCALE, DEFAULT_MAX_TIME, DEFAULT_SCALE, EnergyGuidance
+
+    chosen = opts.energy_scale if scale is None else scale
+    return EnergyGuidance(
+        predictor.guidance_energy(model.info),
+        DEFAULT_SCALE if chosen is None else float(chosen),
+        DEFAULT_CLASS_SCALE if opts.energy_class_scale is None else float(opts.energy_class_scale),
+        DEFAULT_MAX_TIME if opts.energy_max_time is None else float(opts.energy_max_time),
+    )
+
+
+def energy_label(source: str, guidance: EnergyGuidance) -> str:
+    """``"qm9-guide scale=0.05 class_scale=0 max_time=0.3"``: what an SD tag or a report records."""
+    return f"{source} scale={guidance.scale:g} class_scale={guidance.class_scale:g} max_time={guidance.max_time:g}"
