@@ -136,6 +136,7 @@ def evaluate_conditioning(
                 "guidance": float(scale),
                 "energy_scale": 0.0 if energy is None else energy.scale,
                 "energy_class_scale": 0.0 if energy is None else energy.class_scale,
+                "energy_times": None if energy is None else [energy.min_time, energy.max_time],
                 **agreement(estimate[:, predictor.names.index(prop)], data, prop),
                 **quality(molecules),
                 "seconds": seconds,

@@ -19,7 +19,7 @@ __all__ = ["add_energy_guidance_arguments", "check_energy_options", "energy_guid
 def add_energy_guidance_arguments(p: argparse.ArgumentParser, several_scales: bool = False) -> None:
     """``--energy-predictor``, ``--energy-scale`` (``several_scales``: a list, one benchmark row each),
     ``--energy-class-scale`` and ``--energy-max-time``."""
-    from molgen.diffusion.energy_guidance import DEFAULT_CLASS_SCALE, DEFAULT_MAX_TIME, DEFAULT_SCALE
+    from molgen.diffusion.energy_guidance import DEFAULT_CLASS_SCALE, DEFAULT_MAX_TIME, DEFAULT_MIN_TIME, DEFAULT_SCALE
 
     p.add_argument(
         "--energy-predictor",
@@ -44,6 +44,13 @@ def add_energy_guidance_arguments(p: argparse.ArgumentParser, several_scales: bo
         f"(default {DEFAULT_CLASS_SCALE:g})",
     )
     p.add_argument(
+        "--energy-min-time",
+        type=float,
+        default=None,
+        help="with --energy-predictor: leave the calls at t <= this unguided, so that the last rounds restore bond "
+        f"lengths (e.g. 0.05 with polishing rounds at 0.02; default {DEFAULT_MIN_TIME:g})",
+    )
+    p.add_argument(
         "--energy-max-time",
         type=float,
         default=None,
@@ -54,7 +61,8 @@ def add_energy_guidance_arguments(p: argparse.ArgumentParser, several_scales: bo
 def check_energy_options(opts: Any) -> None:
     """Refuse energy options without a predictor, and scales or times out of range (one line, before any load)."""
     scales = opts.energy_scale if isinstance(opts.energy_scale, list) else [opts.energy_scale]
-    given = [name for name in ("energy_class_scale", "energy_max_time") if getattr(opts, name) is not None]
+    names = ("energy_class_scale", "energy_min_time", "energy_max_time")
+    given = [name for name in names if getattr(opts, name) is not None]
     if opts.energy_scale is not None:
         given.append("energy_scale")
     if given and not opts.energy_predictor:
@@ -64,13 +72,21 @@ def check_energy_options(opts: Any) -> None:
             raise ValueError(f"energy guidance scales must be finite numbers >= 0, got {value}")
     if opts.energy_max_time is not None and not 0 < opts.energy_max_time <= 1:
         raise ValueError(f"--energy-max-time must be in (0, 1], got {opts.energy_max_time}")
+    if opts.energy_min_time is not None and not 0 <= opts.energy_min_time < 1:
+        raise ValueError(f"--energy-min-time must be in [0, 1), got {opts.energy_min_time}")
 
 
 def energy_guidance(predictor: Any, model: Any, opts: Any, scale: float | None = None) -> EnergyGuidance:
     """The guidance of ``opts`` with a loaded predictor (:class:`~molgen.property_prediction.TrainedPredictor`)
     for ``model`` (a conditional bond model); ``scale`` overrides ``opts.energy_scale``. ValueError (one line)
     if the two share no property or the model has no atom-type channel."""
-    from molgen.diffusion.energy_guidance import DEFAULT_CLASS_SCALE, DEFAULT_MAX_TIME, DEFAULT_SCALE, EnergyGuidance
+    from molgen.diffusion.energy_guidance import (
+        DEFAULT_CLASS_SCALE,
+        DEFAULT_MAX_TIME,
+        DEFAULT_MIN_TIME,
+        DEFAULT_SCALE,
+        EnergyGuidance,
+    )
 
     chosen = opts.energy_scale if scale is None else scale
     return EnergyGuidance(
@@ -78,9 +94,11 @@ def energy_guidance(predictor: Any, model: Any, opts: Any, scale: float | None =
         DEFAULT_SCALE if chosen is None else float(chosen),
         DEFAULT_CLASS_SCALE if opts.energy_class_scale is None else float(opts.energy_class_scale),
         DEFAULT_MAX_TIME if opts.energy_max_time is None else float(opts.energy_max_time),
+        DEFAULT_MIN_TIME if opts.energy_min_time is None else float(opts.energy_min_time),
     )
 
 
 def energy_label(source: str, guidance: EnergyGuidance) -> str:
-    """``"qm9-guide scale=0.05 class_scale=0 max_time=0.3"``: what an SD tag or a report records."""
-    return f"{source} scale={guidance.scale:g} class_scale={guidance.class_scale:g} max_time={guidance.max_time:g}"
+    """``"qm9-guide scale=0.5 class_scale=0 min_time=0.05 max_time=0.3"``: what an SD tag or a report records."""
+    times = f"min_time={guidance.min_time:g} max_time={guidance.max_time:g}"
+    return f"{source} scale={guidance.scale:g} class_scale={guidance.class_scale:g} {times}"

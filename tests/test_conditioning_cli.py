@@ -193,7 +193,8 @@ def test_sample_with_energy_guidance_records_it_and_refuses_bad_requests(conditi
     assert sample(conditional_ckpt, out, *args, *guide) == 0
     mols = [m for m in Chem.SDMolSupplier(str(out), removeHs=False, sanitize=False)]
     unguided = [m for m in Chem.SDMolSupplier(str(plain), removeHs=False, sanitize=False)]
-    assert len(mols) == 3 and mols[0].GetProp("energy_guidance") == f"{predictor} scale=0.5 class_scale=0 max_time=1"
+    label = f"{predictor} scale=0.5 class_scale=0 min_time=0.05 max_time=1"
+    assert len(mols) == 3 and mols[0].GetProp("energy_guidance") == label
     assert not unguided[0].HasProp("energy_guidance")
     guided_pos, plain_pos = ([m.GetConformer().GetPositions() for m in group] for group in (mols, unguided))
     assert all(np.isfinite(p).all() for p in guided_pos)
@@ -205,6 +206,7 @@ def test_sample_with_energy_guidance_records_it_and_refuses_bad_requests(conditi
         (*args, "--energy-predictor", str(save_predictor(tmp_path / "mu.ckpt", ["mu"]))): "estimates mu; the model",
         (*args, "--energy-predictor", str(predictor), "--energy-scale", "-1"): "finite numbers >= 0",
         (*args, "--energy-predictor", str(predictor), "--energy-max-time", "2"): "--energy-max-time must be in",
+        (*args, "--energy-predictor", str(predictor), "--energy-min-time", "0.5"): "min_time must be in [0, max_time",
     }
     for extra, message in refused.items():
         bad = tmp_path / "refused.sdf"

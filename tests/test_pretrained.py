@@ -222,6 +222,24 @@ def test_every_shipped_conditional_model_samples_a_target_with_guidance(name, tm
     assert not refused.exists()
 
 
+@pytest.mark.parametrize("model, guide", [(m, g) for m in CONDITIONAL for g in PREDICTORS if g.endswith("-guide")])
+def test_a_shipped_guide_steers_a_shipped_conditional_model(model, guide, tmp_path):
+    """``molgen sample --model qm9-cond --condition ... --energy-predictor qm9-guide`` runs with the shipped
+    pair and records the guidance; the judging predictor is a different network."""
+    from molgen.property_prediction import load_property_predictor
+
+    conditions = SHIPPED[model]["config"]["dataset_info"]["conditions"]
+    prop, mean = conditions["names"][0], conditions["mean"][0]
+    out = tmp_path / "g.sdf"
+    args = ["sample", "--model", model, "--num-samples", "2", "--steps", "5", "--no-progress"]
+    assert main([*args, "--condition", f"{prop}={mean:.3f}", "--energy-predictor", guide, "--out", str(out)]) == 0
+    tags = [m.GetProp("energy_guidance") for m in Chem.SDMolSupplier(str(out), removeHs=False, sanitize=False)]
+    assert tags == [f"{guide} scale=0.5 class_scale=0 min_time=0.05 max_time=0.3"] * 2
+    judge = load_property_predictor("qm9-property").predictor.state_dict()
+    steer = load_property_predictor(guide).predictor.state_dict()
+    assert any(not torch.equal(judge[k], steer[k]) for k in judge)
+
+
 @pytest.mark.parametrize("name", PREDICTORS)
 def test_every_shipped_predictor_loads_and_scores_real_qm9_molecules(name):
     """The first 300 molecules of qm9pack's second CSV (DFT geometries and properties): a shipped predictor

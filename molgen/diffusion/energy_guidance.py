@@ -19,7 +19,8 @@ predicted clean-class probabilities of the node channels, and the call's outputs
 
 Every sampler then takes its own step from the changed outputs, so guidance composes with any
 sampler, with classifier-free guidance (it wraps the guided network) and with refinement rounds.
-``max_time`` keeps it off where the clean estimate is a blur a regressor cannot read. Nothing
+``max_time`` keeps it off where the clean estimate is a blur a regressor cannot read; ``min_time``
+leaves the last calls (e.g. polishing rounds) to restore the local geometry. Nothing
 here knows about chemistry: the energy is a callable (for molecules,
 :meth:`molgen.property_prediction.TrainedPredictor.guidance_energy`).
 """
@@ -36,11 +37,11 @@ from torch import Tensor
 from molgen.diffusion.conditioning import GraphCondition
 from molgen.diffusion.schedules import NoiseSchedule
 from molgen.diffusion.self_conditioning import class_probabilities
-from molgen.nn.wrapped import DenoiserWrapper
 
 __all__ = [
     "DEFAULT_CLASS_SCALE",
     "DEFAULT_MAX_TIME",
+    "DEFAULT_MIN_TIME",
     "DEFAULT_SCALE",
     "EnergyGuidance",
     "EnergyGuidedDenoiser",
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 #: Defaults of :class:`EnergyGuidance` (and of the commands' ``--energy-*`` options).
-DEFAULT_SCALE, DEFAULT_CLASS_SCALE, DEFAULT_MAX_TIME = 0.05, 0.0, 0.3
+DEFAULT_SCALE, DEFAULT_CLASS_SCALE, DEFAULT_MIN_TIME, DEFAULT_MAX_TIME = 0.5, 0.0, 0.05, 0.3
 
 
 class PropertyEnergy(Protocol):
@@ -73,6 +74,9 @@ class EnergyGuidance:
         energy: the per-graph energy of the targets (:class:`PropertyEnergy`).
         scale: the clean positions' gradient step, Å² per unit of energy; 0 leaves positions alone.
         class_scale: the node logits' tilt per unit of energy gradient; 0 leaves classes alone.
+        min_time: guide only the calls at ``t > min_time`` (in [0, max_time)): calls nearer the end then
+            restore the local geometry (bond lengths) the guidance may have bent, and what survives them is
+            what the guidance changed for good (composition, shape).
         max_time: guide only the calls at ``t <= max_time`` (in (0, 1]).
     """
 
@@ -80,32 +84,45 @@ class EnergyGuidance:
     scale: float = DEFAULT_SCALE
     class_scale: float = DEFAULT_CLASS_SCALE
     max_time: float = DEFAULT_MAX_TIME
+    min_time: float = DEFAULT_MIN_TIME
 
     def __post_init__(self) -> None:
         if not (self.scale >= 0 and self.class_scale >= 0):
             raise ValueError(f"guidance scales must be >= 0, got {self.scale} and {self.class_scale}")
         if not 0 < self.max_time <= 1:
             raise ValueError(f"max_time must be in (0, 1], got {self.max_time}")
+        if not 0 <= self.min_time < self.max_time:
+            raise ValueError(f"min_time must be in [0, max_time={self.max_time}), got {self.min_time}")
 
     def wrap(self, denoiser: torch.nn.Module, schedule: NoiseSchedule, node_sizes: Sequence[int]) -> torch.nn.Module:
         """``denoiser`` (a joint denoiser returning ``(eps_pos, node_logits, edge_logits)``) steered by this."""
         return EnergyGuidedDenoiser(denoiser, self, schedule, node_sizes)
 
 
-class EnergyGuidedDenoiser(DenoiserWrapper):
+class EnergyGuidedDenoiser(torch.nn.Module):
     """A joint denoiser whose outputs are moved down :attr:`EnergyGuidance.energy` (module docstring).
 
     Called like the denoiser; calls without a ``condition`` (e.g. classifier-free guidance's free
-    branch, or an unconditional batch) and calls at ``t > max_time`` pass through unchanged.
+    branch, or an unconditional batch) and calls outside ``min_time < t <= max_time`` pass through unchanged.
+    The sampler reads the wrapped denoiser's flags (self-conditioning, fixed-part input) through it.
     """
 
     def __init__(
         self, denoiser: torch.nn.Module, guidance: EnergyGuidance, schedule: NoiseSchedule, node_sizes: Sequence[int]
     ) -> None:
-        super().__init__(denoiser)
+        super().__init__()
+        self.inner = denoiser
         self.guidance = guidance
         self.schedule = schedule
         self.node_sizes = list(node_sizes)
+
+    @property
+    def self_conditioning(self) -> bool:
+        return bool(getattr(self.inner, "self_conditioning", False))
+
+    @property
+    def fixed_part_input(self) -> bool:
+        return bool(getattr(self.inner, "fixed_part_input", False))
 
     def forward(
         self,
@@ -122,7 +139,7 @@ class EnergyGuidedDenoiser(DenoiserWrapper):
         eps, node_logits, edge_logits = self.inner(
             pos, node_features, edge_features, pair_index, t, batch, condition=condition, **keywords
         )
-        guided = t <= self.guidance.max_time  # [B]
+        guided = (t > self.guidance.min_time) & (t <= self.guidance.max_time)  # [B]
         if condition is None or not bool(guided.any()):
             return eps, node_logits, edge_logits
         alpha, sigma = self.schedule.alpha(t)[batch, None], self.schedule.sigma(t)[batch, None]

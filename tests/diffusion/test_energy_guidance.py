@@ -35,7 +35,7 @@ def quadratic_energy(anchor, weights):
     return energy
 
 
-def guided_call(t, scale=0.3, class_scale=2.0, max_time=0.5, condition=True):
+def guided_call(t, scale=0.3, class_scale=2.0, max_time=0.5, condition=True, min_time=0.0):
     gen = torch.Generator().manual_seed(0)
     batch = node_batch(torch.tensor([3, 2]))
     n = batch.numel()
@@ -46,7 +46,7 @@ def guided_call(t, scale=0.3, class_scale=2.0, max_time=0.5, condition=True):
     anchor = torch.randn(n, 3, generator=gen, dtype=torch.float64)
     weights = torch.randn(sum(SIZES), generator=gen, dtype=torch.float64)
     schedule = PolynomialSchedule()
-    guidance = EnergyGuidance(quadratic_energy(anchor, weights), scale, class_scale, max_time)
+    guidance = EnergyGuidance(quadratic_energy(anchor, weights), scale, class_scale, max_time, min_time)
     denoiser = guidance.wrap(FixedOutputs(eps, logits, edges), schedule, SIZES)
     cond = GraphCondition(torch.zeros(2, 1, dtype=torch.float64), torch.tensor([[True], [False]]))
     times = torch.full((2,), t, dtype=torch.float64)
@@ -68,9 +68,13 @@ def test_the_clean_estimate_takes_one_gradient_step_and_the_logits_tilt_by_the_g
     assert edges_g is edges
 
 
-@pytest.mark.parametrize("t, condition", [(0.6, True), (0.2, False)], ids=["after_max_time", "no_condition"])
-def test_calls_it_does_not_apply_to_pass_through(t, condition):
-    (eps_g, logits_g, _), (_, eps, logits, *_) = guided_call(t, condition=condition)
+@pytest.mark.parametrize(
+    "t, condition, min_time",
+    [(0.6, True, 0.0), (0.05, True, 0.05), (0.2, False, 0.0)],
+    ids=["after_max_time", "at_min_time", "no_condition"],
+)
+def test_calls_it_does_not_apply_to_pass_through(t, condition, min_time):
+    (eps_g, logits_g, _), (_, eps, logits, *_) = guided_call(t, condition=condition, min_time=min_time)
     assert eps_g is eps and logits_g is logits
 
 
@@ -79,6 +83,8 @@ def test_scales_and_max_time_are_checked():
         EnergyGuidance(quadratic_energy(0, 0), scale=-1.0)
     with pytest.raises(ValueError, match=r"max_time must be in \(0, 1\]"):
         EnergyGuidance(quadratic_energy(0, 0), max_time=0.0)
+    with pytest.raises(ValueError, match=r"min_time must be in \[0, max_time=0.3\)"):
+        EnergyGuidance(quadratic_energy(0, 0), min_time=0.3)
 
 
 def shrinking_energy(pos, probabilities, batch, num_graphs, condition):
