@@ -131,12 +131,13 @@ class TrainedPredictor:
         target_scale, target_shift = stats["std"] / own["std"], (stats["mean"] - own["mean"]) / own["std"]
 
         def energy(pos: torch.Tensor, node_probabilities: torch.Tensor, batch, num_graphs, condition) -> torch.Tensor:
-            h = node_probabilities[:, columns] @ features.to(node_probabilities)
-            estimate = self.predictor(pos, h, batch, num_graphs)[:, predictor_rows.to(pos.device)]
+            weights = next(self.predictor.parameters())  # the predictor runs in its own dtype; E in the caller's
+            h = node_probabilities[:, columns].to(weights) @ features.to(weights)
+            estimate = self.predictor(pos.to(weights), h, batch, num_graphs)[:, predictor_rows.to(pos.device)]
             rows = model_rows.to(pos.device)
             target = condition.values[:, rows] * target_scale.to(pos) + target_shift.to(pos)
             given = condition.mask[:, rows].to(pos.dtype)
-            return 0.5 * (given * (estimate - target).square()).sum(dim=-1)
+            return 0.5 * (given * (estimate.to(pos.dtype) - target).square()).sum(dim=-1)
 
         return energy
 

@@ -245,10 +245,14 @@ def test_the_guidance_energy_is_half_the_squared_error_in_the_predictors_units(t
     pos_t = torch.tensor(pos, dtype=torch.float32)
     estimate = (loaded.predict([(z, pos)])[0] - np.array(own["mean"])) / np.array(own["std"])
     wanted = (targets - np.array(own["mean"])) / np.array(own["std"])
-    both = energy(pos_t, probabilities, batch, 1, GraphCondition(values, torch.tensor([[True, True]])))
+    given_both = torch.tensor([[True, True]])
+    both = energy(pos_t, probabilities, batch, 1, GraphCondition(values, given_both))
     gap_only = energy(pos_t, probabilities, batch, 1, GraphCondition(values, torch.tensor([[False, True]])))
     torch.testing.assert_close(both.double(), torch.tensor([0.5 * ((estimate - wanted) ** 2).sum()]).double())
     torch.testing.assert_close(gap_only.double(), torch.tensor([0.5 * (estimate[1] - wanted[1]) ** 2]).double())
+    in_double = energy(pos_t.double(), probabilities.double(), batch, 1, GraphCondition(values.double(), given_both))
+    assert in_double.dtype == torch.float64  # a float64 sampler gets its dtype back from the float32 predictor
+    torch.testing.assert_close(in_double, both.double(), rtol=1e-5, atol=1e-6)
 
     with pytest.raises(ValueError, match="the predictor estimates alpha, gap; the model's targets are mu"):
         loaded.guidance_energy(dataset_info_from_dict({**conditional_info(), "conditions": {**gen, "names": ["mu"]}}))
