@@ -145,8 +145,12 @@ def evaluate_conditioning(
     return results
 
 
-#: The quality figures of a generated row, in table order.
-QUALITY_COLUMNS = ("rdkit_validity", "edm_mol_stability", "graph_mol_stability")
+#: The quality figures of a generated row, in table order: ``name: (report section, key)`` of ``molgen evaluate``.
+QUALITY_COLUMNS = {
+    "rdkit_validity": ("rdkit", "validity"),
+    "edm_mol_stability": ("edm", "mol_stability"),
+    "graph_mol_stability": ("graph", "mol_stability"),
+}
 
 
 def quality(molecules: list) -> dict[str, float]:
@@ -160,12 +164,8 @@ def quality(molecules: list) -> dict[str, float]:
         mol, has_bonds = molecule.to_rdkit()
         records.append(MoleculeRecord(molecule.atomic_numbers, molecule.finite_positions, mol if has_bonds else None))
     report = evaluate_molecules(records).report
-    found = {
-        "rdkit_validity": (report.get("rdkit") or {}).get("validity"),
-        "edm_mol_stability": (report.get("edm") or {}).get("mol_stability"),
-        "graph_mol_stability": (report.get("graph") or {}).get("mol_stability"),
-    }
-    return {key: float(value) for key, value in found.items() if value is not None}
+    found = {name: (report.get(section) or {}).get(key) for name, (section, key) in QUALITY_COLUMNS.items()}
+    return {name: float(value) for name, value in found.items() if value is not None}
 
 
 def agreement(estimate: np.ndarray, data: ProtocolData, prop: str) -> dict[str, float]:
@@ -213,9 +213,7 @@ def format_table(report: dict[str, Any]) -> str:
     for key, cells in rows.items():
         values = " | ".join(
             f"{c['bias']:+.4g} | {c['beyond_size_correlation']:.3f} | "
-            + " / ".join(
-                _percent(c.get(name)) for name in ("rdkit_validity", "edm_mol_stability", "graph_mol_stability")
-            )
+            + " / ".join(_percent(c.get(name)) for name in QUALITY_COLUMNS)
             for c in cells
         )
         lines.append(f"| {_row_label(key)} | {values} |")

@@ -18,7 +18,7 @@ __all__ = ["add_energy_guidance_arguments", "check_energy_options", "energy_guid
 
 def add_energy_guidance_arguments(p: argparse.ArgumentParser, several_scales: bool = False) -> None:
     """``--energy-predictor``, ``--energy-scale`` (``several_scales``: a list, one benchmark row each),
-    ``--energy-class-scale`` and ``--energy-max-time``."""
+    ``--energy-class-scale``, ``--energy-min-time`` and ``--energy-max-time``."""
     from molgen.diffusion.energy_guidance import DEFAULT_CLASS_SCALE, DEFAULT_MAX_TIME, DEFAULT_MIN_TIME, DEFAULT_SCALE
 
     p.add_argument(
@@ -60,14 +60,12 @@ def add_energy_guidance_arguments(p: argparse.ArgumentParser, several_scales: bo
 
 def check_energy_options(opts: Any) -> None:
     """Refuse energy options without a predictor, and scales or times out of range (one line, before any load)."""
-    scales = opts.energy_scale if isinstance(opts.energy_scale, list) else [opts.energy_scale]
-    names = ("energy_class_scale", "energy_min_time", "energy_max_time")
+    names = ("energy_scale", "energy_class_scale", "energy_min_time", "energy_max_time")
     given = [name for name in names if getattr(opts, name) is not None]
-    if opts.energy_scale is not None:
-        given.append("energy_scale")
     if given and not opts.energy_predictor:
         raise ValueError(f"--{given[0].replace('_', '-')} applies only with --energy-predictor")
-    for value in [*[s for s in scales if s is not None], opts.energy_class_scale]:
+    scales = opts.energy_scale if isinstance(opts.energy_scale, list) else [opts.energy_scale]
+    for value in [*scales, opts.energy_class_scale]:
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise ValueError(f"energy guidance scales must be finite numbers >= 0, got {value}")
     if opts.energy_max_time is not None and not 0 < opts.energy_max_time <= 1:
