@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from molgen.diffusion.conditioning import GraphCondition
+from molgen.diffusion.prediction import NetworkWrapper
 from molgen.diffusion.schedules import NoiseSchedule
 from molgen.diffusion.self_conditioning import class_probabilities
 
@@ -99,7 +100,7 @@ class EnergyGuidance:
         return EnergyGuidedDenoiser(denoiser, self, schedule, node_sizes)
 
 
-class EnergyGuidedDenoiser(torch.nn.Module):
+class EnergyGuidedDenoiser(NetworkWrapper):
     """A joint denoiser whose outputs are moved down :attr:`EnergyGuidance.energy` (module docstring).
 
     Called like the denoiser; calls without a ``condition`` (e.g. classifier-free guidance's free
@@ -110,19 +111,10 @@ class EnergyGuidedDenoiser(torch.nn.Module):
     def __init__(
         self, denoiser: torch.nn.Module, guidance: EnergyGuidance, schedule: NoiseSchedule, node_sizes: Sequence[int]
     ) -> None:
-        super().__init__()
-        self.inner = denoiser
+        super().__init__(denoiser)
         self.guidance = guidance
         self.schedule = schedule
         self.node_sizes = list(node_sizes)
-
-    @property
-    def self_conditioning(self) -> bool:
-        return bool(getattr(self.inner, "self_conditioning", False))
-
-    @property
-    def fixed_part_input(self) -> bool:
-        return bool(getattr(self.inner, "fixed_part_input", False))
 
     def forward(
         self,
@@ -136,7 +128,7 @@ class EnergyGuidedDenoiser(torch.nn.Module):
         condition: GraphCondition | None = None,
         **keywords: Any,
     ) -> tuple:
-        eps, node_logits, edge_logits = self.inner(
+        eps, node_logits, edge_logits = self.net(
             pos, node_features, edge_features, pair_index, t, batch, condition=condition, **keywords
         )
         guided = (t > self.guidance.min_time) & (t <= self.guidance.max_time)  # [B]

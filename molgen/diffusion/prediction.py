@@ -30,21 +30,13 @@ from molgen.diffusion.schedules import NoiseSchedule
 from molgen.graph_batch import remove_mean
 
 
-class VelocityDenoiser(torch.nn.Module):
-    """Wraps a network that predicts ``v`` so that it returns ``eps``.
+class NetworkWrapper(torch.nn.Module):
+    """Holds a denoiser ``net`` and forwards the flags the sampling loop reads from it (base of the wrappers
+    the core puts around a network: the v-to-eps conversion here, energy guidance)."""
 
-    Args:
-        net: ``(pos [N, 3], h [N, F], t [B], batch [N]) -> (v_pos [N, 3], v_h [N, F])``.
-        schedule: the diffusion's alpha/sigma of t.
-        diffuse_features: if False, ``h`` is clean conditioning and the
-            network's feature output is passed through untouched (it is unused).
-    """
-
-    def __init__(self, net: torch.nn.Module, schedule: NoiseSchedule, diffuse_features: bool) -> None:
+    def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()
         self.net = net
-        self.schedule = schedule
-        self.diffuse_features = diffuse_features
 
     @property
     def fixed_part_input(self) -> bool:
@@ -55,6 +47,22 @@ class VelocityDenoiser(torch.nn.Module):
     def self_conditioning(self) -> bool:
         """Whether the wrapped network takes ``self_condition`` (:mod:`molgen.diffusion.self_conditioning`)."""
         return bool(getattr(self.net, "self_conditioning", False))
+
+
+class VelocityDenoiser(NetworkWrapper):
+    """Wraps a network that predicts ``v`` so that it returns ``eps``.
+
+    Args:
+        net: ``(pos [N, 3], h [N, F], t [B], batch [N]) -> (v_pos [N, 3], v_h [N, F])``.
+        schedule: the diffusion's alpha/sigma of t.
+        diffuse_features: if False, ``h`` is clean conditioning and the
+            network's feature output is passed through untouched (it is unused).
+    """
+
+    def __init__(self, net: torch.nn.Module, schedule: NoiseSchedule, diffuse_features: bool) -> None:
+        super().__init__(net)
+        self.schedule = schedule
+        self.diffuse_features = diffuse_features
 
     def forward(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor, **estimate) -> tuple[Tensor, Tensor]:
         """``(eps_pos, eps_h)``; ``estimate`` (``self_condition=...``) goes to the network unchanged."""
