@@ -137,6 +137,7 @@ def evaluate_conditioning(
                 "energy_scale": 0.0 if energy is None else energy.scale,
                 "energy_class_scale": 0.0 if energy is None else energy.class_scale,
                 "energy_times": None if energy is None else [energy.min_time, energy.max_time],
+                "energy_through_network": energy is not None and energy.through_network,
                 **agreement(estimate[:, predictor.names.index(prop)], data, prop),
                 **quality(molecules),
                 "seconds": seconds,

@@ -199,13 +199,20 @@ def test_sample_with_energy_guidance_records_it_and_refuses_bad_requests(conditi
     guided_pos, plain_pos = ([m.GetConformer().GetPositions() for m in group] for group in (mols, unguided))
     assert all(np.isfinite(p).all() for p in guided_pos)
     assert any(not np.allclose(a, b) for a, b in zip(guided_pos, plain_pos))  # the same seed, steered elsewhere
+    through = tmp_path / "through.sdf"
+    assert sample(conditional_ckpt, through, *args, *guide, "--energy-through-network", "--energy-max-step", "0.1") == 0
+    mols = [m for m in Chem.SDMolSupplier(str(through), removeHs=False, sanitize=False)]
+    assert mols[0].GetProp("energy_guidance") == label + " max_step=0.1 through_network"
+    assert all(np.isfinite(m.GetConformer().GetPositions()).all() for m in mols)
     refused = {
+        ("--energy-through-network",): "--energy-through-network applies only with --energy-predictor",
         ("--energy-scale", "0.1"): "--energy-scale applies only with --energy-predictor",
         ("--energy-predictor", str(predictor)): "--energy-predictor needs targets",
         (*args, "--energy-predictor", str(tmp_path / "missing.ckpt")): "missing.ckpt",
         (*args, "--energy-predictor", str(save_predictor(tmp_path / "mu.ckpt", ["mu"]))): "estimates mu; the model",
         (*args, "--energy-predictor", str(predictor), "--energy-scale", "-1"): "finite numbers >= 0",
         (*args, "--energy-predictor", str(predictor), "--energy-max-time", "2"): "--energy-max-time must be in",
+        (*args, "--energy-predictor", str(predictor), "--energy-max-step", "0"): "--energy-max-step must be a finite",
         (*args, "--energy-predictor", str(predictor), "--energy-min-time", "0.5"): "min_time must be in [0, max_time",
     }
     for extra, message in refused.items():

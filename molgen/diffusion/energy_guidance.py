@@ -17,6 +17,14 @@ predicted clean-class probabilities of the node channels, and the call's outputs
   respect to its probabilities, ``logits' = logits - class_scale * dE/dp`` (first-order regressor
   guidance on discrete states, as DiGress's).
 
+With ``through_network`` the position gradient is taken with respect to the noisy input ``z_t``,
+back through the denoiser (as DPS and universal guidance do), ``g = alpha_t * dE(x0_hat(z_t), p(z_t))/dz_t``,
+and used in place of ``dE/dx0_hat`` above (the two agree where the network ignores its input). The
+denoiser's Jacobian damps the directions it restores by itself (bond lengths, angles), so the step
+moves the estimate along the data rather than bending it; it costs one backward pass through the
+network per guided call. ``max_step`` bounds how far any atom's clean estimate moves in one call (a
+trust region: at large scales a step that leaves the data makes the next gradient larger still).
+
 Every sampler then takes its own step from the changed outputs, so guidance composes with any
 sampler, with classifier-free guidance (it wraps the guided network) and with refinement rounds.
 ``max_time`` keeps it off where the clean estimate is a blur a regressor cannot read; ``min_time``
@@ -27,6 +35,7 @@ here knows about chemistry: the energy is a callable (for molecules,
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -79,6 +88,10 @@ class EnergyGuidance:
             restore the local geometry (bond lengths) the guidance may have bent, and what survives them is
             what the guidance changed for good (composition, shape).
         max_time: guide only the calls at ``t <= max_time`` (in (0, 1]).
+        through_network: differentiate the energy through the denoiser, with respect to its noisy input,
+            instead of at the clean estimate (module docstring).
+        max_step: the longest step (Å) any atom's clean position takes in one call (longer ones are shortened,
+            keeping their direction), or None for no limit: a trust region against run-away steps at large scales.
     """
 
     energy: PropertyEnergy
@@ -86,6 +99,8 @@ class EnergyGuidance:
     class_scale: float = DEFAULT_CLASS_SCALE
     max_time: float = DEFAULT_MAX_TIME
     min_time: float = DEFAULT_MIN_TIME
+    through_network: bool = False
+    max_step: float | None = None
 
     def __post_init__(self) -> None:
         if not (self.scale >= 0 and self.class_scale >= 0):
@@ -94,6 +109,8 @@ class EnergyGuidance:
             raise ValueError(f"max_time must be in (0, 1], got {self.max_time}")
         if not 0 <= self.min_time < self.max_time:
             raise ValueError(f"min_time must be in [0, max_time={self.max_time}), got {self.min_time}")
+        if self.max_step is not None and not self.max_step > 0:
+            raise ValueError(f"max_step must be > 0 (or None), got {self.max_step}")
 
     def wrap(self, denoiser: torch.nn.Module, schedule: NoiseSchedule, node_sizes: Sequence[int]) -> torch.nn.Module:
         """``denoiser`` (a joint denoiser returning ``(eps_pos, node_logits, edge_logits)``) steered by this."""
@@ -128,20 +145,32 @@ class EnergyGuidedDenoiser(NetworkWrapper):
         condition: GraphCondition | None = None,
         **keywords: Any,
     ) -> tuple:
-        eps, node_logits, edge_logits = self.net(
-            pos, node_features, edge_features, pair_index, t, batch, condition=condition, **keywords
-        )
         guided = (t > self.guidance.min_time) & (t <= self.guidance.max_time)  # [B]
         if condition is None or not bool(guided.any()):
-            return eps, node_logits, edge_logits
+            return self.net(pos, node_features, edge_features, pair_index, t, batch, condition=condition, **keywords)
         alpha, sigma = self.schedule.alpha(t)[batch, None], self.schedule.sigma(t)[batch, None]
-        clean = (pos - sigma * eps) / alpha
-        probabilities = class_probabilities(node_logits, self.node_sizes)
-        grad_pos, grad_probabilities = self._energy_gradients(clean, probabilities, batch, t.shape[0], condition)
+        inputs = (pos, node_features, edge_features, pair_index, t, batch)
+        if self.guidance.through_network:
+            (eps, node_logits, edge_logits), grad_pos, grad_probabilities = self._gradients_through_network(
+                inputs, condition, keywords
+            )
+        else:
+            eps, node_logits, edge_logits = self.net(*inputs, condition=condition, **keywords)
+            clean = (pos - sigma * eps) / alpha
+            probabilities = class_probabilities(node_logits, self.node_sizes)
+            grad_pos, grad_probabilities = self._energy_gradients(clean, probabilities, batch, t.shape[0], condition)
         on = guided[batch, None].to(eps.dtype)
-        eps = eps + on * self.guidance.scale * (alpha / sigma) * grad_pos
+        eps = eps + on * (alpha / sigma) * self._position_step(grad_pos)
         node_logits = node_logits - on * self.guidance.class_scale * grad_probabilities
         return eps, node_logits, edge_logits
+
+    def _position_step(self, grad_pos: Tensor) -> Tensor:
+        """How far each clean position moves down the energy, ``[N, 3]`` Å: ``scale * grad``, at most ``max_step``."""
+        step = self.guidance.scale * grad_pos
+        if self.guidance.max_step is None:
+            return step
+        length = step.norm(dim=-1, keepdim=True)
+        return step * (self.guidance.max_step / length.clamp_min(self.guidance.max_step))
 
     def _energy_gradients(
         self, clean: Tensor, probabilities: Tensor, batch: Tensor, num_graphs: int, condition: GraphCondition
@@ -156,11 +185,56 @@ class EnergyGuidedDenoiser(NetworkWrapper):
             probs = probabilities.detach().to(dtype).clone().requires_grad_(True)
             energy = self.guidance.energy(pos, probs, batch.clone(), num_graphs, _copy(condition, dtype))
             grad_pos, grad_probs = torch.autograd.grad(energy.sum(), (pos, probs), allow_unused=True)
-        grad_pos = torch.zeros_like(pos) if grad_pos is None else grad_pos
-        grad_probs = torch.zeros_like(probs) if grad_probs is None else grad_probs
-        return grad_pos.to(clean.dtype), grad_probs.to(clean.dtype)
+        return _or_zeros(grad_pos, pos).to(clean.dtype), _or_zeros(grad_probs, probs).to(clean.dtype)
+
+    def _gradients_through_network(
+        self, inputs: tuple[Tensor, ...], condition: GraphCondition, keywords: dict[str, Any]
+    ) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor, Tensor]:
+        """The network's outputs, ``alpha_t * dE/dz_t [N, 3]`` back through the network, and ``dE/dp``.
+
+        The network runs in its own dtype on ordinary copies of the (inference-mode) inputs, with the gradient on.
+        """
+        pos, node_features, edge_features, pair_index, t, batch = inputs
+        with torch.inference_mode(False), torch.enable_grad():
+            z = pos.detach().clone().requires_grad_(True)
+            copies = [_ordinary(value) for value in (node_features, edge_features, pair_index, t, batch)]
+            outputs = self.net(
+                z, *copies, condition=_ordinary(condition), **{key: _ordinary(v) for key, v in keywords.items()}
+            )
+            eps, node_logits = outputs[0], outputs[1]
+            t_copy, batch_copy = copies[3], copies[4]
+            alpha, sigma = self.schedule.alpha(t_copy)[batch_copy, None], self.schedule.sigma(t_copy)[batch_copy, None]
+            clean = (z - sigma * eps) / alpha
+            probabilities = class_probabilities(node_logits, self.node_sizes)
+            if not probabilities.requires_grad:  # logits that do not depend on the input
+                probabilities.requires_grad_(True)
+            energy = self.guidance.energy(clean, probabilities, batch_copy, t_copy.shape[0], _ordinary(condition))
+            grad_z, grad_probs = torch.autograd.grad(energy.sum(), (z, probabilities), allow_unused=True)
+            grad_pos = alpha * _or_zeros(grad_z, z)
+        outputs = tuple(output.detach() for output in outputs)
+        return outputs, grad_pos.detach(), _or_zeros(grad_probs, probabilities).detach()
 
 
 def _copy(condition: GraphCondition, dtype: torch.dtype) -> GraphCondition:
     """``condition`` as ordinary (not inference-mode) tensors, values in ``dtype``."""
     return GraphCondition(condition.values.detach().to(dtype).clone(), condition.mask.clone())
+
+
+def _ordinary(value: Any) -> Any:
+    """``value`` with every tensor in it (also inside tuples, named tuples and frozen dataclasses) replaced by an
+    ordinary copy that autograd may save (inference-mode tensors may not be saved for backward)."""
+    if isinstance(value, Tensor):
+        return value.detach().clone()
+    if isinstance(value, tuple):
+        copies = [_ordinary(item) for item in value]
+        return type(value)(*copies) if hasattr(value, "_fields") else tuple(copies)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(
+            value, **{field.name: _ordinary(getattr(value, field.name)) for field in dataclasses.fields(value)}
+        )
+    return value
+
+
+def _or_zeros(gradient: Tensor | None, like: Tensor) -> Tensor:
+    """``gradient``, or zeros shaped as ``like`` where the energy did not depend on it."""
+    return torch.zeros_like(like) if gradient is None else gradient
