@@ -16,6 +16,11 @@ scored by the same predictor on molecules of the second half:
 A generator that conditions well lands between ``qm9`` and ``n_atoms``; EDM's published
 figures are in :data:`PUBLISHED` (alpha in Bohr^3, gap/homo/lumo in meV, mu in D, Cv in
 cal/(mol K)). One row per guidance scale shows what classifier-free guidance buys.
+
+A fourth reading cannot be bent by geometry: ``composition``, a least-squares fit of each property
+on the element counts (H, C, N, O, F and a constant) of the first half. Its MAE on the drawn real
+molecules is the floor of what composition alone tells; on generated molecules it says whether
+guidance changed *which atoms* a molecule has, whatever the coordinates the predictor reads.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ class ProtocolData:
         num_atoms: ``[M]`` their atom counts.
         names: the properties.
         median_by_size: ``{n: [P] medians}`` of first-half molecules with ``n`` atoms.
+        composition: ``[len(COMPOSITION_ELEMENTS) + 1, P]`` coefficients of each property's least-squares fit on
+            the element counts and a constant over the first half (:func:`composition_estimate`), or None.
     """
 
     molecules: list[tuple[np.ndarray, np.ndarray]]
@@ -62,6 +69,24 @@ class ProtocolData:
     num_atoms: np.ndarray
     names: list[str]
     median_by_size: dict[int, np.ndarray]
+    composition: np.ndarray | None = None
+
+
+#: Atomic numbers counted by the composition reading (QM9's elements).
+COMPOSITION_ELEMENTS = (1, 6, 7, 8, 9)
+
+
+def element_counts(atomic_numbers: Sequence[np.ndarray]) -> np.ndarray:
+    """``[M, len(COMPOSITION_ELEMENTS) + 1]``: each molecule's count of every element, and a constant 1."""
+    counts = [[np.count_nonzero(np.asarray(z) == element) for element in COMPOSITION_ELEMENTS] for z in atomic_numbers]
+    return np.concatenate(
+        [np.asarray(counts, dtype=float).reshape(-1, len(COMPOSITION_ELEMENTS)), np.ones((len(counts), 1))], axis=1
+    )
+
+
+def composition_estimate(atomic_numbers: Sequence[np.ndarray], data: ProtocolData) -> np.ndarray:
+    """``[M, P]``: the properties read from the molecules' element counts alone (``data.composition``)."""
+    return element_counts(atomic_numbers) @ data.composition
 
 
 def protocol_data(names: Sequence[str], num_samples: int, seed: int = 0, cache_dir: str | None = None) -> ProtocolData:
@@ -78,7 +103,9 @@ def protocol_data(names: Sequence[str], num_samples: int, seed: int = 0, cache_d
     values, first_values = second.property_values[pick].numpy(), first.property_values.numpy()
     first_sizes = first.num_atoms.numpy()
     medians = {int(n): np.median(first_values[first_sizes == n], axis=0) for n in np.unique(first_sizes)}
-    return ProtocolData(molecules, values, second.num_atoms.numpy()[pick], list(names), medians)
+    counts = element_counts([item.z.numpy() for item in first])
+    composition = np.linalg.lstsq(counts, first_values, rcond=None)[0]
+    return ProtocolData(molecules, values, second.num_atoms.numpy()[pick], list(names), medians, composition)
 
 
 def baselines(data: ProtocolData, predicted_real: np.ndarray, seed: int = 0) -> dict[str, dict[str, float]]:
@@ -87,6 +114,8 @@ def baselines(data: ProtocolData, predicted_real: np.ndarray, seed: int = 0) -> 
     shuffled = data.values[np.random.default_rng(seed + 1).permutation(len(data.values))]
     by_size = size_medians(data)
     rows = {"qm9": predicted_real - data.values, "random": predicted_real - shuffled, "n_atoms": by_size - data.values}
+    if data.composition is not None:
+        rows["composition"] = composition_estimate([z for z, _ in data.molecules], data) - data.values
     return {row: dict(zip(data.names, np.abs(error).mean(axis=0).tolist())) for row, error in rows.items()}
 
 
@@ -105,8 +134,9 @@ def evaluate_conditioning(
     """Sample one molecule per drawn target of property ``prop`` (the model's other properties free) with the
     target's atom count, at each guidance scale and each energy guidance (an
     :class:`~molgen.diffusion.energy_guidance.EnergyGuidance`, or None for none); returns one row per pair,
-    ``{"guidance", "energy_scale", "energy_class_scale", "mae", "bias", "beyond_size_correlation", "seconds"}``
-    and the molecules' quality (:func:`quality`)."""
+    ``{"guidance", "energy_scale", "energy_class_scale", "mae", "bias", "beyond_size_correlation", "seconds"}``,
+    the molecules' quality (:func:`quality`) and, where ``data`` has a composition fit, ``composition_mae`` and
+    ``composition_bias`` (the targets against :func:`composition_estimate`)."""
     from molgen.diffusion.conditioning import GraphCondition
     from molgen.sampling import generate
     from molgen.targets import target_tensors
@@ -131,6 +161,15 @@ def evaluate_conditioning(
         )
         seconds = time.perf_counter() - start
         estimate = predictor.predict([(m.atomic_numbers, m.finite_positions) for m in molecules])
+        if data.composition is not None:
+            by_composition = composition_estimate([m.atomic_numbers for m in molecules], data)[:, column]
+            target = data.values[:, column]
+            composition = {
+                "composition_mae": float(np.abs(by_composition - target).mean()),
+                "composition_bias": float((by_composition - target).mean()),
+            }
+        else:
+            composition = {}
         results.append(
             {
                 "guidance": float(scale),
@@ -140,6 +179,7 @@ def evaluate_conditioning(
                 "energy_through_network": energy is not None and energy.through_network,
                 **agreement(estimate[:, predictor.names.index(prop)], data, prop),
                 **quality(molecules),
+                **composition,
                 "seconds": seconds,
             }
         )
@@ -197,7 +237,7 @@ def format_table(report: dict[str, Any]) -> str:
     lines = ["| row | " + " | ".join(props) + " |", "| --- |" + " --- |" * len(props)]
     for name, row in PUBLISHED.items():
         lines.append(f"| {name} (published) | " + " | ".join(f"{row[p]:.4g}" for p in props) + " |")
-    for name in ("qm9", "random", "n_atoms"):
+    for name in [row for row in ("qm9", "random", "n_atoms", "composition") if row in report["baselines"]]:
         lines.append(
             f"| {name} (this predictor) | " + " | ".join(f"{report['baselines'][name][p]:.4g}" for p in props) + " |"
         )
@@ -206,15 +246,20 @@ def format_table(report: dict[str, Any]) -> str:
     for key, cells in rows.items():
         lines.append(f"| model, {_row_label(key)} | " + " | ".join(f"{c['mae']:.4g}" for c in cells) + " |")
     lines += ["", "bias: mean(estimate - target); r: correlation of estimate and target beyond the atom count;"]
-    lines += ["validity and stability (RDKit, EDM's from distances, of the generated bonds) per property's samples", ""]
+    lines += ["validity and stability (RDKit, EDM's from distances, of the generated bonds) per property's samples;"]
+    lines += ["composition: MAE (bias) of the property read from the element counts alone", ""]
     lines += [
-        "| model | " + " | ".join(f"{p} bias | {p} r | {p} valid / EDM / graph stable" for p in props) + " |",
-        "| --- |" + " --- |" * 3 * len(props),
+        "| model | "
+        + " | ".join(f"{p} bias | {p} r | {p} valid / EDM / graph stable | {p} composition" for p in props)
+        + " |",
+        "| --- |" + " --- |" * 4 * len(props),
     ]
     for key, cells in rows.items():
         values = " | ".join(
             f"{c['bias']:+.4g} | {c['beyond_size_correlation']:.3f} | "
             + " / ".join(_percent(c.get(name)) for name in QUALITY_COLUMNS)
+            + " | "
+            + (f"{c['composition_mae']:.4g} ({c['composition_bias']:+.3g})" if "composition_mae" in c else "-")
             for c in cells
         )
         lines.append(f"| {_row_label(key)} | {values} |")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from molgen.cli import main
-from molgen.conditioning_benchmark import ProtocolData, agreement
+from molgen.conditioning_benchmark import ProtocolData, agreement, composition_estimate, element_counts
 from molgen.molecules.qm9 import QM9Dataset, edm_split
 from molgen.molecules.qm9_properties import (
     PROPERTIES,
@@ -143,6 +143,19 @@ def test_agreement_separates_bias_from_what_the_atom_count_tells():
     assert anti["beyond_size_correlation"] == pytest.approx(-1.0) and anti["bias"] < -1.0
 
 
+def test_the_composition_reading_counts_elements_and_applies_the_fit():
+    assert element_counts([np.array([6, 1, 1, 1, 1]), np.array([8, 7, 9])]).tolist() == [
+        [4, 1, 0, 0, 0, 1],
+        [0, 0, 1, 1, 1, 1],
+    ]
+    rng = np.random.default_rng(0)
+    molecules = [rng.choice([1, 6, 7, 8, 9], size=rng.integers(3, 12)) for _ in range(40)]
+    truth = element_counts(molecules) @ np.array([[0.5], [3.0], [2.5], [2.0], [1.0], [4.0]])  # linear in the counts
+    coefficients = np.linalg.lstsq(element_counts(molecules), truth, rcond=None)[0]
+    data = ProtocolData([], truth, np.array([len(m) for m in molecules]), ["alpha"], {}, coefficients)
+    np.testing.assert_allclose(composition_estimate(molecules, data), truth)
+
+
 def test_energy_guidance_rows_report_their_quality_and_a_guide_with_the_judges_weights_is_refused(
     synthetic_qm9, tmp_path, capsys
 ):
@@ -172,6 +185,8 @@ def test_energy_guidance_rows_report_their_quality_and_a_guide_with_the_judges_w
     assert [(row["energy_scale"], row["energy_class_scale"]) for row in rows] == [(0.0, 0.0), (0.2, 0.0)]
     assert rows[0]["mae"] != rows[1]["mae"]  # the guide moved the molecules the judge scores
     assert all(0 <= row["rdkit_validity"] <= 1 and 0 <= row["edm_mol_stability"] <= 1 for row in rows)
+    assert all(np.isfinite(row["composition_mae"]) and np.isfinite(row["composition_bias"]) for row in rows)
+    assert report["baselines"]["composition"]["alpha"] > 0
     assert report["energy_predictor"] == str(paths["guide"])
     assert "| model, guidance 0, energy 0.2 (classes 0) |" in capsys.readouterr().out
     assert main([*args, "--energy-predictor", str(paths["judge"])]) == 1
