@@ -78,10 +78,14 @@ COMPOSITION_ELEMENTS = (1, 6, 7, 8, 9)
 
 def element_counts(atomic_numbers: Sequence[np.ndarray]) -> np.ndarray:
     """``[M, len(COMPOSITION_ELEMENTS) + 1]``: each molecule's count of every element, and a constant 1."""
-    counts = [[np.count_nonzero(np.asarray(z) == element) for element in COMPOSITION_ELEMENTS] for z in atomic_numbers]
-    return np.concatenate(
-        [np.asarray(counts, dtype=float).reshape(-1, len(COMPOSITION_ELEMENTS)), np.ones((len(counts), 1))], axis=1
-    )
+    sizes = [len(z) for z in atomic_numbers]
+    z = np.concatenate([np.asarray(z, dtype=int).reshape(-1) for z in atomic_numbers] or [np.zeros(0, dtype=int)])
+    molecule = np.repeat(np.arange(len(sizes)), sizes)
+    elements = np.asarray(COMPOSITION_ELEMENTS)
+    column = np.minimum(np.searchsorted(elements, z), len(elements) - 1)
+    counted = elements[column] == z  # other elements are not counted
+    flat = np.bincount(molecule[counted] * len(elements) + column[counted], minlength=len(sizes) * len(elements))
+    return np.concatenate([flat.reshape(len(sizes), len(elements)).astype(float), np.ones((len(sizes), 1))], axis=1)
 
 
 def composition_estimate(atomic_numbers: Sequence[np.ndarray], data: ProtocolData) -> np.ndarray:
@@ -103,7 +107,7 @@ def protocol_data(names: Sequence[str], num_samples: int, seed: int = 0, cache_d
     values, first_values = second.property_values[pick].numpy(), first.property_values.numpy()
     first_sizes = first.num_atoms.numpy()
     medians = {int(n): np.median(first_values[first_sizes == n], axis=0) for n in np.unique(first_sizes)}
-    counts = element_counts([item.z.numpy() for item in first])
+    counts = element_counts([z.numpy() for z in first.atomic_numbers()])
     composition = np.linalg.lstsq(counts, first_values, rcond=None)[0]
     return ProtocolData(molecules, values, second.num_atoms.numpy()[pick], list(names), medians, composition)
 
@@ -161,15 +165,12 @@ def evaluate_conditioning(
         )
         seconds = time.perf_counter() - start
         estimate = predictor.predict([(m.atomic_numbers, m.finite_positions) for m in molecules])
+        composition = {}
         if data.composition is not None:
-            by_composition = composition_estimate([m.atomic_numbers for m in molecules], data)[:, column]
-            target = data.values[:, column]
-            composition = {
-                "composition_mae": float(np.abs(by_composition - target).mean()),
-                "composition_bias": float((by_composition - target).mean()),
-            }
-        else:
-            composition = {}
+            reading = agreement(
+                composition_estimate([m.atomic_numbers for m in molecules], data)[:, column], data, prop
+            )
+            composition = {"composition_mae": reading["mae"], "composition_bias": reading["bias"]}
         results.append(
             {
                 "guidance": float(scale),

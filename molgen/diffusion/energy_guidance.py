@@ -152,7 +152,7 @@ class EnergyGuidedDenoiser(NetworkWrapper):
         inputs = (pos, node_features, edge_features, pair_index, t, batch)
         if self.guidance.through_network:
             (eps, node_logits, edge_logits), grad_pos, grad_probabilities = self._gradients_through_network(
-                inputs, condition, keywords
+                inputs, alpha, sigma, condition, keywords
             )
         else:
             eps, node_logits, edge_logits = self.net(*inputs, condition=condition, **keywords)
@@ -183,51 +183,52 @@ class EnergyGuidedDenoiser(NetworkWrapper):
         with torch.inference_mode(False), torch.enable_grad():
             pos = clean.detach().to(dtype).clone().requires_grad_(True)
             probs = probabilities.detach().to(dtype).clone().requires_grad_(True)
-            energy = self.guidance.energy(pos, probs, batch.clone(), num_graphs, _copy(condition, dtype))
+            energy = self.guidance.energy(
+                pos, probs, batch.clone(), num_graphs, _ordinary(condition).to(pos.device, dtype)
+            )
             grad_pos, grad_probs = torch.autograd.grad(energy.sum(), (pos, probs), allow_unused=True)
         return _or_zeros(grad_pos, pos).to(clean.dtype), _or_zeros(grad_probs, probs).to(clean.dtype)
 
     def _gradients_through_network(
-        self, inputs: tuple[Tensor, ...], condition: GraphCondition, keywords: dict[str, Any]
+        self,
+        inputs: tuple[Tensor, ...],
+        alpha: Tensor,
+        sigma: Tensor,
+        condition: GraphCondition,
+        keywords: dict[str, Any],
     ) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor, Tensor]:
-        """The network's outputs, ``alpha_t * dE/dz_t [N, 3]`` back through the network, and ``dE/dp``.
+        """The network's outputs, ``alpha_t * dE/dz_t [N, 3]`` back through the network, and ``dE/dp``
+        (``alpha``, ``sigma``: ``[N, 1]`` per node).
 
         The network runs in its own dtype on ordinary copies of the (inference-mode) inputs, with the gradient on.
         """
-        pos, node_features, edge_features, pair_index, t, batch = inputs
         with torch.inference_mode(False), torch.enable_grad():
-            z = pos.detach().clone().requires_grad_(True)
-            copies = [_ordinary(value) for value in (node_features, edge_features, pair_index, t, batch)]
+            pos, node_features, edge_features, pair_index, t, batch = _ordinary(inputs)
+            alpha, sigma, condition = _ordinary((alpha, sigma, condition))
+            z = pos.requires_grad_(True)
             outputs = self.net(
-                z, *copies, condition=_ordinary(condition), **{key: _ordinary(v) for key, v in keywords.items()}
+                z, node_features, edge_features, pair_index, t, batch, condition=condition, **_ordinary(keywords)
             )
-            eps, node_logits = outputs[0], outputs[1]
-            t_copy, batch_copy = copies[3], copies[4]
-            alpha, sigma = self.schedule.alpha(t_copy)[batch_copy, None], self.schedule.sigma(t_copy)[batch_copy, None]
-            clean = (z - sigma * eps) / alpha
-            probabilities = class_probabilities(node_logits, self.node_sizes)
+            clean = (z - sigma * outputs[0]) / alpha
+            probabilities = class_probabilities(outputs[1], self.node_sizes)
             if not probabilities.requires_grad:  # logits that do not depend on the input
                 probabilities.requires_grad_(True)
-            energy = self.guidance.energy(clean, probabilities, batch_copy, t_copy.shape[0], _ordinary(condition))
+            energy = self.guidance.energy(clean, probabilities, batch, t.shape[0], condition)
             grad_z, grad_probs = torch.autograd.grad(energy.sum(), (z, probabilities), allow_unused=True)
-            grad_pos = alpha * _or_zeros(grad_z, z)
         outputs = tuple(output.detach() for output in outputs)
-        return outputs, grad_pos.detach(), _or_zeros(grad_probs, probabilities).detach()
-
-
-def _copy(condition: GraphCondition, dtype: torch.dtype) -> GraphCondition:
-    """``condition`` as ordinary (not inference-mode) tensors, values in ``dtype``."""
-    return GraphCondition(condition.values.detach().to(dtype).clone(), condition.mask.clone())
+        return outputs, (alpha * _or_zeros(grad_z, z)).detach(), _or_zeros(grad_probs, probabilities).detach()
 
 
 def _ordinary(value: Any) -> Any:
-    """``value`` with every tensor in it (also inside tuples, named tuples and frozen dataclasses) replaced by an
-    ordinary copy that autograd may save (inference-mode tensors may not be saved for backward)."""
+    """``value`` with every tensor in it (also inside tuples, named tuples, dicts and frozen dataclasses) replaced by
+    an ordinary copy that autograd may save (inference-mode tensors may not be saved for backward)."""
     if isinstance(value, Tensor):
         return value.detach().clone()
     if isinstance(value, tuple):
         copies = [_ordinary(item) for item in value]
         return type(value)(*copies) if hasattr(value, "_fields") else tuple(copies)
+    if isinstance(value, dict):
+        return {key: _ordinary(item) for key, item in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.replace(
             value, **{field.name: _ordinary(getattr(value, field.name)) for field in dataclasses.fields(value)}

@@ -158,6 +158,10 @@ class MoleculeDataset(torch.utils.data.Dataset):
         """LongTensor [M]: number of atoms of each molecule."""
         return self._ptr.diff()
 
+    def atomic_numbers(self) -> list[torch.Tensor]:
+        """Each molecule's atomic numbers, ``[n]`` long views of the shared array (no items are built)."""
+        return list(self._z.split(self._ptr.diff().tolist()))
+
     @property
     def property_values(self) -> torch.Tensor | None:
         """DoubleTensor [M, P]: the properties of :meth:`set_targets` in physical units, or None."""

@@ -54,6 +54,7 @@ def test_items_are_centred_and_featurized():
         np.testing.assert_allclose(item.pos.numpy(), expected, atol=1e-5)
         assert torch.equal(item.z, torch.as_tensor(numbers[i]).long())
         torch.testing.assert_close(item.h, AtomFeaturizer().encode(item.z))
+    assert [z.tolist() for z in ds.atomic_numbers()] == [list(n) for n in numbers]
 
 
 def test_getitem_returns_copies_and_checks_range():
