@@ -41,6 +41,11 @@ class DatasetInfo:
         """The last channels of ``h`` that are per-node labels the model is conditioned on (none here)."""
         return 0
 
+    @property
+    def position_dims(self) -> int:
+        """Dimensions of each node's diffused coordinates: 3 (space)."""
+        return 3
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for checkpoints and model cards (with ``version`` and ``domain``)."""
         return {"version": VERSION, "domain": self.domain, **dataclasses.asdict(self)}
@@ -81,6 +86,8 @@ class BackboneInfo(DatasetInfo):
         vector_scale: Å per unit of those offsets.
         secondary_structure: the last three channels of ``h`` are per-residue secondary-structure
             labels the model is conditioned on (:mod:`molgen.proteins.secondary_structure`).
+        internal_coordinates: one node per residue without coordinates; ``h`` holds the CA trace's virtual
+            bond angle and torsion features (:mod:`molgen.proteins.internal_coordinates`).
     """
 
     domain: ClassVar[str] = "backbones"
@@ -90,11 +97,17 @@ class BackboneInfo(DatasetInfo):
     node_vectors: list[str] | None = None
     vector_scale: float = 1.0
     secondary_structure: bool = False
+    internal_coordinates: bool = False
 
     @property
     def num_node_labels(self) -> int:
         """With ``secondary_structure``, the channels of ``h`` after the atom types (helix, strand, coil)."""
         return self.num_features - len(self.atom_types) if self.secondary_structure else 0
+
+    @property
+    def position_dims(self) -> int:
+        """0 for a model of internal coordinates (no node coordinates), else 3."""
+        return 0 if self.internal_coordinates else 3
 
 
 _TYPES: dict[str, type[DatasetInfo]] = {cls.domain: cls for cls in (MoleculeInfo, BackboneInfo)}

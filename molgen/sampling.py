@@ -235,6 +235,7 @@ def generate(
             generator=generator,
             device=device,
             progress=progress,
+            position_dims=info.position_dims,
         )
         samples += domain.decode(info, state, fixed, first)
     return samples
@@ -313,6 +314,7 @@ def estimate_cost(
             class_constraint=domain.class_constraint(info) if reverse.constrained_decoding else None,
             generator=torch.Generator(device=device).manual_seed(seed),
             device=device,
+            position_dims=info.position_dims,
         )
         seconds = (time.perf_counter() - start) / reverse.network_calls
         peak = (

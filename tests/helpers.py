@@ -105,6 +105,24 @@ def save_tiny_ca_checkpoint(path: Path, seed: int = 0, secondary_structure: bool
     return path
 
 
+def save_tiny_internal_checkpoint(path: Path, seed: int = 0) -> Path:
+    """An untrained backbone checkpoint in internal coordinates (``internal_coordinates``): one token per residue
+    holding its virtual bond angle and torsion features, no coordinates, a tiny chain transformer."""
+    torch.manual_seed(seed)
+    info = BackboneInfo(
+        dataset="tiny",
+        num_features=3,
+        size_histogram=[0] * 6 + [3, 0, 2],
+        atom_types=["CA"],
+        length_scale=1.0,
+        internal_coordinates=True,
+    )
+    model = {"name": "chain_transformer", "hidden_dim": 16, "num_layers": 2, "num_heads": 2, "feedforward_dim": 32}
+    module = DiffusionModule(model, DIFFUSION, {"lr": 1e-3}, info.to_dict())
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    return path
+
+
 def write_synthetic_qm9_cache(cache_dir: Path) -> int:
     """A QM9-shaped coordinate cache in ``cache_dir``: molecule i is C-H with the C at x = i
     and the H at x = i + 1 (so items are identifiable). Returns the number of molecules."""

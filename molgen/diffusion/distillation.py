@@ -75,7 +75,7 @@ def clean_prediction_error(
     alpha_t, sigma_t = schedule.alpha(t_node), schedule.sigma(t_node)
     channels = [(noisy.pos, pos, out.eps_pos)]
     num_nodes = graph_sizes(batch, num_graphs)
-    dof = position_dof(num_nodes)
+    dof = position_dof(num_nodes, pos.shape[1])
     if gaussian.diffuse_features:
         channels.append((noisy.h, h, out.eps_h))
         dof = dof + num_nodes * noisy.h.shape[1]

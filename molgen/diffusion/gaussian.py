@@ -3,14 +3,15 @@
 The state of a batch of graphs (torch_geometric layout, no padding) is
 
     pos   [N, 3]  equivariant coordinates, kept in the zero centre-of-mass
-                  subspace of each graph (translation is not modelled)
+                  subspace of each graph (translation is not modelled); [N, 0] for
+                  a model without coordinates (a chain's internal coordinates in ``h``)
     h     [N, F]  invariant node features (diffused, or clean conditioning)
     batch [N]     graph index of each node, sorted, in [0, B)
 
 Forward process: ``z_t = alpha_t * x + sigma_t * eps`` for both channels,
 with the position noise projected onto the zero-CoM subspace. The denoiser
 predicts ``eps``; the loss is the squared error per degree of freedom of
-each graph, counting ``3 * (n - 1)`` degrees of freedom for positions.
+each graph, counting ``3 * (n - 1)`` degrees of freedom for positions (none for ``[N, 0]``).
 
 Nothing here knows about chemistry: domains turn their data into ``pos``/``h``.
 """
@@ -49,9 +50,10 @@ class Denoiser(Protocol):
     def __call__(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
-def position_dof(num_nodes: Tensor) -> Tensor:
-    """Degrees of freedom of zero-CoM positions per graph, ``3 * (n - 1)``."""
-    return 3 * (num_nodes - 1)
+def position_dof(num_nodes: Tensor, dims: int = 3) -> Tensor:
+    """Degrees of freedom of zero-CoM positions per graph, ``dims * (n - 1)``: ``3 (n - 1)`` in space, none
+    for a model without coordinates (positions ``[N, 0]``)."""
+    return dims * (num_nodes - 1)
 
 
 def zero_com_noise(num_nodes_like: Tensor, batch: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -172,7 +174,7 @@ class GaussianDiffusion(DiffusionProcess):
 
         sq_err = ((pred_pos - eps_pos) ** 2).sum(dim=1)
         num_nodes = graph_sizes(batch, num_graphs)
-        dof = position_dof(num_nodes)
+        dof = position_dof(num_nodes, pos.shape[1])
         if self.diffuse_features:
             sq_err = sq_err + ((pred_h - eps_h) ** 2).sum(dim=1)
             dof = dof + num_nodes * h.shape[1]

@@ -483,6 +483,7 @@ class Sampler:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         progress: bool = False,
+        position_dims: int = 3,
     ) -> GraphState:
         """Generate a batch of graphs.
 
@@ -506,6 +507,8 @@ class Sampler:
             generator: seeds every random draw (on ``device``), in this order: the prior
                 positions, the process's prior, then per step the sampler's draws and the
                 process's discrete draws, then the refinement noise.
+            position_dims: dimensions of each node's coordinates: 3, or 0 for a model without coordinates
+                (``h`` holds everything it generates, e.g. a chain's internal coordinates).
         Returns:
             The sample: positions with zero CoM per graph, features, classes.
         """
@@ -518,7 +521,7 @@ class Sampler:
         num_nodes = num_nodes.to(device)
         batch = node_batch(num_nodes)
         n_total = int(num_nodes.sum())
-        pos = zero_com_noise(torch.empty(n_total, 3, device=device, dtype=dtype), batch, generator)
+        pos = zero_com_noise(torch.empty(n_total, position_dims, device=device, dtype=dtype), batch, generator)
         if condition is None:
             h = torch.zeros(n_total, num_features, device=device, dtype=dtype)
         else:

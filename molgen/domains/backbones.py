@@ -71,6 +71,22 @@ def _atoms_from_offsets(ca: np.ndarray, offsets: np.ndarray, info: BackboneInfo)
     return backbone
 
 
+def _backbones_from_angles(state: GraphState) -> list[np.ndarray]:
+    """``[L, 4, 3]`` backbones (Å) of chains whose ``h`` holds internal-coordinate features."""
+    from molgen.proteins.ca_trace import backbone_from_ca
+    from molgen.proteins.internal_coordinates import angles_from_features, ca_trace_from_internal
+
+    features = state.h.double().cpu().numpy()
+    ptr = np.concatenate([[0], np.cumsum(state.num_nodes.cpu().numpy())])
+    backbones = []
+    for a, b in zip(ptr[:-1], ptr[1:]):
+        if not np.isfinite(features[a:b]).all():  # a diverged sample is reported, not written
+            backbones.append(np.full((b - a, len(BACKBONE_ATOMS), 3), np.nan))
+            continue
+        backbones.append(backbone_from_ca(ca_trace_from_internal(*angles_from_features(features[a:b]))))
+    return backbones
+
+
 def motif_offsets(placement: MotifPlacement, index: int, info: BackboneInfo) -> np.ndarray:
     """The vector features ``[L, 3V]`` of chain ``index`` of a placed motif: the motif's atoms
     ``info.node_vectors`` relative to its CA, in units of ``info.vector_scale``; zeros elsewhere."""
@@ -123,13 +139,13 @@ class BackboneDomain(Domain):
     def condition(self, info: BackboneInfo, num_nodes: Tensor, labels: list[np.ndarray] | None = None) -> Tensor | None:
         """The clean atom-type features (and, for a fold-conditioned model, the one-hot secondary-structure
         ``labels`` of each chain, ``[L]`` each, all hidden when None), or None for a model that diffuses
-        vector features."""
-        if info.node_vectors:
+        its features (vectors, internal coordinates)."""
+        if labels is not None and not info.secondary_structure:
+            raise ValueError("this model was trained without secondary-structure labels: it takes none")
+        if info.node_vectors or info.internal_coordinates:
             return None
         atoms = _atoms(info)
         features = backbone_features(num_nodes // atoms, atoms)
-        if labels is not None and not info.secondary_structure:
-            raise ValueError("this model was trained without secondary-structure labels: it takes none")
         if not info.secondary_structure:
             return features
         if labels is None:
@@ -153,6 +169,8 @@ class BackboneDomain(Domain):
     def place_fixed(self, info: BackboneInfo, fixed: Motif | MotifPlacement, num_nodes: Tensor, seed: int):
         """The motif placed in every chain (:func:`~molgen.proteins.motif.place_motif`); a placement made
         before (by `molgen sample`, which writes it out) must be of the same chain lengths."""
+        if info.internal_coordinates:
+            raise ValueError("--motif places residues in space: this model generates internal coordinates")
         lengths = (num_nodes // _atoms(info)).tolist()
         if isinstance(fixed, Motif):
             return place_motif(fixed, lengths, seed)
@@ -183,9 +201,12 @@ class BackboneDomain(Domain):
     ) -> list[np.ndarray]:
         """One ``[L, 4, 3]`` float64 array per backbone, in Å, atoms N, CA, C, O, centred on the
         mean of its generated atoms; a residue-level model's N, C and O rebuilt from its CA trace
-        (:func:`~molgen.proteins.ca_trace.backbone_from_ca`). A motif's residues get the motif's own
-        atoms (:meth:`~molgen.proteins.motif.MotifPlacement.restore`)."""
+        (:func:`~molgen.proteins.ca_trace.backbone_from_ca`), an internal-coordinate model's trace first built
+        from its angles (:mod:`molgen.proteins.internal_coordinates`, first CA at the origin). A motif's
+        residues get the motif's own atoms (:meth:`~molgen.proteins.motif.MotifPlacement.restore`)."""
         atoms = _atoms(info)
+        if info.internal_coordinates:
+            return _backbones_from_angles(state)
         coords = (state.pos.double().cpu() * float(info.length_scale)).numpy()
         ptr = np.concatenate([[0], np.cumsum(state.num_nodes.cpu().numpy())])
         chains = [coords[a:b].reshape(-1, atoms, 3) for a, b in zip(ptr[:-1], ptr[1:])]

@@ -9,6 +9,7 @@ import torch
 from molgen.dataset_info import DatasetInfo
 from molgen.diffusion.build import build_diffusion
 from molgen.diffusion.process import DiffusionProcess
+from molgen.models.chain_transformer import ChainTransformer
 from molgen.models.e3nn_denoiser import E3NNDenoiser
 from molgen.models.egnn_bonds import EGNNBondDenoiser
 from molgen.models.egnn_denoiser import EGNNDenoiser
@@ -20,6 +21,7 @@ DENOISERS.register("egnn")(EGNNDenoiser)
 DENOISERS.register("e3nn")(E3NNDenoiser)
 DENOISERS.register("egnn_bonds")(EGNNBondDenoiser)
 DENOISERS.register("egnn_vectors")(EGNNVectorDenoiser)
+DENOISERS.register("chain_transformer")(ChainTransformer)
 
 
 def is_joint_denoiser(name_or_model) -> bool:
@@ -92,6 +94,7 @@ def build_model(model: dict, diffusion: dict, info: DatasetInfo) -> tuple[torch.
 
 __all__ = [
     "DENOISERS",
+    "ChainTransformer",
     "EGNNBondDenoiser",
     "EGNNDenoiser",
     "EGNNVectorDenoiser",

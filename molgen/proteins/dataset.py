@@ -33,6 +33,7 @@ from torch_geometric.data import Data
 from molgen.dataset_info import BackboneInfo
 from molgen.io import atomic_output, default_cache_root, read_cache
 from molgen.proteins.geometry import BACKBONE_ATOMS, CHAIN_BREAK_CA_DISTANCE
+from molgen.proteins.internal_coordinates import NUM_FEATURES, angle_features, ca_internal_coordinates
 from molgen.proteins.pdb import StructureError, find_structure_files, read_backbone_folder
 from molgen.proteins.secondary_structure import NUM_LABELS, dssp_labels, label_features
 
@@ -179,6 +180,9 @@ class BackboneDataset(torch.utils.data.Dataset):
             (:mod:`molgen.proteins.secondary_structure`), or None. Given, ``h`` gains their three
             one-hot channels after the atom types (every node of a residue carries its residue's label).
         label_dropout: the probability that an item's labels are all hidden (zero channels).
+        internal_coordinates: with ``atoms=["CA"]``, serve each (cropped) chain in internal coordinates
+            instead (:mod:`molgen.proteins.internal_coordinates`): ``pos`` ``[L, 0]`` (no coordinates) and ``h``
+            ``[L, 3]``, the virtual bond angle and torsion features of every residue.
 
     Raises:
         ValueError: inconsistent shapes, empty segments, non-finite coordinates or
@@ -199,6 +203,7 @@ class BackboneDataset(torch.utils.data.Dataset):
         vector_scale: float = 2.0,
         labels: np.ndarray | None = None,
         label_dropout: float = 0.0,
+        internal_coordinates: bool = False,
     ) -> None:
         coords, ptr = torch.as_tensor(coords), torch.as_tensor(ptr)
         if coords.dim() != 3 or coords.shape[1:] != (len(BACKBONE_ATOMS), 3) or not coords.is_floating_point():
@@ -226,6 +231,9 @@ class BackboneDataset(torch.utils.data.Dataset):
         if not (np.isfinite(vector_scale) and vector_scale > 0):
             raise ValueError(f"vector_scale must be a positive number, got {vector_scale}")
         self.node_vectors, self.vector_scale = list(node_vectors), float(vector_scale)
+        if internal_coordinates and (self.atoms != ["CA"] or self.node_vectors or labels is not None):
+            raise ValueError("internal_coordinates describe CA traces: atoms=[CA], no node_vectors, no labels")
+        self.internal_coordinates = bool(internal_coordinates)
         self._vector_columns = [list(BACKBONE_ATOMS).index(atom) for atom in self.node_vectors]
         self._coords = coords.float()
         self._ptr: list[int] = ptr.long().tolist()
@@ -277,6 +285,10 @@ class BackboneDataset(torch.utils.data.Dataset):
             end = start + self.max_length
         num_residues = end - start
         residues = self._coords[start:end].double()
+        if self.internal_coordinates:
+            h = angle_features(*ca_internal_coordinates(residues[:, 1].numpy()))
+            pos = torch.zeros(num_residues, 0)
+            return Data(pos=pos, h=torch.from_numpy(h), num_residues=num_residues, num_nodes=num_residues)
         atoms = residues[:, self._columns].reshape(-1, 3)  # residue-major
         pos = ((atoms - atoms.mean(dim=0)) / self.length_scale).float()
         if self.node_vectors:  # offsets from the CA, x y z of each atom in turn
@@ -312,6 +324,7 @@ def backbone_train_val(
     vector_scale: float = 2.0,
     secondary_structure: bool = False,
     label_dropout: float = 0.2,
+    internal_coordinates: bool = False,
 ) -> tuple[BackboneDataset, BackboneDataset, BackboneInfo]:
     """Training and validation backbone sets plus the ``dataset_info`` a model keeps for sampling.
 
@@ -338,6 +351,7 @@ def backbone_train_val(
             from the uncropped segments.
         label_dropout: the fraction of training items whose labels are hidden (validation items keep
             theirs), so that the model also samples without labels.
+        internal_coordinates: serve CA traces as virtual bond angles and torsions (:class:`BackboneDataset`).
 
     Returns:
         ``(train, val, info)``: a :class:`~molgen.dataset_info.BackboneInfo` with the
@@ -393,6 +407,7 @@ def backbone_train_val(
             vector_scale=vector_scale,
             labels=None if labels is None else labels[rows.numpy()],
             label_dropout=label_dropout if crop == "random" else 0.0,
+            internal_coordinates=internal_coordinates,
         )
 
     train, val = select(train_idx, "random"), select(val_idx, "center")
@@ -406,13 +421,18 @@ def backbone_train_val(
     )
     info = BackboneInfo(
         dataset="+".join(r.resolve().name for r in roots),
-        num_features=(3 * len(train.node_vectors) or len(train.atoms)) + (NUM_LABELS if secondary_structure else 0),
+        num_features=(
+            NUM_FEATURES
+            if internal_coordinates
+            else (3 * len(train.node_vectors) or len(train.atoms)) + (NUM_LABELS if secondary_structure else 0)
+        ),
         size_histogram=train.residue_count_histogram().tolist(),
         atom_types=list(train.atoms),
         length_scale=float(length_scale),
         max_length=int(max_length),
         **({"node_vectors": train.node_vectors, "vector_scale": train.vector_scale} if train.node_vectors else {}),
         secondary_structure=secondary_structure,
+        **({"internal_coordinates": True} if internal_coordinates else {}),
     )
     return train, val, info
 

@@ -93,6 +93,7 @@ class BackboneDataConfig(DataConfig):
     vector_scale: float = MISSING
     secondary_structure: bool = MISSING
     label_dropout: float = MISSING
+    internal_coordinates: bool = MISSING
 
 
 # ----- model -----------------------------------------------------------------
@@ -174,6 +175,17 @@ class E3NNModelConfig(GraphOptions):
     time_embedding: str = MISSING
     parity: bool = MISSING
     normalization_factor: float = MISSING
+
+
+@dataclass
+class ChainTransformerModelConfig:
+    """``model=chain_transformer``: :class:`molgen.models.chain_transformer.ChainTransformer`."""
+
+    name: str = MISSING
+    hidden_dim: int = MISSING
+    num_layers: int = MISSING
+    num_heads: int = MISSING
+    feedforward_dim: int = MISSING
 
 
 @dataclass
@@ -344,6 +356,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
         "egnn_bonds": EGNNBondsModelConfig,
         "egnn_vectors": EGNNVectorsModelConfig,
         "e3nn": E3NNModelConfig,
+        "chain_transformer": ChainTransformerModelConfig,
         "property_egnn": PropertyEGNNModelConfig,
     },
     "diffusion": {

@@ -75,6 +75,35 @@ def test_loss_is_normalised_per_degree_of_freedom():
     assert exact.abs().max() < 1e-20
 
 
+def test_a_model_without_coordinates_diffuses_its_features_alone():
+    """Positions [N, 0] (internal-coordinate chains): no position degrees of freedom, so the loss is the features'
+    squared error per feature (a zero predictor scores E||eps||^2 / (n F) = 1, each graph exactly its own mean), and
+    a sampler draws and keeps [N, 0] positions."""
+    from molgen.diffusion.samplers import AncestralSampler
+
+    diffusion = GaussianDiffusion(PolynomialSchedule())
+    sizes = [3, 9] * 2000
+    batch = _batch(sizes)
+    h = torch.randn(len(batch), 3, dtype=torch.float64)
+    clean = GraphState(torch.zeros(len(batch), 0, dtype=torch.float64), h, batch, len(sizes))
+    t = torch.rand(len(sizes), dtype=torch.float64)
+    _, _, eps_pos, eps_h = diffusion.add_noise(clean.pos, h, t, batch, torch.Generator().manual_seed(5))
+    assert eps_pos.shape == (len(batch), 0)
+
+    def zero(pos_t, h_t, t, batch):
+        return torch.zeros_like(pos_t), torch.zeros_like(h_t)
+
+    loss, _ = diffusion.loss(zero, clean, t=t, generator=torch.Generator().manual_seed(5))
+    per_graph = torch.zeros(len(sizes), dtype=torch.float64).index_add_(0, batch, (eps_h**2).sum(1))
+    torch.testing.assert_close(loss, per_graph / (3 * torch.tensor(sizes, dtype=torch.float64)))
+    assert loss.mean().item() == pytest.approx(1.0, abs=0.02)
+
+    state = AncestralSampler(diffusion, 4).sample(
+        zero, torch.tensor([5, 2]), 3, generator=torch.Generator().manual_seed(0), position_dims=0
+    )
+    assert state.pos.shape == (7, 0) and state.h.shape == (7, 3) and torch.isfinite(state.h).all()
+
+
 def test_conditioning_features_are_not_noised():
     diffusion = GaussianDiffusion(PolynomialSchedule(), diffuse_features=False)
     batch = _batch([4, 4])

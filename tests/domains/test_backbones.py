@@ -103,3 +103,35 @@ def test_a_model_with_vector_features_generates_its_atoms(tmp_path):
     model = load_checkpoint(path)
     backbones = generate(model, 3, SamplingConfig(steps=3), length=(7, 9), progress=False)
     assert all(b.shape[1:] == (4, 3) and 7 <= len(b) <= 9 and np.isfinite(b).all() for b in backbones)
+
+
+def test_an_internal_coordinate_model_generates_angles_and_decodes_full_backbones(tmp_path):
+    """internal_coordinates: no node coordinates (pos [N, 0]); each chain's features become its CA trace (3.80 Å
+    steps, the generated angles), then N, C and O rebuilt from it; a motif, which lives in space, is refused."""
+    from molgen.proteins.ca_trace import backbone_from_ca
+    from molgen.proteins.internal_coordinates import angles_from_features, ca_internal_coordinates
+    from molgen.proteins.motif import Motif
+    from tests.helpers import save_tiny_internal_checkpoint
+
+    model = load_checkpoint(save_tiny_internal_checkpoint(tmp_path / "ic.ckpt"))
+    assert model.info.position_dims == 0 and model.domain.nodes_per_unit(model.info) == 1
+    sampling = SamplingConfig(steps=3)
+    backbones = generate(model, 3, sampling, length=(7, 9), seed=1, progress=False)
+    sizes = model.domain.sample_sizes(model.info, 3, seed=1, length=(7, 9))
+    assert [b.shape for b in backbones] == [(int(n), 4, 3) for n in sizes]
+    for b in backbones:
+        np.testing.assert_allclose(np.linalg.norm(np.diff(b[:, 1], axis=0), axis=1), 3.80)
+        np.testing.assert_allclose(b, backbone_from_ca(b[:, 1]))
+    # the decoded angles are the generated ones: decode a state by hand
+    state = sampling.make(model.diffusion).sample(
+        model.denoiser, torch.tensor([8]), 3, generator=torch.Generator().manual_seed(0), position_dims=0
+    )
+    assert state.pos.shape == (8, 0)
+    (backbone,) = model.domain.decode(model.info, state)
+    theta, tau = angles_from_features(state.h.double().numpy())
+    measured_theta, measured_tau = ca_internal_coordinates(backbone[:, 1])
+    np.testing.assert_allclose(measured_theta[1:-1], theta[1:-1], atol=1e-9)
+    np.testing.assert_allclose(np.cos(measured_tau[1:-2] - tau[1:-2]), 1.0, atol=1e-9)
+    motif = Motif(segments=(np.zeros((3, 4, 3)),), labels=("A1-3",))
+    with pytest.raises(ValueError, match="internal coordinates"):
+        generate(model, 1, sampling, fixed=motif, length=(8, 8), progress=False)

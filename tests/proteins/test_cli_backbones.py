@@ -284,3 +284,51 @@ def test_train_backbone_requires_root(tmp_path):
     result = molgen("train", "experiment=backbone", "trainer.max_steps=1", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode != 0
     assert "data.root" in result.stderr
+
+
+@pytest.mark.slow
+def test_train_sample_evaluate_an_internal_coordinate_model_end_to_end(tmp_path, capsys):
+    """experiment=backbone_internal on a code-built folder: train, resume, sample PDBs (CA steps of 3.80 Å, every atom
+    rebuilt), evaluate them; a motif is refused in one line."""
+    data = tmp_path / "pdbs"
+    _write_training_folder(data)
+    run_dir = tmp_path / "run"
+    options = [
+        "experiment=backbone_internal",
+        f"data.root={data}",
+        "data.min_length=10",
+        "data.max_length=12",
+        "data.val_fraction=0.34",
+        "data.batch_size=2",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "model.hidden_dim=16",
+        "model.num_layers=2",
+        "model.num_heads=2",
+        "model.feedforward_dim=32",
+        "trainer.val_check_interval=2",
+        "trainer.checkpoint_every_n_steps=2",
+        "trainer.progress_bar=false",
+        f"hydra.run.dir={run_dir}",
+    ]
+    train = molgen("train", *options, "trainer.max_steps=2")
+    assert train.returncode == 0, train.stderr[-2000:]
+    resumed = molgen("train", *options, "trainer.max_steps=4")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(ckpt, weights_only=True)
+    assert checkpoint["global_step"] == 4
+    assert checkpoint["hyper_parameters"]["dataset_info"]["internal_coordinates"] is True
+    designs = tmp_path / "designs"
+    assert _sample(ckpt, designs, "--num-samples", "2", "--length", "12") == 0
+    for path in sorted(designs.glob("*.pdb")):
+        (chain,), _ = read_backbones(path)
+        assert chain.coords.shape == (12, 4, 3)
+        np.testing.assert_allclose(np.linalg.norm(np.diff(chain.coords[:, 1], axis=0), axis=1), 3.80, atol=2e-3)
+    capsys.readouterr()
+    assert main(["evaluate", str(designs), "--no-progress"]) == 0
+    assert "helix" in capsys.readouterr().out
+    motif = tmp_path / "motif.pdb"
+    write_backbone_pdb(motif, ideal_helix(6))
+    assert _sample(ckpt, tmp_path / "m", "--length", "12", "--motif", str(motif), "--motif-residues", "A1-4") == 1
+    err = capsys.readouterr().err
+    assert "internal coordinates" in err and err.count("\n") == 1

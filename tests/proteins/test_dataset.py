@@ -277,6 +277,40 @@ def test_residue_level_items_hold_one_node_per_residue(folder, cache_dir):
         BackboneDataset(torch.zeros(5, 4, 3), torch.tensor([0, 5]), ["a"], atoms=["N", "CA"])
 
 
+def test_internal_coordinate_items_hold_each_residues_angles_and_no_coordinates(folder, cache_dir):
+    """internal_coordinates: pos [L, 0], h [L, 3] the segment's virtual angle and torsion features, from which the
+    CA trace comes back (float64 within the 3.80 Å steps' error); crops keep their own ends undefined (zeros)."""
+    from molgen.proteins.internal_coordinates import (
+        angle_features,
+        angles_from_features,
+        ca_internal_coordinates,
+        ca_trace_from_internal,
+    )
+
+    train, val, info = backbone_train_val(
+        folder, val_fraction=0.34, max_length=200, cache_dir=cache_dir, atoms=["CA"], internal_coordinates=True
+    )
+    assert info.internal_coordinates and info.num_features == 3 and info.position_dims == 0
+    item, ca = val[0], val.segment(0)[:, 1]
+    assert item.pos.shape == (len(ca), 0) and item.h.shape == (len(ca), 3) and item.num_nodes == len(ca)
+    np.testing.assert_allclose(item.h.numpy(), angle_features(*ca_internal_coordinates(ca)), atol=1e-6)
+    theta, tau = ca_internal_coordinates(ca_trace_from_internal(*angles_from_features(item.h.numpy())))
+    reference_theta, reference_tau = ca_internal_coordinates(ca)
+    np.testing.assert_allclose(theta[1:-1], reference_theta[1:-1], atol=1e-5)
+    np.testing.assert_allclose(np.cos(tau[1:-2] - reference_tau[1:-2]), 1.0, atol=1e-8)
+    cropped = BackboneDataset(
+        torch.from_numpy(val.segment(0)).float(),
+        torch.tensor([0, len(ca)]),
+        ["a"],
+        max_length=8,
+        atoms=["CA"],
+        internal_coordinates=True,
+    )[0]
+    assert cropped.h.shape == (8, 3) and (cropped.h[0] == 0).all() and (cropped.h[-2:, 1:] == 0).all()
+    with pytest.raises(ValueError, match="internal_coordinates"):
+        BackboneDataset(torch.zeros(5, 4, 3), torch.tensor([0, 5]), ["a"], internal_coordinates=True)
+
+
 def test_secondary_structure_labels_follow_the_residues(folder, cache_dir):
     """Fold conditioning: each item's h gains the DSSP one-hot of its residues (helix for the ideal helices),
     training items hide them at the dropout rate, validation items keep them."""
