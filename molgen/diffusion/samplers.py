@@ -578,14 +578,13 @@ class AncestralSampler(Sampler):
     """Ancestral (DDPM) sampling: draw ``z_s ~ p(z_s | z_t)`` at every step.
 
     Args:
-        noise_scale: factor in [0, 1] on the standard deviation of the position
-            noise drawn at each step (default 1, the exact posterior). Below 1
-            this is the low-temperature sampling of protein backbone models
-            (FrameDiff's and Genie's noise scale): each step moves closer to the
-            network's mean, trading diversity and size for fewer chain breaks
-            on the backbone model (docs/backbones.md). 0 is
-            the deterministic chain of posterior means. Features, when
-            diffused, always get the full noise.
+        noise_scale: factor in [0, 1] on the standard deviation of the noise
+            drawn at each step, positions and diffused features alike (default 1,
+            the exact posterior). Below 1 this is the low-temperature sampling of
+            protein backbone models (FrameDiff's and Genie's noise scale): each
+            step moves closer to the network's mean, trading diversity and size
+            for fewer chain breaks on the backbone model (docs/backbones.md). 0 is
+            the deterministic chain of posterior means.
         grid: time grid (default ``time``).
     """
 
@@ -606,7 +605,7 @@ class AncestralSampler(Sampler):
         pos_s = diffusion.posterior_step(pos_t, eps_pos, t, s, noise_pos)
         if not diffusion.diffuse_features:
             return pos_s, h_t
-        noise_h = torch.randn(h_t.shape, generator=generator, device=h_t.device, dtype=h_t.dtype)
+        noise_h = self.noise_scale * torch.randn(h_t.shape, generator=generator, device=h_t.device, dtype=h_t.dtype)
         return pos_s, diffusion.posterior_step(h_t, eps_h, t, s, noise_h)
 
 

@@ -71,10 +71,14 @@ def test_ancestral_noise_scale_matches_the_closed_form_variance(noise_scale):
     sampler = make_sampler("ddpm", GaussianDiffusion(schedule), 50, noise_scale=noise_scale, grid="logsnr")
     expected = ancestral_variance(schedule, sampler.timesteps(dtype=torch.float64), noise_scale)
     graphs, n = 3000, 4
-    pos, _, batch = sample_toy(sampler, graphs, n)
+    pos, h, batch = sample_toy(sampler, graphs, n)
     assert graph_mean(pos, batch).abs().max() < 1e-10
     per_dof_var = (pos**2).sum() / (graphs * 3 * (n - 1))
     assert per_dof_var.item() == pytest.approx(expected, rel=0.04)  # Monte Carlo: ~1 % standard error
+    # diffused features take the same temperature (a model that generates only features, such as a chain's
+    # internal coordinates, is sampled at low temperature the same way)
+    expected_h = ancestral_variance(schedule, sampler.timesteps(dtype=torch.float64), noise_scale, var=H_STD**2)
+    assert h.var().item() == pytest.approx(expected_h, rel=0.04)
 
 
 def test_ancestral_variance_closed_form_reaches_the_target_with_many_steps():
