@@ -218,6 +218,15 @@ def _sample_parser() -> argparse.ArgumentParser:
         "atoms moved and whether any stereochemistry changed; SD tag 'relaxation'",
     )
     p.add_argument(
+        "--repair-clashes",
+        type=int,
+        default=None,
+        metavar="ROUNDS",
+        help="internal-coordinate backbone models: up to ROUNDS times, regenerate the angles of the residues within "
+        "4 of a steric clash, the rest of the chain kept (inpainting); default 3 for such models; 0: off "
+        "(docs/backbones.md, 'Internal coordinates')",
+    )
+    p.add_argument(
         "--relax-restraint",
         type=float,
         default=None,
@@ -302,6 +311,8 @@ def _sample(args: list[str]) -> int:
         given = given_options(opts, extra=("resample", "guidance"))
     except ValueError as err:
         return _fail("sample", str(err))
+    if opts.repair_clashes is not None and opts.repair_clashes < 0:
+        return _fail("sample", f"--repair-clashes must be 0 or more rounds, got {opts.repair_clashes}")
     if opts.relax_restraint is not None and not opts.relax:
         return _fail("sample", "--relax-restraint applies only with --relax")
     if opts.relax_restraint is not None and not (math.isfinite(opts.relax_restraint) and opts.relax_restraint > 0):

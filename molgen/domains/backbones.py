@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +31,20 @@ __all__ = [
     "DOMAIN",
     "MAX_LENGTH",
     "BackboneDomain",
+    "KnownAngles",
     "backbone_features",
     "parse_length",
+    "repair_clashes",
     "report_backbones",
     "write_designs",
 ]
 
 #: Longest chain the PDB writer numbers (4-digit residue numbers).
 MAX_LENGTH = 9999
+#: Clash repair of internal-coordinate models: default rounds, and the residues on each side of a clashing residue
+#: whose angles are regenerated with it.
+REPAIR_ROUNDS = 3
+REPAIR_FLANK = 4
 #: The node layouts of backbone models: every backbone atom, or one node per residue at its CA (residue-level
 #: models, whose N, C and O are rebuilt from the trace at decoding, :mod:`molgen.proteins.ca_trace`).
 NODE_LAYOUTS = (list(BACKBONE_ATOMS), ["CA"])
@@ -87,6 +94,55 @@ def _backbones_from_angles(state: GraphState) -> list[np.ndarray]:
     return backbones
 
 
+def repair_clashes(
+    model, backbones: list[np.ndarray], sampling, rounds: int = REPAIR_ROUNDS, seed: int = 0, progress: bool = False
+) -> tuple[list[np.ndarray], list[int]]:
+    """Backbones of an internal-coordinate model with their steric clashes regenerated.
+
+    Up to ``rounds`` times, every chain with a clash (:func:`~molgen.proteins.metrics.find_clashes`, the check of
+    ``molgen evaluate``) is sampled again with the angles of its residues within :data:`REPAIR_FLANK` of a clashing
+    residue generated and all others kept (:class:`KnownAngles`, inpainting with ``sampling``; round ``r`` seeded
+    ``seed + r``). Internal coordinates place every residue after a change elsewhere, so a local change moves
+    the chain's far end; the kept residues keep their local structure. The first residue, whose angles are
+    undefined, is always kept. Non-finite chains are left as they are.
+
+    Returns:
+        The backbones (the input list is not changed) and the number of chains redone in each round.
+
+    Raises:
+        ValueError: the model does not generate internal coordinates.
+    """
+    from molgen.proteins.internal_coordinates import angle_features, ca_internal_coordinates
+    from molgen.proteins.metrics import Tolerances, find_clashes
+    from molgen.sampling import generate
+
+    if not model.info.internal_coordinates:
+        raise ValueError("--repair-clashes regenerates angles: it is for internal-coordinate backbone models")
+    backbones, redone = list(backbones), []
+    window = np.ones(2 * REPAIR_FLANK + 1)
+    for step in range(rounds):
+        todo, keep = [], []
+        for index, coords in enumerate(backbones):
+            if not np.isfinite(coords).all():
+                continue
+            clashing = find_clashes(coords, Tolerances())[0]
+            if clashing.any():
+                kept = np.convolve(clashing, window, mode="same") == 0
+                kept[0] = True
+                todo.append(index)
+                keep.append(kept)
+        if not todo:
+            break
+        redone.append(len(todo))
+        features = tuple(angle_features(*ca_internal_coordinates(backbones[index][:, 1])) for index in todo)
+        fixed = KnownAngles(features, tuple(keep))
+        sizes = torch.tensor(fixed.lengths)
+        again = generate(model, len(todo), sampling, sizes=sizes, fixed=fixed, seed=seed + step, progress=progress)
+        for index, coords in zip(todo, again):
+            backbones[index] = coords
+    return backbones, redone
+
+
 def motif_offsets(placement: MotifPlacement, index: int, info: BackboneInfo) -> np.ndarray:
     """The vector features ``[L, 3V]`` of chain ``index`` of a placed motif: the motif's atoms
     ``info.node_vectors`` relative to its CA, in units of ``info.vector_scale``; zeros elsewhere."""
@@ -96,6 +152,20 @@ def motif_offsets(placement: MotifPlacement, index: int, info: BackboneInfo) -> 
     for start, segment in placement.segments(index):
         offsets[start : start + len(segment)] = segment[:, columns] - segment[:, 1:2]
     return (offsets / float(info.vector_scale)).reshape(residues, -1)
+
+
+@dataclass(frozen=True)
+class KnownAngles:
+    """Residues whose internal coordinates each chain keeps while the rest are generated (the fixed part of an
+    internal-coordinate model, :func:`repair_clashes`): per chain, its features ``[L, 3]``
+    (:func:`~molgen.proteins.internal_coordinates.angle_features`) and the kept residues ``[L]`` bool."""
+
+    features: tuple[np.ndarray, ...]
+    keep: tuple[np.ndarray, ...]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(mask) for mask in self.keep]
 
 
 def _atoms(info: BackboneInfo) -> int:
@@ -169,9 +239,13 @@ class BackboneDomain(Domain):
     def place_fixed(self, info: BackboneInfo, fixed: Motif | MotifPlacement, num_nodes: Tensor, seed: int):
         """The motif placed in every chain (:func:`~molgen.proteins.motif.place_motif`); a placement made
         before (by `molgen sample`, which writes it out) must be of the same chain lengths."""
-        if info.internal_coordinates:
-            raise ValueError("--motif places residues in space: this model generates internal coordinates")
         lengths = (num_nodes // _atoms(info)).tolist()
+        if isinstance(fixed, KnownAngles) != bool(info.internal_coordinates):
+            raise ValueError("--motif places residues in space: this model generates internal coordinates")
+        if isinstance(fixed, KnownAngles):
+            if fixed.lengths != lengths:
+                raise ValueError(f"the kept angles are of chains of {fixed.lengths} residues, not {lengths}")
+            return fixed
         if isinstance(fixed, Motif):
             return place_motif(fixed, lengths, seed)
         if list(fixed.lengths) != lengths:
@@ -180,7 +254,13 @@ class BackboneDomain(Domain):
 
     def known_part(self, info: BackboneInfo, fixed: MotifPlacement, num_nodes: Tensor, first: int) -> KnownPart:
         """The motif's residues (all four atoms, or their CA for residue-level models) at their places in
-        chains ``first, first + 1, ...``, in model units."""
+        chains ``first, first + 1, ...``, in model units; for an internal-coordinate model, the kept residues'
+        angle features (:class:`KnownAngles`)."""
+        if isinstance(fixed, KnownAngles):
+            chains = slice(first, first + len(num_nodes))
+            mask = torch.as_tensor(np.concatenate(fixed.keep[chains]))
+            h = torch.as_tensor(np.concatenate(fixed.features[chains]))
+            return KnownPart(mask, torch.zeros(len(mask), 0), h=h)
         atoms = _atoms(info)
         columns = [list(BACKBONE_ATOMS).index(atom) for atom in info.atom_types]
         chains = range(first, first + len(num_nodes))
@@ -205,7 +285,7 @@ class BackboneDomain(Domain):
         from its angles (:mod:`molgen.proteins.internal_coordinates`, first CA at the origin). A motif's
         residues get the motif's own atoms (:meth:`~molgen.proteins.motif.MotifPlacement.restore`)."""
         atoms = _atoms(info)
-        if info.internal_coordinates:
+        if info.internal_coordinates:  # kept angles are exact in the state already
             return _backbones_from_angles(state)
         coords = (state.pos.double().cpu() * float(info.length_scale)).numpy()
         ptr = np.concatenate([[0], np.cumsum(state.num_nodes.cpu().numpy())])
@@ -234,6 +314,11 @@ class BackboneDomain(Domain):
         if opts.num_atoms is not None or opts.filter is not None:
             return fail("sample", "--num-atoms and --filter are for molecule checkpoints; this one generates backbones")
         restraint = RESTRAINT_SIGMA if opts.relax_restraint is None else opts.relax_restraint  # checked by the CLI
+        repair_rounds = getattr(opts, "repair_clashes", None)
+        if repair_rounds is None:
+            repair_rounds = REPAIR_ROUNDS if model.info.internal_coordinates else 0
+        elif repair_rounds and not model.info.internal_coordinates:
+            return fail("sample", "--repair-clashes regenerates angles: it is for internal-coordinate backbone models")
         out = Path(opts.out or self.default_output)
         try:
             _check_output_folder(out)
@@ -248,7 +333,14 @@ class BackboneDomain(Domain):
             placement = None if opts.fixed is None else self.place_fixed(model.info, opts.fixed, sizes, opts.seed)
 
             def relax(backbones: list[np.ndarray], indices: list[int]) -> list[tuple]:
-                """This process's ``(backbone, relaxed backbone or None)`` pairs; diverged samples stay unrelaxed."""
+                """This process's ``(backbone, relaxed backbone or None)`` pairs, their clashes repaired first
+                (internal-coordinate models; each process its own chains); diverged samples stay unrelaxed."""
+                if repair_rounds and backbones:
+                    backbones, redone = repair_clashes(
+                        model, backbones, sampling, repair_rounds, seed=opts.seed + 1 + indices[0], progress=False
+                    )
+                    if rank.rank == 0 and not opts.no_progress:
+                        print(f"clash repair: chains regenerated per round {redone or 'none'}", file=sys.stderr)
                 finite = [opts.relax and bool(np.isfinite(coords).all()) for coords in backbones]
                 kept = [index for index, ok in zip(indices, finite) if ok]
                 sigmas = None  # a motif is held tighter than the generated residues

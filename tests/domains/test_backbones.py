@@ -135,3 +135,37 @@ def test_an_internal_coordinate_model_generates_angles_and_decodes_full_backbone
     motif = Motif(segments=(np.zeros((3, 4, 3)),), labels=("A1-3",))
     with pytest.raises(ValueError, match="internal coordinates"):
         generate(model, 1, sampling, fixed=motif, length=(8, 8), progress=False)
+
+
+def test_clash_repair_regenerates_the_angles_around_a_clash_and_keeps_the_rest(tmp_path):
+    """A chain that closes on itself (a planar hexagon: residues i and i + 6 coincide) is regenerated where it clashes;
+    residues more than REPAIR_FLANK from a clashing residue keep their angles exactly, a clash-free chain is untouched,
+    and models with coordinates are refused."""
+    from molgen.domains.backbones import REPAIR_FLANK, repair_clashes
+    from molgen.proteins.ca_trace import backbone_from_ca
+    from molgen.proteins.internal_coordinates import ca_internal_coordinates, ca_trace_from_internal
+    from molgen.proteins.metrics import Tolerances, find_clashes
+    from tests.helpers import save_tiny_internal_checkpoint
+
+    model = load_checkpoint(save_tiny_internal_checkpoint(tmp_path / "ic.ckpt"))
+    length = 30
+    theta, tau = np.radians(np.full(length, 91.0)), np.radians(np.full(length, 50.0))  # an alpha-helical trace
+    theta[20:], tau[19:] = np.radians(120.0), 0.0  # its last residues a closed hexagon
+    ring = backbone_from_ca(ca_trace_from_internal(theta, tau))
+    clashing = find_clashes(ring, Tolerances())[0]
+    assert clashing.any() and not clashing[:10].any()
+    helix = backbone_from_ca(ca_trace_from_internal(np.radians(np.full(20, 91.0)), np.radians(np.full(20, 50.0))))
+    assert not find_clashes(helix, Tolerances())[0].any()
+
+    repaired, redone = repair_clashes(model, [helix, ring], SamplingConfig(steps=3), rounds=1, seed=0)
+    assert redone == [1] and repaired[0] is helix
+    kept = np.convolve(clashing, np.ones(2 * REPAIR_FLANK + 1), mode="same") == 0
+    before, after = ca_internal_coordinates(ring[:, 1]), ca_internal_coordinates(repaired[1][:, 1])
+    for old, new in zip(before, after):
+        inner = kept & np.isfinite(old) & np.isfinite(new)
+        np.testing.assert_allclose(np.cos(new[inner] - old[inner]), 1.0, atol=1e-6)
+        changed = ~kept & np.isfinite(old) & np.isfinite(new)
+        assert np.abs(np.cos(new[changed] - old[changed]) - 1.0).max() > 1e-3
+    ca_model = load_checkpoint(save_tiny_ca_checkpoint(tmp_path / "ca.ckpt"))
+    with pytest.raises(ValueError, match="internal-coordinate"):
+        repair_clashes(ca_model, [ring], SamplingConfig(steps=3))

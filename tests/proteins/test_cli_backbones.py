@@ -332,3 +332,12 @@ def test_train_sample_evaluate_an_internal_coordinate_model_end_to_end(tmp_path,
     assert _sample(ckpt, tmp_path / "m", "--length", "12", "--motif", str(motif), "--motif-residues", "A1-4") == 1
     err = capsys.readouterr().err
     assert "internal coordinates" in err and err.count("\n") == 1
+
+
+def test_repair_clashes_is_checked(backbone_ckpt, tmp_path, capsys):
+    """--repair-clashes: a negative count, or any rounds for a model with coordinates, is one line and exit 1."""
+    for value, message in (("-1", "0 or more"), ("2", "internal-coordinate")):
+        assert _sample(backbone_ckpt, tmp_path / value, "--length", "8", "--repair-clashes", value) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+        assert not (tmp_path / value).exists()
