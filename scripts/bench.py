@@ -19,7 +19,9 @@ Prints a table and optionally writes JSON (``--json out.json``):
                                      its 4-call samples are poor), named in ``sample_4steps_model``
     sample_backbones_per_s_len100    backbones of 100 residues per second: the
                                      shipped ``backbone`` model with its card's
-                                     sampler (atoms rebuilt), batch 16
+                                     sampler (atoms rebuilt; an internal-coordinate
+                                     model's clashes repaired as ``molgen sample``
+                                     does), batch 16
     sample_backbones_per_s_len100_bf16
                                      the same with the network under bfloat16
                                      autocast (``molgen sample --precision bf16``)
@@ -162,9 +164,11 @@ def bench_few_steps(device: str, num_steps: int, repeats: int) -> dict:
 
 def bench_backbones(device: str, repeats: int, bf16: bool = False, length: int = 100, batch: int = 16) -> dict:
     """The shipped ``backbone`` model with its card's sampler: median seconds for ``batch`` chains of
-    ``length`` residues (seed 0), output arrays (atoms rebuilt) included; after a warm-up run unless
+    ``length`` residues (seed 0), output arrays (atoms rebuilt) and, for an internal-coordinate model, the
+    clash repair of ``molgen sample`` (its default rounds) included; after a warm-up run unless
     ``repeats`` is 1 (a batch takes minutes, so the first run's overhead hardly counts). ``bf16``: the
     network under bfloat16 autocast (:meth:`~molgen.checkpoint.TrainedModel.mixed_precision`)."""
+    from molgen.domains.backbones import repair_clashes
     from molgen.pretrained import load_pretrained
 
     model = load_pretrained("backbone", device)
@@ -174,7 +178,9 @@ def bench_backbones(device: str, repeats: int, bf16: bool = False, length: int =
     def run() -> float:
         sync(device)
         start = time.perf_counter()
-        model.sample(batch, seed=0, device=device, length=(length, length), batch_size=batch)
+        backbones = model.sample(batch, seed=0, device=device, length=(length, length), batch_size=batch)
+        if model.info.internal_coordinates:
+            repair_clashes(model, backbones, model.sampling, seed=1, device=device)
         sync(device)
         return time.perf_counter() - start
 

@@ -161,14 +161,14 @@ def test_warm_start_refuses_unknown_sources_and_other_architectures(tmp_path):
 
 
 def test_warm_start_from_a_shipped_model():
-    card = model_card("backbone")["config"]
+    card = model_card("backbone-ca")["config"]
     module = DiffusionModule(
         model={**card["model"], "self_conditioning": True},
         diffusion=card["diffusion"],
         optim={"lr": 1e-4},
         dataset_info=card["dataset_info"],
     )
-    new = warm_start(module.denoiser, "backbone")
+    new = warm_start(module.denoiser, "backbone-ca")
     assert new == ([] if card["model"].get("self_conditioning") else ["net.estimate_embedding.weight"])
-    shipped = load_pretrained("backbone").denoiser.state_dict()
+    shipped = load_pretrained("backbone-ca").denoiser.state_dict()
     assert all(torch.equal(module.denoiser.state_dict()[k], v) for k, v in shipped.items())

@@ -95,7 +95,13 @@ def _backbones_from_angles(state: GraphState) -> list[np.ndarray]:
 
 
 def repair_clashes(
-    model, backbones: list[np.ndarray], sampling, rounds: int = REPAIR_ROUNDS, seed: int = 0, progress: bool = False
+    model,
+    backbones: list[np.ndarray],
+    sampling,
+    rounds: int = REPAIR_ROUNDS,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
 ) -> tuple[list[np.ndarray], list[int]]:
     """Backbones of an internal-coordinate model with their steric clashes regenerated.
 
@@ -104,7 +110,7 @@ def repair_clashes(
     residue generated and all others kept (:class:`KnownAngles`, inpainting with ``sampling``; round ``r`` seeded
     ``seed + r``). Internal coordinates place every residue after a change elsewhere, so a local change moves
     the chain's far end; the kept residues keep their local structure. The first residue, whose angles are
-    undefined, is always kept. Non-finite chains are left as they are.
+    undefined, is always kept. Non-finite chains are left as they are. The network runs on ``device``.
 
     Returns:
         The backbones (the input list is not changed) and the number of chains redone in each round.
@@ -137,7 +143,9 @@ def repair_clashes(
         features = tuple(angle_features(*ca_internal_coordinates(backbones[index][:, 1])) for index in todo)
         fixed = KnownAngles(features, tuple(keep))
         sizes = torch.tensor(fixed.lengths)
-        again = generate(model, len(todo), sampling, sizes=sizes, fixed=fixed, seed=seed + step, progress=progress)
+        again = generate(
+            model, len(todo), sampling, sizes=sizes, fixed=fixed, seed=seed + step, device=device, progress=progress
+        )
         for index, coords in zip(todo, again):
             backbones[index] = coords
     return backbones, redone
@@ -336,9 +344,8 @@ class BackboneDomain(Domain):
                 """This process's ``(backbone, relaxed backbone or None)`` pairs, their clashes repaired first
                 (internal-coordinate models; each process its own chains); diverged samples stay unrelaxed."""
                 if repair_rounds and backbones:
-                    backbones, redone = repair_clashes(
-                        model, backbones, sampling, repair_rounds, seed=opts.seed + 1 + indices[0], progress=False
-                    )
+                    first = opts.seed + 1 + indices[0]
+                    backbones, redone = repair_clashes(model, backbones, sampling, repair_rounds, first, device)
                     if rank.rank == 0 and not opts.no_progress:
                         print(f"clash repair: chains regenerated per round {redone or 'none'}", file=sys.stderr)
                 finite = [opts.relax and bool(np.isfinite(coords).all()) for coords in backbones]
