@@ -224,7 +224,7 @@ def _sample_parser() -> argparse.ArgumentParser:
         metavar="ROUNDS",
         help="internal-coordinate backbone models: up to ROUNDS times, regenerate the angles of the residues within "
         "4 of a steric clash, the rest of the chain kept (inpainting); default 3 for such models; 0: off "
-        "(docs/backbones.md, 'Internal coordinates')",
+        "(docs/backbones.md, '(d) Internal coordinates')",
     )
     p.add_argument(
         "--relax-restraint",
