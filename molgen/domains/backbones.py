@@ -45,6 +45,7 @@ MAX_LENGTH = 9999
 #: whose angles are regenerated with it.
 REPAIR_ROUNDS = 3
 REPAIR_FLANK = 4
+REPAIR_NEEDS_ANGLES = "--repair-clashes regenerates angles: it is for internal-coordinate backbone models"
 #: The node layouts of backbone models: every backbone atom, or one node per residue at its CA (residue-level
 #: models, whose N, C and O are rebuilt from the trace at decoding, :mod:`molgen.proteins.ca_trace`).
 NODE_LAYOUTS = (list(BACKBONE_ATOMS), ["CA"])
@@ -106,8 +107,9 @@ def repair_clashes(
     """Backbones of an internal-coordinate model with their steric clashes regenerated.
 
     Up to ``rounds`` times, every chain with a clash (:func:`~molgen.proteins.metrics.find_clashes`, the check of
-    ``molgen evaluate``) is sampled again with the angles of its residues within :data:`REPAIR_FLANK` of a clashing
-    residue generated and all others kept (:class:`KnownAngles`, inpainting with ``sampling``; round ``r`` seeded
+    ``molgen evaluate``; after the first round only the chains just regenerated are checked, the others are
+    unchanged) is sampled again with the angles of its residues within :data:`REPAIR_FLANK` of a clashing residue
+    generated and all others kept (:class:`KnownAngles`, inpainting with ``sampling``; round ``r`` seeded
     ``seed + r``). Internal coordinates place every residue after a change elsewhere, so a local change moves
     the chain's far end; the kept residues keep their local structure. The first residue, whose angles are
     undefined, is always kept. Non-finite chains are left as they are. The network runs on ``device``.
@@ -123,12 +125,14 @@ def repair_clashes(
     from molgen.sampling import generate
 
     if not model.info.internal_coordinates:
-        raise ValueError("--repair-clashes regenerates angles: it is for internal-coordinate backbone models")
+        raise ValueError(REPAIR_NEEDS_ANGLES)
     backbones, redone = list(backbones), []
     window = np.ones(2 * REPAIR_FLANK + 1)
+    candidates = range(len(backbones))  # after the first round, only the chains just regenerated can clash anew
     for step in range(rounds):
         todo, keep = [], []
-        for index, coords in enumerate(backbones):
+        for index in candidates:
+            coords = backbones[index]
             if not np.isfinite(coords).all():
                 continue
             clashing = find_clashes(coords, Tolerances())[0]
@@ -148,6 +152,7 @@ def repair_clashes(
         )
         for index, coords in zip(todo, again):
             backbones[index] = coords
+        candidates = todo
     return backbones, redone
 
 
@@ -248,12 +253,17 @@ class BackboneDomain(Domain):
         """The motif placed in every chain (:func:`~molgen.proteins.motif.place_motif`); a placement made
         before (by `molgen sample`, which writes it out) must be of the same chain lengths."""
         lengths = (num_nodes // _atoms(info)).tolist()
-        if isinstance(fixed, KnownAngles) != bool(info.internal_coordinates):
-            raise ValueError("--motif places residues in space: this model generates internal coordinates")
         if isinstance(fixed, KnownAngles):
+            if not info.internal_coordinates:
+                raise ValueError("kept angles are the fixed part of an internal-coordinate model, not of this one")
             if fixed.lengths != lengths:
                 raise ValueError(f"the kept angles are of chains of {fixed.lengths} residues, not {lengths}")
             return fixed
+        if info.internal_coordinates:
+            raise ValueError(
+                "--motif places residues in space: this model generates internal coordinates (use a model with "
+                "coordinates, e.g. --model backbone-ca)"
+            )
         if isinstance(fixed, Motif):
             return place_motif(fixed, lengths, seed)
         if list(fixed.lengths) != lengths:
@@ -326,7 +336,7 @@ class BackboneDomain(Domain):
         if repair_rounds is None:
             repair_rounds = REPAIR_ROUNDS if model.info.internal_coordinates else 0
         elif repair_rounds and not model.info.internal_coordinates:
-            return fail("sample", "--repair-clashes regenerates angles: it is for internal-coordinate backbone models")
+            return fail("sample", REPAIR_NEEDS_ANGLES)
         out = Path(opts.out or self.default_output)
         try:
             _check_output_folder(out)
@@ -340,7 +350,7 @@ class BackboneDomain(Domain):
                 sizes = self.sample_sizes(model.info, opts.num_samples, opts.seed, length=opts.length)
             placement = None if opts.fixed is None else self.place_fixed(model.info, opts.fixed, sizes, opts.seed)
 
-            def relax(backbones: list[np.ndarray], indices: list[int]) -> list[tuple]:
+            def finish(backbones: list[np.ndarray], indices: list[int]) -> list[tuple]:
                 """This process's ``(backbone, relaxed backbone or None)`` pairs, their clashes repaired first
                 (internal-coordinate models; each process its own chains); diverged samples stay unrelaxed."""
                 if repair_rounds and backbones:
@@ -364,7 +374,7 @@ class BackboneDomain(Domain):
                 return [(coords, next(relaxed) if ok else None) for coords, ok in zip(backbones, finite)]
 
             samples = generate_on_ranks(
-                model, opts, sampling, device, rank, postprocess=relax, fixed=placement, sizes=sizes, labels=labels
+                model, opts, sampling, device, rank, postprocess=finish, fixed=placement, sizes=sizes, labels=labels
             )
         except (OSError, ValueError) as err:
             return fail("sample", str(err))
