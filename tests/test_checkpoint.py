@@ -5,6 +5,7 @@ import torch
 
 from molgen.checkpoint import CheckpointError, load_checkpoint
 from molgen.dataset_info import BackboneInfo, MoleculeInfo
+from molgen.diffusion.self_conditioning import GaussianEstimate
 from molgen.pretrained import load_pretrained, model_card
 from molgen.training.module import DiffusionModule, check_resumable
 from molgen.training.train import warm_start
@@ -120,7 +121,8 @@ def test_warm_start_loads_every_weight_and_keeps_the_new_embedding_at_zero(tmp_p
     pos, h = torch.randn(24, 3, generator=gen), torch.eye(4).repeat(6, 1)
     t, batch = torch.tensor([0.3, 0.7]), torch.tensor([0] * 12 + [1] * 12)
     expected = plain(pos, h, t, batch)[0]
-    torch.testing.assert_close(target.eval()(pos, h, t, batch, self_condition=pos)[0], expected, rtol=0, atol=0)
+    estimate = GaussianEstimate(pos, None)
+    torch.testing.assert_close(target.eval()(pos, h, t, batch, self_condition=estimate)[0], expected, rtol=0, atol=0)
 
 
 def test_warm_start_a_self_conditioned_joint_model_from_a_plain_one(tmp_path):

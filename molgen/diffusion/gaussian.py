@@ -30,6 +30,7 @@ from molgen.diffusion.process import DiffusionProcess, GraphState, Prediction, P
 from molgen.diffusion.schedules import NoiseSchedule
 from molgen.diffusion.self_conditioning import (
     EstimateFeedback,
+    GaussianEstimate,
     clean_estimate,
     is_self_conditioned,
     training_estimate,
@@ -224,12 +225,15 @@ class GaussianDiffusion(DiffusionProcess):
         s_node, t_node = per_item(s, state.batch)[..., None], per_item(t, state.batch)[..., None]
         return state.replace(h=self.renoise_values(state.h, s_node, t_node, generator))
 
-    def self_condition_estimate(self, inputs: tuple[Tensor, Tensor, Tensor, Tensor], output: tuple) -> Tensor:
+    def self_condition_estimate(self, inputs: tuple[Tensor, Tensor, Tensor, Tensor], output: tuple) -> GaussianEstimate:
         """The estimate a self-conditioned denoiser gets next (:mod:`molgen.diffusion.self_conditioning`):
-        the zero-CoM clean positions ``[N, 3]`` implied by a call on ``inputs = (pos_t, h_t, t [B], batch)``
-        that returned ``output = (eps_pos, eps_h)``, detached."""
-        pos_t, _, t, batch = inputs
-        return clean_estimate(self, pos_t, output[0], t, batch, t.shape[0])
+        the zero-CoM clean positions and, when features are diffused, the clean features implied by a call
+        on ``inputs = (pos_t, h_t, t [B], batch)`` that returned ``output = (eps_pos, eps_h)``, detached."""
+        pos_t, h_t, t, batch = inputs
+        pos = clean_estimate(self, pos_t, output[0], t, batch, t.shape[0])
+        if not self.diffuse_features:
+            return GaussianEstimate(pos, None)
+        return GaussianEstimate(pos, self.predict_clean(h_t, output[1], t[batch, None]).detach())
 
     def predictor(self, denoiser: Denoiser, state: GraphState) -> Predictor:
         """Calls ``denoiser`` on the batch of ``state``, feeding a self-conditioned one its previous

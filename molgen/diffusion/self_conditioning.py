@@ -6,8 +6,10 @@ clean estimate it made before, or None (no estimate yet). Its
 process's business, derived from the denoiser's inputs and output by the
 process's ``self_condition_estimate`` (an :data:`Estimator`):
 
-- Gaussian diffusion (coordinate-only denoisers): ``[N, 3]`` zero-CoM clean
-  positions, in the units of ``pos`` (:func:`clean_estimate`);
+- Gaussian diffusion: a :class:`GaussianEstimate`, the zero-CoM clean
+  positions in the units of ``pos`` (:func:`clean_estimate`) and, where the
+  process diffuses features, the clean features (all an internal-coordinate
+  backbone model generates);
 - the joint process (bond-generating denoisers): a :class:`JointEstimate`,
   those positions plus the predicted probabilities of the clean classes of the
   node and pair channels (:func:`class_probabilities`), as in the
@@ -24,8 +26,6 @@ Both uses below are the same for every process:
   the batches the network first predicts without an estimate, with no
   gradient, and is trained on that prediction as its estimate; the other half
   get none, as the first sampling step does.
-
-Diffused continuous features, where a Gaussian process has them, are not fed back.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ __all__ = [
     "ESTIMATE_RATE",
     "EstimateFeedback",
     "Estimator",
+    "GaussianEstimate",
     "JointEstimate",
     "class_probabilities",
     "clean_estimate",
@@ -61,6 +62,17 @@ class CleanPredictor(Protocol):
     """What turns a noise prediction into clean positions (a Gaussian diffusion)."""
 
     def predict_clean(self, z_t: Tensor, eps_pred: Tensor, t: Tensor) -> Tensor: ...
+
+
+class GaussianEstimate(NamedTuple):
+    """A Gaussian denoiser's clean estimate of a batch (see the module docstring).
+
+    ``pos`` [N, D] zero-CoM clean positions (units of ``pos``; ``D = 0`` for a layout without coordinates);
+    ``h`` [N, F] the clean diffused features, or None where the process does not diffuse them.
+    """
+
+    pos: Tensor
+    h: Tensor | None
 
 
 class JointEstimate(NamedTuple):

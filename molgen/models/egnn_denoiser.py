@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from molgen.diffusion.conditioning import GraphCondition
+from molgen.diffusion.self_conditioning import GaussianEstimate
 from molgen.graph_batch import remove_mean
 from molgen.models.condition_embedding import ConditionEmbedding, add_condition, layer_conditions
 from molgen.nn.chirality import NUM_TORSION_FEATURES, chain_torsion_features
@@ -64,7 +65,7 @@ class EGNNDenoiser(nn.Module):
             in nm), where ``d²`` alone cannot resolve bond lengths.
         rbf_cutoff: last radial basis centre, in the unit of ``pos``.
         self_conditioning: also take the network's previous clean estimate
-            (``forward(..., self_condition=[N, 3])``, see
+            (``forward(..., self_condition=GaussianEstimate)``, see
             :mod:`molgen.diffusion.self_conditioning`). On every edge its
             squared distance (and radial basis, with ``distance_rbf``) in the
             estimate goes through a linear map into the edge attributes. The
@@ -193,7 +194,7 @@ class EGNNDenoiser(nn.Module):
         h: Tensor,
         t: Tensor,
         batch: Tensor,
-        self_condition: Tensor | None = None,
+        self_condition: GaussianEstimate | None = None,
         condition: GraphCondition | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Predict the noise of the noisy sample ``(pos, h)`` at time ``t``.
@@ -203,8 +204,8 @@ class EGNNDenoiser(nn.Module):
             h: ``[N, F]`` noisy invariant node features (``F = in_node_dim``).
             t: ``[B]`` diffusion time of each graph, in ``[0, 1]``.
             batch: ``LongTensor[N]`` sorted graph index of each node.
-            self_condition: ``[N, 3]`` previous clean estimate, or None (none
-                yet); only for a network built with ``self_conditioning``.
+            self_condition: the previous clean estimate (its positions ``[N, 3]`` are read), or None
+                (none yet); only for a network built with ``self_conditioning``.
             condition: target properties ``[B, P]`` (:mod:`molgen.diffusion.conditioning`), or None
                 (unconditional); only for a network built with ``num_conditions``.
 
@@ -224,7 +225,7 @@ class EGNNDenoiser(nn.Module):
             # so plain DDP sees its weight used at every step.
             estimate = [torch.zeros_like(edge_attr[:, : self.estimate_embedding.in_features])]
             if self_condition is not None:
-                estimate = self._distance_features(self_condition[dst] - self_condition[src])
+                estimate = self._distance_features(self_condition.pos[dst] - self_condition.pos[src])
             edge_attr = edge_attr + self.estimate_embedding(torch.cat(estimate, dim=-1))
 
         t_node = t.to(h.dtype)[batch]
@@ -237,7 +238,7 @@ class EGNNDenoiser(nn.Module):
         if self.chirality_embedding is not None:
             torsions = [chain_torsion_features(pos, batch)]
             if self.self_conditioning:  # the estimate's torsions, zeros before there is one
-                estimate = self_condition if self_condition is not None else torch.zeros_like(pos)
+                estimate = self_condition.pos if self_condition is not None else torch.zeros_like(pos)
                 torsions.append(chain_torsion_features(estimate, batch))
             hidden = hidden + self.chirality_embedding(torch.cat(torsions, dim=-1))
         per_layer = layer_conditions(self.condition_embedding, condition, batch, num_graphs, hidden)

@@ -13,7 +13,8 @@ has ``theta`` ≈ 91°, ``tau`` ≈ +50°; a strand ``theta`` ≈ 120°, ``tau``
 
 The features a model diffuses (:func:`angle_features`) are, per residue, the standardised angle and the
 cosine and sine of the torsion, so that the torsion's periodicity needs no wrapped noise; undefined
-entries are zeros, and :func:`angles_from_features` reads the angles back.
+entries are zeros, and :func:`angles_from_features` reads the angles back. :func:`ca_traces_from_features`
+rebuilds a batch of traces from features in torch, for a model that looks at its own estimate in space.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from molgen.proteins.geometry import CA_CA_DISTANCE, angle, dihedral, place_atom
 
@@ -32,6 +35,8 @@ __all__ = [
     "angles_from_features",
     "ca_internal_coordinates",
     "ca_trace_from_internal",
+    "ca_traces_from_features",
+    "feature_angles",
 ]
 
 #: Per residue: standardised virtual bond angle, cosine and sine of the virtual torsion.
@@ -94,3 +99,43 @@ def ca_trace_from_internal(theta: np.ndarray, tau: np.ndarray, bond: float = CA_
     for k in range(3, length):  # atom k from the three before it: angle at k-1, torsion owned by k-2
         ca[k] = place_atom(ca[k - 3], ca[k - 2], ca[k - 1], bond, math.degrees(theta[k - 1]), math.degrees(tau[k - 2]))
     return ca
+
+
+def feature_angles(features: Tensor) -> tuple[Tensor, Tensor]:
+    """Torch counterpart of :func:`angles_from_features`: ``features [..., 3]`` -> ``(theta [...], tau [...])``
+    radians, the angle clipped to :data:`THETA_RANGE`."""
+    theta = (features[..., 0] * THETA_STD + THETA_MEAN).clamp(*np.radians(THETA_RANGE))
+    return theta, torch.atan2(features[..., 2], features[..., 1])
+
+
+def ca_traces_from_features(features: Tensor, bond: float = CA_CA_DISTANCE) -> Tensor:
+    """Batched torch counterpart of :func:`angles_from_features` then :func:`ca_trace_from_internal`.
+
+    ``features [B, L, 3]`` (padded chains are fine: an atom depends only on the features before it) ->
+    CA traces ``[B, L, 3]`` in Å, same dtype, the same frame as the numpy rebuild. Differentiable, but meant
+    for detached estimates: the loop over ``L`` is sequential.
+    """
+    batch, length = features.shape[:2]
+    theta, tau = feature_angles(features)
+    atoms = [features.new_zeros(batch, 3) for _ in range(min(length, 3))]
+    if length >= 2:
+        atoms[1] = atoms[1] + features.new_tensor([bond, 0.0, 0.0])
+    if length >= 3:
+        bend = torch.stack([-theta[:, 1].cos(), theta[:, 1].sin(), torch.zeros_like(theta[:, 1])], dim=-1)
+        atoms[2] = atoms[1] + bond * bend
+    for k in range(3, length):  # NeRF (place_atom): atom k from the three before it
+        a, b, c = atoms[k - 3], atoms[k - 2], atoms[k - 1]
+        x_axis = torch.nn.functional.normalize(c - b, dim=-1)
+        z_axis = torch.nn.functional.normalize(torch.linalg.cross(b - a, x_axis), dim=-1)
+        y_axis = torch.linalg.cross(z_axis, x_axis)
+        angle_k, torsion_k = theta[:, k - 1, None], tau[:, k - 2, None]
+        atoms.append(
+            c
+            + bond
+            * (
+                -angle_k.cos() * x_axis
+                + angle_k.sin() * torsion_k.cos() * y_axis
+                + angle_k.sin() * torsion_k.sin() * z_axis
+            )
+        )
+    return torch.stack(atoms, dim=1) if atoms else features.new_zeros(batch, 0, 3)

@@ -186,6 +186,9 @@ class ChainTransformerModelConfig:
     num_layers: int = MISSING
     num_heads: int = MISSING
     feedforward_dim: int = MISSING
+    self_conditioning: bool = MISSING
+    distance_rbf: int = MISSING
+    rbf_cutoff: float = MISSING
 
 
 @dataclass

@@ -9,6 +9,7 @@ from molgen.diffusion.process import GraphState
 from molgen.diffusion.self_conditioning import (
     ESTIMATE_RATE,
     EstimateFeedback,
+    GaussianEstimate,
     is_self_conditioned,
     training_estimate,
 )
@@ -40,14 +41,14 @@ class WithEstimate(torch.nn.Module):
     def forward(self, pos, h, t, batch):
         centred = remove_mean(pos, batch)
         estimate = centred * (0.5 + 0.2 * centred.square().sum(dim=1, keepdim=True))
-        return self.model(pos, h, t, batch, self_condition=estimate)
+        return self.model(pos, h, t, batch, self_condition=GaussianEstimate(estimate, None))
 
 
 def test_estimate_embedding_starts_at_zero_and_then_changes_the_output():
     torch.manual_seed(0)
     fresh = EGNNDenoiser(in_node_dim=F, hidden_dim=16, num_layers=2, distance_rbf=8, self_conditioning=True)
     pos, h, t, batch = make_inputs(dtype=torch.float32)
-    estimate = remove_mean(torch.randn_like(pos), batch)
+    estimate = GaussianEstimate(remove_mean(torch.randn_like(pos), batch), None)
     plain = fresh(pos, h, t, batch)
     torch.testing.assert_close(fresh(pos, h, t, batch, self_condition=estimate), plain, rtol=0, atol=0)
     trained = self_conditioned_model()
@@ -70,16 +71,17 @@ def test_self_conditioned_denoiser_is_equivariant_with_its_estimate(graph):
     estimate = 0.5 * pos
     moved = estimate @ random_rotation(generator=gen).T + 1.0
     deformed = estimate * torch.tensor([1.0, 1.0, 1.5], dtype=torch.float64)
-    base, _ = model(pos, h, t, batch, self_condition=estimate)
-    torch.testing.assert_close(model(pos, h, t, batch, self_condition=moved)[0], base, rtol=1e-9, atol=1e-9)
-    assert (model(pos, h, t, batch, self_condition=deformed)[0] - base).abs().max() > 1e-3
+    base, _ = model(pos, h, t, batch, self_condition=GaussianEstimate(estimate, None))
+    moved_out, _ = model(pos, h, t, batch, self_condition=GaussianEstimate(moved, None))
+    torch.testing.assert_close(moved_out, base, rtol=1e-9, atol=1e-9)
+    assert (model(pos, h, t, batch, self_condition=GaussianEstimate(deformed, None))[0] - base).abs().max() > 1e-3
 
 
 def test_plain_denoiser_refuses_an_estimate_and_wrappers_report_the_flag():
     pos, h, t, batch = make_inputs(dtype=torch.float32)
     plain = EGNNDenoiser(in_node_dim=F, hidden_dim=8, num_layers=1)
     with pytest.raises(ValueError, match="without self_conditioning"):
-        plain(pos, h, t, batch, self_condition=pos)
+        plain(pos, h, t, batch, self_condition=GaussianEstimate(pos, None))
     conditioned = EGNNDenoiser(in_node_dim=F, hidden_dim=8, num_layers=1, self_conditioning=True)
     schedule = PolynomialSchedule()
     assert not is_self_conditioned(plain) and not is_self_conditioned(VelocityDenoiser(plain, schedule, True))
@@ -98,10 +100,14 @@ def test_training_estimate_is_the_detached_clean_prediction_for_half_of_the_batc
     ]
     given = [e for e in drawn if e is not None]
     assert len(given) / len(drawn) == pytest.approx(ESTIMATE_RATE, abs=0.08)
-    eps, _ = model(pos, h, t, batch)
+    eps, eps_h = model(pos, h, t, batch)
     expected = remove_mean(diffusion.predict_clean(pos, remove_mean(eps, batch), t[batch, None]), batch)
-    torch.testing.assert_close(given[0], expected)
-    assert not given[0].requires_grad
+    torch.testing.assert_close(given[0].pos, expected)
+    # the process diffuses the features, so their clean estimate comes too
+    torch.testing.assert_close(given[0].h, diffusion.predict_clean(h, eps_h, t[batch, None]))
+    assert not given[0].pos.requires_grad and not given[0].h.requires_grad
+    without_features = GaussianDiffusion(LogLinearSchedule(), diffuse_features=False).self_condition_estimate
+    assert without_features((pos, h, t, batch), (eps, eps_h)).h is None
 
 
 def test_loss_trains_the_estimate_embedding_only_when_an_estimate_is_drawn():
@@ -144,7 +150,7 @@ def test_samplers_feed_back_the_previous_clean_prediction():
         conditioned = run(RecordingOracle(), name)
         assert len(received) == 6 + 1 + 2 and received[0] is None
         for got, previous in zip(received[1:], predicted[:-1]):
-            torch.testing.assert_close(got, previous, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(got.pos, previous, rtol=1e-12, atol=1e-12)
         plain = run(oracle, name)
         for a, b in ((conditioned.pos, plain.pos), (conditioned.h, plain.h)):
             torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -1,9 +1,12 @@
 """Tests for molgen.models.chain_transformer: the denoiser of chains in internal coordinates."""
 
 import numpy as np
+import pytest
 import torch
 
+from molgen.diffusion.self_conditioning import GaussianEstimate
 from molgen.models import build_denoiser
+from molgen.proteins.geometry import ideal_helix
 from molgen.proteins.internal_coordinates import angle_features, ca_internal_coordinates, ca_trace_from_internal
 from tests.equivariance_utils import permute_graphs, random_rotation
 
@@ -68,3 +71,80 @@ def test_rigid_motions_leave_the_inputs_and_so_the_output_unchanged_and_a_mirror
     moved = ca @ random_rotation().numpy().T + 5.0
     torch.testing.assert_close(predict(moved), out, atol=1e-6, rtol=1e-6)  # features are float32
     assert (predict(ca * np.array([1.0, 1.0, -1.0])) - out).abs().max() > 1e-3
+
+
+def _self_conditioned(dtype=torch.float64, trained=True):
+    """A small self-conditioned transformer; ``trained``: its zero-initialised estimate maps made non-zero."""
+    torch.manual_seed(0)
+    config = {"name": "chain_transformer", "hidden_dim": 16, "num_layers": 2, "num_heads": 2, "feedforward_dim": 32}
+    model = build_denoiser({**config, "self_conditioning": True, "distance_rbf": 8, "rbf_cutoff": 20.0}, in_node_dim=3)
+    if trained:
+        with torch.no_grad():
+            model.estimate_embedding.weight.normal_(0.0, 1.0)
+            model.distance_bias.weight.normal_(0.0, 3.0)
+    return model.to(dtype).eval()
+
+
+def _estimate(h, seed=5):
+    generator = torch.Generator().manual_seed(seed)
+    return GaussianEstimate(
+        torch.zeros(h.shape[0], 0, dtype=h.dtype), torch.randn(h.shape, generator=generator, dtype=h.dtype)
+    )
+
+
+@torch.no_grad()
+def test_self_conditioned_model_starts_as_the_plain_one_and_then_reads_its_estimate():
+    plain = _model()
+    fresh = _self_conditioned(trained=False)
+    assert set(fresh.state_dict()) - set(plain.state_dict()) == {
+        "estimate_embedding.weight",
+        "estimate_embedding.bias",
+        "distance_bias.weight",
+        "distance_bias.bias",
+    }
+    fresh.load_state_dict(plain.state_dict(), strict=False)  # what init_from does
+    pos, h, t, batch = _batch([6, 4, 9])
+    out = plain(pos, h, t, batch)[1]
+    torch.testing.assert_close(fresh(pos, h, t, batch)[1], out, atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(fresh(pos, h, t, batch, self_condition=_estimate(h))[1], out, atol=1e-12, rtol=1e-10)
+    trained = _self_conditioned()
+    assert (trained(pos, h, t, batch, self_condition=_estimate(h))[1] - trained(pos, h, t, batch)[1]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="without self_conditioning"):
+        plain(pos, h, t, batch, self_condition=_estimate(h))
+
+
+@torch.no_grad()
+def test_self_conditioned_chains_do_not_see_each_other_and_inference_matches_training_mode():
+    """Float64: with an estimate, chain reordering and padding change nothing; torch's inference fast path
+    (which gives NaN for a per-head float mask) is bypassed, so eval and train modes agree, and restored."""
+    model = _self_conditioned()
+    pos, h, t, batch = _batch([6, 4, 9, 5])
+    estimate = _estimate(h)
+    _, out = model(pos, h, t, batch, self_condition=estimate)
+    assert torch.isfinite(out).all() and torch.backends.mha.get_fastpath_enabled()
+    torch.testing.assert_close(model.train()(pos, h, t, batch, self_condition=estimate)[1], out, atol=1e-12, rtol=0)
+    model.eval()
+    node_perm, graph_perm, new_batch = permute_graphs(batch, generator=torch.Generator().manual_seed(2))
+    moved = GaussianEstimate(estimate.pos[node_perm], estimate.h[node_perm])
+    _, permuted = model(pos[node_perm], h[node_perm], t[graph_perm], new_batch, self_condition=moved)
+    torch.testing.assert_close(permuted, out[node_perm], atol=1e-12, rtol=1e-10)
+    first = batch == 1
+    alone = GaussianEstimate(estimate.pos[first], estimate.h[first])
+    _, out_alone = model(pos[first], h[first], t[1:2], torch.zeros(int(first.sum()), dtype=torch.long), alone)
+    torch.testing.assert_close(out_alone, out[first], atol=1e-12, rtol=1e-10)
+
+
+@torch.no_grad()
+def test_the_attention_bias_reads_the_estimate_in_space():
+    """The estimate of an ideal helix, given as its angle features, biases attention by the CA-CA distances of
+    the helix rebuilt with 3.80 Å steps (float64): its trace is rebuilt in space, not read residue by residue."""
+    model = _self_conditioned()
+    theta, tau = ca_internal_coordinates(ideal_helix(20)[:, 1])
+    features = torch.from_numpy(angle_features(theta, tau)).double()[None]
+    _, bias = model._estimate_inputs(features, features)
+    ca = torch.from_numpy(ca_trace_from_internal(theta, tau))
+    distances = torch.cdist(ca, ca)
+    assert distances[0, 4] < 7.0 and distances[0, 19] > 25.0  # a helix: i, i+4 close, the ends far apart
+    expected = model.distance_bias(model.distances(distances.flatten()).unflatten(0, (20, 20)))
+    # float32 features; the bias is interpolated from a table every 0.02 Å
+    torch.testing.assert_close(bias[0], expected.permute(2, 0, 1), atol=1e-3, rtol=0)

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from torch_geometric.utils import scatter
 
+from molgen.diffusion.self_conditioning import GaussianEstimate
 from molgen.models.egnn_denoiser import EGNNDenoiser
 from tests.equivariance_utils import (
     assert_denoiser_equivariant,
@@ -225,7 +226,7 @@ def test_chirality_starts_as_the_network_without_it():
     plain, chiral = make_model(**CHIRAL).double(), make_model(**CHIRAL, chirality=True).double()
     own = chiral.state_dict()
     assert [k for k in own if k not in plain.state_dict()] == ["chirality_embedding.weight"]
-    for estimate in (None, pos + 0.1):
+    for estimate in (None, GaussianEstimate(pos + 0.1, None)):
         outputs = [model(pos, h, t, batch, self_condition=estimate) for model in (plain, chiral)]
         for a, b in zip(*outputs):
             torch.testing.assert_close(a, b)
@@ -245,8 +246,9 @@ def test_chirality_is_se3_but_not_e3_equivariant():
     assert not torch.allclose(mirrored_h, eps_h, atol=1e-4)
     rotation = random_rotation(torch.float64, generator=torch.Generator().manual_seed(3))
     estimate = pos + 0.1 * torch.randn(pos.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
-    rotated, _ = model(pos @ rotation.T, h, t, batch, self_condition=estimate @ rotation.T)
-    torch.testing.assert_close(rotated, model(pos, h, t, batch, self_condition=estimate)[0] @ rotation.T)
+    rotated, _ = model(pos @ rotation.T, h, t, batch, self_condition=GaussianEstimate(estimate @ rotation.T, None))
+    expected = model(pos, h, t, batch, self_condition=GaussianEstimate(estimate, None))[0] @ rotation.T
+    torch.testing.assert_close(rotated, expected)
 
 
 def test_chirality_needs_residue_chains():

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from molgen.proteins.geometry import ideal_helix, ideal_strand
 from molgen.proteins.internal_coordinates import (
@@ -12,6 +13,8 @@ from molgen.proteins.internal_coordinates import (
     angles_from_features,
     ca_internal_coordinates,
     ca_trace_from_internal,
+    ca_traces_from_features,
+    feature_angles,
 )
 from tests.equivariance_utils import random_rotation
 
@@ -102,3 +105,24 @@ def test_bad_input_is_refused():
         ca_trace_from_internal(np.full(6, np.nan), np.zeros(6))
     with pytest.raises(ValueError, match="theta and tau"):
         ca_trace_from_internal(np.zeros(6), np.zeros(5))
+
+
+def test_batched_torch_rebuild_matches_the_numpy_one_whatever_the_padding():
+    """Float64: padded chains of a batch rebuild, atom for atom, as each chain alone does with numpy (an atom
+    depends only on the features before it)."""
+    rng = np.random.default_rng(3)
+    lengths = [12, 5, 2, 1]
+    features = torch.zeros(len(lengths), max(lengths), 3, dtype=torch.float64)
+    expected = []
+    for row, length in enumerate(lengths):
+        theta, tau = np.radians(rng.uniform(80, 150, length)), rng.uniform(-np.pi, np.pi, length)
+        chain = angle_features(theta, tau).astype(np.float64)
+        features[row, :length] = torch.from_numpy(chain)
+        features[row, length:] = torch.from_numpy(rng.normal(size=(max(lengths) - length, 3)))  # padding
+        expected.append(ca_trace_from_internal(*angles_from_features(chain)))
+    traces = ca_traces_from_features(features)
+    assert traces.shape == (4, 12, 3) and traces.dtype == torch.float64
+    for row, length in enumerate(lengths):
+        np.testing.assert_allclose(traces[row, :length].numpy(), expected[row], atol=1e-10)
+    theta, tau = feature_angles(features)
+    np.testing.assert_allclose(theta[0].numpy(), angles_from_features(features[0].numpy())[0], atol=1e-12)
