@@ -32,8 +32,16 @@ ALLOWED = {
     "molgen.diffusion": {"molgen.graph_batch", "molgen.registry"},
     # layers: no dataset, no domain, no diffusion process
     "molgen.nn": {"molgen.graph_batch"},
-    # denoisers and the model builder
-    "molgen.models": {"molgen.nn", "molgen.diffusion", "molgen.graph_batch", "molgen.dataset_info", "molgen.registry"},
+    # denoisers and the model builder; the chain transformer reads its features' definition (angles, the CA
+    # trace they rebuild) from the one protein module that defines them (numpy and torch only)
+    "molgen.models": {
+        "molgen.nn",
+        "molgen.diffusion",
+        "molgen.graph_batch",
+        "molgen.dataset_info",
+        "molgen.registry",
+        "molgen.proteins.internal_coordinates",
+    },
     # the chemistry and protein libraries: parsing, writing, metrics (no domain, no model, no training)
     "molgen.molecules": {"molgen.io", "molgen.dataset_info", "molgen.reports", "molgen.graph_batch", "molgen.targets"},
     "molgen.proteins": {"molgen.io", "molgen.dataset_info", "molgen.reports", "molgen.graph_batch"},
