@@ -2,32 +2,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from molgen.diffusion.gaussian import GaussianDiffusion
 from molgen.diffusion.joint import JointDiffusion, build_joint_diffusion
 from molgen.diffusion.process import DiffusionProcess
 from molgen.diffusion.schedules import schedule_from_dict
+from molgen.diffusion.structure_loss import StructureLoss, StructureLossFn
 from molgen.registry import Registry
 
 __all__ = ["PROCESSES", "build_diffusion"]
 
-#: ``diffusion.kind`` -> ``(config, categorical) -> process``.
-PROCESSES: Registry[Callable[[dict[str, Any], dict[str, Any] | None], DiffusionProcess]] = Registry("diffusion kind")
+ProcessBuilder = Callable[[dict[str, Any], dict[str, Any] | None, Mapping[str, StructureLossFn]], DiffusionProcess]
+"""``(config, categorical, structure_losses) -> process``."""
+
+#: ``diffusion.kind`` -> its :data:`ProcessBuilder`.
+PROCESSES: Registry[ProcessBuilder] = Registry("diffusion kind")
 
 
 @PROCESSES.register("gaussian")
-def _gaussian(config: dict[str, Any], categorical: dict[str, Any] | None) -> GaussianDiffusion:
+def _gaussian(
+    config: dict[str, Any], categorical: dict[str, Any] | None, structure_losses: Mapping[str, StructureLossFn]
+) -> GaussianDiffusion:
     return GaussianDiffusion(
         schedule_from_dict(config["schedule"]),
         diffuse_features=bool(config.get("diffuse_features", True)),
         prediction=config.get("prediction", "eps"),
+        structure_loss=_structure_loss(config, structure_losses),
+    )
+
+
+def _structure_loss(config: dict[str, Any], available: Mapping[str, StructureLossFn]) -> StructureLoss | None:
+    """The loss ``diffusion.structure_loss`` names (with its ``structure_loss_weight`` and
+    ``structure_loss_max_time``) among those the caller offers; None when it names none."""
+    name = config.get("structure_loss")
+    if not name:
+        return None
+    if name not in available:
+        raise ValueError(f"unknown diffusion.structure_loss {name!r}; choose from {sorted(available)}")
+    return StructureLoss(
+        name, available[name], float(config["structure_loss_weight"]), float(config["structure_loss_max_time"])
     )
 
 
 @PROCESSES.register("joint")
-def _joint(config: dict[str, Any], categorical: dict[str, Any] | None) -> JointDiffusion:
+def _joint(
+    config: dict[str, Any], categorical: dict[str, Any] | None, structure_losses: Mapping[str, StructureLossFn]
+) -> JointDiffusion:
     if not categorical:
         raise ValueError(
             "diffusion=joint generates categorical channels (e.g. bonds) that this dataset does not provide; "
@@ -44,7 +66,11 @@ def _joint(config: dict[str, Any], categorical: dict[str, Any] | None) -> JointD
     )
 
 
-def build_diffusion(config: dict[str, Any], categorical: dict[str, Any] | None = None) -> DiffusionProcess:
+def build_diffusion(
+    config: dict[str, Any],
+    categorical: dict[str, Any] | None = None,
+    structure_losses: Mapping[str, StructureLossFn] | None = None,
+) -> DiffusionProcess:
     """The process of a ``diffusion`` config.
 
     ``kind: gaussian`` (the default; configs from before joint models have no
@@ -55,5 +81,8 @@ def build_diffusion(config: dict[str, Any], categorical: dict[str, Any] | None =
     channels, their classes and marginals come from the data's ``categorical``
     description (``{"node": [channel, ...], "edge": channel}``, see
     :class:`~molgen.dataset_info.MoleculeInfo`).
+    A Gaussian config may name a ``structure_loss`` (with ``structure_loss_weight`` and
+    ``structure_loss_max_time``, :mod:`molgen.diffusion.structure_loss`) among ``structure_losses``,
+    which the model builder offers (the core knows no domain's structure).
     """
-    return PROCESSES[config.get("kind", "gaussian")](config, categorical)
+    return PROCESSES[config.get("kind", "gaussian")](config, categorical, structure_losses or {})

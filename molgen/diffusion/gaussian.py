@@ -35,6 +35,7 @@ from molgen.diffusion.self_conditioning import (
     is_self_conditioned,
     training_estimate,
 )
+from molgen.diffusion.structure_loss import StructureLoss, structure_loss_per_graph
 from molgen.graph_batch import graph_sizes, graph_sum, remove_mean
 
 # What a trained network outputs: the noise, or the velocity (molgen.diffusion.prediction).
@@ -83,15 +84,29 @@ class GaussianDiffusion(DiffusionProcess):
             calls always returns ``eps``; with ``"v"`` it is the network wrapped
             in :class:`~molgen.diffusion.prediction.VelocityDenoiser`, and the
             loss becomes the v-MSE.
+        structure_loss: an auxiliary training loss on the clean estimate of the diffused features
+            (:mod:`molgen.diffusion.structure_loss`), or None. Sampling ignores it.
     """
 
-    def __init__(self, schedule: NoiseSchedule, diffuse_features: bool = True, prediction: str = "eps") -> None:
+    def __init__(
+        self,
+        schedule: NoiseSchedule,
+        diffuse_features: bool = True,
+        prediction: str = "eps",
+        structure_loss: StructureLoss | None = None,
+    ) -> None:
         super().__init__()
         self.schedule = schedule
         self.diffuse_features = diffuse_features
         if prediction not in PREDICTIONS:
             raise ValueError(f"unknown diffusion.prediction {prediction!r}; choose from {list(PREDICTIONS)}")
         self.prediction = prediction
+        if structure_loss is not None and not diffuse_features:
+            raise ValueError(
+                "diffusion.structure_loss reads the diffused features (e.g. the angles of "
+                "experiment=backbone_internal): it needs diffuse_features=true"
+            )
+        self.structure_loss = structure_loss
 
     # ----- forward process -------------------------------------------------
     def add_noise(
@@ -149,7 +164,8 @@ class GaussianDiffusion(DiffusionProcess):
     def loss(
         self, denoiser: Denoiser, clean: GraphState, t: Tensor | None = None, generator: Generator | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Epsilon-prediction squared error per degree of freedom, ``[B]``, and no components.
+        """Epsilon-prediction squared error per degree of freedom, ``[B]``, and no components (with a
+        ``structure_loss``: that loss added, and its weighted value ``[B]`` as the component ``structure``).
 
         With ``prediction="v"`` each graph's error is divided by ``alpha_t**2``:
         since ``eps - eps_hat = alpha_t (v - v_hat)`` for the wrapped network,
@@ -182,7 +198,11 @@ class GaussianDiffusion(DiffusionProcess):
         per_graph = graph_sum(sq_err, batch, num_graphs) / dof.clamp(min=1).to(sq_err.dtype)
         if self.prediction == "v":
             per_graph = per_graph / self.schedule.alpha_sq(t)
-        return per_graph, {}
+        if self.structure_loss is None:
+            return per_graph, {}
+        estimate = self.predict_clean(h_t, pred_h, t[batch, None])
+        structure = structure_loss_per_graph(self.structure_loss, estimate, h, t, batch)
+        return per_graph + structure, {"structure": structure}
 
     # ----- sampling hooks (molgen.diffusion.samplers.Sampler) ---------------
     def prior(self, start: GraphState, generator: Generator | None = None) -> GraphState:

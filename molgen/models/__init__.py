@@ -9,11 +9,13 @@ import torch
 from molgen.dataset_info import DatasetInfo
 from molgen.diffusion.build import build_diffusion
 from molgen.diffusion.process import DiffusionProcess
+from molgen.diffusion.structure_loss import StructureLossFn
 from molgen.models.chain_transformer import ChainTransformer
 from molgen.models.e3nn_denoiser import E3NNDenoiser
 from molgen.models.egnn_bonds import EGNNBondDenoiser
 from molgen.models.egnn_denoiser import EGNNDenoiser
 from molgen.models.egnn_vectors import EGNNVectorDenoiser
+from molgen.proteins.internal_coordinates import ca_distance_loss
 from molgen.registry import Registry
 
 DENOISERS: Registry[type[torch.nn.Module]] = Registry("model")
@@ -22,6 +24,10 @@ DENOISERS.register("e3nn")(E3NNDenoiser)
 DENOISERS.register("egnn_bonds")(EGNNBondDenoiser)
 DENOISERS.register("egnn_vectors")(EGNNVectorDenoiser)
 DENOISERS.register("chain_transformer")(ChainTransformer)
+
+#: ``diffusion.structure_loss.name`` -> the loss (:mod:`molgen.diffusion.structure_loss`), for the denoisers
+#: whose features describe a structure: the chain transformer's virtual angles.
+STRUCTURE_LOSSES: dict[str, StructureLossFn] = {"ca_distances": ca_distance_loss}
 
 
 def is_joint_denoiser(name_or_model) -> bool:
@@ -77,7 +83,7 @@ def build_model(model: dict, diffusion: dict, info: DatasetInfo) -> tuple[torch.
     denoiser) and wraps it (a v-predicting network is converted to return the noise); data
     with target properties (``info.conditions``) make it a conditional network.
     """
-    process = build_diffusion(diffusion, getattr(info, "categorical", None))
+    process = build_diffusion(diffusion, getattr(info, "categorical", None), STRUCTURE_LOSSES)
     conditions = getattr(info, "conditions", None)
     num_conditions = len(conditions["names"]) if conditions else 0
     num_node_labels = info.num_node_labels
@@ -94,6 +100,7 @@ def build_model(model: dict, diffusion: dict, info: DatasetInfo) -> tuple[torch.
 
 __all__ = [
     "DENOISERS",
+    "STRUCTURE_LOSSES",
     "ChainTransformer",
     "EGNNBondDenoiser",
     "EGNNDenoiser",

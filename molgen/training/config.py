@@ -227,6 +227,11 @@ class LogLinearScheduleConfig(ScheduleConfig):
 class GaussianDiffusionConfig:
     diffuse_features: bool = MISSING
     prediction: str = MISSING
+    # An auxiliary loss on the clean estimate (molgen.diffusion.structure_loss): a name among
+    # molgen.models.STRUCTURE_LOSSES, or null; its weight and the highest time it applies at.
+    structure_loss: Optional[str] = None
+    structure_loss_weight: float = 0.1
+    structure_loss_max_time: float = 0.25
 
 
 @dataclass

@@ -289,9 +289,9 @@ def test_train_backbone_requires_root(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("self_conditioning", ["false", "true"])
 def test_train_sample_evaluate_an_internal_coordinate_model_end_to_end(tmp_path, capsys, self_conditioning):
-    """experiment=backbone_internal on a code-built folder, plain and self-conditioned (the estimate's trace in
-    space): train, resume, sample PDBs (CA steps of 3.80 Å, every atom rebuilt, clashes repaired), evaluate them;
-    a motif is refused in one line."""
+    """experiment=backbone_internal on a code-built folder, plain, and self-conditioned (the estimate's trace in
+    space) with the CA distance loss: train, resume, sample PDBs (CA steps of 3.80 Å, every atom rebuilt, clashes
+    repaired), evaluate them; a motif is refused in one line."""
     data = tmp_path / "pdbs"
     _write_training_folder(data)
     run_dir = tmp_path / "run"
@@ -308,6 +308,8 @@ def test_train_sample_evaluate_an_internal_coordinate_model_end_to_end(tmp_path,
         "model.num_heads=2",
         "model.feedforward_dim=32",
         f"model.self_conditioning={self_conditioning}",
+        f"diffusion.structure_loss={'ca_distances' if self_conditioning == 'true' else 'null'}",
+        "diffusion.structure_loss_max_time=1.0",  # every step of the tiny run gets it
         "trainer.val_check_interval=2",
         "trainer.checkpoint_every_n_steps=2",
         "trainer.progress_bar=false",
@@ -322,6 +324,8 @@ def test_train_sample_evaluate_an_internal_coordinate_model_end_to_end(tmp_path,
     assert checkpoint["global_step"] == 4
     assert checkpoint["hyper_parameters"]["dataset_info"]["internal_coordinates"] is True
     assert checkpoint["hyper_parameters"]["model"]["self_conditioning"] is (self_conditioning == "true")
+    logged = (run_dir / "logs" / "metrics.csv").read_text().splitlines()[0]
+    assert ("val/loss_structure" in logged) is (self_conditioning == "true")
     designs = tmp_path / "designs"
     assert _sample(ckpt, designs, "--num-samples", "2", "--length", "12") == 0
     for path in sorted(designs.glob("*.pdb")):
