@@ -84,7 +84,6 @@ class ChainTransformer(nn.Module):
         self.layers = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden_dim)
         self.out = nn.Linear(hidden_dim, in_node_dim)
-        self.num_heads = num_heads
         self.self_conditioning = self_conditioning
         if self_conditioning:
             self.estimate_embedding = nn.Linear(in_node_dim, hidden_dim)
