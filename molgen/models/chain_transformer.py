@@ -89,8 +89,8 @@ class ChainTransformer(nn.Module):
             self.estimate_embedding = nn.Linear(in_node_dim, hidden_dim)
             self.distances = GaussianRadialBasis(distance_rbf, rbf_cutoff)
             self.distance_bias = nn.Linear(distance_rbf, num_heads)  # one learned distance profile per head
-            for layer in (self.estimate_embedding, self.distance_bias):
-                nn.init.zeros_(layer.weight), nn.init.zeros_(layer.bias)
+            for linear in (self.estimate_embedding, self.distance_bias):
+                nn.init.zeros_(linear.weight), nn.init.zeros_(linear.bias)
 
     def forward(
         self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor, self_condition: GaussianEstimate | None = None
