@@ -148,10 +148,12 @@ def ca_distance_loss(estimate: Tensor, clean: Tensor, batch: Tensor, num_graphs:
     """The CA-CA distance error of a batch of estimated chains, for ``diffusion.structure_loss`` (``ca_distances``).
 
     ``estimate`` and ``clean`` are angle features ``[N, 3]`` of chains in residue order (``batch [N]`` sorted);
-    both are rebuilt into CA traces and, over the residue pairs closer than :data:`CONTACT_DISTANCE` in the
-    clean trace (the pairs of a helix turn, a strand ladder, packed segments), the Huber loss (1 Å) of the
-    estimated distance against the clean one is averaged. Returns ``[num_graphs]`` (Å), differentiable in
-    ``estimate``: the gradient reaches every angle whose error moves a contact.
+    both are rebuilt into CA traces and, over the residue pairs closer than :data:`CONTACT_DISTANCE` in either
+    trace (the pairs of a helix turn, a strand ladder, packed segments, and the contacts the estimate makes
+    that the truth lacks), the Huber loss (1 Å) of the estimated distance against the clean one is averaged.
+    Counting only the true contacts rewards collapsing the chain: it costs nothing to bring everything close.
+    Returns ``[num_graphs]`` (Å), differentiable in ``estimate``: the gradient reaches every angle whose error
+    moves a contact.
 
     Raises:
         ValueError: features that are not the :data:`NUM_FEATURES` angle features.
@@ -171,8 +173,10 @@ def ca_distance_loss(estimate: Tensor, clean: Tensor, batch: Tensor, num_graphs:
     def distances(trace: Tensor) -> Tensor:  # clamped: no NaN gradient on the diagonal
         return (trace[:, :, None] - trace[:, None]).square().sum(-1).clamp(min=1e-8).sqrt()
 
-    true_distances = distances(truth)
+    true_distances, estimated_distances = distances(truth), distances(traces)
     others = ~torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
-    pairs = mask[:, :, None] & mask[:, None] & others & (true_distances < CONTACT_DISTANCE)
-    error = torch.nn.functional.huber_loss(distances(traces), true_distances, reduction="none", delta=1.0)
+    # contacts of either: a contact the truth lacks (segments collapsed onto each other) costs as one it has
+    contacts = (true_distances < CONTACT_DISTANCE) | (estimated_distances.detach() < CONTACT_DISTANCE)
+    pairs = mask[:, :, None] & mask[:, None] & others & contacts
+    error = torch.nn.functional.huber_loss(estimated_distances, true_distances, reduction="none", delta=1.0)
     return (error * pairs).sum(dim=(1, 2)) / pairs.sum(dim=(1, 2)).clamp(min=1)

@@ -11,7 +11,13 @@ from molgen.diffusion.schedules import CosineSchedule
 from molgen.diffusion.structure_loss import StructureLoss, structure_loss_per_graph
 from molgen.models import STRUCTURE_LOSSES
 from molgen.proteins.geometry import ideal_helix
-from molgen.proteins.internal_coordinates import angle_features, ca_distance_loss, ca_internal_coordinates
+from molgen.proteins.internal_coordinates import (
+    THETA_MEAN,
+    THETA_STD,
+    angle_features,
+    ca_distance_loss,
+    ca_internal_coordinates,
+)
 
 
 def _sum_per_graph(estimate, clean, batch, num_graphs):
@@ -88,3 +94,16 @@ def test_the_config_names_a_loss_the_model_builder_offers():
         build_diffusion({**named, "structure_loss": "nope"}, None, STRUCTURE_LOSSES)
     with pytest.raises(ValueError, match="needs diffuse_features=true"):
         build_diffusion({**named, "diffuse_features": False}, None, STRUCTURE_LOSSES)
+
+
+def test_ca_distance_loss_counts_contacts_the_truth_lacks():
+    """An estimate that folds a straight chain back onto itself is charged for the new contacts: a strand
+    against a hairpin of it costs more than zero, though the strand itself has no contact beyond its neighbours'."""
+    straight = torch.zeros(12, 3, dtype=torch.float64)
+    straight[:, 0] = (np.radians(150.0) - THETA_MEAN) / THETA_STD
+    straight[:, 1] = -1.0  # torsion 180°: a flat zigzag, every residue 5 or more apart is beyond 10 Å
+    folded = straight.clone()
+    folded[5, 1:] = torch.tensor([1.0, 0.0])  # torsion 0°: the chain turns back
+    folded[5, 0] = (np.radians(80.0) - THETA_MEAN) / THETA_STD
+    batch = torch.zeros(12, dtype=torch.long)
+    assert float(ca_distance_loss(folded, straight, batch, 1)) > 0.5
