@@ -5,9 +5,10 @@ features describe. For features that build a structure sequentially (a backbone'
 :mod:`molgen.proteins.internal_coordinates`), a small error in one angle swings everything after it,
 and what decides a fold (which strands pair, whether helices pack) is barely rewarded. FrameDiff
 (Yim et al. 2023) adds auxiliary losses on the clean structure at low noise for this reason. Here the
-data's domain supplies the loss (a :data:`StructureLossFn`, e.g. the CA-CA distance error of the
-rebuilt traces) and :class:`~molgen.diffusion.gaussian.GaussianDiffusion` adds it, weighted, for the
-graphs whose time is at most ``max_time``.
+model builder offers the losses it knows (``molgen.models.STRUCTURE_LOSSES``: functions (:data:`StructureLossFn`)
+such as the CA-CA distance error of rebuilt traces; the core knows no structure), the config names one,
+and :class:`~molgen.diffusion.gaussian.GaussianDiffusion` adds it, weighted, for the graphs whose time
+is at most ``max_time``.
 """
 
 from __future__ import annotations
