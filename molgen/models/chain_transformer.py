@@ -11,7 +11,7 @@ from torch_geometric.utils import to_dense_batch
 
 from molgen.diffusion.self_conditioning import GaussianEstimate
 from molgen.nn.radial import GaussianRadialBasis
-from molgen.proteins.internal_coordinates import THETA_MEAN, THETA_STD, ca_traces_from_features, feature_angles
+from molgen.proteins.internal_coordinates import ca_traces_from_features, tidied_features
 
 __all__ = ["ChainTransformer", "sinusoidal_encoding"]
 
@@ -128,10 +128,8 @@ class ChainTransformer(nn.Module):
         if estimate is None:  # the map of all-zero distance features: its bias, the same for every pair
             size, length = tokens.shape[:2]
             return torch.zeros_like(tokens), self.distance_bias.bias[:, None, None].expand(size, -1, length, length)
-        theta, tau = feature_angles(estimate)
-        features = torch.stack([(theta - THETA_MEAN) / THETA_STD, tau.cos(), tau.sin()], dim=-1)
         trace = ca_traces_from_features(estimate)
-        return features, self._bias_of_distances(torch.cdist(trace, trace))
+        return tidied_features(estimate), self._bias_of_distances(torch.cdist(trace, trace))
 
     def _bias_of_distances(self, distances: Tensor) -> Tensor:
         """Each head's learned function of distance, ``[B, L, L]`` Å -> ``[B, H, L, L]``, read off a table of it

@@ -38,6 +38,7 @@ __all__ = [
     "ca_trace_from_internal",
     "ca_traces_from_features",
     "feature_angles",
+    "tidied_features",
 ]
 
 #: Per residue: standardised virtual bond angle, cosine and sine of the virtual torsion.
@@ -109,6 +110,14 @@ def feature_angles(features: Tensor) -> tuple[Tensor, Tensor]:
     radians, the angle clipped to :data:`THETA_RANGE`."""
     theta = (features[..., 0] * THETA_STD + THETA_MEAN).clamp(*np.radians(THETA_RANGE))
     return theta, torch.atan2(features[..., 2], features[..., 1])
+
+
+def tidied_features(features: Tensor) -> Tensor:
+    """Torch counterpart of :func:`angle_features` of :func:`angles_from_features`: ``features [..., 3]`` re-derived
+    from the angles they stand for (the angle clipped to :data:`THETA_RANGE`, the torsion's cosine and sine of
+    unit length), whatever their scale."""
+    theta, tau = feature_angles(features)
+    return torch.stack([(theta - THETA_MEAN) / THETA_STD, tau.cos(), tau.sin()], dim=-1)
 
 
 def ca_traces_from_features(features: Tensor, bond: float = CA_CA_DISTANCE) -> Tensor:
