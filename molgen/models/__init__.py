@@ -15,7 +15,7 @@ from molgen.models.e3nn_denoiser import E3NNDenoiser
 from molgen.models.egnn_bonds import EGNNBondDenoiser
 from molgen.models.egnn_denoiser import EGNNDenoiser
 from molgen.models.egnn_vectors import EGNNVectorDenoiser
-from molgen.proteins.internal_coordinates import ca_distance_loss
+from molgen.proteins.internal_coordinates import ca_distance_loss, nonlocal_ca_distance_loss
 from molgen.registry import Registry
 
 DENOISERS: Registry[type[torch.nn.Module]] = Registry("model")
@@ -27,7 +27,10 @@ DENOISERS.register("chain_transformer")(ChainTransformer)
 
 #: ``diffusion.structure_loss.name`` -> the loss (:mod:`molgen.diffusion.structure_loss`), for the denoisers
 #: whose features describe a structure: the chain transformer's virtual angles.
-STRUCTURE_LOSSES: dict[str, StructureLossFn] = {"ca_distances": ca_distance_loss}
+STRUCTURE_LOSSES: dict[str, StructureLossFn] = {
+    "ca_distances": ca_distance_loss,
+    "nonlocal_ca_distances": nonlocal_ca_distance_loss,
+}
 
 
 def is_joint_denoiser(name_or_model) -> bool:

@@ -34,6 +34,7 @@ __all__ = [
     "angle_features",
     "angles_from_features",
     "ca_distance_loss",
+    "nonlocal_ca_distance_loss",
     "ca_internal_coordinates",
     "ca_trace_from_internal",
     "ca_traces_from_features",
@@ -49,6 +50,11 @@ THETA_MEAN = math.radians(106.9)
 THETA_STD = math.radians(17.3)
 #: CA-CA distance (Å) under which a residue pair is a contact of :func:`ca_distance_loss`.
 CONTACT_DISTANCE = 10.0
+#: :func:`nonlocal_ca_distance_loss`'s contacts: at least this far apart in sequence (an ideal helix's
+#: i, i+4 pair is 6.2 Å apart, its i, i+5 pair 8.6 Å) and closer than this (a beta ladder's CA-CA
+#: distances are 4.4-5.5 Å across, about 6.5 Å on the diagonal).
+NONLOCAL_SEPARATION = 5
+NONLOCAL_CONTACT_DISTANCE = 8.0
 #: Range the decoded angles are clipped to (degrees): no real CA trace bends tighter than about 75°.
 THETA_RANGE = (60.0, 175.0)
 
@@ -153,13 +159,22 @@ def ca_traces_from_features(features: Tensor, bond: float = CA_CA_DISTANCE) -> T
     return torch.stack(atoms, dim=1) if atoms else features.new_zeros(batch, 0, 3)
 
 
-def ca_distance_loss(estimate: Tensor, clean: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+def ca_distance_loss(
+    estimate: Tensor,
+    clean: Tensor,
+    batch: Tensor,
+    num_graphs: int,
+    *,
+    min_separation: int = 1,
+    contact_distance: float = CONTACT_DISTANCE,
+) -> Tensor:
     """The CA-CA distance error of a batch of estimated chains, for ``diffusion.structure_loss`` (``ca_distances``).
 
     ``estimate`` and ``clean`` are angle features ``[N, 3]`` of chains in residue order (``batch [N]`` sorted);
-    both are rebuilt into CA traces and, over the residue pairs closer than :data:`CONTACT_DISTANCE` in either
-    trace (the pairs of a helix turn, a strand ladder, packed segments, and the contacts the estimate makes
-    that the truth lacks), the Huber loss (1 Å) of the estimated distance against the clean one is averaged.
+    both are rebuilt into CA traces and, over the residue pairs at least ``min_separation`` apart in sequence
+    and closer than ``contact_distance`` in either trace (the pairs of a helix turn, a strand ladder, packed
+    segments, and the contacts the estimate makes that the truth lacks), the Huber loss (1 Å) of the estimated
+    distance against the clean one is averaged.
     Counting only the true contacts rewards collapsing the chain: it costs nothing to bring everything close.
     Returns ``[num_graphs]`` (Å), differentiable in ``estimate``: the gradient reaches every angle whose error
     moves a contact.
@@ -183,9 +198,26 @@ def ca_distance_loss(estimate: Tensor, clean: Tensor, batch: Tensor, num_graphs:
         return (trace[:, :, None] - trace[:, None]).square().sum(-1).clamp(min=1e-8).sqrt()
 
     true_distances, estimated_distances = distances(truth), distances(traces)
-    others = ~torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
+    position = torch.arange(mask.shape[1], device=mask.device)
+    separated = (position[:, None] - position[None]).abs() >= max(min_separation, 1)
     # contacts of either: a contact the truth lacks (segments collapsed onto each other) costs as one it has
-    contacts = (true_distances < CONTACT_DISTANCE) | (estimated_distances.detach() < CONTACT_DISTANCE)
-    pairs = mask[:, :, None] & mask[:, None] & others & contacts
+    contacts = (true_distances < contact_distance) | (estimated_distances.detach() < contact_distance)
+    pairs = mask[:, :, None] & mask[:, None] & separated & contacts
     error = torch.nn.functional.huber_loss(estimated_distances, true_distances, reduction="none", delta=1.0)
     return (error * pairs).sum(dim=(1, 2)) / pairs.sum(dim=(1, 2)).clamp(min=1)
+
+
+def nonlocal_ca_distance_loss(estimate: Tensor, clean: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+    """:func:`ca_distance_loss` over the nonlocal contacts only (``diffusion.structure_loss=nonlocal_ca_distances``):
+    pairs at least :data:`NONLOCAL_SEPARATION` apart in sequence and closer than :data:`NONLOCAL_CONTACT_DISTANCE`
+    in either trace. No pair inside a helix qualifies, so the loss does not reward a helix's easily placed
+    contacts over the strand ladders and packed segments that decide a fold (with every contact under 10 Å the
+    angle model bought its spatial accuracy with helices; docs/backbones.md)."""
+    return ca_distance_loss(
+        estimate,
+        clean,
+        batch,
+        num_graphs,
+        min_separation=NONLOCAL_SEPARATION,
+        contact_distance=NONLOCAL_CONTACT_DISTANCE,
+    )

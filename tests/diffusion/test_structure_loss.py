@@ -17,6 +17,7 @@ from molgen.proteins.internal_coordinates import (
     angle_features,
     ca_distance_loss,
     ca_internal_coordinates,
+    nonlocal_ca_distance_loss,
 )
 
 
@@ -90,7 +91,8 @@ def test_the_config_names_a_loss_the_model_builder_offers():
     named = {**config, "structure_loss": "ca_distances", "structure_loss_weight": 0.2, "structure_loss_max_time": 0.3}
     built = build_diffusion(named, None, STRUCTURE_LOSSES).structure_loss
     assert (built.name, built.fn, built.weight, built.max_time) == ("ca_distances", ca_distance_loss, 0.2, 0.3)
-    with pytest.raises(ValueError, match="unknown diffusion.structure_loss 'nope'; choose from \\['ca_distances'\\]"):
+    offered = "choose from \\['ca_distances', 'nonlocal_ca_distances'\\]"
+    with pytest.raises(ValueError, match=f"unknown diffusion.structure_loss 'nope'; {offered}"):
         build_diffusion({**named, "structure_loss": "nope"}, None, STRUCTURE_LOSSES)
     with pytest.raises(ValueError, match="needs diffuse_features=true"):
         build_diffusion({**named, "diffuse_features": False}, None, STRUCTURE_LOSSES)
@@ -107,3 +109,19 @@ def test_ca_distance_loss_counts_contacts_the_truth_lacks():
     folded[5, 0] = (np.radians(80.0) - THETA_MEAN) / THETA_STD
     batch = torch.zeros(12, dtype=torch.long)
     assert float(ca_distance_loss(folded, straight, batch, 1)) > 0.5
+
+
+def test_nonlocal_ca_distance_loss_ignores_a_helix_and_charges_a_hairpin():
+    """The nonlocal loss sees no pair inside a helix: a helical estimate of a straight chain costs nothing
+    (ca_distances charges it), and a strand folded back onto itself costs (its new contacts are nonlocal)."""
+    helix, batch = _helix_features(), torch.zeros(16, dtype=torch.long)
+    straight = torch.zeros(16, 3, dtype=torch.float64)
+    straight[:, 0] = (np.radians(150.0) - THETA_MEAN) / THETA_STD
+    straight[:, 1] = -1.0
+    assert float(ca_distance_loss(helix, straight, batch, 1)) > 0.5
+    assert float(nonlocal_ca_distance_loss(helix, straight, batch, 1)) == 0.0
+    folded = straight.clone()
+    folded[7:9, 1:] = torch.tensor([1.0, 0.0])  # two torsions of 0°: a hairpin, residues 5 apart at 3.8 Å
+    folded[7:9, 0] = (np.radians(90.0) - THETA_MEAN) / THETA_STD
+    assert float(nonlocal_ca_distance_loss(folded, straight, batch, 1)) > 0.5
+    assert float(nonlocal_ca_distance_loss(straight, folded, batch, 1)) > 0.5  # a contact the estimate misses
