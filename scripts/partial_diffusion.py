@@ -1,15 +1,17 @@
 #!/usr/bin/env python
 """What a backbone checkpoint restores of real chains noised part of the way (partial diffusion).
 
-Takes held-out chains (dips by default), noises their coordinates to a diffusion time ``t``, runs the
-ancestral sampler from ``t`` to 0 (the grid points of ``--steps`` DDPM steps below ``t``, ``logsnr``
-grid, full noise), decodes (CA models: the N, C and O atoms rebuilt) and prints per ``t``: the noise in
-Å, the DSSP helix / strand / coil fractions beside the real chains', and the fraction of chains passing
+Takes held-out chains (dips by default), noises their coordinates (CA models) or their CA traces' virtual
+angle features (internal-coordinate models) to a diffusion time ``t``, runs the ancestral sampler from ``t``
+to 0 (the grid points of ``--steps`` DDPM steps below ``t``, ``logsnr`` grid, full noise), decodes (the N, C
+and O atoms rebuilt) and prints per ``t``: the noise (Å of coordinates, or the standard deviation of each
+angle feature in its own units), the DSSP helix / strand / coil fractions beside the real chains', the
+extended residues paired as in ``scripts/strand_pairing.py``, and the fraction of chains passing
 `molgen evaluate`'s geometry checks. A model that has learnt secondary structure gives it back from
 noise that blurs it (about 1 Å); one that has not returns coil. Compare with unconditional samples to
 tell what the model lacks (local structure) from what the sampler loses.
 
-Usage: python scripts/partial_diffusion.py --ckpt CKPT [--times 0.1,0.2,0.3,0.5] [--num-chains 16]
+Usage: python scripts/partial_diffusion.py --ckpt CKPT|MODEL [--times 0.1,0.2,0.3,0.5] [--num-chains 16]
            [--data ../shared/data/proteins/dips] [--steps 50] [--seed 0]
 """
 
@@ -21,13 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from molgen.checkpoint import CheckpointError, load_checkpoint
+from molgen.checkpoint import CheckpointError
 from molgen.diffusion.gaussian import zero_com_noise
 from molgen.diffusion.process import GraphState
 from molgen.graph_batch import node_batch, remove_mean
 from molgen.proteins.dataset import benchmark_segments
+from molgen.proteins.internal_coordinates import angle_features, ca_internal_coordinates
 from molgen.proteins.metrics import dssp, secondary_structure_fractions, validate_backbone
 from molgen.sampling import SamplingConfig
+from molgen.training.module import load_model_source
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "proteins"
 
@@ -46,20 +50,29 @@ def grid_from(sampler, t0: float) -> torch.Tensor:
 
 @torch.inference_mode()
 def restore(model, chains: list[np.ndarray], t0: float, steps: int, generator: torch.Generator) -> list[np.ndarray]:
-    """``chains`` noised to time ``t0`` and denoised by ancestral steps; decoded backbones ``[L, 4, 3]``."""
+    """``chains`` noised to time ``t0`` and denoised by ancestral steps; decoded backbones ``[L, 4, 3]``.
+    CA-trace models are noised in their coordinates, internal-coordinate models in their angle features."""
     info, process, domain = model.info, model.diffusion, model.domain
     if list(info.atom_types) != ["CA"] or info.node_vectors:
-        raise SystemExit("this diagnostic serves CA-trace checkpoints (experiment=backbone_ca)")
+        raise SystemExit(
+            "this diagnostic serves CA-trace checkpoints (experiment=backbone_ca or experiment=backbone_internal)"
+        )
     sizes = torch.tensor([len(c) for c in chains])
     batch = node_batch(sizes)
-    clean = torch.cat([torch.from_numpy(c[:, 1]).float() for c in chains]) / float(info.length_scale)
-    clean = remove_mean(clean, batch, len(chains))
     sampler = SamplingConfig("ddpm", steps, {"grid": "logsnr"}).make(process)
     grid = grid_from(sampler, t0)
     schedule = process.gaussian.schedule
-    t = grid[0]
-    noisy = schedule.alpha(t) * clean + schedule.sigma(t) * zero_com_noise(clean, batch, generator)
-    state = GraphState(noisy, domain.condition(info, sizes), batch, len(chains))
+    alpha, sigma = schedule.alpha(grid[0]), schedule.sigma(grid[0])
+    if info.internal_coordinates:
+        features = [angle_features(*ca_internal_coordinates(c[:, 1])) for c in chains]
+        clean = torch.from_numpy(np.concatenate(features)).float()
+        noise = torch.randn(clean.shape, generator=generator)
+        state = GraphState(clean.new_zeros(len(clean), 0), alpha * clean + sigma * noise, batch, len(chains))
+    else:
+        clean = torch.cat([torch.from_numpy(c[:, 1]).float() for c in chains]) / float(info.length_scale)
+        clean = remove_mean(clean, batch, len(chains))
+        noisy = alpha * clean + sigma * zero_com_noise(clean, batch, generator)
+        state = GraphState(noisy, domain.condition(info, sizes), batch, len(chains))
     predict = process.predictor(model.denoiser, state)
     for t, s in zip(grid[:-1], grid[1:]):
         out = predict(state, t)
@@ -71,7 +84,7 @@ def restore(model, chains: list[np.ndarray], t0: float, steps: int, generator: t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", required=True)
+    parser.add_argument("--ckpt", required=True, help="a checkpoint file or a shipped model's name")
     parser.add_argument("--times", default="0.1,0.2,0.3,0.5", help="diffusion times to noise to (default %(default)s)")
     parser.add_argument("--num-chains", type=int, default=16)
     parser.add_argument("--lengths", default="60-128", help="chain lengths to take (default %(default)s)")
@@ -80,7 +93,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     try:
-        model = load_checkpoint(args.ckpt)
+        model = load_model_source(args.ckpt, "--ckpt")
     except CheckpointError as err:
         raise SystemExit(f"error: {err}") from None
     low, high = (int(x) for x in args.lengths.split("-"))
@@ -93,16 +106,19 @@ def main() -> None:
     schedule = model.diffusion.gaussian.schedule
     sampler = SamplingConfig("ddpm", args.steps, {"grid": "logsnr"}).make(model.diffusion)
     print(f"{len(chains)} chains of {args.data.name}, {sum(len(c) for c in chains)} residues")
-    print(f"{'t':>5} {'noise (A)':>9} {'calls':>5}  helix / strand / coil %   passing")
-    real_passing = np.mean([validate_backbone(c).passes for c in chains])
-    print(f"{'real':>5} {'':>9} {'':>5}  {fractions(chains):22s}  {real_passing:6.1%}")
+    unit = "features" if model.info.internal_coordinates else "A"
+    print(f"{'t':>5} {'noise (' + unit + ')':>14} {'calls':>5}  helix / strand / coil %   passing")
+
+    def row(name: str, noise: str, calls: str, backbones) -> None:
+        passing = np.mean([validate_backbone(b).passes for b in backbones])
+        print(f"{name:>5} {noise:>14} {calls:>5}  {fractions(backbones):22s}  {passing:6.1%}")
+
+    row("real", "", "", chains)
     for t0 in (float(x) for x in args.times.split(",")):
         t = torch.tensor(t0)
-        noise = float(schedule.sigma(t) / schedule.alpha(t)) * scale
+        noise = float(schedule.sigma(t) / schedule.alpha(t)) * (1.0 if model.info.internal_coordinates else scale)
         backbones = restore(model, chains, t0, args.steps, generator)
-        calls = len(grid_from(sampler, t0))
-        passing = np.mean([validate_backbone(b).passes for b in backbones])
-        print(f"{t0:5.2f} {noise:9.2f} {calls:5d}  {fractions(backbones):22s}  {passing:6.1%}")
+        row(f"{t0:.2f}", f"{noise:.2f}", str(len(grid_from(sampler, t0))), backbones)
 
 
 if __name__ == "__main__":
