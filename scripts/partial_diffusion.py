@@ -12,7 +12,7 @@ noise that blurs it (about 1 Å); one that has not returns coil. Compare with un
 tell what the model lacks (local structure) from what the sampler loses.
 
 Usage: python scripts/partial_diffusion.py --ckpt CKPT|MODEL [--times 0.1,0.2,0.3,0.5] [--num-chains 16]
-           [--data ../shared/data/proteins/dips] [--steps 50] [--seed 0]
+           [--data ../shared/data/proteins/dips] [--steps 50] [--sampler ddpm] [--seed 0]
 """
 
 from __future__ import annotations
@@ -49,8 +49,11 @@ def grid_from(sampler, t0: float) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def restore(model, chains: list[np.ndarray], t0: float, steps: int, generator: torch.Generator) -> list[np.ndarray]:
-    """``chains`` noised to time ``t0`` and denoised by ancestral steps; decoded backbones ``[L, 4, 3]``.
+def restore(
+    model, chains: list[np.ndarray], t0: float, steps: int, generator: torch.Generator, sampler_name: str = "ddpm"
+) -> list[np.ndarray]:
+    """``chains`` noised to time ``t0`` and denoised by the sampler's steps (ancestral ``ddpm`` or deterministic
+    ``ddim``); decoded backbones ``[L, 4, 3]``.
     CA-trace models are noised in their coordinates, internal-coordinate models in their angle features."""
     info, process, domain = model.info, model.diffusion, model.domain
     if list(info.atom_types) != ["CA"] or info.node_vectors:
@@ -59,7 +62,7 @@ def restore(model, chains: list[np.ndarray], t0: float, steps: int, generator: t
         )
     sizes = torch.tensor([len(c) for c in chains])
     batch = node_batch(sizes)
-    sampler = SamplingConfig("ddpm", steps, {"grid": "logsnr"}).make(process)
+    sampler = SamplingConfig(sampler_name, steps, {"grid": "logsnr"}).make(process)
     grid = grid_from(sampler, t0)
     schedule = process.gaussian.schedule
     alpha, sigma = schedule.alpha(grid[0]), schedule.sigma(grid[0])
@@ -90,6 +93,7 @@ def main() -> None:
     parser.add_argument("--lengths", default="60-128", help="chain lengths to take (default %(default)s)")
     parser.add_argument("--data", type=Path, default=SHARED / "dips")
     parser.add_argument("--steps", type=int, default=50, help="the DDPM grid whose points below t are used")
+    parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm", help="default %(default)s")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     try:
@@ -104,7 +108,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(args.seed)
     scale = float(model.info.length_scale)
     schedule = model.diffusion.gaussian.schedule
-    sampler = SamplingConfig("ddpm", args.steps, {"grid": "logsnr"}).make(model.diffusion)
+    sampler = SamplingConfig(args.sampler, args.steps, {"grid": "logsnr"}).make(model.diffusion)
     print(f"{len(chains)} chains of {args.data.name}, {sum(len(c) for c in chains)} residues")
     unit = "features" if model.info.internal_coordinates else "A"
     print(f"{'t':>5} {'noise (' + unit + ')':>14} {'calls':>5}  helix / strand / coil %   passing")
@@ -117,7 +121,7 @@ def main() -> None:
     for t0 in (float(x) for x in args.times.split(",")):
         t = torch.tensor(t0)
         noise = float(schedule.sigma(t) / schedule.alpha(t)) * (1.0 if model.info.internal_coordinates else scale)
-        backbones = restore(model, chains, t0, args.steps, generator)
+        backbones = restore(model, chains, t0, args.steps, generator, args.sampler)
         row(f"{t0:.2f}", f"{noise:.2f}", str(len(grid_from(sampler, t0))), backbones)
 
 
