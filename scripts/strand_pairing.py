@@ -1,9 +1,12 @@
 #!/usr/bin/env python
 """Are the extended segments of backbones paired? CA-trace statistics behind a DSSP strand fraction.
 
-A DSSP strand needs a partner strand in space. For each folder of backbone PDB files (``molgen sample``
+A DSSP strand needs a partner strand in space. ``molgen evaluate`` reports the first and the last figure below
+for the structures it reads (``extended_fraction``, ``paired_extended_fraction``); this script adds the helical
+one and reads large folders fast (no DSSP, no TM-score). For each folder of backbone PDB files (``molgen sample``
 output, or real chains such as ../shared/data/proteins/cgdms, read in place) this prints, over the
-residues of its chains whose CA virtual angles are defined:
+residues of its chains whose CA virtual angles are defined
+(:func:`molgen.proteins.metrics.strand_pairing_counts`):
 
 - ``extended``: residues in the extended region of the CA trace (virtual bond angle above 105°, virtual
   torsion beyond +150° or -130°; an ideal strand has 120° and -170°);
@@ -21,26 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from molgen.proteins.internal_coordinates import ca_internal_coordinates
+from molgen.proteins.metrics import strand_pairing_counts
 from molgen.proteins.pdb import read_backbones
-
-#: CA-CA distance (Å) under which two extended residues count as paired.
-PAIR_DISTANCE = 5.5
-#: Sequence separation from which two residues can pair.
-MIN_SEPARATION = 3
-
-
-def chain_statistics(ca: np.ndarray) -> tuple[int, int, int, int]:
-    """``(residues with defined angles, extended, helical, extended and paired)`` of a CA trace ``[L, 3]`` Å."""
-    theta, tau = (np.degrees(a) for a in ca_internal_coordinates(ca))
-    defined = np.isfinite(theta) & np.isfinite(tau)
-    extended = defined & (theta > 105.0) & ((tau > 150.0) | (tau < -130.0))
-    helical = defined & (theta > 80.0) & (theta < 100.0) & (tau > 30.0) & (tau < 70.0)
-    index = np.arange(len(ca))
-    apart = np.abs(index[:, None] - index[None]) >= MIN_SEPARATION
-    close = np.linalg.norm(ca[:, None] - ca[None], axis=-1) < PAIR_DISTANCE
-    paired = extended & (close & apart & extended[None]).any(axis=1)
-    return int(defined.sum()), int(extended.sum()), int(helical.sum()), int(paired.sum())
 
 
 def folder_statistics(folder: Path, max_files: int) -> dict[str, float]:
@@ -52,7 +37,7 @@ def folder_statistics(folder: Path, max_files: int) -> dict[str, float]:
     for path in paths:
         chains, _ = read_backbones(path)
         for chain in chains:
-            totals += chain_statistics(chain.coords[:, 1])
+            totals += strand_pairing_counts(chain.coords[:, 1])
     residues, extended, helical, paired = totals
     return {
         "files": len(paths),
