@@ -2,12 +2,13 @@
 """What a backbone checkpoint restores of real chains noised part of the way (partial diffusion).
 
 Takes held-out chains (dips by default), noises their coordinates (CA models) or their CA traces' virtual
-angle features (internal-coordinate models) to a diffusion time ``t``, runs the ancestral sampler from ``t``
-to 0 (the grid points of ``--steps`` DDPM steps below ``t``, ``logsnr`` grid, full noise), decodes (the N, C
-and O atoms rebuilt) and prints per ``t``: the noise (Å of coordinates, or the standard deviation of each
-angle feature in its own units), the DSSP helix / strand / coil fractions beside the real chains', the
-extended residues paired as in ``scripts/strand_pairing.py``, and the fraction of chains passing
-`molgen evaluate`'s geometry checks. A model that has learnt secondary structure gives it back from
+angle features (internal-coordinate models) to a diffusion time ``t``, runs the sampler (``--sampler``:
+ancestral ``ddpm`` or deterministic ``ddim``) from ``t`` to 0 (the grid points of ``--steps`` steps below
+``t``, ``logsnr`` grid), decodes (the N, C and O atoms rebuilt) and prints per ``t`` the noise (Å of
+coordinates, or the standard deviation of each angle feature in its own units) and, for the noised chains
+decoded as they are ("noised": what the noise alone leaves) and for the restored ones, the DSSP helix /
+strand / coil fractions beside the real chains' and the fraction of chains passing `molgen evaluate`'s
+geometry checks. A model that has learnt secondary structure gives it back from
 noise that blurs it (about 1 Å); one that has not returns coil. Compare with unconditional samples to
 tell what the model lacks (local structure) from what the sampler loses.
 
@@ -48,41 +49,60 @@ def grid_from(sampler, t0: float) -> torch.Tensor:
     return torch.cat([torch.tensor([t0]), grid[grid < t0]])
 
 
-@torch.inference_mode()
-def restore(
-    model, chains: list[np.ndarray], t0: float, steps: int, generator: torch.Generator, sampler_name: str = "ddpm"
-) -> list[np.ndarray]:
-    """``chains`` noised to time ``t0`` and denoised by the sampler's steps (ancestral ``ddpm`` or deterministic
-    ``ddim``); decoded backbones ``[L, 4, 3]``.
-    CA-trace models are noised in their coordinates, internal-coordinate models in their angle features."""
-    info, process, domain = model.info, model.diffusion, model.domain
-    if list(info.atom_types) != ["CA"] or info.node_vectors:
+def check_model(model) -> None:
+    """Refuses models this diagnostic cannot noise: it serves CA traces, in coordinates or in angles."""
+    if list(model.info.atom_types) != ["CA"] or model.info.node_vectors:
         raise SystemExit(
             "this diagnostic serves CA-trace checkpoints (experiment=backbone_ca or experiment=backbone_internal)"
         )
+
+
+def noised(model, chains: list[np.ndarray], t0: float, generator: torch.Generator) -> GraphState:
+    """``chains`` (``[L, 4, 3]`` Å) noised to time ``t0``: CA-trace models in their coordinates (model units, zero
+    centre of mass), internal-coordinate models in their angle features."""
+    check_model(model)
+    info, domain = model.info, model.domain
+    schedule = model.diffusion.gaussian.schedule
+    t = torch.tensor(t0)
+    alpha, sigma = schedule.alpha(t), schedule.sigma(t)
     sizes = torch.tensor([len(c) for c in chains])
     batch = node_batch(sizes)
-    sampler = SamplingConfig(sampler_name, steps, {"grid": "logsnr"}).make(process)
-    grid = grid_from(sampler, t0)
-    schedule = process.gaussian.schedule
-    alpha, sigma = schedule.alpha(grid[0]), schedule.sigma(grid[0])
     if info.internal_coordinates:
         features = [angle_features(*ca_internal_coordinates(c[:, 1])) for c in chains]
         clean = torch.from_numpy(np.concatenate(features)).float()
         noise = torch.randn(clean.shape, generator=generator)
-        state = GraphState(clean.new_zeros(len(clean), 0), alpha * clean + sigma * noise, batch, len(chains))
-    else:
-        clean = torch.cat([torch.from_numpy(c[:, 1]).float() for c in chains]) / float(info.length_scale)
-        clean = remove_mean(clean, batch, len(chains))
-        noisy = alpha * clean + sigma * zero_com_noise(clean, batch, generator)
-        state = GraphState(noisy, domain.condition(info, sizes), batch, len(chains))
-    predict = process.predictor(model.denoiser, state)
+        return GraphState(clean.new_zeros(len(clean), 0), alpha * clean + sigma * noise, batch, len(chains))
+    clean = torch.cat([torch.from_numpy(c[:, 1]).float() for c in chains]) / float(info.length_scale)
+    clean = remove_mean(clean, batch, len(chains))
+    noisy = alpha * clean + sigma * zero_com_noise(clean, batch, generator)
+    return GraphState(noisy, domain.condition(info, sizes), batch, len(chains))
+
+
+def as_noised(model, state: GraphState, t0: float) -> list[np.ndarray]:
+    """The noised chains decoded as they are (the diffused part divided by ``alpha(t0)``): what the noise alone
+    leaves of the real chains' structure, the baseline of what the model restores."""
+    alpha = model.diffusion.gaussian.schedule.alpha(torch.tensor(t0))
+    if model.info.internal_coordinates:
+        return model.domain.decode(model.info, state.replace(h=state.h / alpha))
+    return model.domain.decode(model.info, state.replace(pos=state.pos / alpha))
+
+
+@torch.inference_mode()
+def restore(
+    model, state: GraphState, t0: float, steps: int, generator: torch.Generator, sampler_name: str = "ddpm"
+) -> list[np.ndarray]:
+    """A :func:`noised` state at time ``t0`` denoised by the sampler's steps (ancestral ``ddpm`` or deterministic
+    ``ddim``); decoded backbones ``[L, 4, 3]``."""
+    check_model(model)
+    sampler = SamplingConfig(sampler_name, steps, {"grid": "logsnr"}).make(model.diffusion)
+    grid = grid_from(sampler, t0)
+    predict = model.diffusion.predictor(model.denoiser, state)
     for t, s in zip(grid[:-1], grid[1:]):
         out = predict(state, t)
-        pos, h = sampler.step(state.pos, state.h, out.eps_pos, out.eps_h, t, s, batch, generator)
+        pos, h = sampler.step(state.pos, state.h, out.eps_pos, out.eps_h, t, s, state.batch, generator)
         state = state.replace(pos=pos, h=h)
     state = sampler.finish(predict, state, grid[-1], generator, lambda state, _: state)
-    return domain.decode(info, state)
+    return model.domain.decode(model.info, state)
 
 
 def main() -> None:
@@ -111,18 +131,20 @@ def main() -> None:
     sampler = SamplingConfig(args.sampler, args.steps, {"grid": "logsnr"}).make(model.diffusion)
     print(f"{len(chains)} chains of {args.data.name}, {sum(len(c) for c in chains)} residues")
     unit = "features" if model.info.internal_coordinates else "A"
-    print(f"{'t':>5} {'noise (' + unit + ')':>14} {'calls':>5}  helix / strand / coil %   passing")
+    print(f"{'t':>5} {'noise (' + unit + ')':>14} {'calls':>5}  {'':8s} helix / strand / coil %   passing")
 
-    def row(name: str, noise: str, calls: str, backbones) -> None:
+    def row(name: str, noise: str, calls: str, what: str, backbones) -> None:
         passing = np.mean([validate_backbone(b).passes for b in backbones])
-        print(f"{name:>5} {noise:>14} {calls:>5}  {fractions(backbones):22s}  {passing:6.1%}")
+        print(f"{name:>5} {noise:>14} {calls:>5}  {what:8s} {fractions(backbones):22s}  {passing:6.1%}")
 
-    row("real", "", "", chains)
+    row("real", "", "", "", chains)
     for t0 in (float(x) for x in args.times.split(",")):
         t = torch.tensor(t0)
         noise = float(schedule.sigma(t) / schedule.alpha(t)) * (1.0 if model.info.internal_coordinates else scale)
-        backbones = restore(model, chains, t0, args.steps, generator, args.sampler)
-        row(f"{t0:.2f}", f"{noise:.2f}", str(len(grid_from(sampler, t0))), backbones)
+        state = noised(model, chains, t0, generator)
+        row(f"{t0:.2f}", f"{noise:.2f}", "0", "noised", as_noised(model, state, t0))
+        backbones = restore(model, state, t0, args.steps, generator, args.sampler)
+        row("", "", str(len(grid_from(sampler, t0))), "restored", backbones)
 
 
 if __name__ == "__main__":

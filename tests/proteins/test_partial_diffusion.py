@@ -26,15 +26,21 @@ def script():
 @pytest.mark.parametrize("saver", [save_tiny_ca_checkpoint, save_tiny_internal_checkpoint], ids=["ca", "internal"])
 def test_restored_chains_keep_their_lengths_and_stay_close_at_small_times(script, tmp_path, saver):
     """CA models are noised in space, internal-coordinate models in their angles; both come back close from a
-    small time and far from a large one."""
+    small time and far from a large one, and so do the noised chains decoded as they are."""
     model = load_checkpoint(saver(tmp_path / "model.ckpt"))
     chains = [ideal_helix(12), ideal_strand(9)]
-    errors = {}
+    errors, noised_errors = {}, {}
     for t in (0.01, 0.6):
-        restored = script.restore(model, chains, t, steps=10, generator=torch.Generator().manual_seed(0))
-        assert [b.shape for b in restored] == [c.shape for c in chains]
-        errors[t] = max(_distance_rmsd(b[:, 1], c[:, 1]) for b, c in zip(restored, chains))
+        generator = torch.Generator().manual_seed(0)
+        state = script.noised(model, chains, t, generator)
+        for found, backbones in (
+            (errors, script.restore(model, state, t, steps=10, generator=generator)),
+            (noised_errors, script.as_noised(model, state, t)),
+        ):
+            assert [b.shape for b in backbones] == [c.shape for c in chains]
+            found[t] = max(_distance_rmsd(b[:, 1], c[:, 1]) for b, c in zip(backbones, chains))
     assert errors[0.01] < 0.5 < errors[0.6]  # an untrained network: what it returns is what the noise left
+    assert noised_errors[0.01] < 0.5 < noised_errors[0.6]
 
 
 def test_atom_level_checkpoints_are_refused(script, tmp_path):
@@ -42,4 +48,4 @@ def test_atom_level_checkpoints_are_refused(script, tmp_path):
 
     model = load_checkpoint(save_tiny_checkpoint(tmp_path / "atoms.ckpt", domain="backbones"))
     with pytest.raises(SystemExit, match="CA-trace"):
-        script.restore(model, [ideal_helix(12)], 0.1, steps=5, generator=torch.Generator())
+        script.noised(model, [ideal_helix(12)], 0.1, generator=torch.Generator())
