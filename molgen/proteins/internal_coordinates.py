@@ -34,11 +34,11 @@ __all__ = [
     "angle_features",
     "angles_from_features",
     "ca_distance_loss",
-    "nonlocal_ca_distance_loss",
     "ca_internal_coordinates",
     "ca_trace_from_internal",
     "ca_traces_from_features",
     "feature_angles",
+    "nonlocal_ca_distance_loss",
     "tidied_features",
 ]
 

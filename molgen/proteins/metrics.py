@@ -35,7 +35,9 @@ Secondary structure: DSSP reduced to three states (H: alpha, 3-10 and pi helix;
 E: strand and bridge; coil) by ``pydssp``, which places the amide H itself and
 treats every residue as a donor (prolines included, the sequence is unknown).
 Handedness: the fractions of CA virtual torsions in the right- and left-handed helix
-ranges (:func:`helical_handedness`), since a left-handed helix is no DSSP helix.
+ranges (:func:`helical_handedness`), since a left-handed helix is no DSSP helix. Strand
+pairing: the extended CA-trace residues and the share of them with an extended partner
+within 5.5 Å (:func:`strand_pairing`), since a DSSP strand needs its partner.
 
 Compactness: CA radius of gyration over the natural scaling of folded globular
 proteins, Rg ≈ 2.2 · L^0.38 Å (Skolnick, Kolinski & Ortiz 1997, J. Mol. Biol. 265,
