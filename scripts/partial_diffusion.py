@@ -82,9 +82,8 @@ def as_noised(model, state: GraphState, t0: float) -> list[np.ndarray]:
     """The noised chains decoded as they are (the diffused part divided by ``alpha(t0)``): what the noise alone
     leaves of the real chains' structure, the baseline of what the model restores."""
     alpha = model.diffusion.gaussian.schedule.alpha(torch.tensor(t0))
-    if model.info.internal_coordinates:
-        return model.domain.decode(model.info, state.replace(h=state.h / alpha))
-    return model.domain.decode(model.info, state.replace(pos=state.pos / alpha))
+    h = state.h / alpha if model.info.internal_coordinates else state.h  # an angle model's pos is [N, 0]
+    return model.domain.decode(model.info, state.replace(pos=state.pos / alpha, h=h))
 
 
 @torch.inference_mode()

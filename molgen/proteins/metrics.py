@@ -488,7 +488,9 @@ def strand_pairing_counts(ca: np.ndarray) -> tuple[int, int, int, int]:
 def strand_pairing(backbones) -> dict[str, float]:
     """Pooled over ``[L, 4, 3]`` backbones: the fraction of residues (with defined CA angles) that are extended,
     and the fraction of those that are paired (:func:`strand_pairing_counts`); empty when no angle is defined."""
-    totals = np.sum([strand_pairing_counts(b[:, 1]) for b in backbones], axis=0)
+    totals = np.zeros(4, dtype=np.int64)
+    for backbone in backbones:
+        totals += strand_pairing_counts(backbone[:, 1])
     residues, extended, _, paired = (int(x) for x in totals)
     if residues == 0:
         return {}
