@@ -12,8 +12,13 @@ geometry checks. A model that has learnt secondary structure gives it back from
 noise that blurs it (about 1 Å); one that has not returns coil. Compare with unconditional samples to
 tell what the model lacks (local structure) from what the sampler loses.
 
+``--chains DIR`` takes the chains of the structure files in a folder instead (e.g. another model's samples:
+a cascade, one model's backbones finished by another from time ``t``); ``--out DIR`` writes the restored
+chains of each ``t`` as PDB files under ``DIR/t<t>/``, for `molgen evaluate`.
+
 Usage: python scripts/partial_diffusion.py --ckpt CKPT|MODEL [--times 0.1,0.2,0.3,0.5] [--num-chains 16]
-           [--data ../shared/data/proteins/dips] [--steps 50] [--sampler ddpm] [--seed 0]
+           [--data ../shared/data/proteins/dips | --chains DIR] [--out DIR] [--steps 50] [--sampler ddpm]
+           [--seed 0]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from molgen.graph_batch import node_batch, remove_mean
 from molgen.proteins.dataset import benchmark_segments
 from molgen.proteins.internal_coordinates import angle_features, ca_internal_coordinates
 from molgen.proteins.metrics import dssp, secondary_structure_fractions, validate_backbone
+from molgen.proteins.pdb import StructureError, read_backbone_folder, write_backbone_pdb
 from molgen.sampling import SamplingConfig
 from molgen.training.module import load_model_source
 
@@ -110,7 +116,10 @@ def main() -> None:
     parser.add_argument("--times", default="0.1,0.2,0.3,0.5", help="diffusion times to noise to (default %(default)s)")
     parser.add_argument("--num-chains", type=int, default=16)
     parser.add_argument("--lengths", default="60-128", help="chain lengths to take (default %(default)s)")
-    parser.add_argument("--data", type=Path, default=SHARED / "dips")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--data", type=Path, default=SHARED / "dips", help="held-out chains (default %(default)s)")
+    source.add_argument("--chains", type=Path, help="a folder of structure files whose chains to take instead")
+    parser.add_argument("--out", type=Path, help="write the restored chains of each t under OUT/t<t>/")
     parser.add_argument("--steps", type=int, default=50, help="the DDPM grid whose points below t are used")
     parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm", help="default %(default)s")
     parser.add_argument("--seed", type=int, default=0)
@@ -121,14 +130,20 @@ def main() -> None:
         raise SystemExit(f"error: {err}") from None
     low, high = (int(x) for x in args.lengths.split("-"))
     try:
-        chains = benchmark_segments(args.data, args.num_chains, (low, high))
-    except ValueError as err:
+        if args.chains:
+            read = read_backbone_folder(args.chains, progress=False)[0]
+            chains = [np.array(c.coords) for c in read if low <= len(c.coords) <= high][: args.num_chains]
+            if not chains:
+                raise ValueError(f"no chains of {low}-{high} residues in {args.chains}")
+        else:
+            chains = benchmark_segments(args.data, args.num_chains, (low, high))
+    except (ValueError, StructureError) as err:
         raise SystemExit(f"error: {err}") from None
     generator = torch.Generator().manual_seed(args.seed)
     scale = float(model.info.length_scale)
     schedule = model.diffusion.gaussian.schedule
     sampler = SamplingConfig(args.sampler, args.steps, {"grid": "logsnr"}).make(model.diffusion)
-    print(f"{len(chains)} chains of {args.data.name}, {sum(len(c) for c in chains)} residues")
+    print(f"{len(chains)} chains of {(args.chains or args.data).name}, {sum(len(c) for c in chains)} residues")
     unit = "features" if model.info.internal_coordinates else "A"
     print(f"{'t':>5} {'noise (' + unit + ')':>14} {'calls':>5}  {'':8s} helix / strand / coil %   passing")
 
@@ -144,6 +159,11 @@ def main() -> None:
         row(f"{t0:.2f}", f"{noise:.2f}", "0", "noised", as_noised(model, state, t0))
         backbones = restore(model, state, t0, args.steps, generator, args.sampler)
         row("", "", str(len(grid_from(sampler, t0))), "restored", backbones)
+        if args.out:
+            folder = args.out / f"t{t0:g}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, backbone in enumerate(backbones):
+                write_backbone_pdb(folder / f"restored_{i:04d}.pdb", backbone, remarks=[f"restored from t = {t0:g}"])
 
 
 if __name__ == "__main__":

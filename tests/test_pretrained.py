@@ -87,6 +87,47 @@ def test_unknown_model_and_corrupt_weights(folder):
         pretrained.load_pretrained("qm9")
 
 
+def _write_preset(folder, name: str, **card) -> None:
+    (folder / f"{name}.json").write_text(json.dumps({"summary": "preset", **card}))
+
+
+def test_a_sampler_preset_shares_its_owners_weights_and_config(folder, tmp_path):
+    _write_preset(folder, "fast", weights="qm9", sampling={"sampler": "ddim", "steps": 2}, quality={"x": 1})
+    assert pretrained.available_models()["fast"]["config"] == json.loads((folder / "qm9.json").read_text())["config"]
+    preset, owner = pretrained.load_pretrained("fast"), pretrained.load_pretrained("qm9")
+    assert preset.card["name"] == "fast" and preset.card["quality"] == {"x": 1}
+    assert preset.card["summary"] == "preset" and preset.card["config"] == owner.card["config"]
+    owner_card = json.loads((folder / "qm9.json").read_text())
+    owner_card.update(command="train it", training="an hour", quality={"y": 2})
+    (folder / "qm9.json").write_text(json.dumps(owner_card))
+    merged = pretrained.model_card("fast")
+    assert (merged["command"], merged["training"], merged["quality"]) == ("train it", "an hour", {"x": 1})
+    a, b = preset.denoiser.state_dict(), owner.denoiser.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert preset.sampling.sampler == "ddim" and preset.sampling.steps == 2
+    out = tmp_path / "p.sdf"
+    assert (
+        main(
+            ["sample", "--model", "fast", "--num-samples", "2", "--num-atoms", "5", "--out", str(out), "--no-progress"]
+        )
+        == 0
+    )
+    first = Chem.SDMolSupplier(str(out), sanitize=False)[0]
+    assert first.GetProp("checkpoint") == "pretrained:fast" and first.GetProp("sampler") == "ddim"
+
+
+def test_a_preset_of_missing_or_preset_weights_is_refused(folder):
+    _write_preset(folder, "orphan", weights="gone")
+    assert "orphan" not in pretrained.available_models()
+    with pytest.raises(CheckpointError, match="no pretrained model named 'orphan'"):
+        pretrained.load_pretrained("orphan")
+    _write_preset(folder, "fast", weights="qm9")
+    _write_preset(folder, "faster", weights="fast")
+    (folder / "fast.safetensors").write_bytes(b"")  # even with a file of that name, a preset owns no weights
+    with pytest.raises(CheckpointError, match="'faster' names the weights of 'fast', which is not a model with its"):
+        pretrained.available_models()
+
+
 def test_cli_sample_defaults_to_the_shipped_model(folder, tmp_path, capsys):
     out = tmp_path / "s.sdf"
     assert main(["sample", "--num-samples", "2", "--steps", "3", "--out", str(out), "--no-progress"]) == 0

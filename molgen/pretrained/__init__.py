@@ -6,6 +6,11 @@ weights of the denoiser, float32) and ``<name>.json``, its model card: the
 JSON, nothing executable), how it was trained (command, data split, time,
 hardware) and what ``molgen evaluate`` measured on its samples.
 
+A card may instead name another model's weights (``"weights": "qm9"``): a
+*sampler preset*, the same network with its own recommended sampler and its own
+measured figures (``qm9-fast``). Its ``config`` is the named model's, so the two
+cannot drift apart, and nothing is stored twice.
+
 :func:`load_pretrained` returns a :class:`~molgen.checkpoint.TrainedModel` whose
 ``.sample`` gives RDKit molecules with 3D conformers (molecule models) or ``[L, 4, 3]``
 backbone arrays in Å (backbone models; write them with
@@ -26,6 +31,8 @@ from molgen.checkpoint_files import CheckpointError, read_safetensors_file
 PRETRAINED_DIR = Path(__file__).resolve().parent
 #: What `molgen sample` uses without --ckpt or --model.
 DEFAULT_MODEL = "qm9"
+#: The card entries that describe how weights were made, which a sampler preset shares with its owner.
+TRAINING_RECORD = ("command", "data", "training")
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -38,15 +45,27 @@ __all__ = [
 
 
 def available_models(folder: Path | None = None) -> dict[str, dict]:
-    """Model cards of the shipped models, by name (those with both files present).
+    """Model cards of the shipped models, by name (those whose weights are present).
 
-    ``folder`` defaults to :data:`PRETRAINED_DIR` (every function here takes it, for tests and local models).
+    A sampler preset's card (``"weights": OWNER``) takes its owner's ``config`` and, unless it states them
+    itself, its owner's :data:`TRAINING_RECORD`; its summary, sampling and quality are its own. ``folder``
+    defaults to :data:`PRETRAINED_DIR` (every function here takes it, for tests and local models).
     """
     folder = folder or PRETRAINED_DIR
+    own = {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
     cards = {}
-    for card_path in sorted(folder.glob("*.json")):
-        if card_path.with_suffix(".safetensors").is_file():
-            cards[card_path.stem] = json.loads(card_path.read_text())
+    for name, card in own.items():
+        owner = card.get("weights", name)
+        if not (folder / f"{owner}.safetensors").is_file():
+            continue
+        if owner != name:
+            if owner not in own or "weights" in own[owner]:
+                raise CheckpointError(
+                    f"{name!r} names the weights of {owner!r}, which is not a model with its own card"
+                )
+            record = {key: own[owner][key] for key in TRAINING_RECORD if key in own[owner]}
+            card = {**record, **card, "config": own[owner]["config"]}
+        cards[name] = card
     return cards
 
 
@@ -71,7 +90,7 @@ def load_pretrained(
             f"{name!r} is a property predictor, not a generative model: use it with "
             f"`molgen evaluate-conditioning --predictor {name}`"
         )
-    weights_path = (folder or PRETRAINED_DIR) / f"{name}.safetensors"
+    weights_path = (folder or PRETRAINED_DIR) / f"{card.get('weights', name)}.safetensors"
     weights = read_safetensors_file(weights_path)
     return model_from_parts(card["config"], weights, weights_path, device, card={**card, "name": name})
 

@@ -49,3 +49,26 @@ def test_atom_level_checkpoints_are_refused(script, tmp_path):
     model = load_checkpoint(save_tiny_checkpoint(tmp_path / "atoms.ckpt", domain="backbones"))
     with pytest.raises(SystemExit, match="CA-trace"):
         script.noised(model, [ideal_helix(12)], 0.1, generator=torch.Generator())
+
+
+def test_main_restores_the_chains_of_a_folder_and_writes_them(script, tmp_path, monkeypatch, capsys):
+    """``--chains DIR --out DIR``: a cascade's command line, another model's backbones finished by this one."""
+    from molgen.proteins.pdb import read_backbones, write_backbone_pdb
+
+    ckpt = save_tiny_ca_checkpoint(tmp_path / "model.ckpt")
+    given = tmp_path / "given"
+    given.mkdir()
+    write_backbone_pdb(given / "a.pdb", ideal_helix(12))
+    write_backbone_pdb(given / "b.pdb", ideal_strand(9))
+    write_backbone_pdb(given / "c.pdb", ideal_helix(30))  # outside --lengths: not taken
+    out = tmp_path / "out"
+    args = ["--ckpt", str(ckpt), "--chains", str(given), "--lengths", "5-20", "--times", "0.05", "--steps", "5"]
+    monkeypatch.setattr("sys.argv", ["partial_diffusion.py", *args, "--out", str(out)])
+    script.main()
+    assert "2 chains of given, 21 residues" in capsys.readouterr().out
+    written = sorted((out / "t0.05").iterdir())
+    assert [p.name for p in written] == ["restored_0000.pdb", "restored_0001.pdb"]
+    assert [len(read_backbones(p)[0][0].coords) for p in written] == [12, 9]
+    monkeypatch.setattr("sys.argv", ["partial_diffusion.py", *args[:4], "--lengths", "40-50"])
+    with pytest.raises(SystemExit, match="no chains of 40-50 residues in"):
+        script.main()
