@@ -116,6 +116,19 @@ def test_a_sampler_preset_shares_its_owners_weights_and_config(folder, tmp_path)
     assert first.GetProp("checkpoint") == "pretrained:fast" and first.GetProp("sampler") == "ddim"
 
 
+def test_a_cards_fixed_part_note_is_printed_with_its_sampler_only(folder, tmp_path, capsys):
+    from tests.domains.test_molecules_inpainting import SCAFFOLD
+
+    _set_card_sampling(folder, fixed_part_note="use another model for --fix")
+    args = ["sample", "--num-samples", "1", "--num-atoms", "9", "--steps", "2", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "a.sdf")]) == 0
+    assert "use another model" not in capsys.readouterr().err  # nothing fixed
+    assert main([*args, "--fix", str(SCAFFOLD), "--out", str(tmp_path / "b.sdf")]) == 0
+    assert "molgen sample: note: use another model for --fix" in capsys.readouterr().err
+    assert main([*args, "--fix", str(SCAFFOLD), "--sampler", "ddpm", "--out", str(tmp_path / "c.sdf")]) == 0
+    assert "use another model" not in capsys.readouterr().err  # a sampler of the user's own
+
+
 def test_a_preset_of_missing_or_preset_weights_is_refused(folder):
     _write_preset(folder, "orphan", weights="gone")
     assert "orphan" not in pretrained.available_models()
