@@ -381,9 +381,8 @@ def _sample(args: list[str]) -> int:
         sampling = resolve_sampling(model, opts, given)
     except ValueError as err:
         return _fail("sample", str(err))
-    fixed_part_note = (model.card or {}).get("sampling", {}).get("fixed_part_note")
-    if fixed_part_note and opts.fixed is not None and opts.sampler is None and rank.rank == 0:
-        print(f"molgen sample: note: {fixed_part_note}", file=sys.stderr)
+    if sampling.fixed_part_note and opts.fixed is not None and rank.rank == 0:
+        print(f"molgen sample: note: {sampling.fixed_part_note}", file=sys.stderr)
     if sampling.precision == "bf16":  # before the cost estimate (it times the faster network) and compiling
         model.mixed_precision()
     try:  # timed on the eager network: compiling first would time the compilation (an upper bound as it is)

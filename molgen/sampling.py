@@ -55,12 +55,15 @@ class SamplingConfig:
         precision: the network's arithmetic, ``fp32`` or ``bf16`` (under bfloat16 autocast, see
             :mod:`molgen.nn.mixed_precision`; the sampler's own updates stay float32). A card recommends
             ``bf16`` only where its figures were measured with it.
+        fixed_part_note: what a card says of its sampler with a fixed part (``--fix``, ``--link``,
+            ``--motif``), which ``molgen sample`` prints; it belongs to that sampler, so naming another drops it.
     """
 
     sampler: str = "ddpm"
     steps: int = 1000
     options: Mapping[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
+    fixed_part_note: str | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -68,14 +71,15 @@ class SamplingConfig:
 
     @classmethod
     def from_card(cls, card: Mapping[str, Any] | None) -> SamplingConfig:
-        """The ``sampling`` entry of a model card (``{"sampler", "steps", "options", "precision"}``), else the
-        defaults."""
+        """The ``sampling`` entry of a model card (``{"sampler", "steps", "options", "precision",
+        "fixed_part_note"}``), else the defaults."""
         recommended = dict(card or {})
         return cls(
             recommended.get("sampler", cls.sampler),
             int(recommended.get("steps", cls.steps)),
             dict(recommended.get("options", {})),
             recommended.get("precision", cls.precision),
+            recommended.get("fixed_part_note"),
         )
 
     def updated(
@@ -85,11 +89,16 @@ class SamplingConfig:
         options: Mapping[str, Any] | None = None,
         precision: str | None = None,
     ) -> SamplingConfig:
-        """This config with what was given replaced: naming a sampler drops this config's options
-        (they belong to its sampler); given ``options`` update the rest; the precision stays unless given."""
+        """This config with what was given replaced: naming a sampler drops this config's options and
+        fixed-part note (they belong to its sampler); given ``options`` update the rest; the precision stays
+        unless given."""
         base = dict(self.options) if sampler is None else {}
         return SamplingConfig(
-            sampler or self.sampler, steps or self.steps, {**base, **dict(options or {})}, precision or self.precision
+            sampler or self.sampler,
+            steps or self.steps,
+            {**base, **dict(options or {})},
+            precision or self.precision,
+            self.fixed_part_note if sampler is None else None,
         )
 
     def make(self, process: DiffusionProcess) -> Sampler:

@@ -116,6 +116,16 @@ def test_a_sampler_preset_shares_its_owners_weights_and_config(folder, tmp_path)
     assert first.GetProp("checkpoint") == "pretrained:fast" and first.GetProp("sampler") == "ddim"
 
 
+def test_a_fixed_part_note_belongs_to_the_cards_sampler():
+    from molgen.sampling import SamplingConfig
+
+    card = SamplingConfig.from_card({"sampler": "ddim", "steps": 4, "fixed_part_note": "not for --link"})
+    assert card.fixed_part_note == "not for --link"
+    assert card.updated(steps=8, options={"eta": 1.0}, precision="bf16").fixed_part_note == "not for --link"
+    assert card.updated(sampler="ddim").fixed_part_note is None  # a sampler the user names has no note
+    assert SamplingConfig.from_card(None).fixed_part_note is None
+
+
 def test_a_cards_fixed_part_note_is_printed_with_its_sampler_only(folder, tmp_path, capsys):
     from tests.domains.test_molecules_inpainting import SCAFFOLD
 

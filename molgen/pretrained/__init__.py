@@ -11,9 +11,8 @@ A card may instead name another model's weights (``"weights": "qm9"``): a
 measured figures (``qm9-fast``). Its ``config`` is the named model's, so the two
 cannot drift apart, and nothing is stored twice.
 
-A card's ``sampling`` entry gives the recommended sampler (``sampler``, ``steps``,
-``options``, ``precision``) and may add a ``fixed_part_note``, which ``molgen sample``
-prints when that sampler serves ``--fix``, ``--link`` or ``--motif``.
+A card's ``sampling`` entry is read by :meth:`molgen.sampling.SamplingConfig.from_card`
+(``sampler``, ``steps``, ``options``, ``precision`` and an optional ``fixed_part_note``).
 
 :func:`load_pretrained` returns a :class:`~molgen.checkpoint.TrainedModel` whose
 ``.sample`` gives RDKit molecules with 3D conformers (molecule models) or ``[L, 4, 3]``
@@ -41,6 +40,7 @@ TRAINING_RECORD = ("command", "data", "training")
 __all__ = [
     "DEFAULT_MODEL",
     "PRETRAINED_DIR",
+    "TRAINING_RECORD",
     "available_models",
     "export_pretrained",
     "load_pretrained",
