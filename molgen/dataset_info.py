@@ -14,6 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from molgen.proteins.secondary_structure import NUM_LABELS
+
 __all__ = ["BackboneInfo", "DatasetInfo", "MoleculeInfo", "dataset_info_from_dict"]
 
 VERSION = 2
@@ -38,8 +40,13 @@ class DatasetInfo:
 
     @property
     def num_node_labels(self) -> int:
-        """The last channels of ``h`` that are per-node labels the model is conditioned on (none here)."""
+        """Per-node label classes the model is conditioned on (none here)."""
         return 0
+
+    @property
+    def labels_in_features(self) -> bool:
+        """Whether the labels are the last channels of ``h`` rather than the state's ``node_labels``."""
+        return False
 
     @property
     def position_dims(self) -> int:
@@ -101,8 +108,17 @@ class BackboneInfo(DatasetInfo):
 
     @property
     def num_node_labels(self) -> int:
-        """With ``secondary_structure``, the channels of ``h`` after the atom types (helix, strand, coil)."""
-        return self.num_features - len(self.atom_types) if self.secondary_structure else 0
+        """With ``secondary_structure``, the label classes of each residue (helix, strand, coil): the channels
+        of ``h`` after the atom types, or, for internal coordinates (whose ``h`` is diffused), the classes of the
+        state's ``node_labels``."""
+        if not self.secondary_structure:
+            return 0
+        return NUM_LABELS if self.internal_coordinates else self.num_features - len(self.atom_types)
+
+    @property
+    def labels_in_features(self) -> bool:
+        """Whether the labels are channels of ``h`` (clean conditioning features) rather than ``node_labels``."""
+        return self.secondary_structure and not self.internal_coordinates
 
     @property
     def position_dims(self) -> int:

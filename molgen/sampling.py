@@ -232,11 +232,13 @@ def generate(
     samples: list = []
     batch_size = batch_size or domain.default_batch_size
     for first, sizes, generator in seeded_batches(num_nodes, batch_size, seed, device, shard, progress, domain.unit):
+        chunk = None if labels is None else labels[first : first + len(sizes)]
         state = reverse.sample(
             network,
             sizes,
             info.num_features,
-            condition=domain.condition(info, sizes, None if labels is None else labels[first : first + len(sizes)]),
+            condition=domain.condition(info, sizes, chunk),
+            node_labels=domain.node_labels(info, sizes, chunk),
             known=None if fixed is None else domain.known_part(info, fixed, sizes, first),
             graph_condition=None if targets is None else targets.select(slice(first, first + len(sizes))),
             class_constraint=constraint,

@@ -6,7 +6,8 @@ chain per string twice from the same seed: with the string (fold-conditioned) an
 hidden (``?``, the same lengths, unconditioned). Prints per row the fraction of residues whose DSSP
 state is the requested one (overall and per state), the helix / strand / coil fractions, and the
 fraction of backbones passing `molgen evaluate`'s geometry checks, beside the real chains. The sampler
-is the shipped ``backbone`` card's unless given.
+is the shipped ``backbone`` card's unless given; an internal-coordinate model's clashes are repaired as
+`molgen sample` repairs them (each chain regenerated around its clashes with its own labels).
 
 Usage: python scripts/fold_conditioning.py --ckpt CKPT [--num-chains 64] [--lengths 50-128]
            [--data ../shared/data/proteins/dips] [--seed 0] [--json OUT]
@@ -22,13 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from molgen.checkpoint import CheckpointError, load_checkpoint
+from molgen.checkpoint import CheckpointError
+from molgen.domains.backbones import REPAIR_ROUNDS, repair_clashes
 from molgen.io import atomic_write_text
 from molgen.pretrained import model_card
 from molgen.proteins.dataset import benchmark_segments
 from molgen.proteins.metrics import secondary_structure_fractions, validate_backbone
 from molgen.proteins.secondary_structure import UNKNOWN, dssp_labels, label_agreement
 from molgen.sampling import SamplingConfig, generate
+from molgen.training.module import load_model_source
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "proteins"
 
@@ -46,7 +49,7 @@ def measure(backbones: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", required=True)
+    parser.add_argument("--ckpt", required=True, help="a checkpoint file or a shipped model's name")
     parser.add_argument("--num-chains", type=int, default=64)
     parser.add_argument("--lengths", default="50-128", help="chain lengths to take (default %(default)s)")
     parser.add_argument("--data", type=Path, default=SHARED / "dips")
@@ -57,7 +60,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     args = parser.parse_args()
     try:
-        model = load_checkpoint(args.ckpt)
+        model = load_model_source(args.ckpt, "--ckpt")
     except CheckpointError as err:
         raise SystemExit(f"error: {err}") from None
     if not getattr(model.info, "secondary_structure", False):
@@ -79,6 +82,8 @@ def main() -> None:
     for name, labels in (("fold-conditioned", asked), ("labels hidden", hidden)):
         start = time.perf_counter()
         backbones = generate(model, len(chains), sampling, seed=args.seed, labels=labels)
+        if model.info.internal_coordinates:  # molgen sample's default repair, seeded as it seeds it
+            backbones = repair_clashes(model, backbones, sampling, REPAIR_ROUNDS, args.seed + 1, labels=labels)[0]
         rows[name] = measure(backbones, asked)  # both scored against the real chains' states
         rows[name]["seconds"] = time.perf_counter() - start
     print(f"{'':18s} {'match':>6} {'H match':>8} {'E match':>8} {'- match':>8}   helix / strand / coil %  passing")

@@ -105,9 +105,10 @@ def save_tiny_ca_checkpoint(path: Path, seed: int = 0, secondary_structure: bool
     return path
 
 
-def save_tiny_internal_checkpoint(path: Path, seed: int = 0) -> Path:
+def save_tiny_internal_checkpoint(path: Path, seed: int = 0, secondary_structure: bool = False) -> Path:
     """An untrained backbone checkpoint in internal coordinates (``internal_coordinates``): one token per residue
-    holding its virtual bond angle and torsion features, no coordinates, a tiny chain transformer."""
+    holding its virtual bond angle and torsion features, no coordinates, a tiny chain transformer;
+    fold-conditioned with ``secondary_structure`` (its label map random, so that labels change the samples)."""
     torch.manual_seed(seed)
     info = BackboneInfo(
         dataset="tiny",
@@ -116,9 +117,13 @@ def save_tiny_internal_checkpoint(path: Path, seed: int = 0) -> Path:
         atom_types=["CA"],
         length_scale=1.0,
         internal_coordinates=True,
+        secondary_structure=secondary_structure,
     )
     model = {"name": "chain_transformer", "hidden_dim": 16, "num_layers": 2, "num_heads": 2, "feedforward_dim": 32}
     module = DiffusionModule(model, DIFFUSION, {"lr": 1e-3}, info.to_dict())
+    if secondary_structure:
+        with torch.no_grad():
+            getattr(module.denoiser, "net", module.denoiser).label_embedding.weight.normal_(0.0, 1.0)
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
     return path
 

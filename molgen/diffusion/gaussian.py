@@ -152,8 +152,15 @@ class GaussianDiffusion(DiffusionProcess):
 
     def state_from_batch(self, data: Any) -> GraphState:
         """``data.pos`` [N, 3], ``data.h`` [N, F], ``data.batch`` [N] of a torch_geometric ``Batch``, and its
-        ``y`` [B, P] (target properties) when it has them."""
-        return GraphState(data.pos, data.h, data.batch, data.num_graphs, condition=condition_from_batch(data))
+        ``y`` [B, P] (target properties) and ``node_labels`` [N] when it has them."""
+        return GraphState(
+            data.pos,
+            data.h,
+            data.batch,
+            data.num_graphs,
+            condition=condition_from_batch(data),
+            node_labels=getattr(data, "node_labels", None),
+        )
 
     def noise(self, clean: GraphState, t: Tensor, generator: Generator | None = None) -> GraphState:
         """Positions, then the features when they are diffused (:meth:`add_noise`)."""
@@ -183,7 +190,7 @@ class GaussianDiffusion(DiffusionProcess):
             t = self.sample_time(num_graphs, pos.device, generator).to(pos.dtype)
         pos_t, h_t, eps_pos, eps_h = self.add_noise(pos, h, t, batch, generator)
         inputs, estimate = (pos_t, h_t, t, batch), {}
-        denoiser = bind_inputs(denoiser, condition=clean.condition)
+        denoiser = bind_inputs(denoiser, condition=clean.condition, node_labels=clean.node_labels)
         if is_self_conditioned(denoiser):
             estimate["self_condition"] = training_estimate(denoiser, inputs, self.self_condition_estimate, generator)
         pred_pos, pred_h = denoiser(*inputs, **estimate)
@@ -258,7 +265,10 @@ class GaussianDiffusion(DiffusionProcess):
     def predictor(self, denoiser: Denoiser, state: GraphState) -> Predictor:
         """Calls ``denoiser`` on the batch of ``state``, feeding a self-conditioned one its previous
         estimate (:class:`~molgen.diffusion.self_conditioning.EstimateFeedback`)."""
-        denoise = EstimateFeedback(bind_inputs(denoiser, condition=state.condition), self.self_condition_estimate)
+        denoise = EstimateFeedback(
+            bind_inputs(denoiser, condition=state.condition, node_labels=state.node_labels),
+            self.self_condition_estimate,
+        )
 
         def predict(current: GraphState, t: Tensor) -> Prediction:
             eps_pos, eps_h = denoise(current.pos, current.h, t.expand(current.num_graphs), current.batch)

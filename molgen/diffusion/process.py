@@ -63,6 +63,9 @@ class GraphState:
             process gives the denoiser; None: unconditional.
         known: a fixed part the denoiser sees (:class:`~molgen.diffusion.inpainting.KnownPart`), for a
             denoiser trained with fixed parts (``fixed_part_input``); None otherwise.
+        node_labels: ``[N]`` long, a label of each node the process gives the denoiser, never noised (-1: not
+            given), for a model conditioned on them whose ``h`` is diffused (backbones in internal coordinates:
+            secondary structure); None otherwise.
     """
 
     pos: Tensor
@@ -74,6 +77,7 @@ class GraphState:
     edge_classes: Tensor | None = None
     condition: GraphCondition | None = None
     known: KnownPart | None = None
+    node_labels: Tensor | None = None
 
     @property
     def num_nodes(self) -> Tensor:

@@ -475,6 +475,7 @@ class Sampler:
         num_features: int = 0,
         *,
         condition: Tensor | None = None,
+        node_labels: Tensor | None = None,
         known: KnownPart | None = None,
         graph_condition: GraphCondition | None = None,
         class_constraint: ClassConstraint | None = None,
@@ -495,6 +496,8 @@ class Sampler:
             num_features: F, the width of diffused continuous features.
             condition: [N, F] clean features when the process conditions on them
                 (e.g. backbone atom types); else None.
+            node_labels: [N] long labels the network is conditioned on, never noised (-1: not given; backbones
+                in internal coordinates: secondary structure, :attr:`GraphState.node_labels`); or None.
             known: a fixed part to keep (inpainting, :mod:`molgen.diffusion.inpainting`): after the
                 prior, every step and every clean prediction the process replaces it by its true
                 value noised to that time; the sample ends with it exact and in its given frame.
@@ -529,6 +532,8 @@ class Sampler:
         state = process.prior(GraphState(pos, h, batch, num_nodes.numel()), generator)
         if graph_condition is not None:
             state = state.replace(condition=graph_condition.to(device, dtype))
+        if node_labels is not None:
+            state = state.replace(node_labels=node_labels.to(device))
         if self.guidance:
             if graph_condition is None:
                 raise ValueError("guidance needs a condition: sample a conditional model with target properties")

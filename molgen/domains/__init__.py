@@ -69,6 +69,11 @@ class Domain:
             raise ValueError(f"models of {self.name} take no per-residue labels")
         return None
 
+    def node_labels(self, info: DatasetInfo, num_nodes: Tensor, labels: list | None = None) -> Tensor | None:
+        """The ``[N]`` long labels a model whose features are diffused is conditioned on
+        (:attr:`~molgen.diffusion.process.GraphState.node_labels`), or None; :meth:`condition` checks ``labels``."""
+        return None
+
     def class_constraint(self, info: DatasetInfo) -> ClassConstraint:
         """The rule a model's final pair classes obey under the sampler's ``constrained_decoding``;
         ValueError (saying why) where the domain has none for this model."""

@@ -103,6 +103,7 @@ def repair_clashes(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    labels: list[np.ndarray] | None = None,
 ) -> tuple[list[np.ndarray], list[int]]:
     """Backbones of an internal-coordinate model with their steric clashes regenerated.
 
@@ -112,7 +113,8 @@ def repair_clashes(
     generated and all others kept (:class:`KnownAngles`, inpainting with ``sampling``; round ``r`` seeded
     ``seed + r``). Internal coordinates place every residue after a change elsewhere, so a local change moves
     the chain's far end; the kept residues keep their local structure. The first residue, whose angles are
-    undefined, is always kept. Non-finite chains are left as they are. The network runs on ``device``.
+    undefined, is always kept. Non-finite chains are left as they are. The network runs on ``device``. A
+    fold-conditioned model regenerates each chain with its secondary-structure ``labels`` (one ``[L]`` per backbone).
 
     Returns:
         The backbones (the input list is not changed) and the number of chains redone in each round.
@@ -137,7 +139,8 @@ def repair_clashes(
                 continue
             clashing = find_clashes(coords, Tolerances())[0]
             if clashing.any():
-                kept = np.convolve(clashing, window, mode="same") == 0
+                # full convolution sliced to the chain: mode="same" returns the window's length for shorter chains
+                kept = np.convolve(clashing, window)[REPAIR_FLANK : REPAIR_FLANK + len(clashing)] == 0
                 kept[0] = True
                 todo.append(index)
                 keep.append(kept)
@@ -148,7 +151,15 @@ def repair_clashes(
         fixed = KnownAngles(features, tuple(keep))
         sizes = torch.tensor(fixed.lengths)
         again = generate(
-            model, len(todo), sampling, sizes=sizes, fixed=fixed, seed=seed + step, device=device, progress=progress
+            model,
+            len(todo),
+            sampling,
+            sizes=sizes,
+            fixed=fixed,
+            labels=None if labels is None else [labels[index] for index in todo],
+            seed=seed + step,
+            device=device,
+            progress=progress,
         )
         for index, coords in zip(todo, again):
             backbones[index] = coords
@@ -237,6 +248,18 @@ class BackboneDomain(Domain):
             raise ValueError("each chain's secondary-structure labels must have one entry per residue")
         onehot = torch.cat([label_features(chain) for chain in labels]).repeat_interleave(atoms, dim=0)
         return torch.cat([features, onehot], dim=-1)
+
+    def node_labels(
+        self, info: BackboneInfo, num_nodes: Tensor, labels: list[np.ndarray] | None = None
+    ) -> Tensor | None:
+        """A fold-conditioned internal-coordinate model's labels, ``[N]`` long, one per residue (its ``h`` is the
+        diffused angles, so the labels travel beside it); None without labels or for other models (their labels
+        are channels of :meth:`condition`)."""
+        if labels is None or not (info.internal_coordinates and info.secondary_structure):
+            return None
+        if [len(chain) for chain in labels] != num_nodes.tolist():
+            raise ValueError("each chain's secondary-structure labels must have one entry per residue")
+        return torch.as_tensor(np.concatenate(labels), dtype=torch.long)
 
     def fixed_from_options(self, opts) -> Motif | None:
         """The motif of ``--motif``, ``--motif-residues`` and ``--motif-positions``."""
@@ -355,7 +378,10 @@ class BackboneDomain(Domain):
                 (internal-coordinate models; each process its own chains); diverged samples stay unrelaxed."""
                 if repair_rounds and backbones:
                     first = opts.seed + 1 + indices[0]
-                    backbones, redone = repair_clashes(model, backbones, sampling, repair_rounds, first, device)
+                    chosen = None if labels is None else [labels[index] for index in indices]
+                    backbones, redone = repair_clashes(
+                        model, backbones, sampling, repair_rounds, first, device, labels=chosen
+                    )
                     if rank.rank == 0 and not opts.no_progress:
                         print(f"clash repair: chains regenerated per round {redone or 'none'}", file=sys.stderr)
                 finite = [opts.relax and bool(np.isfinite(coords).all()) for coords in backbones]

@@ -50,7 +50,7 @@ def build_denoiser(
 
     ``in_node_dim`` (feature width), for joint denoisers ``num_edge_classes``, for
     conditional models ``num_conditions`` (target properties) and ``num_node_labels`` (per-node
-    labels, the last channels of ``h``) come from the data, not the config.
+    label classes: the last channels of ``h``, or the state's ``node_labels``) come from the data, not the config.
     """
     config = dict(config)
     name = config.pop("name", None)
@@ -90,7 +90,7 @@ def build_model(model: dict, diffusion: dict, info: DatasetInfo) -> tuple[torch.
     conditions = getattr(info, "conditions", None)
     num_conditions = len(conditions["names"]) if conditions else 0
     num_node_labels = info.num_node_labels
-    if num_node_labels and getattr(process, "diffuse_features", False):
+    if info.labels_in_features and getattr(process, "diffuse_features", False):
         raise ValueError("per-node labels condition the model and are never noised: set diffuse_features=false")
     network = build_denoiser(
         model,

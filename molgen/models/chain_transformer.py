@@ -12,6 +12,7 @@ from torch_geometric.utils import to_dense_batch
 from molgen.diffusion.self_conditioning import GaussianEstimate
 from molgen.nn.radial import GaussianRadialBasis
 from molgen.proteins.internal_coordinates import ca_traces_from_features, tidied_features
+from molgen.proteins.secondary_structure import NUM_LABELS, label_features
 
 __all__ = ["ChainTransformer", "sinusoidal_encoding"]
 
@@ -44,8 +45,14 @@ class ChainTransformer(nn.Module):
     gains a learned bias per head from the distance of the two residues in it. Sequence-local angles alone
     cannot say which strands pair or whether helices pack; the distances of the whole estimate can.
 
+    A fold-conditioned network (``num_node_labels``) also takes one label per residue (``node_labels [N]`` long:
+    a secondary-structure state, or -1 where not given, :mod:`molgen.proteins.secondary_structure`), embedded
+    into its token by a map without bias that starts at zero: with every label hidden the network is the one
+    without labels, whatever the map's weights, and such a network's weights load into it (``init_from``).
+    The labels are clean conditioning, never noised: the features ``h`` stay the angles alone.
+
     Shapes: ``pos [N, 0]``, ``h [N, F]`` (``F = 3``, the angle features, when self-conditioned), ``t [B]`` in
-    [0, 1], ``batch [N]`` sorted -> ``(eps_pos [N, 0], eps_h [N, F])``.
+    [0, 1], ``batch [N]`` sorted, ``node_labels [N]`` or None -> ``(eps_pos [N, 0], eps_h [N, F])``.
 
     Args:
         in_node_dim: ``F``.
@@ -58,6 +65,8 @@ class ChainTransformer(nn.Module):
             network starts out as one without, and such a network's weights load into it (``init_from``).
         distance_rbf: radial basis features of the estimate's CA-CA distances.
         rbf_cutoff: last radial basis centre (Å).
+        num_node_labels: 0, or the secondary-structure classes (:data:`~molgen.proteins.secondary_structure.NUM_LABELS`)
+            of a fold-conditioned network; from the data, not the config.
     """
 
     def __init__(
@@ -70,6 +79,7 @@ class ChainTransformer(nn.Module):
         self_conditioning: bool = False,
         distance_rbf: int = 16,
         rbf_cutoff: float = 24.0,
+        num_node_labels: int = 0,
     ) -> None:
         super().__init__()
         if hidden_dim % 2 or hidden_dim % num_heads:
@@ -84,6 +94,12 @@ class ChainTransformer(nn.Module):
         self.layers = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden_dim)
         self.out = nn.Linear(hidden_dim, in_node_dim)
+        if num_node_labels not in (0, NUM_LABELS):
+            raise ValueError(f"num_node_labels must be 0 or {NUM_LABELS} (helix, strand, coil), got {num_node_labels}")
+        self.num_node_labels = num_node_labels
+        if num_node_labels:
+            self.label_embedding = nn.Linear(num_node_labels, hidden_dim, bias=False)
+            nn.init.zeros_(self.label_embedding.weight)
         self.self_conditioning = self_conditioning
         if self_conditioning:
             self.estimate_embedding = nn.Linear(in_node_dim, hidden_dim)
@@ -93,10 +109,18 @@ class ChainTransformer(nn.Module):
                 nn.init.zeros_(linear.weight), nn.init.zeros_(linear.bias)
 
     def forward(
-        self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor, self_condition: GaussianEstimate | None = None
+        self,
+        pos: Tensor,
+        h: Tensor,
+        t: Tensor,
+        batch: Tensor,
+        self_condition: GaussianEstimate | None = None,
+        node_labels: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         if self_condition is not None and not self.self_conditioning:
             raise ValueError("this denoiser was built without self_conditioning: it takes no self_condition")
+        if node_labels is not None and not self.num_node_labels:
+            raise ValueError("this denoiser was built without num_node_labels: it takes no node_labels")
         tokens, mask = to_dense_batch(h, batch, batch_size=t.shape[0])  # [B, L, F], [B, L]
         index = torch.arange(tokens.shape[1], device=h.device).expand(mask.shape)
         from_end = mask.sum(dim=1, keepdim=True) - 1 - index
@@ -106,6 +130,9 @@ class ChainTransformer(nn.Module):
         # 1000 t: the encoding's frequencies resolve times a thousandth apart
         time = self.time(sinusoidal_encoding(1000.0 * t, self.hidden_dim).to(h.dtype))
         x = self.embed(tokens) + self.index(ends.to(h.dtype)) + time[:, None]
+        if node_labels is not None:
+            labels = label_features(node_labels, h.dtype)
+            x = x + self.label_embedding(to_dense_batch(labels, batch, batch_size=t.shape[0])[0])
         if not self.self_conditioning:
             x = self.layers(x, src_key_padding_mask=~mask)
         else:

@@ -35,7 +35,7 @@ from molgen.io import atomic_output, default_cache_root, read_cache
 from molgen.proteins.geometry import BACKBONE_ATOMS, CHAIN_BREAK_CA_DISTANCE
 from molgen.proteins.internal_coordinates import NUM_FEATURES, angle_features, ca_internal_coordinates
 from molgen.proteins.pdb import StructureError, find_structure_files, read_backbone_folder
-from molgen.proteins.secondary_structure import NUM_LABELS, dssp_labels, label_features
+from molgen.proteins.secondary_structure import NUM_LABELS, UNKNOWN, dssp_labels, label_features
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
@@ -178,8 +178,10 @@ class BackboneDataset(torch.utils.data.Dataset):
         vector_scale: Å per unit of those offsets.
         labels: ``[R]`` secondary-structure labels of the residues
             (:mod:`molgen.proteins.secondary_structure`), or None. Given, ``h`` gains their three
-            one-hot channels after the atom types (every node of a residue carries its residue's label).
-        label_dropout: the probability that an item's labels are all hidden (zero channels).
+            one-hot channels after the atom types (every node of a residue carries its residue's label);
+            with ``internal_coordinates``, whose ``h`` is diffused, they are served as ``node_labels`` ``[L]``
+            long instead.
+        label_dropout: the probability that an item's labels are all hidden (zero channels; -1 labels).
         internal_coordinates: with ``atoms=["CA"]``, serve each (cropped) chain in internal coordinates
             instead (:mod:`molgen.proteins.internal_coordinates`): ``pos`` ``[L, 0]`` (no coordinates) and ``h``
             ``[L, 3]``, the virtual bond angle and torsion features of every residue.
@@ -231,8 +233,8 @@ class BackboneDataset(torch.utils.data.Dataset):
         if not (np.isfinite(vector_scale) and vector_scale > 0):
             raise ValueError(f"vector_scale must be a positive number, got {vector_scale}")
         self.node_vectors, self.vector_scale = list(node_vectors), float(vector_scale)
-        if internal_coordinates and (self.atoms != ["CA"] or self.node_vectors or labels is not None):
-            raise ValueError("internal_coordinates describe CA traces: atoms=[CA], no node_vectors, no labels")
+        if internal_coordinates and (self.atoms != ["CA"] or self.node_vectors):
+            raise ValueError("internal_coordinates describe CA traces: atoms=[CA], no node_vectors")
         self.internal_coordinates = bool(internal_coordinates)
         self._vector_columns = [list(BACKBONE_ATOMS).index(atom) for atom in self.node_vectors]
         self._coords = coords.float()
@@ -248,6 +250,7 @@ class BackboneDataset(torch.utils.data.Dataset):
         if not 0.0 <= label_dropout <= 1.0:
             raise ValueError(f"label_dropout must be in [0, 1], got {label_dropout}")
         # One-hot once here, sliced per item: [R, 3], zero rows for unknown residues.
+        self._labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self._label_features = None if labels is None else label_features(labels)
         self.label_dropout = float(label_dropout)
 
@@ -285,10 +288,15 @@ class BackboneDataset(torch.utils.data.Dataset):
             end = start + self.max_length
         num_residues = end - start
         residues = self._coords[start:end].double()
+        # all of the chain's labels hidden, for a fraction of the items
+        hidden = self._labels is not None and self.label_dropout and float(torch.rand(())) < self.label_dropout
         if self.internal_coordinates:
             h = angle_features(*ca_internal_coordinates(residues[:, 1].numpy()))
             pos = torch.zeros(num_residues, 0)
-            return Data(pos=pos, h=torch.from_numpy(h), num_residues=num_residues, num_nodes=num_residues)
+            item = Data(pos=pos, h=torch.from_numpy(h), num_residues=num_residues, num_nodes=num_residues)
+            if self._labels is not None:
+                item.node_labels = torch.full((num_residues,), UNKNOWN) if hidden else self._labels[start:end]
+            return item
         atoms = residues[:, self._columns].reshape(-1, 3)  # residue-major
         pos = ((atoms - atoms.mean(dim=0)) / self.length_scale).float()
         if self.node_vectors:  # offsets from the CA, x y z of each atom in turn
@@ -298,7 +306,7 @@ class BackboneDataset(torch.utils.data.Dataset):
             h = self._one_hot.repeat(num_residues, 1)
         if self._label_features is not None:  # the chain's labels, all hidden for a fraction of the items
             labels = self._label_features[start:end]
-            if self.label_dropout and float(torch.rand(())) < self.label_dropout:
+            if hidden:
                 labels = torch.zeros_like(labels)
             h = torch.cat([h, labels.repeat_interleave(len(self.atoms), dim=0)], dim=-1)
         return Data(pos=pos, h=h, num_residues=num_residues, num_nodes=len(pos))

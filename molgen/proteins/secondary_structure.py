@@ -78,10 +78,11 @@ def format_labels(labels: np.ndarray) -> str:
     return "".join("?" if k == UNKNOWN else LABELS[k] for k in np.asarray(labels).tolist())
 
 
-def label_features(labels: Tensor | np.ndarray) -> Tensor:
-    """One-hot ``[L, 3]`` float32 of labels ``[L]``; an unknown residue is a row of zeros."""
-    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    features = torch.zeros(len(labels), NUM_LABELS)
+def label_features(labels: Tensor | np.ndarray, dtype: torch.dtype = torch.float32) -> Tensor:
+    """One-hot ``[L, 3]`` of labels ``[L]`` (on the labels' device when they are a tensor); an unknown residue
+    is a row of zeros."""
+    labels = labels.long() if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    features = torch.zeros(len(labels), NUM_LABELS, dtype=dtype, device=labels.device)
     given = labels != UNKNOWN
     features[given, labels[given]] = 1.0
     return features

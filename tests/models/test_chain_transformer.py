@@ -148,3 +148,47 @@ def test_the_attention_bias_reads_the_estimate_in_space():
     expected = model.distance_bias(model.distances(distances.flatten()).unflatten(0, (20, 20)))
     # float32 features; the bias is interpolated from a table every 0.02 Å
     torch.testing.assert_close(bias[0], expected.permute(2, 0, 1), atol=1e-3, rtol=0)
+
+
+def _labelled(trained=True):
+    torch.manual_seed(0)
+    model = build_denoiser(
+        {"name": "chain_transformer", "hidden_dim": 16, "num_layers": 2, "num_heads": 2, "feedforward_dim": 32},
+        in_node_dim=3,
+        num_node_labels=3,
+    ).double()
+    if trained:
+        with torch.no_grad():
+            model.label_embedding.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(4))
+    return model.eval()
+
+
+@torch.no_grad()
+def test_a_fold_conditioned_model_starts_as_the_plain_one_and_hidden_labels_are_no_labels():
+    """The label map (no bias) starts at zero, so a plain network's weights load and give its outputs; with every
+    label hidden (-1) a trained map changes nothing; given labels change the output, per chain (float64)."""
+    plain, fresh = _model(), _labelled(trained=False)
+    assert set(fresh.state_dict()) - set(plain.state_dict()) == {"label_embedding.weight"}
+    fresh.load_state_dict(plain.state_dict(), strict=False)
+    pos, h, t, batch = _batch([6, 4, 9])
+    labels = torch.randint(0, 3, (19,), generator=torch.Generator().manual_seed(5))
+    out = plain(pos, h, t, batch)[1]
+    torch.testing.assert_close(fresh(pos, h, t, batch, node_labels=labels)[1], out, atol=1e-12, rtol=1e-10)
+    trained = _labelled()
+    trained.load_state_dict({**plain.state_dict(), "label_embedding.weight": trained.label_embedding.weight})
+    hidden = torch.full_like(labels, -1)
+    torch.testing.assert_close(trained(pos, h, t, batch, node_labels=hidden)[1], out, atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(trained(pos, h, t, batch)[1], out, atol=1e-12, rtol=1e-10)
+    given = trained(pos, h, t, batch, node_labels=labels)[1]
+    assert (given - out).abs().max() > 1e-3
+    second = batch == 1  # another chain's labels leave the first chain's output alone
+    other = torch.where(second, (labels + 1) % 3, labels)
+    changed = trained(pos, h, t, batch, node_labels=other)[1]
+    torch.testing.assert_close(changed[batch == 0], given[batch == 0], atol=1e-12, rtol=1e-10)
+    assert (changed[second] - given[second]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="without num_node_labels"):
+        plain(pos, h, t, batch, node_labels=labels)
+    with pytest.raises(ValueError, match="num_node_labels must be 0 or 3"):
+        build_denoiser(
+            {"name": "chain_transformer", "hidden_dim": 16, "num_heads": 2}, in_node_dim=3, num_node_labels=2
+        )

@@ -18,7 +18,7 @@ from molgen.proteins.dataset import (
 )
 from molgen.proteins.geometry import BACKBONE_ATOMS, ideal_helix, ideal_strand
 from molgen.proteins.pdb import StructureError, write_backbone_pdb
-from molgen.proteins.secondary_structure import dssp_labels, label_features
+from molgen.proteins.secondary_structure import UNKNOWN, dssp_labels, label_features
 from molgen.training.data import build_datamodule
 
 
@@ -340,6 +340,50 @@ def test_secondary_structure_labels_follow_the_residues(folder, cache_dir):
         BackboneDataset(torch.zeros(5, 4, 3), torch.tensor([0, 5]), ["a"], labels=np.zeros(4))
     with pytest.raises(ValueError, match="label_dropout"):
         BackboneDataset(torch.zeros(5, 4, 3), torch.tensor([0, 5]), ["a"], labels=np.zeros(5), label_dropout=2.0)
+
+
+def test_internal_coordinate_items_carry_their_labels_beside_the_angles(folder, cache_dir):
+    """A fold-conditioned angle model's items keep h the angles alone and serve node_labels [L] long, cropped with
+    the residues; dropout hides a chain's labels as -1."""
+    train, val, info = backbone_train_val(
+        folder,
+        val_fraction=0.34,
+        max_length=200,
+        cache_dir=cache_dir,
+        atoms=["CA"],
+        internal_coordinates=True,
+        secondary_structure=True,
+        label_dropout=1.0,
+    )
+    assert info.num_features == 3 and info.num_node_labels == 3 and not info.labels_in_features
+    for i in range(len(val)):
+        item, coords = val[i], val.segment(i)
+        assert item.h.shape == (len(coords), 3) and item.node_labels.dtype == torch.long
+        np.testing.assert_array_equal(item.node_labels.numpy(), dssp_labels(coords))
+    assert all((train[i].node_labels == UNKNOWN).all() for i in range(len(train))), "dropout 1 hides every label"
+    # a random crop: the labels are those of the residues whose angles the item holds
+    from molgen.proteins.internal_coordinates import angle_features, ca_internal_coordinates
+
+    coords = val.segment(0)
+    labels = np.random.default_rng(0).integers(0, 3, len(coords))
+    dataset = BackboneDataset(
+        torch.from_numpy(coords).float(),
+        torch.tensor([0, len(coords)]),
+        ["a"],
+        max_length=8,
+        atoms=["CA"],
+        labels=labels,
+        internal_coordinates=True,
+    )
+    torch.manual_seed(3)
+    for _ in range(3):
+        item = dataset[0]
+        starts = [
+            s
+            for s in range(len(coords) - 7)
+            if np.allclose(item.h[1:-2].numpy(), angle_features(*ca_internal_coordinates(coords[s : s + 8, 1]))[1:-2])
+        ]
+        assert len(starts) == 1 and item.node_labels.tolist() == labels[starts[0] : starts[0] + 8].tolist()
 
 
 def test_benchmark_segments_take_validation_first_within_the_lengths(folder, cache_dir):

@@ -25,7 +25,7 @@ from molgen.proteins.secondary_structure import (
     requested_labels,
 )
 from molgen.sampling import SamplingConfig, generate
-from tests.helpers import DIFFUSION, save_tiny_ca_checkpoint, save_tiny_checkpoint
+from tests.helpers import DIFFUSION, save_tiny_ca_checkpoint, save_tiny_checkpoint, save_tiny_internal_checkpoint
 
 
 def test_parse_and_format_labels():
@@ -198,3 +198,60 @@ def test_sample_cli_takes_a_string_that_starts_with_coil(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "(helix " in printed and "strand" not in printed, "a state not asked for is left out"
     assert is_label_string("--HhE?.") and not is_label_string("--length") and not is_label_string("")
+
+
+def test_a_fold_conditioned_angle_model_takes_its_labels_beside_the_diffused_angles(tmp_path):
+    """An internal-coordinate model diffuses its features, so its labels travel as the state's ``node_labels``:
+    labels change its samples, all-hidden labels give the samples of no labels, and the clash repair
+    regenerates a chain with its own labels."""
+    from molgen.domains.backbones import repair_clashes
+
+    model = load_checkpoint(save_tiny_internal_checkpoint(tmp_path / "ss.ckpt", secondary_structure=True))
+    assert model.info.num_node_labels == 3 and not model.info.labels_in_features
+    assert model.info.num_features == 3, "the labels are not channels of the angle features"
+    sampling = SamplingConfig("ddpm", 4)
+    free = [np.full(8, UNKNOWN)] * 2
+    strand = [np.ones(8, dtype=np.int64)] * 2
+    plain = generate(model, 2, sampling, seed=0, progress=False, length=(8, 8))
+    hidden = generate(model, 2, sampling, seed=0, progress=False, labels=free)
+    asked = generate(model, 2, sampling, seed=0, progress=False, labels=strand)
+    for a, b in zip(plain, hidden):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert not np.allclose(asked[0], hidden[0], atol=1e-3)
+    # a chain folded onto itself clashes; its repair with and without labels differs
+    clashing = ideal_helix(8)
+    clashing[6:] = clashing[1:3]
+    n = len(clashing)
+    repaired = [
+        repair_clashes(model, [clashing], sampling, 1, seed=0, labels=[np.full(n, label)])[0][0]
+        for label in (UNKNOWN, 1)
+    ]
+    assert repaired[0].shape == clashing.shape, "a chain shorter than the repair window keeps its length"
+    assert not np.allclose(repaired[0], repaired[1], atol=1e-3)
+    with pytest.raises(ValueError, match="one entry per residue"):
+        generate(model, 1, sampling, progress=False, labels=[np.ones(8, dtype=np.int64)], sizes=torch.tensor([9]))
+    # training: the process hands a batch's labels to the network with the noisy angles
+    from molgen.diffusion.process import GraphState
+
+    angles = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+    clean = GraphState(torch.zeros(8, 0), angles, torch.zeros(8, dtype=torch.long), 1)
+    losses = [
+        model.diffusion.loss(
+            model.denoiser, clean.replace(node_labels=chain), generator=torch.Generator().manual_seed(2)
+        )
+        for chain in (None, torch.full((8,), UNKNOWN), torch.ones(8, dtype=torch.long))
+    ]
+    torch.testing.assert_close(losses[0][0], losses[1][0])
+    assert not torch.allclose(losses[0][0], losses[2][0])
+
+
+def test_sample_cli_with_secondary_structure_for_an_angle_model(tmp_path, capsys):
+    ckpt = save_tiny_internal_checkpoint(tmp_path / "ss.ckpt", secondary_structure=True)
+    out = tmp_path / "designs"
+    assert _sample(ckpt, out, "--secondary-structure", "HHHHHH--EEE", "--num-samples", "2") == 0
+    printed = capsys.readouterr().out
+    assert "secondary structure as requested:" in printed and "wrote 2 backbones of 11-11 residues" in printed
+    assert "REMARK  99 secondary structure 1-11 HHHHHH--EEE" in (out / "backbone_0001.pdb").read_text()
+    plain = save_tiny_internal_checkpoint(tmp_path / "plain.ckpt")
+    assert _sample(plain, tmp_path / "refused", "--secondary-structure", "HHHH") == 1
+    assert "needs a fold-conditioned backbone model" in capsys.readouterr().err
