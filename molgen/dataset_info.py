@@ -14,7 +14,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from molgen.proteins.secondary_structure import NUM_LABELS
+#: The secondary-structure states a fold-conditioned backbone model is conditioned on, in the order of its label
+#: classes: helix, strand, coil (:mod:`molgen.proteins.secondary_structure`, which parses and computes them).
+SECONDARY_STRUCTURE_STATES = "HE-"
 
 __all__ = ["BackboneInfo", "DatasetInfo", "MoleculeInfo", "dataset_info_from_dict"]
 
@@ -113,7 +115,9 @@ class BackboneInfo(DatasetInfo):
         state's ``node_labels``."""
         if not self.secondary_structure:
             return 0
-        return NUM_LABELS if self.internal_coordinates else self.num_features - len(self.atom_types)
+        return (
+            len(SECONDARY_STRUCTURE_STATES) if self.internal_coordinates else self.num_features - len(self.atom_types)
+        )
 
     @property
     def labels_in_features(self) -> bool:

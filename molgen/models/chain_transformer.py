@@ -12,7 +12,6 @@ from torch_geometric.utils import to_dense_batch
 from molgen.diffusion.self_conditioning import GaussianEstimate
 from molgen.nn.radial import GaussianRadialBasis
 from molgen.proteins.internal_coordinates import ca_traces_from_features, tidied_features
-from molgen.proteins.secondary_structure import NUM_LABELS, label_features
 
 __all__ = ["ChainTransformer", "sinusoidal_encoding"]
 
@@ -65,8 +64,8 @@ class ChainTransformer(nn.Module):
             network starts out as one without, and such a network's weights load into it (``init_from``).
         distance_rbf: radial basis features of the estimate's CA-CA distances.
         rbf_cutoff: last radial basis centre (Å).
-        num_node_labels: 0, or the secondary-structure classes (:data:`~molgen.proteins.secondary_structure.NUM_LABELS`)
-            of a fold-conditioned network; from the data, not the config.
+        num_node_labels: label classes per residue (a fold-conditioned network: the three secondary-structure
+            states), 0 for none; from the data, not the config.
     """
 
     def __init__(
@@ -94,8 +93,8 @@ class ChainTransformer(nn.Module):
         self.layers = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden_dim)
         self.out = nn.Linear(hidden_dim, in_node_dim)
-        if num_node_labels not in (0, NUM_LABELS):
-            raise ValueError(f"num_node_labels must be 0 or {NUM_LABELS} (helix, strand, coil), got {num_node_labels}")
+        if num_node_labels < 0:
+            raise ValueError(f"num_node_labels must be >= 0, got {num_node_labels}")
         self.num_node_labels = num_node_labels
         if num_node_labels:
             self.label_embedding = nn.Linear(num_node_labels, hidden_dim, bias=False)
@@ -131,7 +130,8 @@ class ChainTransformer(nn.Module):
         time = self.time(sinusoidal_encoding(1000.0 * t, self.hidden_dim).to(h.dtype))
         x = self.embed(tokens) + self.index(ends.to(h.dtype)) + time[:, None]
         if node_labels is not None:
-            labels = label_features(node_labels, h.dtype)
+            given = (node_labels >= 0).unsqueeze(-1)  # a hidden label (-1) is a row of zeros
+            labels = nn.functional.one_hot(node_labels.clamp(min=0), self.num_node_labels).to(h.dtype) * given
             x = x + self.label_embedding(to_dense_batch(labels, batch, batch_size=t.shape[0])[0])
         if not self.self_conditioning:
             x = self.layers(x, src_key_padding_mask=~mask)

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from molgen.dataset_info import SECONDARY_STRUCTURE_STATES
+
 __all__ = [
     "LABELS",
     "NUM_LABELS",
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 #: The label alphabet, in the order of the one-hot channels: helix, strand, coil.
-LABELS = "HE-"
+LABELS = SECONDARY_STRUCTURE_STATES
 NUM_LABELS = len(LABELS)
 #: The index of a residue whose label is not given.
 UNKNOWN = -1
@@ -78,11 +80,10 @@ def format_labels(labels: np.ndarray) -> str:
     return "".join("?" if k == UNKNOWN else LABELS[k] for k in np.asarray(labels).tolist())
 
 
-def label_features(labels: Tensor | np.ndarray, dtype: torch.dtype = torch.float32) -> Tensor:
-    """One-hot ``[L, 3]`` of labels ``[L]`` (on the labels' device when they are a tensor); an unknown residue
-    is a row of zeros."""
-    labels = labels.long() if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    features = torch.zeros(len(labels), NUM_LABELS, dtype=dtype, device=labels.device)
+def label_features(labels: Tensor | np.ndarray) -> Tensor:
+    """One-hot ``[L, 3]`` float32 of labels ``[L]``; an unknown residue is a row of zeros."""
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    features = torch.zeros(len(labels), NUM_LABELS)
     given = labels != UNKNOWN
     features[given, labels[given]] = 1.0
     return features
