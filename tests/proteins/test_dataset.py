@@ -311,10 +311,9 @@ def test_internal_coordinate_items_hold_each_residues_angles_and_no_coordinates(
         BackboneDataset(torch.zeros(5, 4, 3), torch.tensor([0, 5]), ["a"], internal_coordinates=True)
 
 
-def test_secondary_structure_labels_follow_the_residues(folder, cache_dir):
-    """Fold conditioning: each item's h gains the DSSP one-hot of its residues (helix for the ideal helices),
-    training items hide them at the dropout rate, validation items keep them."""
-    train, val, info = backbone_train_val(
+def _labelled_ca_split(folder, cache_dir, **options):
+    """Residue-level items with DSSP labels, every training item's hidden (dropout 1)."""
+    return backbone_train_val(
         folder,
         val_fraction=0.34,
         max_length=200,
@@ -322,7 +321,14 @@ def test_secondary_structure_labels_follow_the_residues(folder, cache_dir):
         atoms=["CA"],
         secondary_structure=True,
         label_dropout=1.0,
+        **options,
     )
+
+
+def test_secondary_structure_labels_follow_the_residues(folder, cache_dir):
+    """Fold conditioning: each item's h gains the DSSP one-hot of its residues (helix for the ideal helices),
+    training items hide them at the dropout rate, validation items keep them."""
+    train, val, info = _labelled_ca_split(folder, cache_dir)
     assert info.secondary_structure and info.num_features == 1 + 3
     for i in range(len(val)):
         item, coords = val[i], val.segment(i)
@@ -345,16 +351,7 @@ def test_secondary_structure_labels_follow_the_residues(folder, cache_dir):
 def test_internal_coordinate_items_carry_their_labels_beside_the_angles(folder, cache_dir):
     """A fold-conditioned angle model's items keep h the angles alone and serve node_labels [L] long, cropped with
     the residues; dropout hides a chain's labels as -1."""
-    train, val, info = backbone_train_val(
-        folder,
-        val_fraction=0.34,
-        max_length=200,
-        cache_dir=cache_dir,
-        atoms=["CA"],
-        internal_coordinates=True,
-        secondary_structure=True,
-        label_dropout=1.0,
-    )
+    train, val, info = _labelled_ca_split(folder, cache_dir, internal_coordinates=True)
     assert info.num_features == 3 and info.num_node_labels == 3 and not info.labels_in_features
     for i in range(len(val)):
         item, coords = val[i], val.segment(i)

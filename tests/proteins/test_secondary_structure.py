@@ -93,6 +93,19 @@ def test_label_remarks_fit_pdb_lines():
     assert "".join(line.split()[-1] for line in remarks) == format_labels(labels)
 
 
+def _assert_hidden_labels_are_none_and_given_ones_steer(model, sampling, label: int) -> list[np.ndarray]:
+    """Two chains of 8 sampled without labels, with every label hidden (the same samples) and all asked to be
+    ``label`` (other samples); returns the asked labels."""
+    free, asked = [np.full(8, UNKNOWN)] * 2, [np.full(8, label, dtype=np.int64)] * 2
+    plain = generate(model, 2, sampling, seed=0, progress=False, length=(8, 8))
+    hidden = generate(model, 2, sampling, seed=0, progress=False, labels=free)
+    steered = generate(model, 2, sampling, seed=0, progress=False, labels=asked)
+    for a, b in zip(plain, hidden):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert not np.allclose(steered[0], hidden[0], atol=1e-3)
+    return asked
+
+
 def test_a_fold_conditioned_model_sees_its_labels(tmp_path):
     """A labelled checkpoint builds a network with a label map; labels change its samples, hidden labels
     give the samples of no labels; a model without labels, or a diffusing one, refuses them."""
@@ -101,14 +114,7 @@ def test_a_fold_conditioned_model_sees_its_labels(tmp_path):
     with torch.no_grad():
         network.label_embedding.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
     sampling = SamplingConfig("ddpm", 4)
-    free = [np.full(8, UNKNOWN)] * 2
-    helix = [np.zeros(8, dtype=np.int64)] * 2
-    plain = generate(model, 2, sampling, seed=0, progress=False, length=(8, 8))
-    hidden = generate(model, 2, sampling, seed=0, progress=False, labels=free)
-    asked = generate(model, 2, sampling, seed=0, progress=False, labels=helix)
-    for a, b in zip(plain, hidden):
-        np.testing.assert_allclose(a, b, atol=1e-6)
-    assert not np.allclose(asked[0], hidden[0], atol=1e-3)
+    helix = _assert_hidden_labels_are_none_and_given_ones_steer(model, sampling, label=0)
     with pytest.raises(ValueError, match="exclude a size request"):
         generate(model, 2, sampling, progress=False, labels=helix, length=(8, 8))
     unlabelled = load_checkpoint(save_tiny_ca_checkpoint(tmp_path / "plain.ckpt"))
@@ -124,8 +130,9 @@ def _sample(ckpt, out, *extra):
     return main(["sample", "--ckpt", str(ckpt), "--out", str(out), "--steps", "3", "--no-progress", *extra])
 
 
-def test_sample_cli_with_secondary_structure(tmp_path, capsys):
-    ckpt = save_tiny_ca_checkpoint(tmp_path / "ss.ckpt", secondary_structure=True)
+@pytest.mark.parametrize("saver", [save_tiny_ca_checkpoint, save_tiny_internal_checkpoint], ids=["ca", "angles"])
+def test_sample_cli_with_secondary_structure(tmp_path, capsys, saver):
+    ckpt = saver(tmp_path / "ss.ckpt", secondary_structure=True)
     out = tmp_path / "designs"
     assert _sample(ckpt, out, "--secondary-structure", "HHHHHH--EEE", "--num-samples", "2") == 0
     printed = capsys.readouterr().out
@@ -160,6 +167,7 @@ def test_sample_cli_secondary_structure_errors(tmp_path, capsys, args, message):
 def test_models_without_labels_refuse_secondary_structure(tmp_path, capsys):
     for ckpt in (
         save_tiny_ca_checkpoint(tmp_path / "plain.ckpt"),
+        save_tiny_internal_checkpoint(tmp_path / "angles.ckpt"),
         save_tiny_checkpoint(tmp_path / "mol.ckpt"),
     ):
         assert _sample(ckpt, tmp_path / "designs", "--secondary-structure", "HHHH") == 1
@@ -210,14 +218,7 @@ def test_a_fold_conditioned_angle_model_takes_its_labels_beside_the_diffused_ang
     assert model.info.num_node_labels == 3 and not model.info.labels_in_features
     assert model.info.num_features == 3, "the labels are not channels of the angle features"
     sampling = SamplingConfig("ddpm", 4)
-    free = [np.full(8, UNKNOWN)] * 2
-    strand = [np.ones(8, dtype=np.int64)] * 2
-    plain = generate(model, 2, sampling, seed=0, progress=False, length=(8, 8))
-    hidden = generate(model, 2, sampling, seed=0, progress=False, labels=free)
-    asked = generate(model, 2, sampling, seed=0, progress=False, labels=strand)
-    for a, b in zip(plain, hidden):
-        np.testing.assert_allclose(a, b, atol=1e-6)
-    assert not np.allclose(asked[0], hidden[0], atol=1e-3)
+    _assert_hidden_labels_are_none_and_given_ones_steer(model, sampling, label=1)
     # a chain folded onto itself clashes; its repair with and without labels differs
     clashing = ideal_helix(8)
     clashing[6:] = clashing[1:3]
@@ -243,15 +244,3 @@ def test_a_fold_conditioned_angle_model_takes_its_labels_beside_the_diffused_ang
     ]
     torch.testing.assert_close(losses[0][0], losses[1][0])
     assert not torch.allclose(losses[0][0], losses[2][0])
-
-
-def test_sample_cli_with_secondary_structure_for_an_angle_model(tmp_path, capsys):
-    ckpt = save_tiny_internal_checkpoint(tmp_path / "ss.ckpt", secondary_structure=True)
-    out = tmp_path / "designs"
-    assert _sample(ckpt, out, "--secondary-structure", "HHHHHH--EEE", "--num-samples", "2") == 0
-    printed = capsys.readouterr().out
-    assert "secondary structure as requested:" in printed and "wrote 2 backbones of 11-11 residues" in printed
-    assert "REMARK  99 secondary structure 1-11 HHHHHH--EEE" in (out / "backbone_0001.pdb").read_text()
-    plain = save_tiny_internal_checkpoint(tmp_path / "plain.ckpt")
-    assert _sample(plain, tmp_path / "refused", "--secondary-structure", "HHHH") == 1
-    assert "needs a fold-conditioned backbone model" in capsys.readouterr().err
