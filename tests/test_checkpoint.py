@@ -150,6 +150,23 @@ def test_warm_start_a_self_conditioned_joint_model_from_a_plain_one(tmp_path):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
+def test_warm_start_leaves_a_fold_conditioned_sources_label_map_out_of_a_model_without_labels(tmp_path):
+    """The source with every label hidden is the network without labels: its other weights load, exactly."""
+    from tests.helpers import save_tiny_internal_checkpoint
+
+    labelled = load_checkpoint(save_tiny_internal_checkpoint(tmp_path / "ss.ckpt", secondary_structure=True))
+    plain_ckpt = save_tiny_internal_checkpoint(tmp_path / "plain.ckpt", seed=4)
+    target = load_checkpoint(plain_ckpt).denoiser
+    assert warm_start(target, str(tmp_path / "ss.ckpt")) == []
+    h, t, batch = (
+        torch.randn(9, 3, generator=torch.Generator().manual_seed(0)),
+        torch.tensor([0.4]),
+        torch.zeros(9).long(),
+    )
+    hidden = labelled.denoiser(torch.zeros(9, 0), h, t, batch, node_labels=torch.full((9,), -1))[1]
+    torch.testing.assert_close(target(torch.zeros(9, 0), h, t, batch)[1], hidden, rtol=0, atol=0)
+
+
 def test_warm_start_refuses_unknown_sources_and_other_architectures(tmp_path):
     target = tiny_molecule_module().denoiser
     with pytest.raises(CheckpointError, match=r"init_from='nowhere.ckpt' is neither a checkpoint file nor a shipped"):

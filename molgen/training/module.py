@@ -71,8 +71,10 @@ def adamw(parameters, optim: dict) -> torch.optim.AdamW:
     )
 
 
+#: The per-node label maps of fold-conditioned denoisers: linear maps without bias, so a hidden label adds nothing.
+LABEL_MAPS = ("label_embedding", "label_layer_embedding")
 #: The denoiser modules that map conditions into the network (:func:`optimizer_groups`).
-CONDITION_MAPS = ("condition_embedding", "label_embedding", "label_layer_embedding")
+CONDITION_MAPS = ("condition_embedding", *LABEL_MAPS)
 
 
 def optimizer_groups(denoiser: torch.nn.Module, optim: dict) -> list[dict]:

@@ -53,7 +53,7 @@ from molgen.locks import exclusive_lock
 from molgen.models.property_predictor import PREDICTORS
 from molgen.training.csv_log import ResumableCSVLogger
 from molgen.training.data import build_datamodule
-from molgen.training.module import DiffusionModule, load_model_source, student_diffusion
+from molgen.training.module import LABEL_MAPS, DiffusionModule, load_model_source, student_diffusion
 from molgen.training.property_module import PropertyModule
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,9 @@ def warm_start(denoiser: torch.nn.Module, source: str) -> list[str]:
     shipped model (``molgen models``). Every weight of the source must exist
     in ``denoiser`` with the same shape; ``denoiser`` may have more, such as the
     zero-initialised estimate embedding of ``model.self_conditioning``, which keep
-    their initialisation.
+    their initialisation. The one exception: a fold-conditioned source's label maps
+    (:data:`LABEL_MAPS`, without bias) are left out of a denoiser without labels, since
+    the source with every label hidden is exactly the network without them.
 
     Returns:
         The names of the weights the source did not have.
@@ -137,6 +139,12 @@ def warm_start(denoiser: torch.nn.Module, source: str) -> list[str]:
     """
     weights = load_model_source(source, "init_from").denoiser.state_dict()
     own = denoiser.state_dict()
+    unused = [k for k in weights if k not in own and _is_label_map(k)]
+    if unused:
+        log.info(
+            "init_from=%s: its label maps (%s) are left out: this model takes no labels", source, ", ".join(unused)
+        )
+        weights = {k: v for k, v in weights.items() if k not in unused}
     unfit = [k for k in weights if k not in own or own[k].shape != weights[k].shape]
     if unfit:
         shown = ", ".join(unfit[:5]) + (f" and {len(unfit) - 5} more" if len(unfit) > 5 else "")
@@ -146,6 +154,12 @@ def warm_start(denoiser: torch.nn.Module, source: str) -> list[str]:
         )
     denoiser.load_state_dict(weights, strict=False)
     return [k for k in own if k not in weights]
+
+
+def _is_label_map(key: str) -> bool:
+    """Whether a state-dict key is the weight of a :data:`~molgen.training.module.LABEL_MAPS` module."""
+    module, _, parameter = key.rpartition(".")
+    return parameter == "weight" and module.rsplit(".", 1)[-1] in LABEL_MAPS
 
 
 #: DatasetInfo keys (at any depth) that describe a data set's contents rather than what its nodes and pairs mean.
