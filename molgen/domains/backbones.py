@@ -192,6 +192,12 @@ class KnownAngles:
         return [len(mask) for mask in self.keep]
 
 
+def _check_label_lengths(labels: list[np.ndarray], residues: Tensor) -> None:
+    """ValueError unless each chain's labels ``[L]`` match its residue count (``residues [B]``)."""
+    if [len(chain) for chain in labels] != residues.tolist():
+        raise ValueError("each chain's secondary-structure labels must have one entry per residue")
+
+
 def _atoms(info: BackboneInfo) -> int:
     """Nodes per residue of a backbone model; ValueError for a layout this molgen does not decode."""
     if list(info.atom_types) not in NODE_LAYOUTS:
@@ -244,8 +250,7 @@ class BackboneDomain(Domain):
             return features
         if labels is None:
             labels = [np.full(int(n) // atoms, UNKNOWN) for n in num_nodes]
-        if [len(chain) for chain in labels] != (num_nodes // atoms).tolist():
-            raise ValueError("each chain's secondary-structure labels must have one entry per residue")
+        _check_label_lengths(labels, num_nodes // atoms)
         onehot = torch.cat([label_features(chain) for chain in labels]).repeat_interleave(atoms, dim=0)
         return torch.cat([features, onehot], dim=-1)
 
@@ -257,8 +262,7 @@ class BackboneDomain(Domain):
         are channels of :meth:`condition`)."""
         if labels is None or not (info.internal_coordinates and info.secondary_structure):
             return None
-        if [len(chain) for chain in labels] != num_nodes.tolist():
-            raise ValueError("each chain's secondary-structure labels must have one entry per residue")
+        _check_label_lengths(labels, num_nodes)
         return torch.as_tensor(np.concatenate(labels), dtype=torch.long)
 
     def fixed_from_options(self, opts) -> Motif | None:

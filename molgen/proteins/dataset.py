@@ -249,9 +249,7 @@ class BackboneDataset(torch.utils.data.Dataset):
                 raise ValueError(f"labels must be [R] = [{len(coords)}] (one per residue), got {np.shape(labels)}")
         if not 0.0 <= label_dropout <= 1.0:
             raise ValueError(f"label_dropout must be in [0, 1], got {label_dropout}")
-        # One-hot once here, sliced per item: [R, 3], zero rows for unknown residues.
         self._labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
-        self._label_features = None if labels is None else label_features(labels)
         self.label_dropout = float(label_dropout)
 
     def __len__(self) -> int:
@@ -304,10 +302,8 @@ class BackboneDataset(torch.utils.data.Dataset):
             h = (offsets / self.vector_scale).reshape(num_residues, -1).float()
         else:
             h = self._one_hot.repeat(num_residues, 1)
-        if self._label_features is not None:  # the chain's labels, all hidden for a fraction of the items
-            labels = self._label_features[start:end]
-            if hidden:
-                labels = torch.zeros_like(labels)
+        if self._labels is not None:  # one-hot channels, zero rows where unknown or hidden
+            labels = label_features(torch.full((num_residues,), UNKNOWN) if hidden else self._labels[start:end])
             h = torch.cat([h, labels.repeat_interleave(len(self.atoms), dim=0)], dim=-1)
         return Data(pos=pos, h=h, num_residues=num_residues, num_nodes=len(pos))
 
